@@ -1,0 +1,107 @@
+"""Configuration: pydantic models over TOML tables; every error names the key and its line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .protocol import MAX_FRAME
+
+TABLES = ("seed", "user")
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def default_data_dir(kind: str, name: str) -> Path:
+    """A per-user data folder, one per seed or user name."""
+    return Path(platformdirs.user_data_dir("p2p-chat", appauthor=False)) / kind / name
+
+
+class SeedConfig(BaseModel):
+    """The `[seed]` table; see config.example.toml for what each key means."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(5001, ge=0, le=65535)
+    name: str | None = Field(None, min_length=1, max_length=64)
+    url: str | None = None
+    peers: list[str] = []
+    data_dir: Path | None = None
+    log_level: LogLevel = "info"
+    max_frame: int = Field(MAX_FRAME, ge=1024, le=16 * 1024 * 1024)
+    max_connections: int = Field(10_000, ge=1)
+    max_watch: int = Field(1_000, ge=1)
+    rate: float = Field(200.0, gt=0)
+    burst: float = Field(400.0, ge=1)
+    peer_rate: float = Field(5_000.0, gt=0)
+    peer_burst: float = Field(10_000.0, ge=1)
+    lease_days: float = Field(30.0, gt=0)
+    lookup_timeout: float = Field(2.0, gt=0)
+    unreachable_after: float = Field(30.0, gt=0)
+
+    def seed_name(self, port: int) -> str:
+        return self.name or f"seed-{port}"
+
+
+def _key_line(text: str, table: str, key: str) -> int | None:
+    """The line where `key` is set inside `[table]` (or the table header), 1-based."""
+    current = None
+    header_line = None
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=") if key else None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        match = re.match(r"^\[\s*([^\]]+?)\s*\]", stripped)
+        if match:
+            current = match.group(1).strip().strip('"')
+            if current == table and header_line is None:
+                header_line = number
+            continue
+        if current == table and pattern is not None and pattern.match(line):
+            return number
+    return header_line
+
+
+def read_table(path: Path, table: str) -> dict[str, Any]:
+    """Read one table of a TOML file; unknown tables and syntax errors are ConfigErrors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for top, value in data.items():
+        if top not in TABLES or not isinstance(value, dict):
+            line = _key_line(text, "", top) or _key_line(text, top, "")
+            where = f"{path}:{line}" if line else str(path)
+            raise ConfigError(
+                f"{where}: unknown table or key {top!r}; the file holds the tables "
+                + " and ".join(f"[{t}]" for t in TABLES)
+            )
+    return {"__text__": text, **data.get(table, {})}
+
+
+def build(model: type[BaseModel], path: Path | None, table: str, overrides: dict[str, Any]):
+    """Validate file values overlaid with command-line overrides (those that were given)."""
+    values: dict[str, Any] = read_table(path, table) if path else {}
+    text = values.pop("__text__", "")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = str(err["loc"][0]) if err["loc"] else ""
+        full = ".".join(str(p) for p in err["loc"])
+        line = _key_line(text, table, key) if path and key not in overrides else None
+        where = f"{path}:{line}: " if line else (f"{path}: " if path and key not in overrides else "")
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields)
+            raise ConfigError(f"{where}[{table}] unknown key {key!r}; known keys: {known}") from None
+        raise ConfigError(f"{where}[{table}] {full}: {err['msg']}") from None

@@ -1,0 +1,46 @@
+"""An ordered, bounded outgoing queue per socket, so code that is not the socket's reader can push frames.
+
+Replies, presence pushes and gossip for one socket go out in the order they were queued; a task
+runs only while there is something to write, and a peer too slow to read is disconnected instead
+of growing the queue without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    __slots__ = ("ws", "queue", "task", "limit")
+
+    def __init__(self, ws: Connection, limit: int = 10_000) -> None:
+        self.ws = ws
+        self.queue: deque[str] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.limit = limit
+
+    def push(self, text: str) -> None:
+        if len(self.queue) >= self.limit:
+            log.warning("peer %s reads too slowly; closing", self.ws.remote_address)
+            self.queue.clear()
+            asyncio.ensure_future(self.ws.close(1008, "too slow reading"))
+            return
+        self.queue.append(text)
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                await self.ws.send(self.queue.popleft())
+        except ConnectionClosed:
+            self.queue.clear()
+        finally:
+            self.task = None

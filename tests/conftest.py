@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+
+from node.config import SeedConfig
+from node.seed import Seed
+
+
+@pytest.fixture
+async def seeds(tmp_path):
+    """Start real seeds on 127.0.0.1 port 0: `await seeds("a", peers=[...], **config)`."""
+    started: list[Seed] = []
+
+    async def start(name: str, peers: list[str] | None = None, port: int = 0, **kw) -> Seed:
+        cfg = SeedConfig(host="127.0.0.1", port=port, name=name, peers=peers or [],
+                         data_dir=tmp_path / name, **kw)
+        seed = Seed(cfg)
+        await seed.start()
+        started.append(seed)
+        return seed
+
+    start.started = started
+    yield start
+    for seed in reversed(started):
+        if seed.server is not None and seed.server.is_serving():
+            await seed.stop()

@@ -1,0 +1,125 @@
+"""Shared test helpers: a raw protocol client and condition waits over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from node.identity import Identity
+from node.protocol import SUBPROTOCOL
+from node.wire import dial, now_ms
+
+_ids = itertools.count(1)
+
+
+class RawClient:
+    """A client written from PROTOCOL.md alone: JSON dicts in and out, no project models."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.replies: dict[str, asyncio.Future[dict]] = {}
+        self.pushes: asyncio.Queue[dict] = asyncio.Queue()
+        self.unmatched: asyncio.Queue[dict] = asyncio.Queue()
+        self.reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(cls, url: str, **kw: Any) -> RawClient:
+        return cls(await dial(url, **kw))
+
+    async def _read(self) -> None:
+        try:
+            await self._read_frames()
+        except ConnectionClosed:
+            pass
+
+    async def _read_frames(self) -> None:
+        async for raw in self.ws:
+            msg = json.loads(raw)
+            fid = msg.get("id")
+            fut = self.replies.pop(fid, None) if fid is not None else None
+            if fut is not None:
+                fut.set_result(msg)
+            elif "id" not in msg:
+                await self.pushes.put(msg)
+            else:
+                await self.unmatched.put(msg)
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+
+    async def request(self, frame: dict, timeout: float = 5.0) -> dict:
+        frame.setdefault("id", f"r{next(_ids)}")
+        fut = asyncio.get_running_loop().create_future()
+        self.replies[frame["id"]] = fut
+        await self.ws.send(json.dumps(frame))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def next_unmatched(self, timeout: float = 5.0) -> dict:
+        return await asyncio.wait_for(self.unmatched.get(), timeout)
+
+    async def next_push(self, timeout: float = 5.0) -> dict:
+        return await asyncio.wait_for(self.pushes.get(), timeout)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+
+
+def record(identity: Identity, name: str, endpoint: str = "ws://127.0.0.1:9", seq: int | None = None) -> dict:
+    return identity.sign_record(name, endpoint, seq or now_ms()).model_dump()
+
+
+async def eventually(predicate, timeout: float = 10.0, what: str = "condition") -> Any:
+    """Wait for an observable state that has no event of its own (replication across seeds)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+__all__ = ["RawClient", "record", "eventually", "SUBPROTOCOL"]
+
+
+class SeedProcess:
+    """A seed run through the real CLI in its own process (`python -m node seed ...`)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.stderr: list[str] = []
+
+    @classmethod
+    async def start(cls, *args: str) -> SeedProcess:
+        import re
+        import sys
+
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "node", "seed", "--port", "0", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        lines: list[str] = []
+        while True:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+            if not line:
+                raise AssertionError("seed exited before listening:\n" + "".join(lines))
+            lines.append(line)
+            match = re.search(r"listening on (ws://\S+)", line)
+            if match:
+                seed = cls(proc, match.group(1))
+                seed.stderr = lines
+                return seed
+
+    async def finish(self, timeout: float = 10.0) -> int:
+        rest = await asyncio.wait_for(self.proc.stderr.read(), timeout)
+        self.stderr.append(rest.decode())
+        return await asyncio.wait_for(self.proc.wait(), timeout)

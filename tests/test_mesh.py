@@ -1,0 +1,173 @@
+"""The seed mesh: replication, learning peers, surviving a dead seed, catching up, refusing forgeries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from node.identity import Identity
+from node.wire import frame
+
+from .helpers import RawClient, eventually, record
+
+
+async def resolvable(seed, name: str) -> bool:
+    c = await RawClient.open(seed.url)
+    try:
+        reply = await c.request({"type": "lookup", "name": name, "hops": 0})
+        return reply["type"] == "found"
+    finally:
+        await c.close()
+
+
+def linked(seed, *names: str) -> bool:
+    return all(n in seed.mesh.links for n in names)
+
+
+async def test_line_of_three_converges_survives_the_middle_and_catches_up(seeds):
+    b = await seeds("b")
+    a = await seeds("a", peers=[b.url])
+    c = await seeds("c", peers=[b.url])
+    b_port = b.port
+    # A learns C through B (and C learns A): the mesh becomes complete
+    await eventually(lambda: linked(a, "b", "c") and linked(c, "a", "b") and linked(b, "a", "c"),
+                     what="a full mesh")
+
+    user = await RawClient.open(a.url)
+    assert (await user.request({"type": "register", "record": record(Identity.generate(), "Sally")}))["type"] == "registered"
+    await eventually(lambda: resolvable(c, "sally"), what="Sally at C")
+    await eventually(lambda: resolvable(b, "sally"), what="Sally at B")
+
+    # B dies: A and C keep talking directly
+    await b.stop()
+    await eventually(lambda: "b" not in a.mesh.links and "b" not in c.mesh.links, what="B's links down")
+    bob = await RawClient.open(c.url)
+    assert (await bob.request({"type": "register", "record": record(Identity.generate(), "Bob")}))["type"] == "registered"
+    await eventually(lambda: resolvable(a, "bob"), what="Bob at A with B down")
+
+    # B comes back on its port with its data dir and catches up on what it missed
+    b2 = await seeds("b", port=b_port)
+    assert await resolvable(b2, "sally"), "B lost its own directory across the restart"
+    await eventually(lambda: resolvable(b2, "bob"), what="B to catch up on Bob")
+    await eventually(lambda: linked(b2, "a", "c"), what="B relinked to both")
+    # and B sees the users that are online elsewhere
+    watcher = await RawClient.open(b2.url)
+    await watcher.request({"type": "watch", "names": ["sally"]})
+    assert (await watcher.next_push())["online"] is True
+
+
+async def test_presence_is_pushed_across_the_mesh(seeds):
+    a = await seeds("a")
+    c = await seeds("c", peers=[a.url])
+    await eventually(lambda: linked(c, "a") and linked(a, "c"), what="link")
+    watcher = await RawClient.open(c.url)
+    await watcher.request({"type": "watch", "names": ["sally"]})
+    assert (await watcher.next_push())["online"] is False
+    sally = await RawClient.open(a.url)
+    await sally.request({"type": "register", "record": record(Identity.generate(), "Sally")})
+    push = await watcher.next_push()
+    assert push["online"] is True and push["seed"] == "a" and push["name"] == "Sally"
+    found = await watcher.request({"type": "lookup", "name": "sally", "hops": 0})
+    assert found["online"] is True and found["seed"] == "a"
+    await sally.close()
+    push = await watcher.next_push()
+    assert push["online"] is False and push["seed"] is None
+
+
+async def test_presence_of_an_unreachable_home_seed_expires(seeds):
+    a = await seeds("a", unreachable_after=0.3)
+    b = await seeds("b", peers=[a.url], unreachable_after=0.3)
+    await eventually(lambda: linked(a, "b"), what="link")
+    sally = await RawClient.open(b.url)
+    await sally.request({"type": "register", "record": record(Identity.generate(), "Sally")})
+    watcher = await RawClient.open(a.url)
+    await watcher.request({"type": "watch", "names": ["sally"]})
+    assert (await eventually(lambda: a.directory.is_online("sally"), what="online at A"))
+    await b.mesh.stop()  # B falls silent towards A but keeps its users: A must not trust it forever
+    pushes = [await watcher.next_push()]
+    while pushes[-1]["online"]:
+        pushes.append(await watcher.next_push())
+    assert pushes[-1]["online"] is False
+
+
+class FakeSeed:
+    """A seed written from the protocol: dials with seed_hello and speaks raw frames."""
+
+    async def connect(self, url: str, name: str = "mallory"):
+        self.client = await RawClient.open(url)
+        self.key = Identity.generate().key
+        welcome = await self.client.request({
+            "type": "seed_hello", "name": name, "url": "ws://127.0.0.1:1", "key": self.key, "seeds": [],
+        })
+        assert welcome["type"] == "seed_welcome"
+        # drain the initial sync until done
+        while True:
+            msg = await self.client.next_push()
+            if msg["type"] == "sync" and msg["done"]:
+                return welcome
+
+
+async def test_forged_and_hijacking_gossip_records_are_dropped(seeds):
+    a = await seeds("a")
+    owner = Identity.generate()
+    user = await RawClient.open(a.url)
+    genuine = record(owner, "Sally", "ws://127.0.0.1:7001")
+    await user.request({"type": "register", "record": genuine})
+
+    fake = FakeSeed()
+    await fake.connect(a.url)
+    forged = {**record(owner, "Victim"), "endpoint": "ws://evil:1"}  # bits changed after signing
+    hijack = record(Identity.generate(), "sally", "ws://evil:2", seq=genuine["seq"] + 1)  # valid sig, other key
+    await fake.client.send_raw(frame({"type": "gossip", "records": [forged, hijack], "presence": []}))
+    # a lookup on the same link is answered after the gossip was processed
+    reply = await fake.client.request({"type": "lookup", "name": "sally", "hops": 0})
+    assert reply["record"] == genuine
+    reply = await fake.client.request({"type": "lookup", "name": "victim", "hops": 0})
+    assert reply["code"] == "not_found"
+    assert a.mesh.dropped == {"bad_signature": 1, "name_taken": 1}
+    # the same goes for records in a sync
+    await fake.client.send_raw(frame({"type": "sync", "records": [forged], "presence": [], "done": True}))
+    reply = await fake.client.request({"type": "lookup", "name": "victim", "hops": 0})
+    assert reply["code"] == "not_found" and a.mesh.dropped["bad_signature"] == 2
+
+
+async def test_gossip_forwards_only_changes(seeds):
+    a = await seeds("a")
+    fake = FakeSeed()
+    await fake.connect(a.url, "f1")
+    other = FakeSeed()
+    await other.connect(a.url, "f2")
+    rec = record(Identity.generate(), "Zed")
+    await fake.client.send_raw(frame({"type": "gossip", "records": [rec], "presence": []}))
+    got = await other.client.next_push()
+    assert got["type"] == "gossip" and got["records"] == [rec]
+    # the same record again changes nothing, so nothing is forwarded: the next push is the new one
+    await fake.client.send_raw(frame({"type": "gossip", "records": [rec], "presence": []}))
+    rec2 = record(Identity.generate(), "Yan")
+    await fake.client.send_raw(frame({"type": "gossip", "records": [rec2], "presence": []}))
+    got = await other.client.next_push()
+    assert got["records"] == [rec2]
+
+
+async def test_lookup_asks_peers_with_hops_0_and_first_found_wins(seeds):
+    a = await seeds("a", lookup_timeout=0.5)
+    fake = FakeSeed()
+    await fake.connect(a.url)
+    ghost = record(Identity.generate(), "Ghost")
+    user = await RawClient.open(a.url)
+
+    lookup_task = asyncio.ensure_future(user.request({"type": "lookup", "name": "ghost"}))
+    asked = await fake.client.next_unmatched()
+    assert asked["type"] == "lookup" and asked["hops"] == 0 and asked["name"] == "ghost"
+    await fake.client.send_raw(frame({"type": "found", "id": asked["id"], "record": ghost,
+                                      "online": False, "seed": None, "last_seen": None}))
+    reply = await lookup_task
+    assert reply["type"] == "found" and reply["record"] == ghost
+
+    # hops 0 from a user: this seed's own directory only, no asking
+    reply = await user.request({"type": "lookup", "name": "nobody", "hops": 0})
+    assert reply["code"] == "not_found"
+    assert fake.client.unmatched.empty()
+    # a silent peer: not_found after the timeout
+    reply = await user.request({"type": "lookup", "name": "nobody"})
+    assert reply["code"] == "not_found"
+    assert (await fake.client.next_unmatched())["name"] == "nobody"

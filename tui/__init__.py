@@ -1,0 +1,1 @@
+"""p2p-chat terminal UI (Textual)."""
