@@ -1,0 +1,277 @@
+"""A user's link to the seed mesh: one registered socket, failover to another seed when it drops.
+
+The link picks a random seed among those configured and learned, registers, re-sends the watch
+list, and answers requests by id. When the socket drops it tries the other seeds at once, then
+backs off while none answers; callers' requests wait for the next home seed instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from .errors import ProtocolError, RemoteError, SeedUnavailable
+from .events import ConnState, SeedState
+from .protocol import (
+    FROM_SEED,
+    Error,
+    Found,
+    Presence,
+    Record,
+    Registered,
+    SeedList,
+    Watching,
+    dump,
+    parse,
+)
+from .protocol import Lookup as LookupFrame
+from .protocol import Register as RegisterFrame
+from .protocol import Seeds as SeedsFrame
+from .protocol import Watch as WatchFrame
+from .wire import dial
+
+log = logging.getLogger("p2p.user.seed")
+
+DIAL_TIMEOUT = 1.5
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 10.0
+STATUS_EVERY = 2.0
+
+
+class SeedClient:
+    """Keeps one registered socket to some seed of the mesh, and speaks the user-seed protocol."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        make_record: Callable[[], Record],
+        on_registered: Callable[[str, str], None],
+        on_presence: Callable[[Presence], None],
+        on_status: Callable[[ConnState, str | None, str], None],
+        on_fatal: Callable[[str, str], Awaitable[None] | None],
+    ) -> None:
+        self.configured = [u.rstrip("/") for u in urls]
+        self.learned: dict[str, SeedState] = {}  # url -> last known state
+        self.make_record = make_record
+        self.on_registered = on_registered
+        self.on_presence = on_presence
+        self.on_status = on_status
+        self.on_fatal = on_fatal
+        self.watching: set[str] = set()
+        self.ws = None
+        self.home_url: str | None = None
+        self.home_name: str | None = None
+        self.ready = asyncio.Event()
+        self.pending: dict[str, asyncio.Future] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.state: ConnState = "connecting"
+        self.record: Record | None = None
+        self.embedded: set[str] = set()
+        self._status_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        for t in (self.task, self._status_task):
+            if t is not None:
+                t.cancel()
+        await asyncio.gather(*(t for t in (self.task, self._status_task) if t), return_exceptions=True)
+        if self.ws is not None:
+            await self.ws.close()
+
+    def add_seed(self, url: str) -> None:
+        url = url.rstrip("/")
+        if url not in self.configured:
+            self.configured.append(url)
+
+    def candidates(self, exclude: str | None) -> list[str]:
+        urls = list(dict.fromkeys([*self.configured, *self.learned]))
+        others = [u for u in urls if u != exclude]
+        random.shuffle(others)
+        # seeds the mesh reported up first, then the rest; the one that just failed last
+        others.sort(key=lambda u: self.learned.get(u) is not None and self.learned[u].up is False)
+        return others + ([exclude] if exclude in urls else [])
+
+    def seed_states(self) -> tuple[SeedState, ...]:
+        urls = list(dict.fromkeys([*self.configured, *self.learned]))
+        out = []
+        for url in urls:
+            known = self.learned.get(url)
+            home = url == self.home_url and self.state == "connected"
+            out.append(SeedState(
+                url=url,
+                name=known.name if known else None,
+                up=True if home else (known.up if known else None),
+                rtt_ms=known.rtt_ms if known else None,
+                home=home,
+                embedded=url in self.embedded,
+            ))
+        return tuple(out)
+
+    def _set_state(self, state: ConnState, detail: str = "") -> None:
+        self.state = state
+        self.on_status(state, self.home_name if state == "connected" else None, detail)
+
+    # ------------------------------------------------------------------ the connection loop
+
+    async def _run(self) -> None:
+        delay = BACKOFF_FIRST
+        last: str | None = None
+        while True:
+            tried_any = False
+            for url in self.candidates(exclude=last):
+                tried_any = True
+                try:
+                    await self._connect(url)
+                except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
+                    log.debug("seed %s unavailable: %s", url, exc)
+                    self._mark(url, up=False)
+                    continue
+                except RemoteError as exc:
+                    if exc.code in ("name_taken", "invalid_name", "bad_signature"):
+                        self._set_state("offline", f"{url} refused the registration: {exc.message}")
+                        result = self.on_fatal(exc.code, exc.message)
+                        if asyncio.iscoroutine(result):
+                            await result
+                        return
+                    log.warning("seed %s refused registration: %s", url, exc)
+                    continue
+                delay = BACKOFF_FIRST
+                last = url
+                await self._serve()  # until the socket drops
+                self._set_state("failing_over", f"lost {self.home_name or url}")
+                break
+            else:
+                self._set_state("offline", "no seed answers" if tried_any else "no seeds configured")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _connect(self, url: str) -> None:
+        ws = await dial(url, timeout=DIAL_TIMEOUT, ping_interval=5, ping_timeout=5)
+        try:
+            self.record = self.make_record()
+            fid = uuid.uuid4().hex
+            await ws.send(dump(RegisterFrame(type="register", id=fid, record=self.record)))
+            async with asyncio.timeout(DIAL_TIMEOUT * 2):
+                while True:
+                    reply = parse(FROM_SEED, await ws.recv())
+                    if getattr(reply, "id", None) == fid:
+                        break
+            if isinstance(reply, Error):
+                raise RemoteError(reply.code, reply.message)
+            assert isinstance(reply, Registered)
+        except BaseException:
+            await ws.close()
+            raise
+        self.ws = ws
+        self.home_url = url
+        self.home_name = reply.seed
+        self._mark(url, up=True, name=reply.seed)
+        self.ready.set()
+        self._set_state("connected")
+        self.on_registered(reply.seed, url)
+
+    async def _serve(self) -> None:
+        ws = self.ws
+        reader = asyncio.ensure_future(self._read(ws))
+        self._status_task = asyncio.ensure_future(self._poll_seeds())
+        if self.watching:
+            asyncio.ensure_future(self._rewatch())
+        try:
+            await reader
+        finally:
+            self._status_task.cancel()
+            self.ready.clear()
+            self.ws = None
+            if self.home_url:
+                self._mark(self.home_url, up=False)
+            for fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionResetError("seed connection lost"))
+            self.pending.clear()
+
+    async def _read(self, ws) -> None:
+        try:
+            async for raw in ws:
+                try:
+                    frame = parse(FROM_SEED, raw)
+                except ProtocolError as exc:
+                    log.warning("bad frame from seed: %s", exc.message)
+                    continue
+                if isinstance(frame, Presence):
+                    self.on_presence(frame)
+                    continue
+                fut = self.pending.pop(frame.id or "", None)
+                if fut is not None and not fut.done():
+                    fut.set_result(frame)
+        except ConnectionClosed:
+            pass
+
+    async def _rewatch(self) -> None:
+        try:
+            await self.watch(sorted(self.watching))
+        except (RemoteError, SeedUnavailable, ConnectionError) as exc:
+            log.debug("re-watch failed: %s", exc)
+
+    async def _poll_seeds(self) -> None:
+        while True:
+            try:
+                reply = await self.request(SeedsFrame(type="seeds", id=uuid.uuid4().hex), timeout=5)
+            except (RemoteError, SeedUnavailable, ConnectionError, TimeoutError):
+                return
+            if isinstance(reply, SeedList):
+                for info in reply.seeds:
+                    url = info.url.rstrip("/")
+                    self.learned[url] = SeedState(url, info.name, info.up, info.rtt_ms, False)
+                self.on_status(self.state, self.home_name, "")
+            await asyncio.sleep(STATUS_EVERY)
+
+    def _mark(self, url: str, up: bool, name: str | None = None) -> None:
+        old = self.learned.get(url)
+        self.learned[url] = SeedState(url, name or (old.name if old else None), up, old.rtt_ms if old else None, False)
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(self, frame, timeout: float = 5.0):
+        """Send a request on the home seed (waiting for one while failing over) and await its answer."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.ready.wait()
+                ws = self.ws
+                fut = asyncio.get_running_loop().create_future()
+                self.pending[frame.id] = fut
+                try:
+                    await ws.send(dump(frame))
+                    reply = await fut
+                finally:
+                    self.pending.pop(frame.id, None)
+        except TimeoutError:
+            raise SeedUnavailable("no seed answered in time") from None
+        except ConnectionClosed:
+            raise ConnectionResetError("seed connection lost") from None
+        if isinstance(reply, Error):
+            raise RemoteError(reply.code, reply.message)
+        return reply
+
+    async def lookup(self, name: str, timeout: float = 5.0) -> Found:
+        return await self.request(LookupFrame(type="lookup", id=uuid.uuid4().hex, name=name, hops=1), timeout)
+
+    async def watch(self, names: list[str]) -> None:
+        self.watching.update(names)
+        if not names:
+            return
+        reply = await self.request(WatchFrame(type="watch", id=uuid.uuid4().hex, names=names))
+        assert isinstance(reply, Watching)
+
+    async def reregister(self) -> None:
+        """Send a fresh record on the current socket (a new endpoint, or to renew the lease)."""
+        self.record = self.make_record()
+        await self.request(RegisterFrame(type="register", id=uuid.uuid4().hex, record=self.record))

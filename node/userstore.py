@@ -1,0 +1,189 @@
+"""A user's state on disk (SQLite): the record seq, contacts with pinned keys, history and outbox.
+
+The outbox is not a table of its own: it is the outgoing messages still in state `queued` or
+`sent`, so a message can never be in the history and lost from the outbox, or the reverse.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from .protocol import name_key
+from .store import GroupCommitter, open_db
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contacts (
+    nkey TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    key TEXT,              -- pinned key, first seen
+    changed_key TEXT,      -- a different key seen since; traffic stops until accepted
+    new INTEGER NOT NULL DEFAULT 0,
+    added INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,    -- name key of the other party
+    id TEXT NOT NULL,
+    outgoing INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    state TEXT NOT NULL,   -- queued, sent, delivered, failed (outgoing); received (incoming)
+    reason TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(peer, outgoing, id);
+CREATE INDEX IF NOT EXISTS messages_peer ON messages(peer, n);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages(state) WHERE state IN ('queued', 'sent');
+"""
+
+PENDING = ("queued", "sent")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    n: int
+    peer: str
+    id: str
+    outgoing: bool
+    sender: str
+    recipient: str
+    ts: int
+    text: str
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    name: str
+    key: str | None
+    changed_key: str | None
+    new: bool
+
+
+_COLUMNS = "n, peer, id, outgoing, sender, recipient, ts, text, state, reason"
+
+
+def _message(row: tuple) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], bool(row[3]), *row[4:])
+
+
+class UserStore:
+    def __init__(self, path: Path) -> None:
+        self.db = open_db(path)
+        self.db.executescript(SCHEMA)
+        self.committer: GroupCommitter | None = None
+
+    def start(self) -> None:
+        self.committer = GroupCommitter(self.db, _write)
+
+    async def close(self) -> None:
+        if self.committer is not None:
+            await self.committer.close()
+        self.db.close()
+
+    def _exec(self, sql: str, params: tuple = ()) -> list:
+        assert self.committer is not None
+        return self.committer.execute(sql, params)
+
+    # ------------------------------------------------------------------ identity
+
+    def next_seq(self, now: int) -> int:
+        """`max(last + 1, now)`, persisted before it is used so seq only ever grows."""
+        rows = self._exec("SELECT v FROM meta WHERE k = 'seq'")
+        seq = max((rows[0][0] + 1) if rows else 1, now)
+        self._exec("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
+        return seq
+
+    def get_meta(self, key: str):
+        rows = self._exec("SELECT v FROM meta WHERE k = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value) -> None:
+        self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # ------------------------------------------------------------------ contacts
+
+    def contacts(self) -> list[Contact]:
+        rows = self._exec("SELECT name, key, changed_key, new FROM contacts ORDER BY nkey")
+        return [Contact(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    def contact(self, name: str) -> Contact | None:
+        rows = self._exec("SELECT name, key, changed_key, new FROM contacts WHERE nkey = ?", (name_key(name),))
+        return Contact(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3])) if rows else None
+
+    def add_contact(self, name: str, now: int, new: bool = False) -> bool:
+        cur = self._exec(
+            "INSERT OR IGNORE INTO contacts(nkey, name, new, added) VALUES (?, ?, ?, ?) RETURNING nkey",
+            (name_key(name), name, int(new), now),
+        )
+        return bool(cur)
+
+    def remove_contact(self, name: str) -> bool:
+        return bool(self._exec("DELETE FROM contacts WHERE nkey = ? RETURNING nkey", (name_key(name),)))
+
+    def mark_seen(self, name: str) -> None:
+        self._exec("UPDATE contacts SET new = 0 WHERE nkey = ?", (name_key(name),))
+
+    def pin(self, name: str, key: str) -> None:
+        self._exec("UPDATE contacts SET key = ? WHERE nkey = ? AND key IS NULL", (key, name_key(name)))
+
+    def set_changed_key(self, name: str, key: str | None) -> None:
+        self._exec("UPDATE contacts SET changed_key = ? WHERE nkey = ?", (key, name_key(name)))
+
+    def accept_key(self, name: str) -> str | None:
+        rows = self._exec(
+            "UPDATE contacts SET key = changed_key, changed_key = NULL WHERE nkey = ? AND changed_key IS NOT NULL RETURNING key",
+            (name_key(name),),
+        )
+        return rows[0][0] if rows else None
+
+    # ------------------------------------------------------------------ messages
+
+    def add_outgoing(self, msg_id: str, sender: str, recipient: str, ts: int, text: str):
+        """Queue an outgoing message (durable once the returned future resolves)."""
+        assert self.committer is not None
+        return self.committer.submit(("add", name_key(recipient), msg_id, 1, sender, recipient, ts, text, "queued", None))
+
+    def add_incoming(self, msg_id: str, sender: str, recipient: str, ts: int, text: str):
+        assert self.committer is not None
+        return self.committer.submit(("add", name_key(sender), msg_id, 0, sender, recipient, ts, text, "received", None))
+
+    def has_incoming(self, sender: str, msg_id: str) -> bool:
+        return bool(self._exec(
+            "SELECT 1 FROM messages WHERE peer = ? AND outgoing = 0 AND id = ?", (name_key(sender), msg_id)
+        ))
+
+    def set_state(self, peer: str, msg_id: str, state: str, reason: str | None = None):
+        assert self.committer is not None
+        return self.committer.submit(("state", state, reason, name_key(peer), msg_id))
+
+    def pending(self) -> list[StoredMessage]:
+        """The outbox: outgoing messages not yet delivered nor failed, oldest first."""
+        rows = self._exec(f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'sent') ORDER BY n")
+        return [_message(r) for r in rows]
+
+    def history(self, peer: str, before: int | None = None, limit: int = 100) -> list[StoredMessage]:
+        """One page of a conversation, oldest first, ending just before message number `before`."""
+        rows = self._exec(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?",
+            (name_key(peer), before if before is not None else 2**62, limit),
+        )
+        return [_message(r) for r in reversed(rows)]
+
+
+def _write(db: sqlite3.Connection, rows: list[tuple]) -> None:
+    adds = [r[1:] for r in rows if r[0] == "add"]
+    if adds:
+        db.executemany(
+            "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, state, reason) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            adds,
+        )
+    for row in rows:
+        if row[0] == "state":
+            db.execute("UPDATE messages SET state = ?, reason = ? WHERE peer = ? AND outgoing = 1 AND id = ?", row[1:])
