@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _extra_parsers():
-    """Subcommands that live in their own modules (user, send, bench), when present."""
-    return []
+    """Subcommands that live in their own modules."""
+    from .headless import send_parser, user_parser
+
+    return [user_parser, send_parser]
 
 
 if __name__ == "__main__":

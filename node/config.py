@@ -105,3 +105,21 @@ def build(model: type[BaseModel], path: Path | None, table: str, overrides: dict
             known = ", ".join(model.model_fields)
             raise ConfigError(f"{where}[{table}] unknown key {key!r}; known keys: {known}") from None
         raise ConfigError(f"{where}[{table}] {full}: {err['msg']}") from None
+
+
+class UserConfig(BaseModel):
+    """The `[user]` table; see config.example.toml for what each key means."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = None
+    seeds: list[str] = ["ws://127.0.0.1:5001"]
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    advertise: str | None = None
+    data_dir: Path | None = None
+    log_level: LogLevel = "warning"
+    expire_after: float = Field(86_400.0, gt=0)
+    ack_timeout: float = Field(10.0, gt=0)
+    retry_max: float = Field(30.0, gt=0)
+    max_frame: int = Field(MAX_FRAME, ge=1024, le=16 * 1024 * 1024)

@@ -80,12 +80,12 @@ class SeedClient:
         self.task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        if self.ws is not None:
+            await self.ws.close(1001, "user going offline")
         for t in (self.task, self._status_task):
             if t is not None:
                 t.cancel()
         await asyncio.gather(*(t for t in (self.task, self._status_task) if t), return_exceptions=True)
-        if self.ws is not None:
-            await self.ws.close()
 
     def add_seed(self, url: str) -> None:
         url = url.rstrip("/")
@@ -196,6 +196,7 @@ class SeedClient:
             for fut in self.pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionResetError("seed connection lost"))
+                    fut.exception()  # mark retrieved: a waiter, if any, still sees it
             self.pending.clear()
 
     async def _read(self, ws) -> None:

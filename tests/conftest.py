@@ -24,3 +24,29 @@ async def seeds(tmp_path):
     for seed in reversed(started):
         if seed.server is not None and seed.server.is_serving():
             await seed.stop()
+
+
+@pytest.fixture
+async def users(tmp_path):
+    """Start real user nodes: `node, events = await users("alice", [seed.url])`."""
+    from node.config import UserConfig
+    from node.usernode import UserNode
+
+    started: list[UserNode] = []
+
+    async def start(name: str, seed_urls: list[str], data_dir=None, **kw):
+        cfg = UserConfig(name=name, seeds=seed_urls, port=0, data_dir=data_dir or tmp_path / f"user-{name}", **kw)
+        node = UserNode(cfg)
+        events = node.subscribe()
+        await node.start()
+        started.append(node)
+        return node, events
+
+    async def stop(node) -> None:
+        started.remove(node)
+        await node.stop()
+
+    start.stop = stop
+    yield start
+    for node in reversed(started):
+        await node.stop()

@@ -123,3 +123,15 @@ class SeedProcess:
         rest = await asyncio.wait_for(self.proc.stderr.read(), timeout)
         self.stderr.append(rest.decode())
         return await asyncio.wait_for(self.proc.wait(), timeout)
+
+
+async def next_event(stream, predicate, timeout: float = 10.0, what: str = "event"):
+    """The next event from a user node's stream that satisfies `predicate` (others are skipped)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await stream.next()
+                if predicate(event):
+                    return event
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None

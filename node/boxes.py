@@ -1,0 +1,54 @@
+"""End-to-end encryption of chat messages: NaCl boxes between Ed25519 identities, one Box per peer.
+
+Computing a Box costs as much as ~5 encrypt+decrypt pairs, so each peer key's Box is computed once.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nacl.utils
+from nacl.exceptions import CryptoError
+from nacl.public import Box, PrivateKey, PublicKey
+from nacl.signing import VerifyKey
+from pydantic import ValidationError
+
+from .errors import ProtocolError
+from .identity import Identity, b64, unb64
+from .protocol import CHAT_PLAIN, Chat, ChatPlain, dump, name_key
+
+
+class Boxes:
+    def __init__(self, identity: Identity) -> None:
+        self.secret: PrivateKey = identity.signing_key.to_curve25519_private_key()
+        self.cache: dict[str, Box] = {}
+
+    def box(self, peer_key: str) -> Box:
+        box = self.cache.get(peer_key)
+        if box is None:
+            public = PublicKey(bytes(VerifyKey(unb64(peer_key)).to_curve25519_public_key()))
+            box = self.cache[peer_key] = Box(self.secret, public)
+        return box
+
+    def seal(self, peer_key: str, msg_id: str, sender: str, recipient: str, ts: int, text: str) -> str:
+        plain = json.dumps(
+            {"id": msg_id, "from": sender, "to": recipient, "ts": ts, "text": text},
+            ensure_ascii=False, separators=(",", ":"),
+        ).encode()
+        nonce = nacl.utils.random(Box.NONCE_SIZE)
+        sealed = self.box(peer_key).encrypt(plain, nonce).ciphertext
+        return dump(Chat(type="chat", id=msg_id, from_=sender, to=recipient, nonce=b64(nonce), box=b64(sealed)))
+
+    def open(self, peer_key: str, chat: Chat) -> ChatPlain:
+        """Decrypt and check the inner fields against the frame; ProtocolError bad_box otherwise."""
+        try:
+            plain = self.box(peer_key).decrypt(unb64(chat.box), unb64(chat.nonce))
+        except (CryptoError, ValueError):
+            raise ProtocolError("bad_box", "the box does not open with the sender's key", chat.id) from None
+        try:
+            inner = CHAT_PLAIN.validate_json(plain)
+        except ValidationError:
+            raise ProtocolError("bad_box", "the box holds no valid message", chat.id) from None
+        if inner.id != chat.id or name_key(inner.from_) != name_key(chat.from_) or name_key(inner.to) != name_key(chat.to):
+            raise ProtocolError("bad_box", "the box's id, from or to differ from the frame's", chat.id)
+        return inner

@@ -1,0 +1,156 @@
+"""The headless user: `p2p-node user` (JSON lines out, commands in) and `p2p-node send`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+
+from .cli import setup_logging, wait_for_signal
+from .config import UserConfig, build
+from .errors import IdentityError
+from .events import ErrorEvent, Event, MessageState
+from .usernode import UserNode
+
+SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
+WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
+
+
+def add_user_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="your name (required here or in the config file)")
+    p.add_argument("--seed", action="append", dest="seeds", metavar="URL", help="a seed to register with (repeatable)")
+    p.add_argument("--host", help="address of the direct endpoint (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port of the direct endpoint (default: a free one)")
+    p.add_argument("--advertise", metavar="URL", help="endpoint to publish instead of ws://HOST:PORT")
+    p.add_argument("--data-dir", type=Path, help="where your key, contacts and history live")
+    p.add_argument("--config", type=Path, help="TOML file whose [user] table sets defaults")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def user_config(args: argparse.Namespace) -> UserConfig:
+    keys = ("name", "seeds", "host", "port", "advertise", "data_dir", "log_level")
+    return build(UserConfig, args.config, "user", {k: getattr(args, k, None) for k in keys})
+
+
+def event_line(event: Event) -> dict:
+    """The JSON object printed for an event; message states read as `delivered` and `failed`."""
+    body = event.to_json()
+    if isinstance(event, MessageState) and event.state in ("delivered", "failed"):
+        body["event"] = event.state
+        body.pop("state")
+        if event.state == "delivered":
+            body.pop("reason")
+    return body
+
+
+def user_parser(sub) -> None:
+    p = sub.add_parser("user", help="run a headless user (JSON lines on stdout, commands on stdin)")
+    add_user_options(p)
+    p.add_argument("--exit-on-eof", action="store_true", help="stop at end of stdin, once the queue is delivered")
+    p.set_defaults(run=run_user)
+
+
+async def run_user(args: argparse.Namespace) -> int:
+    config = user_config(args)
+    setup_logging(config.log_level)
+    node = UserNode(config)
+    stream = node.subscribe()
+    out = sys.stdout
+
+    def write(obj: dict) -> None:
+        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        out.flush()
+
+    async def printer() -> None:
+        async for event in stream:
+            write(event_line(event))
+
+    async with node:
+        printing = asyncio.ensure_future(printer())
+        reading = asyncio.ensure_future(read_commands(node, write))
+        stop = asyncio.ensure_future(wait_for_signal())
+        waits = {stop, reading} if args.exit_on_eof else {stop}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if args.exit_on_eof and reading.done():
+            while node.pending_count() and not stop.done():
+                await asyncio.wait({stop}, timeout=0.1)
+        await asyncio.sleep(0)  # let the printer write what is queued
+        while not stream.queue.empty():
+            write(event_line(stream.queue.get_nowait()))
+        for t in (printing, reading, stop):
+            t.cancel()
+    return 0
+
+
+async def read_commands(node: UserNode, write) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        try:
+            raw = await reader.readline()
+        except ValueError:
+            write(ErrorEvent(code="bad_command", message="line too long").to_json())
+            continue
+        if not raw:
+            return
+        await handle_line(node, raw.decode("utf-8", "replace").rstrip("\r\n"), write)
+
+
+async def handle_line(node: UserNode, line: str, write) -> None:
+    if not line.strip():
+        return
+    try:
+        if m := SEND_RE.fullmatch(line):
+            await node.send(m.group(1), m.group(2))
+        elif m := WATCH_RE.fullmatch(line):
+            await node.add_contact(m.group(1))
+        else:
+            write(ErrorEvent(
+                code="bad_command", message="expected '@NAME text' or '/watch NAME'", line=line[:200]
+            ).to_json())
+    except IdentityError as exc:
+        write(ErrorEvent(code="bad_command", message=str(exc), line=line[:200]).to_json())
+
+
+def send_parser(sub) -> None:
+    p = sub.add_parser("send", help="register, deliver one message, and exit once it is acknowledged")
+    add_user_options(p)
+    p.add_argument("--to", required=True, help="the recipient's name")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement")
+    p.add_argument("text")
+    p.set_defaults(run=run_send)
+
+
+async def run_send(args: argparse.Namespace) -> int:
+    config = user_config(args)
+    setup_logging(config.log_level)
+    node = UserNode(config)
+    stream = node.subscribe()
+    async with node:
+        msg_id = await node.send(args.to, args.text)
+        try:
+            async with asyncio.timeout(args.timeout):
+                async for event in stream:
+                    if isinstance(event, ErrorEvent) and event is node.fatal:
+                        print(f"p2p-node send: {event.message}", file=sys.stderr)
+                        return 1
+                    if not isinstance(event, MessageState) or event.id != msg_id:
+                        continue
+                    if event.state == "delivered":
+                        return 0
+                    if event.state == "failed":
+                        print(f"p2p-node send: not delivered to {args.to}: {event.reason}", file=sys.stderr)
+                        return 1
+                    if event.reason:
+                        print(f"p2p-node send: {args.to}: {event.reason}; the message stays in the outbox "
+                              f"and is retried the next time {config.name} runs", file=sys.stderr)
+                        return 1
+        except TimeoutError:
+            print(f"p2p-node send: no acknowledgement from {args.to} within {args.timeout:g}s; the message "
+                  f"stays in the outbox and is retried the next time {config.name} runs", file=sys.stderr)
+            return 1
+    return 1

@@ -1,0 +1,122 @@
+"""The headless client as scripts use it: a subprocess with JSON lines on stdout and commands on stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+
+class Headless:
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.lines: list[dict] = []
+
+    @classmethod
+    async def start(cls, name: str, seed_url: str, data_dir, *extra: str) -> Headless:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "node", "user", "--name", name, "--seed", seed_url,
+            "--data-dir", str(data_dir), *extra,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def expect(self, predicate, timeout: float = 15.0) -> dict:
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, "stdout closed: " + (await self.proc.stderr.read()).decode()[-2000:]
+                line = json.loads(raw)  # every stdout line is one JSON object
+                self.lines.append(line)
+                if predicate(line):
+                    return line
+
+    async def say(self, text: str) -> None:
+        self.proc.stdin.write(text.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def stop(self) -> int:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        return await asyncio.wait_for(self.proc.wait(), 15)
+
+
+def ev(kind: str, **fields):
+    return lambda line: line["event"] == kind and all(line.get(k) == v for k, v in fields.items())
+
+
+async def test_two_headless_users_chat_through_pipes(seeds, tmp_path):
+    a = await seeds("a")
+    b = await seeds("b", peers=[a.url])
+    sally = await Headless.start("Sally", a.url, tmp_path / "sally")
+    bob = await Headless.start("Bob", b.url, tmp_path / "bob")
+    try:
+        assert (await sally.expect(ev("registered")))["seed"] == "a"
+        assert (await bob.expect(ev("registered")))["seed"] == "b"
+        await bob.say("@Sally hello from a pipe")
+        got = await sally.expect(ev("message"))
+        assert got["from"] == "Bob" and got["to"] == "Sally" and got["text"] == "hello from a pipe"
+        delivered = await bob.expect(ev("delivered"))
+        assert delivered == {"event": "delivered", "id": got["id"], "to": "Sally"}
+
+        await sally.say("/watch Bob")
+        presence = await sally.expect(ev("presence", name="Bob"))
+        assert presence["online"] is True and presence["seed"] == "b"
+
+        # bad lines get an error event and the client carries on
+        for bad in ["hello?", "@", "@../etc/passwd hi", "/watch", "@Sally " + "x" * 4001]:
+            await bob.say(bad)
+            err = await bob.expect(ev("error"))
+            assert err["code"] == "bad_command" and err["line"] == bad[:200] and err["message"]
+        await bob.say("@nobody are you there")
+        failed = await bob.expect(ev("failed"))
+        assert failed["to"] == "nobody" and "unknown name" in failed["reason"]
+        await bob.say("@Sally still alive")
+        assert (await sally.expect(ev("message")))["text"] == "still alive"
+    finally:
+        assert await bob.stop() == 0
+        assert await sally.stop() == 0
+
+
+async def test_exit_on_eof_delivers_what_is_queued_then_exits(seeds, tmp_path):
+    a = await seeds("a")
+    sally = await Headless.start("Sally", a.url, tmp_path / "sally")
+    await sally.expect(ev("registered"))
+    bob = await Headless.start("Bob", a.url, tmp_path / "bob", "--exit-on-eof")
+    try:
+        for i in range(3):
+            await bob.say(f"@Sally line {i}")
+        bob.proc.stdin.close()
+        assert await asyncio.wait_for(bob.proc.wait(), 15) == 0
+        out = [json.loads(x) for x in (await bob.proc.stdout.read()).decode().splitlines()]
+        assert sum(1 for line in out if line["event"] == "delivered") == 3
+        texts = [(await sally.expect(ev("message")))["text"] for _ in range(3)]
+        assert texts == ["line 0", "line 1", "line 2"]
+    finally:
+        await sally.stop()
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_send_command_exit_codes(seeds, tmp_path):
+    a = await seeds("a")
+    sally = await Headless.start("Sally", a.url, tmp_path / "sally")
+    try:
+        await sally.expect(ev("registered"))
+        code, out, err = await run_cli("send", "--name", "Bob", "--seed", a.url, "--data-dir",
+                                       str(tmp_path / "bob"), "--to", "Sally", "one shot")
+        assert code == 0, err
+        assert (await sally.expect(ev("message")))["text"] == "one shot"
+        code, _, err = await run_cli("send", "--name", "Bob", "--seed", a.url, "--data-dir",
+                                     str(tmp_path / "bob"), "--to", "ghost", "anyone?")
+        assert code == 1 and "unknown name" in err
+    finally:
+        await sally.stop()
+    code, _, err = await run_cli("send", "--name", "../Bob", "--seed", a.url, "--to", "Sally", "x")
+    assert code == 2 and "invalid name" in err

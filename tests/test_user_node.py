@@ -1,0 +1,263 @@
+"""User nodes on real seeds: delivery, message states, dedupe, forged boxes, failover, outbox, pinning."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+
+import nacl.utils
+import pytest
+from nacl.public import Box
+
+from node.config import UserConfig
+from node.errors import IdentityError
+from node.events import KeyChanged, MessageReceived, MessageState, PresenceChanged, Registered
+from node.identity import Identity
+from node.usernode import UserNode
+from node.wire import dial, now_ms
+
+from .helpers import RawClient, eventually, next_event, record
+
+
+def registered(e):
+    return isinstance(e, Registered)
+
+
+def state(msg_id, *states):
+    return lambda e: isinstance(e, MessageState) and e.id == msg_id and e.state in states
+
+
+def received(e):
+    return isinstance(e, MessageReceived)
+
+
+async def two_seeds(seeds):
+    a = await seeds("a")
+    b = await seeds("b", peers=[a.url])
+    await eventually(lambda: "a" in b.mesh.links and "b" in a.mesh.links, what="mesh")
+    return a, b
+
+
+async def test_delivery_across_seeds_with_states_and_history(seeds, users):
+    a, b = await two_seeds(seeds)
+    alice, alice_ev = await users("alice", [a.url])
+    bob, bob_ev = await users("Bob", [b.url])
+    await next_event(alice_ev, registered)
+    reg = await next_event(bob_ev, registered)
+    assert reg.seed == "b"
+
+    msg_id = await alice.send("bob", "hello bob ✓")
+    states = []
+    for wanted in ("queued", "sent", "delivered"):
+        states.append((await next_event(alice_ev, state(msg_id, wanted), what=wanted)).state)
+    assert states == ["queued", "sent", "delivered"]
+    got = await next_event(bob_ev, received)
+    assert (got.id, got.from_, got.to, got.text) == (msg_id, "alice", "Bob", "hello bob ✓")
+
+    # both sides keep the conversation; the receiver added the sender as a new contact
+    assert [(m.text, m.state) for m in alice.history("bob")] == [("hello bob ✓", "delivered")]
+    assert [(m.text, m.outgoing) for m in bob.history("Alice")] == [("hello bob ✓", False)]
+    assert [(c.name, c.new) for c in bob.contacts()] == [("alice", True)]
+
+    reply = await bob.send("alice", "hi alice")
+    await next_event(bob_ev, state(reply, "delivered"))
+    assert (await next_event(alice_ev, received)).text == "hi alice"
+
+
+async def test_unknown_name_fails_with_a_reason(seeds, users):
+    a = await seeds("a")
+    alice, ev = await users("alice", [a.url])
+    msg_id = await alice.send("nobody", "hello?")
+    failed = await next_event(ev, state(msg_id, "failed"))
+    assert "unknown name" in failed.reason
+    assert alice.pending_count() == 0
+
+
+async def test_bad_input_is_refused_before_anything_is_sent(seeds, users, tmp_path):
+    a = await seeds("a")
+    alice, _ = await users("alice", [a.url])
+    for to, text in [("../etc", "x"), ("bob", "x" * 4001), ("alice", "me"), ("bob", "")]:
+        with pytest.raises(IdentityError):
+            await alice.send(to, text)
+    # a name with path characters never touches the disk
+    for bad in ["../evil", "a/b", "", ".hidden", "x" * 33]:
+        with pytest.raises(IdentityError):
+            UserNode(UserConfig(name=bad, data_dir=tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
+
+
+async def test_home_seed_killed_fails_over_within_3s_and_stays_reachable(seeds, users):
+    a, b = await two_seeds(seeds)
+    alice, alice_ev = await users("alice", [a.url, b.url])
+    first = await next_event(alice_ev, registered)
+    home, other = (a, b) if first.seed == "a" else (b, a)
+    bob, bob_ev = await users("bob", [other.url])
+    await next_event(bob_ev, registered)
+
+    t0 = time.monotonic()
+    await home.stop()
+    again = await next_event(alice_ev, registered, timeout=5)
+    elapsed = time.monotonic() - t0
+    assert again.seed == other.name
+    assert elapsed < 3.0, f"re-registered after {elapsed:.2f}s"
+
+    msg_id = await bob.send("alice", "still there?")
+    await next_event(bob_ev, state(msg_id, "delivered"))
+    assert (await next_event(alice_ev, received)).text == "still there?"
+
+
+async def test_offline_recipient_gets_queued_messages_in_order_once(seeds, users, tmp_path):
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    alice, alice_ev = await users("alice", [a.url], retry_max=1.0)
+    await next_event(alice_ev, registered)
+    await users.stop(bob)
+
+    ids = [await alice.send("bob", f"message {i}") for i in range(5)]
+    waiting = await next_event(alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline")
+    assert waiting.state == "queued"
+
+    bob, bob_ev = await users("bob", [a.url], data_dir=tmp_path / "user-bob")
+    texts = [(await next_event(bob_ev, received)).text for _ in ids]
+    assert texts == [f"message {i}" for i in range(5)]
+    for msg_id in ids:
+        await next_event(alice_ev, state(msg_id, "delivered"))
+    assert [m.text for m in bob.history("alice")] == texts
+    assert alice.pending_count() == 0
+
+
+async def test_sender_restart_keeps_the_outbox(seeds, users, tmp_path):
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    await users.stop(bob)
+    alice, alice_ev = await users("alice", [a.url])
+    ids = [await alice.send("bob", f"kept {i}") for i in range(3)]
+    await next_event(alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline")
+    await users.stop(alice)
+
+    bob, bob_ev = await users("bob", [a.url], data_dir=tmp_path / "user-bob")
+    await next_event(bob_ev, registered)
+    alice, alice_ev = await users("alice", [a.url], data_dir=tmp_path / "user-alice")
+    texts = [(await next_event(bob_ev, received)).text for _ in ids]
+    assert texts == ["kept 0", "kept 1", "kept 2"]
+    for msg_id in ids:
+        await next_event(alice_ev, state(msg_id, "delivered"))
+
+
+async def indie_register(seed_url: str, name: str, identity: Identity, endpoint: str) -> RawClient:
+    client = await RawClient.open(seed_url)
+    reply = await client.request({"type": "register", "record": record(identity, name, endpoint)})
+    assert reply["type"] == "registered"
+    return client
+
+
+def seal(sender: Identity, recipient_key_b64: str, plain: dict) -> tuple[str, str]:
+    from nacl.signing import VerifyKey
+
+    pk = VerifyKey(base64.b64decode(recipient_key_b64)).to_curve25519_public_key()
+    box = Box(sender.signing_key.to_curve25519_private_key(), pk)
+    nonce = nacl.utils.random(24)
+    ct = box.encrypt(json.dumps(plain).encode(), nonce).ciphertext
+    return base64.b64encode(nonce).decode(), base64.b64encode(ct).decode()
+
+
+async def test_resend_is_acked_but_stored_once_and_forgeries_are_refused(seeds, users):
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    indie, mallory = Identity.generate(), Identity.generate()
+    await indie_register(a.url, "indie", indie, "ws://127.0.0.1:9")
+    await indie_register(a.url, "mallory", mallory, "ws://127.0.0.1:9")
+
+    conn = RawClient(await dial(bob.endpoint))
+    plain = {"id": "m-1", "from": "indie", "to": "bob", "ts": now_ms(), "text": "once"}
+    nonce, box = seal(indie, bob.identity.key, plain)
+    chat = {"type": "chat", "id": "m-1", "from": "indie", "to": "bob", "nonce": nonce, "box": box}
+    assert (await conn.request(dict(chat))) == {"type": "ack", "id": "m-1"}
+    assert (await conn.request(dict(chat))) == {"type": "ack", "id": "m-1"}
+    assert (await next_event(bob_ev, received)).text == "once"
+    assert [m.text for m in bob.history("indie")] == ["once"]
+
+    # mallory boxes with its own key but claims to be indie: the box does not open
+    plain2 = {**plain, "id": "m-2", "text": "forged"}
+    nonce, box = seal(mallory, bob.identity.key, plain2)
+    reply = await conn.request({**chat, "id": "m-2", "nonce": nonce, "box": box})
+    assert reply["type"] == "error" and reply["code"] == "bad_box"
+    # inner fields that differ from the frame's
+    nonce, box = seal(indie, bob.identity.key, {**plain, "id": "m-3", "to": "carol"})
+    reply = await conn.request({**chat, "id": "m-3", "nonce": nonce, "box": box})
+    assert reply["code"] == "bad_box"
+    # a frame for another recipient
+    reply = await conn.request({**chat, "id": "m-4", "to": "carol"})
+    assert reply["code"] == "bad_box"
+    # malformed frames: bad_request, connection kept
+    reply = await conn.request({"type": "chat", "id": "m-5", "from": "indie"})
+    assert reply["code"] == "bad_request"
+    assert [m.text for m in bob.history("indie")] == ["once"]
+    assert bob.history("mallory") == []
+    # nothing refused was shown: no further message event was emitted
+    shown = [bob_ev.queue.get_nowait() for _ in range(bob_ev.queue.qsize())]
+    assert not [e for e in shown if isinstance(e, MessageReceived)]
+
+
+async def test_independent_client_receives_boxed_messages_from_a_node(seeds, users):
+    """The other direction: a node delivers to a client written from the protocol alone."""
+    from nacl.signing import VerifyKey
+    from websockets.asyncio.server import serve
+
+    a = await seeds("a")
+    indie = Identity.generate()
+    inbox: asyncio.Queue[dict] = asyncio.Queue()
+    alice, alice_ev = await users("alice", [a.url])
+    await next_event(alice_ev, registered)
+
+    async def endpoint(ws):
+        async for raw in ws:
+            frame = json.loads(raw)
+            pk = VerifyKey(base64.b64decode(alice.identity.key)).to_curve25519_public_key()
+            box = Box(indie.signing_key.to_curve25519_private_key(), pk)
+            plain = json.loads(box.decrypt(base64.b64decode(frame["box"]), base64.b64decode(frame["nonce"])))
+            await inbox.put(plain)
+            await ws.send(json.dumps({"type": "ack", "id": frame["id"]}))
+
+    async with serve(endpoint, "127.0.0.1", 0, subprotocols=["p2pchat.v1"]) as server:
+        port = server.sockets[0].getsockname()[1]
+        await indie_register(a.url, "indie", indie, f"ws://127.0.0.1:{port}")
+        msg_id = await alice.send("indie", "to the independent client")
+        await next_event(alice_ev, state(msg_id, "delivered"))
+        plain = await asyncio.wait_for(inbox.get(), 5)
+    assert plain["id"] == msg_id and plain["from"] == "alice" and plain["to"] == "indie"
+    assert plain["text"] == "to the independent client" and abs(plain["ts"] - now_ms()) < 10_000
+
+
+async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tmp_path):
+    a = await seeds("a", lease_days=1 / 86_400_000)  # a 1 ms lease: an offline name can change hands
+    alice, alice_ev = await users("alice", [a.url])
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    first = await alice.send("bob", "hello first bob")
+    await next_event(alice_ev, state(first, "delivered"))
+    assert alice.store.contact("bob").key == bob.identity.key
+    await users.stop(bob)
+    await next_event(alice_ev, lambda e: isinstance(e, PresenceChanged) and e.name == "bob" and not e.online)
+
+    # a new key takes the name "bob" (a new install, or someone else after the lease)
+    bob2, bob2_ev = await users("bob", [a.url], data_dir=tmp_path / "bob-new-key")
+    await next_event(bob2_ev, registered)
+    held = await alice.send("bob", "are you the same bob?")
+    changed = await next_event(alice_ev, lambda e: isinstance(e, KeyChanged))
+    assert changed.name == "bob" and changed.old_fingerprint != changed.new_fingerprint
+    await next_event(alice_ev, lambda e: isinstance(e, MessageState) and e.id == held and e.reason and "key changed" in e.reason)
+    assert bob2.history("alice") == []
+    # and bob2's messages to alice are refused while the key is not accepted
+    back = await bob2.send("alice", "it is me")
+    refused = await next_event(bob2_ev, state(back, "failed"))
+    assert "bad_box" in refused.reason and alice.history("bob")[-1].text != "it is me"
+
+    assert await alice.accept_key("bob") == bob2.identity.key
+    await next_event(alice_ev, state(held, "delivered"))
+    assert (await next_event(bob2_ev, received)).text == "are you the same bob?"
