@@ -276,3 +276,27 @@ class SeedClient:
         """Send a fresh record on the current socket (a new endpoint, or to renew the lease)."""
         self.record = self.make_record()
         await self.request(RegisterFrame(type="register", id=uuid.uuid4().hex, record=self.record))
+
+
+async def first_answering(urls: list[str], timeout: float) -> str | None:
+    """The first of `urls` whose seed completes a handshake within `timeout`, or None."""
+
+    async def probe(url: str) -> str:
+        ws = await dial(url, timeout=timeout)
+        await ws.close()
+        return url
+
+    tasks = [asyncio.ensure_future(probe(u)) for u in urls]
+    try:
+        for done in asyncio.as_completed(tasks, timeout=timeout):
+            try:
+                return await done
+            except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed):
+                continue
+    except TimeoutError:
+        return None
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return None
