@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -41,6 +42,7 @@ DIAL_TIMEOUT = 1.5
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 10.0
 STATUS_EVERY = 2.0
+RENEW_EVERY = 6 * 3600.0  # re-sign the record well inside the 30-day name lease
 
 
 class SeedClient:
@@ -73,6 +75,8 @@ class SeedClient:
         self.record: Record | None = None
         self.embedded: set[str] = set()
         self._status_task: asyncio.Task[None] | None = None
+        self.registered_at = 0.0
+        self.retry = asyncio.Event()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -91,6 +95,7 @@ class SeedClient:
         url = url.rstrip("/")
         if url not in self.configured:
             self.configured.append(url)
+        self.retry.set()
 
     def candidates(self, exclude: str | None) -> list[str]:
         urls = list(dict.fromkeys([*self.configured, *self.learned]))
@@ -151,7 +156,12 @@ class SeedClient:
                 break
             else:
                 self._set_state("offline", "no seed answers" if tried_any else "no seeds configured")
-                await asyncio.sleep(delay)
+                try:
+                    async with asyncio.timeout(delay):
+                        await self.retry.wait()  # a seed was added: try at once
+                except TimeoutError:
+                    pass
+                self.retry.clear()
                 delay = min(delay * 2, BACKOFF_MAX)
 
     async def _connect(self, url: str) -> None:
@@ -172,6 +182,7 @@ class SeedClient:
             await ws.close()
             raise
         self.ws = ws
+        self.registered_at = time.monotonic()
         self.home_url = url
         self.home_name = reply.seed
         self._mark(url, up=True, name=reply.seed)
@@ -234,6 +245,12 @@ class SeedClient:
                     self.learned[url] = SeedState(url, info.name, info.up, info.rtt_ms, False)
                 self.on_status(self.state, self.home_name, "")
             await asyncio.sleep(STATUS_EVERY)
+            if time.monotonic() - self.registered_at > RENEW_EVERY:
+                self.registered_at = time.monotonic()
+                try:
+                    await self.reregister()
+                except (RemoteError, SeedUnavailable, ConnectionError) as exc:
+                    log.warning("lease renewal failed: %s", exc)
 
     def _mark(self, url: str, up: bool, name: str | None = None) -> None:
         old = self.learned.get(url)

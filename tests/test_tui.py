@@ -220,3 +220,21 @@ async def test_embedded_seed_starts_when_no_seed_answers(tmp_path):
         pane = app.query_one(SeedsPane)
         await until(pilot, lambda: any(s.embedded and s.home for s in pane.seeds))
         assert "embedded seed" in app.query_one(ChatPane).notes[-1]
+
+
+async def test_app_hosts_a_seed_when_the_one_it_used_goes_away(seeds, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port both "apps" agree on, as 5001 is by default
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    other_apps_seed = await seeds("embedded-Sally", port=port)
+    app = make_app(tmp_path, "Bob", [other_apps_seed.url], embedded_seed=True, embedded_port=port,
+                   probe_timeout=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        assert app.home == "embedded-Sally" and app.embedded is None
+        await other_apps_seed.stop()  # Sally quit her app
+        await until(pilot, lambda: app.home == "embedded-Bob" and connected(app), timeout=15)
+        pane = app.query_one(SeedsPane)
+        await until(pilot, lambda: any(s.embedded and s.home for s in pane.seeds))

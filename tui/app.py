@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -162,6 +163,20 @@ class ChatApp(App):
                          "machine can use it while this app runs.")
         return seed.url
 
+    @work(exclusive=True, group="embed")
+    async def embed_when_alone(self) -> None:
+        """The seed we used went away (another app's embedded seed, say): host one here instead."""
+        if not self.embedded_allowed or self.embedded is not None or self.node is None:
+            return
+        await asyncio.sleep(2.0)
+        if self.state != "offline" or self.node is None:
+            return
+        if await first_answering(list(self.node.seed.candidates(None)), self.probe_timeout) is None:
+            url = await self.start_embedded_seed()
+            if url and self.node is not None:
+                self.node.seed.embedded.add(url)
+                await self.node.add_seed(url)
+
     async def on_unmount(self) -> None:
         """Every way out (ctrl+q, /quit, a test ending) stops the node and the embedded seed cleanly."""
         self.workers.cancel_group(self, "node")
@@ -181,6 +196,8 @@ class ChatApp(App):
             case Registered():
                 self.home = event.seed
             case SeedStatus():
+                if event.state == "offline" and self.state != "offline":
+                    self.embed_when_alone()
                 self.state = event.state
                 self.home = event.home if event.state == "connected" else self.home
                 label = STATE_LABEL.get(event.state, event.state)

@@ -8,6 +8,11 @@ from textual.widgets import Static
 from node.events import SeedState
 
 
+def short(url: str) -> str:
+    """`127.0.0.1:5001` for `ws://127.0.0.1:5001` (the common case); other schemes stay visible."""
+    return url.removeprefix("ws://")
+
+
 class SeedsPane(Static):
     def on_mount(self) -> None:
         self.border_title = "Seeds"
@@ -29,7 +34,7 @@ class SeedsPane(Static):
                 text.append("● ", style="green")
             else:
                 text.append("○ ", style="red")
-            text.append(seed.name or seed.url, style="bold" if seed.home else "")
+            text.append(seed.name or short(seed.url), style="bold" if seed.home else "")
             if seed.home:
                 text.append(" home", style="reverse")
             if seed.embedded:
@@ -39,5 +44,5 @@ class SeedsPane(Static):
             elif seed.rtt_ms:
                 text.append(f" {seed.rtt_ms:.1f} ms", style="dim")
             if seed.name:
-                text.append(f"\n  {seed.url}", style="dim")
+                text.append(f"\n  {short(seed.url)}", style="dim")
         self.update(text)
