@@ -13,7 +13,7 @@ from .cli import setup_logging, wait_for_signal
 from .config import UserConfig, build
 from .errors import IdentityError
 from .events import ErrorEvent, Event, MessageState
-from .usernode import UserNode
+from .usernode import EventStream, UserNode
 
 SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
 WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
@@ -35,6 +35,14 @@ def user_config(args: argparse.Namespace) -> UserConfig:
     return build(UserConfig, args.config, "user", {k: getattr(args, k, None) for k in keys})
 
 
+def prepare(args: argparse.Namespace) -> tuple[UserConfig, UserNode, EventStream]:
+    """Config from flags and file, logging to stderr, and a node with its event stream subscribed."""
+    config = user_config(args)
+    setup_logging(config.log_level)
+    node = UserNode(config)
+    return config, node, node.subscribe()
+
+
 def event_line(event: Event) -> dict:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
@@ -54,10 +62,7 @@ def user_parser(sub) -> None:
 
 
 async def run_user(args: argparse.Namespace) -> int:
-    config = user_config(args)
-    setup_logging(config.log_level)
-    node = UserNode(config)
-    stream = node.subscribe()
+    _, node, stream = prepare(args)
     out = sys.stdout
 
     def write(obj: dict) -> None:
@@ -126,10 +131,7 @@ def send_parser(sub) -> None:
 
 
 async def run_send(args: argparse.Namespace) -> int:
-    config = user_config(args)
-    setup_logging(config.log_level)
-    node = UserNode(config)
-    stream = node.subscribe()
+    config, node, stream = prepare(args)
     async with node:
         msg_id = await node.send(args.to, args.text)
         try:

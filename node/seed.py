@@ -41,7 +41,7 @@ from .protocol import (
 )
 from .sender import Sender
 from .store import SeedStore
-from .wire import SOCKET_OPTIONS, now_ms
+from .wire import SOCKET_OPTIONS, Service, listen_url, now_ms
 
 log = logging.getLogger("p2p.seed")
 
@@ -60,7 +60,7 @@ class Session:
         self.tasks: set[asyncio.Task[None]] = set()
 
 
-class Seed:
+class Seed(Service):
     """A seed node; `async with Seed(config) as seed:` serves until the block ends."""
 
     def __init__(self, config: SeedConfig) -> None:
@@ -80,13 +80,6 @@ class Seed:
 
     # ------------------------------------------------------------------ life cycle
 
-    async def __aenter__(self) -> Seed:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         cfg = self.config
         self.server = await serve(
@@ -99,9 +92,8 @@ class Seed:
             ping_timeout=20,
             **SOCKET_OPTIONS,
         )
-        self.port = self.server.sockets[0].getsockname()[1]
-        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-        self.url = cfg.url or f"ws://{host}:{self.port}"
+        self.port, bound_url = listen_url(self.server, cfg.host)
+        self.url = cfg.url or bound_url
         self.name = cfg.seed_name(self.port)
         self.data_dir: Path = cfg.data_dir or default_data_dir("seeds", self.name)
         secure_dir(self.data_dir)

@@ -51,7 +51,7 @@ from .protocol import (
 from .seedclient import SeedClient
 from .sender import Sender
 from .userstore import Contact, StoredMessage, UserStore
-from .wire import SOCKET_OPTIONS, dial, now_ms
+from .wire import SOCKET_OPTIONS, Service, dial, listen_url, now_ms
 
 log = logging.getLogger("p2p.user")
 
@@ -109,7 +109,7 @@ class PeerLink:
         return not self.reader.done()
 
 
-class UserNode:
+class UserNode(Service):
     def __init__(self, config: UserConfig, embedded_seeds: set[str] | None = None) -> None:
         if not config.name or not is_valid_name(config.name):
             raise IdentityError(
@@ -134,13 +134,6 @@ class UserNode:
 
     # ------------------------------------------------------------------ life cycle
 
-    async def __aenter__(self) -> UserNode:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         cfg = self.config
         self.data_dir: Path = cfg.data_dir or default_data_dir("users", self.key_name)
@@ -150,9 +143,7 @@ class UserNode:
         self.store = UserStore(self.data_dir / "user.sqlite3")
         self.store.start()
         self.server = await serve(self._direct, cfg.host, cfg.port, max_size=cfg.max_frame, **SOCKET_OPTIONS)
-        port = self.server.sockets[0].getsockname()[1]
-        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-        self.endpoint = cfg.advertise or f"ws://{host}:{port}"
+        self.endpoint = cfg.advertise or listen_url(self.server, cfg.host)[1]
         self.seed = SeedClient(
             cfg.seeds,
             make_record=self._make_record,

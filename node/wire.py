@@ -26,6 +26,30 @@ async def dial(url: str, max_frame: int = MAX_FRAME, timeout: float = 5.0, **kw:
     )
 
 
+def listen_url(server: Any, host: str) -> tuple[int, str]:
+    """The port a server bound (port 0 picks one) and the ws:// URL it is reached at."""
+    port = server.sockets[0].getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return port, f"ws://{shown}:{port}"
+
+
+class Service:
+    """Something started and stopped around an `async with` block (a seed, a user node)."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
 def frame(obj: dict[str, Any]) -> str:
     """Compact JSON text for a frame built by hand (tests and raw clients)."""
     return json.dumps(obj, separators=(",", ":"))

@@ -37,6 +37,14 @@ async def submit(pilot, text: str) -> None:
     await pilot.press("enter")
 
 
+async def sally_and_bob(seeds, users, tmp_path):
+    """A seed, a registered headless Bob, and Sally's app (not yet running)."""
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, lambda e: isinstance(e, Registered))
+    return a, bob, bob_ev, make_app(tmp_path, "Sally", [a.url])
+
+
 def connected(app) -> bool:
     return app.sub_title.startswith("connected")
 
@@ -171,10 +179,7 @@ async def test_home_seed_killed_shows_failover_in_seeds_pane(seeds, tmp_path):
 
 
 async def test_history_after_restart(seeds, users, tmp_path):
-    a = await seeds("a")
-    bob, bob_ev = await users("bob", [a.url])
-    await next_event(bob_ev, lambda e: isinstance(e, Registered))
-    app = make_app(tmp_path, "Sally", [a.url])
+    a, bob, bob_ev, app = await sally_and_bob(seeds, users, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app))
         await submit(pilot, "/msg bob first words")
@@ -195,10 +200,7 @@ async def test_history_after_restart(seeds, users, tmp_path):
 
 
 async def test_history_pages_in_from_disk(seeds, users, tmp_path):
-    a = await seeds("a")
-    bob, bob_ev = await users("bob", [a.url])
-    await next_event(bob_ev, lambda e: isinstance(e, Registered))
-    app = make_app(tmp_path, "Sally", [a.url])
+    a, bob, bob_ev, app = await sally_and_bob(seeds, users, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app))
         ids = [await bob.send("Sally", f"line {i}") for i in range(150)]
