@@ -240,3 +240,36 @@ async def test_app_hosts_a_seed_when_the_one_it_used_goes_away(seeds, tmp_path):
         await until(pilot, lambda: app.home == "embedded-Bob" and connected(app), timeout=15)
         pane = app.query_one(SeedsPane)
         await until(pilot, lambda: any(s.embedded and s.home for s in pane.seeds))
+
+
+async def test_contacts_and_seeds_persist_in_toml_and_palette_offers_actions(seeds, tmp_path):
+    import tomllib
+
+    a = await seeds("a")
+    app = make_app(tmp_path, "Sally", [a.url])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        await submit(pilot, "/add Bob")
+        await submit(pilot, "/seed ws://127.0.0.1:9")
+        saved = tmp_path / "tui-Sally" / "tui.toml"
+        await until(pilot, lambda: saved.exists() and "ws://127.0.0.1:9" in saved.read_text()
+                    and "Bob" in saved.read_text())
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Open Bob", "Whois Bob", "Remove Bob", "Help"} <= set(titles)
+        await submit(pilot, "/remove Bob")
+        await until(pilot, lambda: entry(app, "bob") is None)
+    assert tomllib.loads(saved.read_text()) == {"contacts": [], "seeds": ["ws://127.0.0.1:9"]}
+    app2 = make_app(tmp_path, "Sally", [a.url])
+    async with app2.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app2))
+        await until(pilot, lambda: any(s.url == "ws://127.0.0.1:9" for s in app2.query_one(SeedsPane).seeds))
+
+
+async def test_mouse_selects_a_contact(seeds, users, tmp_path):
+    a, bob, bob_ev, app = await sally_and_bob(seeds, users, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        await submit(pilot, "/add bob")
+        await until(pilot, lambda: entry(app, "bob") is not None)
+        await pilot.click(ContactsPane, offset=(3, 1))
+        await until(pilot, lambda: app.query_one(ChatPane).peer == "bob")

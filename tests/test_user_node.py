@@ -261,3 +261,16 @@ async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tm
     assert await alice.accept_key("bob") == bob2.identity.key
     await next_event(alice_ev, state(held, "delivered"))
     assert (await next_event(bob2_ev, received)).text == "are you the same bob?"
+
+
+async def test_undelivered_messages_expire_with_a_reason(seeds, users):
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    await users.stop(bob)
+    alice, ev = await users("alice", [a.url], expire_after=0.5, retry_max=0.2)
+    msg_id = await alice.send("bob", "you will not get this")
+    failed = await next_event(ev, state(msg_id, "failed"))
+    assert failed.reason.startswith("expired undelivered") and "recipient offline" in failed.reason
+    assert alice.pending_count() == 0
+    assert alice.history("bob")[-1].state == "failed"
