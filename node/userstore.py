@@ -76,6 +76,8 @@ class UserStore:
     def __init__(self, path: Path) -> None:
         self.db = open_db(path)
         self.db.executescript(SCHEMA)
+        # reads use their own connection: in WAL mode they never wait for a commit in progress
+        self.reader = open_db(path)
         self.committer: GroupCommitter | None = None
 
     def start(self) -> None:
@@ -84,7 +86,11 @@ class UserStore:
     async def close(self) -> None:
         if self.committer is not None:
             await self.committer.close()
+        self.reader.close()
         self.db.close()
+
+    def _read(self, sql: str, params: tuple = ()) -> list:
+        return self.reader.execute(sql, params).fetchall()
 
     def _exec(self, sql: str, params: tuple = ()) -> list:
         assert self.committer is not None
@@ -99,21 +105,14 @@ class UserStore:
         self._exec("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
         return seq
 
-    def get_meta(self, key: str):
-        rows = self._exec("SELECT v FROM meta WHERE k = ?", (key,))
-        return rows[0][0] if rows else None
-
-    def set_meta(self, key: str, value) -> None:
-        self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
     # ------------------------------------------------------------------ contacts
 
     def contacts(self) -> list[Contact]:
-        rows = self._exec("SELECT name, key, changed_key, new FROM contacts ORDER BY nkey")
+        rows = self._read("SELECT name, key, changed_key, new FROM contacts ORDER BY nkey")
         return [Contact(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
     def contact(self, name: str) -> Contact | None:
-        rows = self._exec("SELECT name, key, changed_key, new FROM contacts WHERE nkey = ?", (name_key(name),))
+        rows = self._read("SELECT name, key, changed_key, new FROM contacts WHERE nkey = ?", (name_key(name),))
         return Contact(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3])) if rows else None
 
     def add_contact(self, name: str, now: int, new: bool = False) -> bool:
@@ -154,7 +153,7 @@ class UserStore:
         return self.committer.submit(("add", name_key(sender), msg_id, 0, sender, recipient, ts, text, "received", None))
 
     def has_incoming(self, sender: str, msg_id: str) -> bool:
-        return bool(self._exec(
+        return bool(self._read(
             "SELECT 1 FROM messages WHERE peer = ? AND outgoing = 0 AND id = ?", (name_key(sender), msg_id)
         ))
 
@@ -164,12 +163,12 @@ class UserStore:
 
     def pending(self) -> list[StoredMessage]:
         """The outbox: outgoing messages not yet delivered nor failed, oldest first."""
-        rows = self._exec(f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'sent') ORDER BY n")
+        rows = self._read(f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'sent') ORDER BY n")
         return [_message(r) for r in rows]
 
     def history(self, peer: str, before: int | None = None, limit: int = 100) -> list[StoredMessage]:
         """One page of a conversation, oldest first, ending just before message number `before`."""
-        rows = self._exec(
+        rows = self._read(
             f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?",
             (name_key(peer), before if before is not None else 2**62, limit),
         )
