@@ -37,7 +37,7 @@ from .protocol import (
     parse,
     readable_id,
 )
-from .sender import Sender
+from .sender import FrameCounts, Sender
 from .wire import dial, now_ms
 
 if TYPE_CHECKING:
@@ -53,9 +53,10 @@ BACKOFF_MAX = 30.0
 class Link:
     """One live seed-to-seed socket and what is in flight on it."""
 
-    def __init__(self, ws: Connection, name: str, url: str, key: str, dialed: bool, bucket: TokenBucket) -> None:
+    def __init__(self, ws: Connection, name: str, url: str, key: str, dialed: bool, bucket: TokenBucket,
+                 counts: FrameCounts | None = None) -> None:
         self.ws = ws
-        self.out = Sender(ws, limit=100_000)
+        self.out = Sender(ws, limit=100_000, counts=counts)
         self.name = name
         self.url = url
         self.key = key
@@ -162,7 +163,7 @@ class Mesh:
             await ws.close()
             raise
         self.learn(reply.seeds)
-        return Link(ws, reply.name, url, reply.key, dialed=True, bucket=self._bucket())
+        return Link(ws, reply.name, url, reply.key, dialed=True, bucket=self._bucket(), counts=self.seed.frames)
 
     def _intro(self, cls, kind: str):
         return cls(
@@ -182,7 +183,8 @@ class Mesh:
         welcome = self._intro(SeedWelcome, "seed_welcome").model_copy(update={"id": hello.id})
         await ws.send(dump(welcome))
         self.learn(hello.seeds)
-        link = Link(ws, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, bucket=self._bucket())
+        link = Link(ws, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, bucket=self._bucket(),
+                    counts=self.seed.frames)
         self.urls.add(link.url)
         await self._run(link)
 
@@ -275,6 +277,7 @@ class Mesh:
             )))
 
     def _on_frame(self, link: Link, raw: str | bytes) -> None:
+        self.seed.frames.received += 1
         if not link.bucket.take():
             link.out.push(error_frame("rate_limited", "too many frames from this seed", readable_id(raw)))
             return

@@ -39,7 +39,7 @@ from .protocol import (
     parse,
     readable_id,
 )
-from .sender import Sender
+from .sender import FrameCounts, Sender
 from .store import SeedStore
 from .wire import SOCKET_OPTIONS, Service, listen_url, now_ms
 
@@ -51,9 +51,9 @@ class Session:
 
     __slots__ = ("ws", "out", "bucket", "key", "watched", "tasks")
 
-    def __init__(self, ws: ServerConnection, bucket: TokenBucket) -> None:
+    def __init__(self, ws: ServerConnection, bucket: TokenBucket, counts: FrameCounts) -> None:
         self.ws = ws
-        self.out = Sender(ws)
+        self.out = Sender(ws, counts=counts)
         self.bucket = bucket
         self.key: str | None = None
         self.watched: set[str] = set()
@@ -72,6 +72,7 @@ class Seed(Service):
         self.pushed: dict[str, Effective] = {}
         self.unsynced: dict[str, asyncio.Future[None]] = {}
         self.started = time.monotonic()
+        self.frames = FrameCounts()
         self.active = 0
         self.server: Server | None = None
         self.name = ""
@@ -146,6 +147,7 @@ class Seed(Service):
             "connections": self.active,
             "peers": [{"name": s.name, "url": s.url, "up": s.up} for s in self.mesh.seed_infos()[1:]],
             "dropped_records": self.mesh.dropped,
+            "frames": {"received": self.frames.received, "sent": self.frames.sent},
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
 
@@ -153,10 +155,11 @@ class Seed(Service):
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.active += 1
-        session = Session(ws, TokenBucket(self.config.rate, self.config.burst))
+        session = Session(ws, TokenBucket(self.config.rate, self.config.burst), self.frames)
         self.sessions.add(session)
         try:
             async for raw in ws:
+                self.frames.received += 1
                 if not session.bucket.take():
                     session.out.push(error_frame(
                         "rate_limited", "too many frames; slow down", readable_id(raw)

@@ -17,11 +17,22 @@ from websockets.exceptions import ConnectionClosed
 log = logging.getLogger(__name__)
 
 
-class Sender:
-    __slots__ = ("ws", "queue", "task", "limit")
+class FrameCounts:
+    """Frames a server received and queued for sending, shown in /health (the lookup-cost benchmark reads them)."""
 
-    def __init__(self, ws: Connection, limit: int = 10_000) -> None:
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.sent = 0
+
+
+class Sender:
+    __slots__ = ("ws", "queue", "task", "limit", "counts")
+
+    def __init__(self, ws: Connection, limit: int = 10_000, counts: FrameCounts | None = None) -> None:
         self.ws = ws
+        self.counts = counts
         self.queue: deque[str] = deque()
         self.task: asyncio.Task[None] | None = None
         self.limit = limit
@@ -33,6 +44,8 @@ class Sender:
             asyncio.ensure_future(self.ws.close(1008, "too slow reading"))
             return
         self.queue.append(text)
+        if self.counts is not None:
+            self.counts.sent += 1
         if self.task is None:
             self.task = asyncio.ensure_future(self._drain())
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `p2p-node bench` and the load generators it starts."""

@@ -1,0 +1,275 @@
+"""Benchmark load generators, each run in its own process: `python -m node.bench.worker ROLE ARGS...`.
+
+Every role prints exactly one JSON object on stdout when it is done (servers print their URL
+first). Raw roles use nothing of p2p-chat but the socket options, so they are the baselines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from websockets.asyncio.server import serve
+
+from ..wire import SOCKET_OPTIONS, dial, now_ms
+
+
+def out(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def raise_fd_limit() -> None:
+    """Many sockets need many descriptors: lift the soft limit to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def percentiles(samples_ms: list[float]) -> dict:
+    s = sorted(samples_ms)
+    return {"p50_ms": s[len(s) // 2], "p99_ms": s[min(len(s) - 1, int(len(s) * 0.99))]}
+
+
+# ---------------------------------------------------------------------- raw baselines
+
+
+async def echo_server() -> None:
+    """Answer every frame with a small ack carrying its id, as a recipient acks a chat."""
+
+    async def handler(ws):
+        async for raw in ws:
+            fid = json.loads(raw).get("id")
+            await ws.send('{"type":"ack","id":"%s"}' % fid)
+
+    async with serve(handler, "127.0.0.1", 0, max_size=2**20, **SOCKET_OPTIONS) as server:
+        out({"url": f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"})
+        await asyncio.Future()
+
+
+async def raw_throughput(url: str, count: int, size: int, window: int) -> None:
+    """Pipelined frames of `size` bytes with at most `window` unacknowledged, as delivery does."""
+    ws = await dial(url, max_frame=2**20)
+    pad = "x" * max(0, size - 40)
+    sem = asyncio.Semaphore(window)
+    done = asyncio.Event()
+    acked = 0
+
+    async def reader():
+        nonlocal acked
+        async for _ in ws:
+            acked += 1
+            sem.release()
+            if acked == count:
+                done.set()
+                return
+
+    task = asyncio.ensure_future(reader())
+    t0 = time.perf_counter()
+    for i in range(count):
+        await sem.acquire()
+        await ws.send('{"type":"chat","id":"%d","pad":"%s"}' % (i, pad))
+    await done.wait()
+    dt = time.perf_counter() - t0
+    task.cancel()
+    await ws.close()
+    out({"per_s": count / dt, "seconds": dt})
+
+
+async def raw_rtt(url: str, count: int, size: int) -> None:
+    ws = await dial(url, max_frame=2**20)
+    pad = "x" * max(0, size - 40)
+    samples = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        await ws.send('{"type":"chat","id":"%d","pad":"%s"}' % (i, pad))
+        await ws.recv()
+        samples.append((time.perf_counter() - t0) * 1000)
+    await ws.close()
+    out(percentiles(samples[count // 10 :]))
+
+
+async def raw_requests(url: str, count: int, clients: int) -> None:
+    """Request/response from `clients` sockets, one request in flight each (the lookup pattern)."""
+    samples: list[float] = []
+
+    async def client(k: int) -> None:
+        ws = await dial(url, max_frame=2**20)
+        for i in range(count // clients):
+            t0 = time.perf_counter()
+            await ws.send('{"type":"lookup","id":"%d-%d","name":"someone"}' % (k, i))
+            await ws.recv()
+            samples.append((time.perf_counter() - t0) * 1000)
+        await ws.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client(k) for k in range(clients)])
+    dt = time.perf_counter() - t0
+    out({"per_s": len(samples) / dt, **percentiles(samples)})
+
+
+def verify_rate(count: int) -> None:
+    from ..identity import Identity, verify_record
+
+    record = Identity.generate().sign_record("bench", "ws://127.0.0.1:9", 1)
+    t0 = time.perf_counter()
+    for _ in range(count):
+        verify_record(record)
+    out({"per_s": count / (time.perf_counter() - t0)})
+
+
+# ---------------------------------------------------------------------- p2p-chat load
+
+
+async def register(url: str, count: int, clients: int, prefix: str) -> None:
+    """`count` first registrations over `clients` sockets at a time (one name per socket)."""
+    from ..identity import Identity
+
+    records = [Identity.generate().sign_record(f"{prefix}{i}", "ws://127.0.0.1:9", now_ms()) for i in range(count)]
+    frames = ['{"type":"register","id":"r","record":%s}' % r.model_dump_json() for r in records]
+    raise_fd_limit()
+    queue = iter(range(count))
+    last_ack = [0.0]
+
+    async def client() -> None:
+        for i in queue:
+            ws = await dial(url)
+            await ws.send(frames[i])
+            reply = json.loads(await ws.recv())
+            assert reply["type"] == "registered", reply
+            last_ack[0] = time.time()
+            await ws.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client() for _ in range(clients)])
+    dt = time.perf_counter() - t0
+    out({"per_s": count / dt, "seconds": dt, "last_ack": last_ack[0]})
+
+
+async def renew(url: str, count: int, clients: int) -> None:
+    """Registrations per second from `clients` users each renewing its record, pipelined."""
+    from ..identity import Identity
+
+    ids = [Identity.generate() for _ in range(clients)]
+    per = count // clients
+    frames = [[
+        '{"type":"register","id":"%d","record":%s}' % (n, i.sign_record(f"renew{k}", "ws://127.0.0.1:9", 10**12 + n).model_dump_json())
+        for n in range(per)] for k, i in enumerate(ids)]
+    conns = [await dial(url) for _ in ids]
+
+    async def client(k: int) -> None:
+        ws = conns[k]
+        for text in frames[k]:
+            await ws.send(text)
+        for _ in range(per):
+            reply = json.loads(await ws.recv())
+            assert reply["type"] == "registered", reply
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client(k) for k in range(clients)])
+    dt = time.perf_counter() - t0
+    out({"per_s": clients * per / dt, "seconds": dt})
+
+
+async def lookups(url: str, count: int, clients: int, name: str) -> None:
+    samples: list[float] = []
+
+    async def client(k: int) -> None:
+        ws = await dial(url)
+        for i in range(count // clients):
+            t0 = time.perf_counter()
+            await ws.send('{"type":"lookup","id":"%d-%d","name":"%s"}' % (k, i, name))
+            reply = json.loads(await ws.recv())
+            assert reply["type"] == "found", reply
+            samples.append((time.perf_counter() - t0) * 1000)
+        await ws.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client(k) for k in range(clients)])
+    dt = time.perf_counter() - t0
+    out({"per_s": len(samples) / dt, **percentiles(samples)})
+
+
+async def idle(url: str, count: int) -> None:
+    """Hold `count` idle connections open until stdin closes."""
+    raise_fd_limit()
+    conns = []
+    for i in range(0, count, 100):
+        conns += await asyncio.gather(*[dial(url, ping_interval=None) for _ in range(min(100, count - i))])
+    out({"open": len(conns)})
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+async def deliver(seed: str, data_dir: str, name: str, to: str, count: int, size: int, mode: str) -> None:
+    """A real user node sending to `to`: throughput (all queued at once) or latency (one at a time)."""
+    from ..config import UserConfig
+    from ..events import MessageState, Registered
+    from ..usernode import UserNode
+
+    node = UserNode(UserConfig(name=name, seeds=[seed], data_dir=Path(data_dir)))
+    events = node.subscribe()
+    text = "x" * size
+
+    async def until(pred):
+        while True:
+            e = await events.next()
+            if pred(e):
+                return e
+
+    async with node:
+        await until(lambda e: isinstance(e, Registered))
+        warm = await node.send(to, "warm-up")
+        first = await until(lambda e: isinstance(e, MessageState) and e.id == warm and e.state in ("delivered", "failed"))
+        if first.state == "failed":
+            raise SystemExit(f"the warm-up message failed: {first.reason}")
+        if mode == "latency":
+            samples = []
+            for _ in range(count):
+                t0 = time.perf_counter()
+                msg_id = await node.send(to, text)
+                await until(lambda e, m=msg_id: isinstance(e, MessageState) and e.id == m and e.state in ("delivered", "failed"))
+                samples.append((time.perf_counter() - t0) * 1000)
+            out(percentiles(samples))
+            return
+        t0 = time.perf_counter()
+        await asyncio.gather(*[node.send(to, text) for _ in range(count)])
+        done = 0
+        while done < count:
+            e = await events.next()
+            if isinstance(e, MessageState) and e.state in ("delivered", "failed"):
+                if e.state == "failed":
+                    raise SystemExit(f"a message failed: {e.reason}")
+                done += 1
+        dt = time.perf_counter() - t0
+        out({"per_s": count / dt, "seconds": dt})
+
+
+ROLES = {
+    "echo-server": (echo_server, ()),
+    "raw-throughput": (raw_throughput, (str, int, int, int)),
+    "raw-rtt": (raw_rtt, (str, int, int)),
+    "raw-requests": (raw_requests, (str, int, int)),
+    "register": (register, (str, int, int, str)),
+    "renew": (renew, (str, int, int)),
+    "lookups": (lookups, (str, int, int, str)),
+    "idle": (idle, (str, int)),
+    "deliver": (deliver, (str, str, str, str, int, int, str)),
+}
+
+
+def main(argv: list[str]) -> None:
+    role, *args = argv
+    if role == "verify":
+        verify_rate(int(args[0]))
+        return
+    func, types = ROLES[role]
+    asyncio.run(func(*[t(a) for t, a in zip(types, args)]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
