@@ -10,6 +10,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 SCENARIOS = ("throughput", "latency", "registrations", "lookups", "replication", "lookup-cost", "memory")
@@ -126,6 +127,15 @@ def health(url: str) -> dict:
         return json.loads(resp.read())
 
 
+def fully_linked(urls: list[str]) -> bool:
+    """Every seed has an up link to every other one."""
+    return all(sum(p["up"] for p in health(u)["peers"]) == len(urls) - 1 for u in urls)
+
+
+def all_know(urls: list[str], count: int) -> bool:
+    return all(health(u)["users_known"] >= count for u in urls)
+
+
 def chat_frame_size() -> int:
     """The wire size of one boxed chat of TEXT_SIZE characters, so raw baselines send the same bytes."""
     from ..boxes import Boxes
@@ -208,10 +218,9 @@ class Bench:
                 # the line: each seed knows only the previous one; the mesh: every seed knows the first
                 peer = urls[-1] if size == 3 else first
                 urls.append((await procs.seed(f"rep{size}-{i}", [peer]))[1])
-            await _until(lambda: all(len(health(u)["peers"]) == size - 1 and all(p["up"] for p in health(u)["peers"])
-                                     for u in urls), 30)
+            await _until(partial(fully_linked, urls), 30)
             reg = await procs.work("register", urls[0], count, 32, f"rep{size}-user")
-            await _until(lambda: all(health(u)["users_known"] >= count for u in urls), 30, poll=0.005)
+            await _until(partial(all_know, urls, count), 30, poll=0.005)
             spread = max(0.0, time.time() - reg["last_ack"])
             self.rows.append(Row("5 replication", f"{count} registrations, {shape}: last ack to resolvable everywhere",
                                  spread, "s", target=f"<= {limit} s", met=spread <= limit))
@@ -227,8 +236,8 @@ class Bench:
             for i in range(1, size):
                 urls.append((await procs.seed(f"lc{size}-{i}", [urls[0]]))[1])
             await procs.work("register", urls[0], 1, 1, f"lc{size}-user")
-            await _until(lambda: all(health(u)["users_known"] >= 1 for u in urls), 30)
-            await _until(lambda: all(len([p for p in health(u)["peers"] if p["up"]]) == size - 1 for u in urls), 30)
+            await _until(partial(all_know, urls, 1), 30)
+            await _until(partial(fully_linked, urls), 30)
             before = sum(sum(health(u)["frames"].values()) for u in urls)
             got = await procs.work("lookups", urls[-1], count, 1, f"lc{size}-user0")
             after = sum(sum(health(u)["frames"].values()) for u in urls)
