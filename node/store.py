@@ -48,10 +48,11 @@ class GroupCommitter:
     """Runs queued writes in batches on a worker thread: one transaction and one sync per batch.
 
     `submit(row)` returns a future that resolves once the row is committed, so a reply that
-    promises durability can wait for it while the loop goes on accepting more work.
+    promises durability can wait for it while the loop goes on accepting more work. `write` may
+    return one result per row (whether an insert took, say); each future resolves to its own.
     """
 
-    def __init__(self, db: sqlite3.Connection, write: Callable[[sqlite3.Connection, list[Any]], None]) -> None:
+    def __init__(self, db: sqlite3.Connection, write: Callable[[sqlite3.Connection, list[Any]], list | None]) -> None:
         self.db = db
         self.write = write
         self.lock = threading.Lock()
@@ -77,7 +78,7 @@ class GroupCommitter:
                 continue
             batch, self._pending = self._pending, []
             try:
-                await asyncio.to_thread(self._commit, [row for row, _ in batch])
+                results = await asyncio.to_thread(self._commit, [row for row, _ in batch])
             except Exception as exc:  # disk full, I/O error: tell every waiter
                 log.error("commit to %s failed: %s", self.db, exc)
                 for _, fut in batch:
@@ -85,14 +86,14 @@ class GroupCommitter:
                         fut.set_exception(StoreError(f"commit failed: {exc}"))
                 continue
             self.commits += 1
-            for _, fut in batch:
+            for i, (_, fut) in enumerate(batch):
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(results[i] if results is not None else None)
 
-    def _commit(self, rows: list[Any]) -> None:
+    def _commit(self, rows: list[Any]) -> list | None:
         with self.lock, self.db:
             self.db.execute("BEGIN")
-            self.write(self.db, rows)
+            return self.write(self.db, rows)
 
     def execute(self, sql: str, params: tuple = ()) -> list[Any]:
         """A small statement outside the batches (rare writes, reads); serialised with commits."""

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from functools import partial
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -119,13 +120,13 @@ class UserNode(Service):
         self.name: str = config.name
         self.key_name = name_key(config.name)
         self.subscribers: list[EventStream] = []
-        self.outbox: dict[str, deque[StoredMessage]] = {}
+        self.outbox: dict[str, dict[str, StoredMessage]] = {}  # recipient key -> id -> message, in order
+        self.unsent: dict[str, deque[StoredMessage]] = {}  # what the running pump has yet to send
         self.workers: dict[str, asyncio.Task[None]] = {}
         self.wake: dict[str, asyncio.Event] = {}
         self.links: dict[str, PeerLink] = {}
         self.records: dict[str, tuple[Found, float]] = {}
         self.presence: dict[str, PresenceChanged] = {}
-        self.inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.tasks: set[asyncio.Task] = set()
         self.server: Server | None = None
         self.endpoint = ""
@@ -154,9 +155,9 @@ class UserNode(Service):
         )
         self.seed.embedded = set(self.embedded_seeds)
         for msg in self.store.pending():
-            self.outbox.setdefault(msg.peer, deque()).append(msg)
+            self.outbox.setdefault(msg.peer, {})[msg.id] = msg
         self.seed.watching.update(c.name for c in self.store.contacts())
-        self.seed.watching.update(q[0].recipient for q in self.outbox.values())
+        self.seed.watching.update(next(iter(q.values())).recipient for q in self.outbox.values())
         self.seed.start()
         for peer in list(self.outbox):
             self._kick(peer)
@@ -282,7 +283,11 @@ class UserNode(Service):
     # ------------------------------------------------------------------ sending
 
     async def send(self, to: str, text: str) -> str:
-        """Queue a message (durably) and return its id; delivery goes on in the background."""
+        """Queue a message and return its id once it is durable; delivery goes on in the background.
+
+        Delivery may start before the outbox write is committed: a crash in between loses nothing
+        the caller was told about, since `send` had not returned.
+        """
         if not is_valid_name(to):
             raise IdentityError(f"invalid name {to!r}")
         if name_key(to) == self.key_name:
@@ -294,12 +299,19 @@ class UserNode(Service):
         if self.store.contact(to) is None:
             await self.add_contact(to)
         msg_id, ts = str(uuid.uuid4()), now_ms()
-        await self.store.add_outgoing(msg_id, self.name, to, ts, text)
+        durable = self.store.add_outgoing(msg_id, self.name, to, ts, text)
         msg = StoredMessage(0, name_key(to), msg_id, True, self.name, to, ts, text, "queued", None)
-        self.outbox.setdefault(msg.peer, deque()).append(msg)
+        self._enqueue(msg)
         self.emit(MessageState(id=msg_id, to=to, state="queued"))
-        self._kick(msg.peer)
+        await durable
         return msg_id
+
+    def _enqueue(self, msg: StoredMessage) -> None:
+        self.outbox.setdefault(msg.peer, {})[msg.id] = msg
+        unsent = self.unsent.get(msg.peer)
+        if unsent is not None:
+            unsent.append(msg)
+        self._kick(msg.peer)
 
     def pending_count(self) -> int:
         return sum(len(q) for q in self.outbox.values())
@@ -311,11 +323,16 @@ class UserNode(Service):
             self.workers[peer] = asyncio.ensure_future(self._deliver(peer))
 
     def _finish(self, msg: StoredMessage, state: str, reason: str | None = None) -> None:
+        """A message leaves the outbox: reported at once, its state written in the background.
+
+        Should the process die before that write, the message is still queued on disk and is sent
+        again; the recipient acknowledges the copy without showing it twice.
+        """
         queue = self.outbox.get(msg.peer)
-        if queue is not None and msg in queue:
-            queue.remove(msg)
-        event = MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason)
-        self.store.set_state(msg.peer, msg.id, state, reason).add_done_callback(lambda _: self.emit(event))
+        if queue is not None:
+            queue.pop(msg.id, None)
+        self.store.set_state(msg.peer, msg.id, state, reason)
+        self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason))
 
     async def _deliver(self, peer: str) -> None:
         """Deliver one recipient's queue in order, retrying with backoff until acked or expired."""
@@ -329,18 +346,18 @@ class UserNode(Service):
                 return
             wake.clear()
             expiry = now_ms() - int(self.config.expire_after * 1000)
-            for msg in [m for m in queue if m.ts < expiry]:
+            for msg in [m for m in queue.values() if m.ts < expiry]:
                 self._finish(msg, "failed", f"expired undelivered ({noted or 'no answer'})")
             if not queue:
                 continue
-            name = queue[0].recipient
-            wait_reason = await self._attempt(peer, name, list(queue)[:WINDOW])
+            name = next(iter(queue.values())).recipient
+            wait_reason = await self._pump(peer, name, queue, wake)
             if wait_reason is None:
                 delay = 0.5
                 continue
             if wait_reason != noted:
                 noted = wait_reason
-                for msg in list(queue):
+                for msg in list(queue.values()):
                     self.emit(MessageState(id=msg.id, to=msg.recipient, state="queued", reason=wait_reason))
             try:
                 async with asyncio.timeout(delay):
@@ -349,15 +366,15 @@ class UserNode(Service):
                 pass
             delay = min(delay * 2, self.config.retry_max)
 
-    async def _attempt(self, peer: str, name: str, batch: list[StoredMessage]) -> str | None:
-        """One try at a batch; None when it made progress, else why it must wait."""
+    async def _connect(self, peer: str, name: str) -> tuple[PeerLink, Found] | str:
+        """The recipient's live link, or why there cannot be one now."""
         try:
             found = await self._resolve(name)
         except RemoteError as exc:
             if exc.code in ("not_found", "invalid_name"):
-                for msg in batch:
+                for msg in list(self.outbox.get(peer, {}).values()):
                     self._finish(msg, "failed", f"unknown name: nobody is registered as {name}")
-                return None
+                return ""
             return f"seed refused the lookup ({exc.code})"
         except (SeedUnavailable, ConnectionError):
             return "no seed reachable"
@@ -374,31 +391,64 @@ class UserNode(Service):
                 self.records.pop(peer, None)
                 return f"recipient unreachable ({exc.__class__.__name__})"
             link = self.links[peer] = PeerLink(ws, key)
-        futures = []
-        for msg in batch:
-            fut = asyncio.get_running_loop().create_future()
-            link.acks[msg.id] = fut
-            link.out.push(self.boxes.seal(key, msg.id, self.name, found.record.name, msg.ts, msg.text))
-            futures.append((msg, fut))
-        for msg, _ in futures:
-            if msg.state == "queued":
-                self.emit(MessageState(id=msg.id, to=msg.recipient, state="sent"))
-        progress = False
-        for msg, fut in futures:
-            try:
-                async with asyncio.timeout(self.config.ack_timeout):
-                    refusal = await fut
-            except (TimeoutError, ConnectionError):
-                self.records.pop(peer, None)
-                await link.ws.close()
-                return None if progress else "no acknowledgement from the recipient"
-            progress = True
+        return link, found
+
+    async def _pump(self, peer: str, name: str, queue: dict[str, StoredMessage], wake: asyncio.Event) -> str | None:
+        """Keep up to WINDOW messages in flight, in order, until the queue is empty or the link fails.
+
+        Returns None when it is worth going on at once, else why delivery must wait.
+        """
+        connected = await self._connect(peer, name)
+        if isinstance(connected, str):
+            return connected or None
+        link, found = connected
+        unsent = self.unsent[peer] = deque(queue.values())
+        inflight: dict[str, StoredMessage] = {}
+        trouble: list[str] = []
+
+        def acked(msg: StoredMessage, fut: asyncio.Future[str | None]) -> None:
+            inflight.pop(msg.id, None)
+            wake.set()
+            if fut.exception() is not None:
+                trouble.append("connection to the recipient lost")
+                return
+            refusal = fut.result()
             if refusal is None:
                 self._finish(msg, "delivered")
-            elif refusal.startswith("rate_limited"):
-                return "recipient is rate limiting"
+            elif refusal.startswith(("rate_limited", "internal")):
+                trouble.append(f"recipient asks to retry ({refusal})")
             else:
                 self._finish(msg, "failed", f"refused by the recipient ({refusal})")
+
+        try:
+            while queue and not trouble:
+                while unsent and len(inflight) < WINDOW:
+                    msg = unsent.popleft()
+                    if msg.id not in queue or msg.id in inflight:
+                        continue
+                    fut = asyncio.get_running_loop().create_future()
+                    link.acks[msg.id] = fut
+                    inflight[msg.id] = msg
+                    fut.add_done_callback(partial(acked, msg))
+                    link.out.push(self.boxes.seal(found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text))
+                    self.emit(MessageState(id=msg.id, to=msg.recipient, state="sent"))
+                if not inflight:
+                    break
+                wake.clear()
+                try:
+                    async with asyncio.timeout(self.config.ack_timeout):
+                        await wake.wait()
+                except TimeoutError:
+                    self.records.pop(peer, None)
+                    await link.ws.close()
+                    return "no acknowledgement from the recipient"
+        finally:
+            self.unsent.pop(peer, None)
+            for msg_id in inflight:
+                link.acks.pop(msg_id, None)
+        if trouble:
+            self.records.pop(peer, None)
+            return trouble[0]
         return None
 
     async def _resolve(self, name: str) -> Found:
@@ -429,12 +479,6 @@ class UserNode(Service):
     async def _receive(self, out: Sender, chat: Chat) -> None:
         if name_key(chat.to) != self.key_name:
             raise ProtocolError("bad_box", f"this endpoint is {self.name}, not {chat.to}", chat.id)
-        sender = name_key(chat.from_)
-        dedupe = (sender, chat.id)
-        pending = self.inflight.get(dedupe)
-        if pending is not None or self.store.has_incoming(chat.from_, chat.id):
-            self._spawn(self._ack_when_stored(out, chat.id, pending, None))
-            return
         try:
             found = await self._resolve(chat.from_)
         except RemoteError:
@@ -444,28 +488,23 @@ class UserNode(Service):
         try:
             inner = self.boxes.open(found.record.key, chat)
         except ProtocolError:
-            self.records.pop(sender, None)  # a stale cache? ask the seed once more
+            self.records.pop(name_key(chat.from_), None)  # a stale cache? ask the seed once more
             found = await self._resolve(chat.from_)
             inner = self.boxes.open(found.record.key, chat)
         if self.store.contact(chat.from_) is None:
             await self.add_contact(found.record.name, new=True)
         if not self._key_ok(chat.from_, found.record.key):
             raise ProtocolError("bad_box", f"{self.name} holds messages from {chat.from_}: its key changed", chat.id)
-        fut = self.store.add_incoming(inner.id, found.record.name, self.name, inner.ts, inner.text)
-        self.inflight[dedupe] = fut
+        stored = self.store.add_incoming(inner.id, found.record.name, self.name, inner.ts, inner.text)
         event = MessageReceived(id=inner.id, from_=found.record.name, to=self.name, ts=inner.ts, text=inner.text)
-        self._spawn(self._ack_when_stored(out, chat.id, fut, event, dedupe))
 
-    async def _ack_when_stored(self, out: Sender, msg_id: str, fut, event, dedupe=None) -> None:
-        try:
-            if fut is not None:
-                await asyncio.shield(fut)
-        except Exception as exc:
-            out.push(error_frame("internal", f"could not store the message: {exc}", msg_id))
-            return
-        finally:
-            if dedupe is not None:
-                self.inflight.pop(dedupe, None)
-        out.push(dump(Ack(type="ack", id=msg_id)))
-        if event is not None:
-            self.emit(event)
+        def ack(fut: asyncio.Future[bool]) -> None:
+            """Acknowledge once stored (copies too); only a message stored for the first time is shown."""
+            if fut.cancelled() or fut.exception() is not None:
+                out.push(error_frame("internal", f"could not store the message: {fut.exception()}", chat.id))
+                return
+            out.push(dump(Ack(type="ack", id=chat.id)))
+            if fut.result():
+                self.emit(event)
+
+        stored.add_done_callback(ack)

@@ -7,7 +7,7 @@ The outbox is not a table of its own: it is the outgoing messages still in state
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .protocol import name_key
@@ -79,6 +79,8 @@ class UserStore:
         # reads use their own connection: in WAL mode they never wait for a commit in progress
         self.reader = open_db(path)
         self.committer: GroupCommitter | None = None
+        self._contacts = self._load_contacts()
+        self.unsaved: dict[tuple[str, str], tuple[str, str | None]] = {}
 
     def start(self) -> None:
         self.committer = GroupCommitter(self.db, _write)
@@ -107,39 +109,56 @@ class UserStore:
 
     # ------------------------------------------------------------------ contacts
 
+    def _load_contacts(self) -> dict[str, Contact]:
+        rows = self._read("SELECT nkey, name, key, changed_key, new FROM contacts")
+        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4])) for r in rows}
+
     def contacts(self) -> list[Contact]:
-        rows = self._read("SELECT name, key, changed_key, new FROM contacts ORDER BY nkey")
-        return [Contact(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        return [self._contacts[k] for k in sorted(self._contacts)]
 
     def contact(self, name: str) -> Contact | None:
-        rows = self._read("SELECT name, key, changed_key, new FROM contacts WHERE nkey = ?", (name_key(name),))
-        return Contact(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3])) if rows else None
+        """From memory: contacts are few, owned by this process, and read on every message."""
+        return self._contacts.get(name_key(name))
+
+    def _set(self, name: str, **changes) -> None:
+        self._contacts[name_key(name)] = replace(self._contacts[name_key(name)], **changes)
 
     def add_contact(self, name: str, now: int, new: bool = False) -> bool:
-        cur = self._exec(
-            "INSERT OR IGNORE INTO contacts(nkey, name, new, added) VALUES (?, ?, ?, ?) RETURNING nkey",
-            (name_key(name), name, int(new), now),
-        )
-        return bool(cur)
+        if name_key(name) in self._contacts:
+            return False
+        self._exec("INSERT INTO contacts(nkey, name, new, added) VALUES (?, ?, ?, ?)", (name_key(name), name, int(new), now))
+        self._contacts[name_key(name)] = Contact(name, None, None, new)
+        return True
 
     def remove_contact(self, name: str) -> bool:
-        return bool(self._exec("DELETE FROM contacts WHERE nkey = ? RETURNING nkey", (name_key(name),)))
+        if self._contacts.pop(name_key(name), None) is None:
+            return False
+        self._exec("DELETE FROM contacts WHERE nkey = ?", (name_key(name),))
+        return True
 
     def mark_seen(self, name: str) -> None:
-        self._exec("UPDATE contacts SET new = 0 WHERE nkey = ?", (name_key(name),))
+        if name_key(name) in self._contacts:
+            self._exec("UPDATE contacts SET new = 0 WHERE nkey = ?", (name_key(name),))
+            self._set(name, new=False)
 
     def pin(self, name: str, key: str) -> None:
-        self._exec("UPDATE contacts SET key = ? WHERE nkey = ? AND key IS NULL", (key, name_key(name)))
+        contact = self.contact(name)
+        if contact is not None and contact.key is None:
+            self._exec("UPDATE contacts SET key = ? WHERE nkey = ?", (key, name_key(name)))
+            self._set(name, key=key)
 
     def set_changed_key(self, name: str, key: str | None) -> None:
-        self._exec("UPDATE contacts SET changed_key = ? WHERE nkey = ?", (key, name_key(name)))
+        if name_key(name) in self._contacts:
+            self._exec("UPDATE contacts SET changed_key = ? WHERE nkey = ?", (key, name_key(name)))
+            self._set(name, changed_key=key)
 
     def accept_key(self, name: str) -> str | None:
-        rows = self._exec(
-            "UPDATE contacts SET key = changed_key, changed_key = NULL WHERE nkey = ? AND changed_key IS NOT NULL RETURNING key",
-            (name_key(name),),
-        )
-        return rows[0][0] if rows else None
+        contact = self.contact(name)
+        if contact is None or contact.changed_key is None:
+            return None
+        self._exec("UPDATE contacts SET key = changed_key, changed_key = NULL WHERE nkey = ?", (name_key(name),))
+        self._set(name, key=contact.changed_key, changed_key=None)
+        return contact.changed_key
 
     # ------------------------------------------------------------------ messages
 
@@ -149,17 +168,18 @@ class UserStore:
         return self.committer.submit(("add", name_key(recipient), msg_id, 1, sender, recipient, ts, text, "queued", None))
 
     def add_incoming(self, msg_id: str, sender: str, recipient: str, ts: int, text: str):
+        """Store a received message; the future resolves to False when that id was stored before."""
         assert self.committer is not None
         return self.committer.submit(("add", name_key(sender), msg_id, 0, sender, recipient, ts, text, "received", None))
 
-    def has_incoming(self, sender: str, msg_id: str) -> bool:
-        return bool(self._read(
-            "SELECT 1 FROM messages WHERE peer = ? AND outgoing = 0 AND id = ?", (name_key(sender), msg_id)
-        ))
-
     def set_state(self, peer: str, msg_id: str, state: str, reason: str | None = None):
+        """Record a new state; history shows it at once, the disk once the batch commits."""
         assert self.committer is not None
-        return self.committer.submit(("state", state, reason, name_key(peer), msg_id))
+        key = (name_key(peer), msg_id)
+        self.unsaved[key] = (state, reason)
+        fut = self.committer.submit(("state", state, reason, name_key(peer), msg_id))
+        fut.add_done_callback(lambda f: self.unsaved.pop(key, None) if self.unsaved.get(key) == (state, reason) else None)
+        return fut
 
     def pending(self) -> list[StoredMessage]:
         """The outbox: outgoing messages not yet delivered nor failed, oldest first."""
@@ -172,17 +192,28 @@ class UserStore:
             f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?",
             (name_key(peer), before if before is not None else 2**62, limit),
         )
-        return [_message(r) for r in reversed(rows)]
+        messages = [_message(r) for r in reversed(rows)]
+        if self.unsaved:
+            messages = [self._overlay(m) for m in messages]
+        return messages
+
+    def _overlay(self, msg: StoredMessage) -> StoredMessage:
+        pending = self.unsaved.get((msg.peer, msg.id)) if msg.outgoing else None
+        return replace(msg, state=pending[0], reason=pending[1]) if pending else msg
 
 
-def _write(db: sqlite3.Connection, rows: list[tuple]) -> None:
-    adds = [r[1:] for r in rows if r[0] == "add"]
-    if adds:
-        db.executemany(
-            "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, state, reason) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
-            adds,
-        )
+def _write(db: sqlite3.Connection, rows: list[tuple]) -> list[bool]:
+    """Apply a batch in order; for each add, whether it was new (the unique index spots a copy)."""
+    results = []
     for row in rows:
-        if row[0] == "state":
+        if row[0] == "add":
+            cur = db.execute(
+                "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, state, reason) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                row[1:],
+            )
+            results.append(cur.rowcount == 1)
+        else:
             db.execute("UPDATE messages SET state = ?, reason = ? WHERE peer = ? AND outgoing = 1 AND id = ?", row[1:])
+            results.append(True)
+    return results

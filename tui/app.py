@@ -27,7 +27,7 @@ from node.events import (
     Registered,
     SeedStatus,
 )
-from node.identity import fingerprint
+from node.identity import fingerprint, secure_dir
 from node.protocol import is_valid_name, name_key
 from node.seedclient import first_answering
 from node.usernode import UserNode
@@ -76,6 +76,7 @@ class ChatApp(App):
         self.settings = Settings()
         self.state = "connecting"
         self.home: str | None = None
+        self.early: dict[str, tuple[str, str | None]] = {}  # states that came before their line
 
     # ------------------------------------------------------------------ layout
 
@@ -114,7 +115,7 @@ class ChatApp(App):
     @work(exclusive=True, group="node")
     async def start_node(self) -> None:
         """Find a seed (or start the embedded one), start the node, then pump its events."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_dir(self.data_dir)
         settings_path = self.data_dir / "tui.toml"
         self.settings, warning = Settings.load(settings_path)
         if warning:
@@ -242,7 +243,11 @@ class ChatApp(App):
         self.notify(event.text[:80], title=f"Message from {event.from_}")
 
     def on_message_state(self, event: MessageState) -> None:
-        if not self.chat.set_state(event.id, event.state, event.reason) and event.state == "failed":
+        if self.chat.set_state(event.id, event.state, event.reason):
+            return
+        if self.current is not None and name_key(self.current) == name_key(event.to):
+            self.early[event.id] = (event.state, event.reason)  # its line is about to be drawn
+        elif event.state == "failed":
             self.notify(f"to {event.to}: {event.reason}", title="Not delivered", severity="error")
 
     def watch_theme(self, theme: str) -> None:
@@ -357,8 +362,8 @@ class ChatApp(App):
             self.chat.system(str(exc), classes="error")
             return
         if self.current is not None and name_key(self.current) == name_key(to):
-            msg = StoredMessage(0, name_key(to), msg_id, True, node.name, to, now_ms(), text, "queued", None)
-            self.chat.add(msg)
+            state, reason = self.early.pop(msg_id, ("queued", None))
+            self.chat.add(StoredMessage(0, name_key(to), msg_id, True, node.name, to, now_ms(), text, state, reason))
 
     @work(group="actions")
     async def add_contact(self, name: str) -> None:
