@@ -44,6 +44,7 @@ class SeedConfig(BaseModel):
     lease_days: float = Field(30.0, gt=0)
     lookup_timeout: float = Field(2.0, gt=0)
     unreachable_after: float = Field(30.0, gt=0)
+    ping_interval: float = Field(20.0, gt=0)
 
     def seed_name(self, port: int) -> str:
         return self.name or f"seed-{port}"

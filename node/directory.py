@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import ProtocolError
-from .identity import verify_record
+from .identity import b64, unb64, verify_record
 from .protocol import PresenceItem, Record, name_key
 
 
@@ -36,15 +36,39 @@ class Effective:
         return not self.online and self.last_seen != other.last_seen
 
 
+class Entry:
+    """One name's latest record, stored compactly (raw key and signature bytes): a seed holds millions."""
+
+    __slots__ = ("name", "key", "endpoint", "seq", "sig", "renewed")
+
+    def __init__(self, record: Record, renewed: int) -> None:
+        self.name = record.name
+        self.key = unb64(record.key)
+        self.endpoint = record.endpoint
+        self.seq = record.seq
+        self.sig = unb64(record.sig)
+        self.renewed = renewed
+
+    def record(self) -> Record:
+        return Record.model_construct(name=self.name, key=b64(self.key), endpoint=self.endpoint, seq=self.seq,
+                                      sig=b64(self.sig))
+
+    def same_as(self, r: Record) -> bool:
+        return (self.seq == r.seq and self.name == r.name and self.endpoint == r.endpoint
+                and b64(self.key) == r.key and b64(self.sig) == r.sig)
+
+
+# presence per name: a tuple of (home seed, online, at), one item per home seed (usually one)
+Items = tuple[tuple[str, bool, int], ...]
+
+
 class Directory:
     """Records by case-insensitive name, with the time each was last renewed here, and presence items."""
 
     def __init__(self, lease_ms: int) -> None:
         self.lease_ms = lease_ms
-        self.records: dict[str, Record] = {}
-        self.renewed: dict[str, int] = {}
-        # name key -> home seed -> (online, at)
-        self.presence: dict[str, dict[str, tuple[bool, int]]] = {}
+        self.entries: dict[str, Entry] = {}
+        self.presence: dict[str, Items] = {}
         # home seeds whose items count as offline (unreachable for too long) -> when they were lost
         self.lost_seeds: dict[str, int] = {}
 
@@ -52,24 +76,30 @@ class Directory:
 
     def load(self, record: Record, renewed: int) -> None:
         """Put back a record read from disk (it was verified when first accepted)."""
-        key = name_key(record.name)
-        self.records[key] = record
-        self.renewed[key] = renewed
+        self.entries[name_key(record.name)] = Entry(record, renewed)
 
     def get(self, name: str) -> Record | None:
-        return self.records.get(name_key(name))
+        entry = self.entries.get(name_key(name))
+        return entry.record() if entry is not None else None
+
+    def display_name(self, key: str) -> str | None:
+        entry = self.entries.get(key)
+        return entry.name if entry is not None else None
+
+    def records(self) -> list[Record]:
+        return [entry.record() for entry in self.entries.values()]
 
     def accept(self, record: Record, now: int) -> Outcome:
         """Apply the protocol's rules to a record; raise ProtocolError with the refusal code."""
         key = name_key(record.name)
-        stored = self.records.get(key)
-        if stored == record:
+        stored = self.entries.get(key)
+        if stored is not None and stored.same_as(record):
             return Outcome.SAME
         if not verify_record(record):
             raise ProtocolError("bad_signature", "record signature does not verify for its key")
         if stored is not None:
-            if stored.key != record.key:
-                if self.is_online(key) or now - self.renewed[key] < self.lease_ms:
+            if b64(stored.key) != record.key:
+                if self.is_online(key) or now - stored.renewed < self.lease_ms:
                     raise ProtocolError(
                         "name_taken", f"the name {stored.name!r} belongs to another key"
                     )
@@ -77,56 +107,64 @@ class Directory:
                 raise ProtocolError(
                     "stale", f"seq {record.seq} is not greater than the stored {stored.seq}"
                 )
-        self.records[key] = record
-        self.renewed[key] = now
+        self.entries[key] = Entry(record, now)
         return Outcome.NEW
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.entries)
 
     # ------------------------------------------------------------------ presence
 
+    def item(self, key: str, seed: str) -> tuple[bool, int] | None:
+        for home, online, at in self.presence.get(key, ()):
+            if home == seed:
+                return online, at
+        return None
+
+    def _put(self, key: str, seed: str, online: bool, at: int) -> None:
+        others = tuple(i for i in self.presence.get(key, ()) if i[0] != seed)
+        self.presence[key] = (*others, (seed, online, at))
+
     def apply_presence(self, item: PresenceItem) -> bool:
         """Keep the latest item per (name, home seed); True when it changed our state."""
-        per_seed = self.presence.setdefault(name_key(item.name), {})
-        current = per_seed.get(item.seed)
+        key = name_key(item.name)
+        current = self.item(key, item.seed)
         if current is not None and item.at <= current[1]:
             return False
-        per_seed[item.seed] = (item.online, item.at)
+        self._put(key, item.seed, item.online, item.at)
         return True
 
     def replace_seed_online_set(self, seed: str, online: dict[str, int]) -> set[str]:
         """A seed's sync names its whole online set: everything else of that seed is offline now."""
         touched: set[str] = set()
-        for key, per_seed in self.presence.items():
-            current = per_seed.get(seed)
+        for key in list(self.presence):
+            current = self.item(key, seed)
             if current is not None and current[0] and key not in online:
-                per_seed[seed] = (False, current[1])
+                self._put(key, seed, False, current[1])
                 touched.add(key)
         for key, at in online.items():
-            per_seed = self.presence.setdefault(key, {})
-            current = per_seed.get(seed)
+            current = self.item(key, seed)
             if current is None or current[1] <= at:
                 if current != (True, at):
                     touched.add(key)
-                per_seed[seed] = (True, at)
+                self._put(key, seed, True, at)
         return touched
 
     def names_homed_at(self, seed: str) -> set[str]:
-        return {key for key, per_seed in self.presence.items() if per_seed.get(seed, (False,))[0]}
+        return {key for key, items in self.presence.items() if any(h == seed and on for h, on, _ in items)}
 
     def is_online(self, key: str) -> bool:
         return self.effective(key, 0).online
 
     def effective(self, key: str, now: int) -> Effective:
         """Online while any reachable home seed's latest item says so; last_seen the latest time."""
-        per_seed = self.presence.get(key)
-        if not per_seed:
+        items = self.presence.get(key)
+        if not items:
             return Effective(False, None, None)
         best_seed: str | None = None
         best_at = -1
         last_seen: int | None = None
-        for seed, (online, at) in per_seed.items():
+        for seed, online, at in items:
             lost_at = self.lost_seeds.get(seed)
             if online and lost_at is not None:
                 online, at = False, max(at, lost_at)

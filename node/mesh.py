@@ -267,7 +267,7 @@ class Mesh:
         self.seed.presence_changed(self.seed.directory.names_homed_at(seed_name))
 
     def _send_sync(self, link: Link) -> None:
-        records = list(self.seed.directory.records.values())
+        records = self.seed.directory.records()
         online = self.seed.local_online()
         chunks = max(1, -(-len(records) // SYNC_CHUNK), -(-len(online) // SYNC_CHUNK))
         for i in range(chunks):

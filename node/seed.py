@@ -47,17 +47,24 @@ log = logging.getLogger("p2p.seed")
 
 
 class Session:
-    """One user socket: its rate bucket, the name it registered, the names it watches."""
+    """One user socket: its rate bucket, the name it registered, the names it watches.
 
-    __slots__ = ("ws", "out", "bucket", "key", "watched", "tasks")
+    Most sockets never watch or wait on anything, so those sets are made on first use: a seed
+    holding thousands of idle sockets pays for what they do, not for what they might do.
+    """
+
+    __slots__ = ("ws", "out", "bucket", "key", "watched", "tasks", "pinged")
+
+    EMPTY: frozenset = frozenset()
 
     def __init__(self, ws: ServerConnection, bucket: TokenBucket, counts: FrameCounts) -> None:
         self.ws = ws
         self.out = Sender(ws, counts=counts)
         self.bucket = bucket
         self.key: str | None = None
-        self.watched: set[str] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.watched: set[str] | frozenset = self.EMPTY
+        self.tasks: set[asyncio.Task[None]] | frozenset = self.EMPTY
+        self.pinged: asyncio.Future | None = None
 
 
 class Seed(Service):
@@ -89,10 +96,10 @@ class Seed(Service):
             cfg.port,
             process_request=self._process_request,
             max_size=cfg.max_frame,
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=None,  # one sweeper pings every socket instead of a task per socket
             **SOCKET_OPTIONS,
         )
+        self.sweeper = asyncio.ensure_future(self._keepalive())
         self.port, bound_url = listen_url(self.server, cfg.host)
         self.url = cfg.url or bound_url
         self.name = cfg.seed_name(self.port)
@@ -112,8 +119,24 @@ class Seed(Service):
             self.name, self.url, self.identity.fingerprint, loaded,
         )
 
+    async def _keepalive(self) -> None:
+        """Every `ping_interval` seconds, close the user sockets that did not answer the previous ping."""
+        while True:
+            await asyncio.sleep(self.config.ping_interval)
+            for session in list(self.sessions):
+                if session.pinged is not None and not session.pinged.done():
+                    # a dead peer cannot answer a close handshake either: drop the connection now
+                    log.debug("closing %s: keepalive ping timeout", session.ws.remote_address)
+                    session.ws.transport.abort()
+                    continue
+                try:
+                    session.pinged = await session.ws.ping()
+                except ConnectionClosed:
+                    pass
+
     async def stop(self) -> None:
         """Close every socket with 1001, stop dialling, and flush the store."""
+        self.sweeper.cancel()
         await self.mesh.stop()
         if self.server is not None:
             self.server.close()
@@ -194,6 +217,8 @@ class Seed(Service):
 
     def _spawn(self, session: Session, coro) -> None:
         task = asyncio.ensure_future(coro)
+        if not session.tasks:
+            session.tasks = set()
         session.tasks.add(task)
         task.add_done_callback(session.tasks.discard)
 
@@ -220,7 +245,7 @@ class Seed(Service):
         record = frame.record
         key = name_key(record.name)
         if session.key is not None and session.key != key:
-            bound = self.directory.records[session.key].name
+            bound = self.directory.display_name(session.key)
             session.out.push(error_frame(
                 "bad_request", f"this socket is registered as {bound!r}; open another socket "
                 "to register another name", frame.id,
@@ -275,10 +300,9 @@ class Seed(Service):
 
     def _set_local_presence(self, key: str, online: bool) -> None:
         """This seed is the authority for its own users: record the change and tell everyone."""
-        current = self.directory.presence.get(key, {}).get(self.name)
+        current = self.directory.item(key, self.name)
         at = max(now_ms(), current[1] + 1 if current else 0)
-        record = self.directory.records[key]
-        item = PresenceItem(name=record.name, seed=self.name, online=online, at=at)
+        item = PresenceItem(name=self.directory.display_name(key), seed=self.name, online=online, at=at)
         self.directory.apply_presence(item)
         self.mesh.gossip(presence=[item])
         self.presence_changed([key])
@@ -286,8 +310,8 @@ class Seed(Service):
     def local_online(self) -> list[PresenceItem]:
         items = []
         for key in self.bound:
-            online, at = self.directory.presence[key][self.name]
-            items.append(PresenceItem(name=self.directory.records[key].name, seed=self.name, online=online, at=at))
+            online, at = self.directory.item(key, self.name)
+            items.append(PresenceItem(name=self.directory.display_name(key), seed=self.name, online=online, at=at))
         return items
 
     def presence_changed(self, keys) -> None:
@@ -305,8 +329,7 @@ class Seed(Service):
                     session.out.push(text)
 
     def _presence_frame(self, key: str, spelled: str, eff: Effective) -> str:
-        record = self.directory.records.get(key)
-        name = record.name if record is not None else spelled
+        name = self.directory.display_name(key) or spelled
         return dump(Presence(type="presence", name=name, online=eff.online, seed=eff.seed, last_seen=eff.last_seen))
 
     def _watch(self, session: Session, frame: Watch) -> None:
@@ -320,6 +343,8 @@ class Seed(Service):
             return
         session.out.push(dump(Watching(type="watching", id=frame.id)))
         now = now_ms()
+        if not session.watched:
+            session.watched = set()
         for key, spelled in keys.items():
             session.watched.add(key)
             watchers = self.watchers.setdefault(key, set())

@@ -43,3 +43,15 @@ async def test_connection_cap_refuses_with_503_and_recovers(seeds):
     three = await RawClient.open(seed.url)
     assert (await three.request({"type": "seeds"}))["type"] == "seed_list"
     await two.close()
+
+
+async def test_keepalive_closes_a_socket_that_stopped_answering(seeds):
+    seed = await seeds("a", ping_interval=0.2)
+    silent = await RawClient.open(seed.url)
+    healthy = await RawClient.open(seed.url)
+    silent.ws.transport.pause_reading()  # a peer gone quiet: it never reads the pings, never pongs
+    await eventually(lambda: seed.active == 1, timeout=5, what="the silent socket to be closed")
+    assert (await healthy.request({"type": "seeds"}))["type"] == "seed_list"
+    silent.ws.transport.resume_reading()
+    await asyncio.wait_for(silent.ws.wait_closed(), 5)
+    assert silent.ws.close_code == 1006  # dropped without a handshake, as a dead peer would be
