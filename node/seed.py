@@ -268,11 +268,20 @@ class Seed(Service):
         if outcome is Outcome.NEW:
             self.persist(record, now)
             self.mesh.gossip(records=[record])
+        reply = dump(Registered(type="registered", id=frame.id, seed=self.name))
         pending = self.unsynced.get(key)
         if pending is None:
-            session.out.push(dump(Registered(type="registered", id=frame.id, seed=self.name)))
-        else:
-            self._spawn(session, self._reply_when_durable(session, frame.id, pending))
+            session.out.push(reply)
+            return
+
+        def durable(fut: asyncio.Future[None]) -> None:
+            """Answer once the record is on disk (an identical resend waits for the first copy's commit)."""
+            if fut.cancelled() or fut.exception() is not None:
+                session.out.push(error_frame("internal", f"the record could not be stored: {fut.exception()}", frame.id))
+            else:
+                session.out.push(reply)
+
+        pending.add_done_callback(durable)
 
     def persist(self, record: Record, now: int) -> None:
         """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
@@ -287,14 +296,6 @@ class Seed(Service):
                 f.exception()  # retrieved: failures are logged by the store
 
         fut.add_done_callback(done)
-
-    async def _reply_when_durable(self, session: Session, frame_id: str, fut: asyncio.Future[None]) -> None:
-        try:
-            await asyncio.shield(fut)
-        except Exception as exc:
-            session.out.push(error_frame("internal", f"the record could not be stored: {exc}", frame_id))
-            return
-        session.out.push(dump(Registered(type="registered", id=frame_id, seed=self.name)))
 
     # ------------------------------------------------------------------ presence
 

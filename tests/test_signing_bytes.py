@@ -1,0 +1,18 @@
+"""The hand-built canonical record bytes equal the contract's json.dumps definition, for any input."""
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from node.protocol import RECORD_SIG_PREFIX, record_signed_bytes
+
+names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True)
+keys = st.binary(min_size=32, max_size=32).map(lambda b: __import__("base64").b64encode(b).decode())
+
+
+@given(names, keys, st.text(max_size=200), st.integers(min_value=1, max_value=2**63 - 1))
+def test_signed_bytes_match_the_contract(name, key, endpoint, seq):
+    record = {"name": name, "key": key, "endpoint": endpoint, "seq": seq}
+    contract = RECORD_SIG_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert record_signed_bytes(name, key, endpoint, seq) == contract
