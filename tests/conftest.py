@@ -6,6 +6,17 @@ from node.config import SeedConfig
 from node.seed import Seed
 
 
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run the fault, flood and soak scenarios at full size (minutes, not seconds)")
+
+
+@pytest.fixture
+def full(request) -> bool:
+    """True under `pytest --full`: scenarios use their full counts and durations."""
+    return request.config.getoption("--full")
+
+
 @pytest.fixture
 async def seeds(tmp_path):
     """Start real seeds on 127.0.0.1 port 0: `await seeds("a", peers=[...], **config)`."""

@@ -1,0 +1,127 @@
+"""Real processes for the reliability scenarios: seeds and headless users, started and stopped by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Proc:
+    """A child process whose stderr (and stdout lines, for users) are collected by reader threads."""
+
+    def __init__(self, args: list[str], stdin: bool = False) -> None:
+        self.args = args
+        self.p = subprocess.Popen([sys.executable, "-m", "node", *args], stdin=subprocess.PIPE if stdin else None,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.err: list[str] = []
+        self.lines: list[dict] = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read_err, daemon=True).start()
+        threading.Thread(target=self._read_out, daemon=True).start()
+
+    def _read_err(self) -> None:
+        for line in self.p.stderr:
+            with self.cond:
+                self.err.append(line)
+                self.cond.notify_all()
+
+    def _read_out(self) -> None:
+        for line in self.p.stdout:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            with self.cond:
+                self.lines.append(obj)
+                self.cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 20.0, what: str = "output"):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = predicate(self)
+                if found:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or self.p.poll() is not None and not found:
+                    raise AssertionError(f"{what} not seen; stderr tail: {''.join(self.err[-5:])}")
+                self.cond.wait(min(left, 0.5))
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGKILL)
+        self.p.wait(10)
+
+    def stop(self) -> int:
+        if self.p.poll() is None:
+            self.p.terminate()
+        try:
+            return self.p.wait(15)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            return self.p.wait(5)
+
+    @property
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+
+class SeedProc(Proc):
+    def __init__(self, data_dir: Path, name: str, port: int = 0, peers: tuple[str, ...] = (), config: Path | None = None):
+        args = ["seed", "--port", str(port), "--name", name, "--data-dir", str(data_dir), "--log-level", "info"]
+        for p in peers:
+            args += ["--peer", p]
+        if config is not None:
+            args += ["--config", str(config)]
+        super().__init__(args)
+        self.name = name
+        line = self.wait_for(lambda s: next((x for x in s.err if "listening on" in x), None), what=f"seed {name} listening")
+        self.url = re.search(r"listening on (ws://\S+)", line).group(1)
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+
+class UserProc(Proc):
+    def __init__(self, data_dir: Path, name: str, seeds: list[str]):
+        args = ["user", "--name", name, "--data-dir", str(data_dir)]
+        for s in seeds:
+            args += ["--seed", s]
+        super().__init__(args, stdin=True)
+        self.name = name
+
+    def registered(self, after: int = 0, timeout: float = 20.0) -> dict:
+        return self.wait_for(lambda s: next((x for x in s.lines[after:] if x["event"] == "registered"), None),
+                             timeout, f"{self.name} registered")
+
+    def say(self, line: str) -> None:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def events(self, kind: str) -> list[dict]:
+        with self.cond:
+            return [x for x in self.lines if x["event"] == kind]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_tz() -> dict:
+    return {**os.environ}
