@@ -24,3 +24,27 @@ class TokenBucket:
             self.tokens -= 1
             return True
         return False
+
+
+class RefusalCounter:
+    """Refusals within a window: a client refused more than `limit` times in `window` s is cut off.
+
+    A client that overshoots now and then never gets near the limit; a flooder cannot dodge it by
+    letting an accepted frame through now and then as the bucket refills.
+    """
+
+    __slots__ = ("limit", "window", "count", "since")
+
+    def __init__(self, limit: float, window: float = 10.0) -> None:
+        self.limit = limit
+        self.window = window
+        self.count = 0
+        self.since = 0.0
+
+    def refuse(self) -> bool:
+        """Count one refusal; True when the client has now been refused too often."""
+        now = time.monotonic()
+        if now - self.since > self.window:
+            self.count, self.since = 0, now
+        self.count += 1
+        return self.count > self.limit

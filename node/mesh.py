@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from .directory import Outcome
 from .errors import ProtocolError
-from .limits import TokenBucket
+from .limits import RefusalCounter, TokenBucket
 from .protocol import (
     SEED_LINK,
     SYNC_CHUNK,
@@ -38,7 +38,7 @@ from .protocol import (
     readable_id,
 )
 from .sender import FrameCounts, Sender
-from .wire import dial, now_ms
+from .wire import close_now, dial, now_ms
 
 if TYPE_CHECKING:
     from .seed import Seed
@@ -65,6 +65,7 @@ class Link:
         self.pending: dict[str, asyncio.Future[Record | None]] = {}
         self.sync_online: dict[str, int] = {}
         self.closed = asyncio.Event()
+        self.refused = RefusalCounter(bucket.burst)
 
     def dialer(self, own_name: str) -> str:
         return own_name if self.dialed else self.name
@@ -279,6 +280,11 @@ class Mesh:
     def _on_frame(self, link: Link, raw: str | bytes) -> None:
         self.seed.frames.received += 1
         if not link.bucket.take():
+            if link.refused.refuse():
+                # what was dropped comes back with the full sync when the link is redialled
+                log.warning("closing the link with %s: it kept flooding after rate_limited", link.name)
+                asyncio.ensure_future(close_now(link.ws, 1008, "rate limit exceeded repeatedly"))
+                return
             link.out.push(error_frame("rate_limited", "too many frames from this seed", readable_id(raw)))
             return
         try:

@@ -17,7 +17,7 @@ from .config import SeedConfig, default_data_dir
 from .directory import Directory, Effective, Outcome
 from .errors import ProtocolError
 from .identity import Identity, secure_dir
-from .limits import TokenBucket
+from .limits import RefusalCounter, TokenBucket
 from .mesh import Mesh
 from .protocol import (
     TO_SEED,
@@ -41,7 +41,7 @@ from .protocol import (
 )
 from .sender import FrameCounts, Sender
 from .store import SeedStore
-from .wire import SOCKET_OPTIONS, Service, listen_url, now_ms
+from .wire import SOCKET_OPTIONS, Service, close_now, listen_url, now_ms
 
 log = logging.getLogger("p2p.seed")
 
@@ -53,7 +53,7 @@ class Session:
     holding thousands of idle sockets pays for what they do, not for what they might do.
     """
 
-    __slots__ = ("ws", "out", "bucket", "key", "watched", "tasks", "pinged")
+    __slots__ = ("ws", "out", "bucket", "key", "watched", "tasks", "pinged", "refused")
 
     EMPTY: frozenset = frozenset()
 
@@ -65,6 +65,7 @@ class Session:
         self.watched: set[str] | frozenset = self.EMPTY
         self.tasks: set[asyncio.Task[None]] | frozenset = self.EMPTY
         self.pinged: asyncio.Future | None = None
+        self.refused = RefusalCounter(bucket.burst)
 
 
 class Seed(Service):
@@ -184,6 +185,11 @@ class Seed(Service):
             async for raw in ws:
                 self.frames.received += 1
                 if not session.bucket.take():
+                    if session.refused.refuse():
+                        log.warning("closing %s: kept flooding after %d rate_limited answers",
+                                    ws.remote_address, session.refused.count - 1)
+                        await close_now(ws, 1008, "rate limit exceeded repeatedly")
+                        return
                     session.out.push(error_frame(
                         "rate_limited", "too many frames; slow down", readable_id(raw)
                     ))

@@ -14,6 +14,8 @@ from collections import deque
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
+from .wire import close_now
+
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ class Sender:
         if len(self.queue) >= self.limit:
             log.warning("peer %s reads too slowly; closing", self.ws.remote_address)
             self.queue.clear()
-            asyncio.ensure_future(self.ws.close(1008, "too slow reading"))
+            asyncio.ensure_future(close_now(self.ws, 1008, "too slow reading"))
             return
         self.queue.append(text)
         if self.counts is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -24,6 +25,19 @@ async def dial(url: str, max_frame: int = MAX_FRAME, timeout: float = 5.0, **kw:
     return await connect(
         url, max_size=max_frame, open_timeout=timeout, proxy=None, **SOCKET_OPTIONS, **kw
     )
+
+
+async def close_now(ws: Any, code: int, reason: str, grace: float = 1.0) -> None:
+    """Close with a code and reason, without waiting long on a peer that stopped reading.
+
+    A flooding or stalled peer may have filled our receive queue, which pauses reading, so its
+    half of the closing handshake would never be seen: after `grace` seconds the socket is dropped.
+    """
+    try:
+        async with asyncio.timeout(grace):
+            await ws.close(code, reason)
+    except TimeoutError:
+        ws.transport.abort()
 
 
 def listen_url(server: Any, host: str) -> tuple[int, str]:

@@ -11,14 +11,27 @@ from .helpers import RawClient, eventually
 
 
 async def test_token_bucket_answers_rate_limited_and_keeps_serving(seeds):
-    seed = await seeds("a", rate=5, burst=5)
+    seed = await seeds("a", rate=5, burst=10)
     c = await RawClient.open(seed.url)
-    replies = await asyncio.gather(*[c.request({"type": "lookup", "name": f"n{i}", "hops": 0}) for i in range(30)])
+    replies = await asyncio.gather(*[c.request({"type": "lookup", "name": f"n{i}", "hops": 0}) for i in range(18)])
     codes = [r.get("code") for r in replies]
-    assert codes[:5] == ["not_found"] * 5
-    assert codes.count("rate_limited") >= 20
+    assert codes[:10] == ["not_found"] * 10
+    assert codes.count("rate_limited") >= 6
     other = await RawClient.open(seed.url)  # the bucket is per connection
     assert (await other.request({"type": "lookup", "name": "x", "hops": 0}))["code"] == "not_found"
+    assert not c.ws.close_code  # refused, not disconnected
+
+
+async def test_a_client_that_keeps_flooding_is_disconnected(seeds):
+    seed = await seeds("a", rate=5, burst=10)
+    flooder = await RawClient.open(seed.url)
+    for i in range(40):
+        await flooder.send_raw(f'{{"type":"lookup","id":"f{i}","name":"x","hops":0}}')
+    await asyncio.wait_for(flooder.ws.wait_closed(), 5)
+    assert flooder.ws.close_code == 1008
+    assert "repeatedly" in flooder.ws.close_reason
+    other = await RawClient.open(seed.url)
+    assert (await other.request({"type": "seeds"}))["type"] == "seed_list"
 
 
 async def test_watch_cap(seeds):
