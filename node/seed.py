@@ -188,6 +188,7 @@ class Seed(Service):
                     if session.refused.refuse():
                         log.warning("closing %s: kept flooding after %d rate_limited answers",
                                     ws.remote_address, session.refused.count - 1)
+                        await session.out.flush(1.0)  # its answers so far, if it reads them
                         await close_now(ws, 1008, "rate limit exceeded repeatedly")
                         return
                     session.out.push(error_frame(

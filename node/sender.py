@@ -51,6 +51,15 @@ class Sender:
         if self.task is None:
             self.task = asyncio.ensure_future(self._drain())
 
+    async def flush(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) until everything queued has been written to the socket."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.task is not None:
+                    await asyncio.shield(self.task)
+        except (TimeoutError, ConnectionClosed):
+            pass
+
     async def _drain(self) -> None:
         try:
             while self.queue:

@@ -185,6 +185,50 @@ async def raw_requests(url: str, count: int, clients: int) -> None:
     await lookups(url, count, clients, "someone", check=False)
 
 
+async def paced(url: str, name: str, interval_ms: int, clients: int = 1) -> None:
+    """Well-behaved clients: each does one lookup every `interval_ms` until stdin closes; then the latencies."""
+    samples: list[float] = []
+    failures = 0
+    stdin_closed = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, sys.stdin.read))
+
+    async def client() -> None:
+        nonlocal failures
+        ws = await dial(url)
+        while not stdin_closed.done():
+            t0 = time.perf_counter()
+            await ws.send('{"type":"lookup","id":"p","name":"%s"}' % name)
+            if json.loads(await ws.recv())["type"] != "found":
+                failures += 1
+            samples.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(interval_ms / 1000)
+        await ws.close()
+
+    await asyncio.gather(*[client() for _ in range(clients)])
+    out({"n": len(samples), "failures": failures, **percentiles(samples)})
+
+
+async def flood(url: str, seconds: float) -> None:
+    """Send lookups as fast as possible without reading, reconnecting whenever cut off."""
+    from websockets.exceptions import ConnectionClosed
+
+    stats = {"connections": 0, "sent": 0, "closed_1008": 0}
+    deadline = time.monotonic() + seconds
+    frame = '{"type":"lookup","id":"x","name":"target"}'
+    while time.monotonic() < deadline:
+        ws = await dial(url)
+        stats["connections"] += 1
+        try:
+            while time.monotonic() < deadline:
+                await ws.send(frame)
+                stats["sent"] += 1
+        except ConnectionClosed:
+            pass
+        if ws.close_code == 1008:
+            stats["closed_1008"] += 1
+        await ws.close()
+    out(stats)
+
+
 async def idle(url: str, count: int) -> None:
     """Hold `count` idle connections open until stdin closes."""
     raise_fd_limit()
@@ -248,6 +292,8 @@ ROLES = {
     "renew": (renew, (str, int, int)),
     "lookups": (lookups, (str, int, int, str)),
     "idle": (idle, (str, int)),
+    "paced": (paced, (str, str, int, int)),
+    "flood": (flood, (str, float)),
     "deliver": (deliver, (str, str, str, str, int, int, str)),
 }
 

@@ -103,7 +103,7 @@ async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, 
     delivered, received = set(), set()
 
     async def drained() -> bool:
-        for node, ev in nodes:
+        for _, ev in nodes:
             while not ev.queue.empty():
                 e = ev.queue.get_nowait()
                 if isinstance(e, MessageState) and e.state == "delivered":
