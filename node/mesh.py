@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from .directory import Outcome
 from .errors import ProtocolError
-from .limits import RefusalCounter, TokenBucket
+from .limits import RateLimit, Verdict
 from .protocol import (
     SEED_LINK,
     SYNC_CHUNK,
@@ -53,7 +53,7 @@ BACKOFF_MAX = 30.0
 class Link:
     """One live seed-to-seed socket and what is in flight on it."""
 
-    def __init__(self, ws: Connection, name: str, url: str, key: str, dialed: bool, bucket: TokenBucket,
+    def __init__(self, ws: Connection, name: str, url: str, key: str, dialed: bool, limit: RateLimit,
                  counts: FrameCounts | None = None) -> None:
         self.ws = ws
         self.out = Sender(ws, limit=100_000, counts=counts)
@@ -61,11 +61,10 @@ class Link:
         self.url = url
         self.key = key
         self.dialed = dialed
-        self.bucket = bucket
+        self.limit = limit
         self.pending: dict[str, asyncio.Future[Record | None]] = {}
         self.sync_online: dict[str, int] = {}
         self.closed = asyncio.Event()
-        self.refused = RefusalCounter(bucket.burst)
 
     def dialer(self, own_name: str) -> str:
         return own_name if self.dialed else self.name
@@ -164,7 +163,7 @@ class Mesh:
             await ws.close()
             raise
         self.learn(reply.seeds)
-        return Link(ws, reply.name, url, reply.key, dialed=True, bucket=self._bucket(), counts=self.seed.frames)
+        return Link(ws, reply.name, url, reply.key, dialed=True, limit=self._limit(), counts=self.seed.frames)
 
     def _intro(self, cls, kind: str):
         return cls(
@@ -172,8 +171,8 @@ class Mesh:
             key=self.seed.identity.key, seeds=sorted(self.urls | {k.url for k in self.known.values()}),
         )
 
-    def _bucket(self) -> TokenBucket:
-        return TokenBucket(self.seed.config.peer_rate, self.seed.config.peer_burst)
+    def _limit(self) -> RateLimit:
+        return RateLimit(self.seed.config.peer_rate, self.seed.config.peer_burst)
 
     async def accept(self, ws: Connection, hello: SeedHello) -> None:
         """A seed dialled us: answer with our welcome and run the link until it drops."""
@@ -184,7 +183,7 @@ class Mesh:
         welcome = self._intro(SeedWelcome, "seed_welcome").model_copy(update={"id": hello.id})
         await ws.send(dump(welcome))
         self.learn(hello.seeds)
-        link = Link(ws, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, bucket=self._bucket(),
+        link = Link(ws, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, limit=self._limit(),
                     counts=self.seed.frames)
         self.urls.add(link.url)
         await self._run(link)
@@ -279,8 +278,9 @@ class Mesh:
 
     def _on_frame(self, link: Link, raw: str | bytes) -> None:
         self.seed.frames.received += 1
-        if not link.bucket.take():
-            if link.refused.refuse():
+        verdict = link.limit.check()
+        if verdict is not Verdict.ALLOW:
+            if verdict is Verdict.CUT:
                 # what was dropped comes back with the full sync when the link is redialled
                 log.warning("closing the link with %s: it kept flooding after rate_limited", link.name)
                 asyncio.ensure_future(close_now(link.ws, 1008, "rate limit exceeded repeatedly"))

@@ -17,7 +17,7 @@ from .config import SeedConfig, default_data_dir
 from .directory import Directory, Effective, Outcome
 from .errors import ProtocolError
 from .identity import Identity, secure_dir
-from .limits import RefusalCounter, TokenBucket
+from .limits import RateLimit, Verdict
 from .mesh import Mesh
 from .protocol import (
     TO_SEED,
@@ -53,19 +53,18 @@ class Session:
     holding thousands of idle sockets pays for what they do, not for what they might do.
     """
 
-    __slots__ = ("ws", "out", "bucket", "key", "watched", "tasks", "pinged", "refused")
+    __slots__ = ("ws", "out", "limit", "key", "watched", "tasks", "pinged")
 
     EMPTY: frozenset = frozenset()
 
-    def __init__(self, ws: ServerConnection, bucket: TokenBucket, counts: FrameCounts) -> None:
+    def __init__(self, ws: ServerConnection, limit: RateLimit, counts: FrameCounts) -> None:
         self.ws = ws
         self.out = Sender(ws, counts=counts)
-        self.bucket = bucket
+        self.limit = limit
         self.key: str | None = None
         self.watched: set[str] | frozenset = self.EMPTY
         self.tasks: set[asyncio.Task[None]] | frozenset = self.EMPTY
         self.pinged: asyncio.Future | None = None
-        self.refused = RefusalCounter(bucket.burst)
 
 
 class Seed(Service):
@@ -179,15 +178,16 @@ class Seed(Service):
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.active += 1
-        session = Session(ws, TokenBucket(self.config.rate, self.config.burst), self.frames)
+        session = Session(ws, RateLimit(self.config.rate, self.config.burst), self.frames)
         self.sessions.add(session)
         try:
             async for raw in ws:
                 self.frames.received += 1
-                if not session.bucket.take():
-                    if session.refused.refuse():
+                verdict = session.limit.check()
+                if verdict is not Verdict.ALLOW:
+                    if verdict is Verdict.CUT:
                         log.warning("closing %s: kept flooding after %d rate_limited answers",
-                                    ws.remote_address, session.refused.count - 1)
+                                    ws.remote_address, session.limit.refused - 1)
                         await session.out.flush(1.0)  # its answers so far, if it reads them
                         await close_now(ws, 1008, "rate limit exceeded repeatedly")
                         return
