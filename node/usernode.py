@@ -126,8 +126,6 @@ class UserNode(Service):
         self.wake: dict[str, asyncio.Event] = {}
         self.links: dict[str, PeerLink] = {}
         self.records: dict[str, tuple[Found, float]] = {}
-        self.presence: dict[str, PresenceChanged] = {}
-        self.tasks: set[asyncio.Task] = set()
         self.server: Server | None = None
         self.endpoint = ""
         self.embedded_seeds = embedded_seeds or set()
@@ -164,9 +162,9 @@ class UserNode(Service):
         log.info("user %s serving %s (key %s)", self.name, self.endpoint, self.identity.fingerprint)
 
     async def stop(self) -> None:
-        for task in [*self.workers.values(), *self.tasks]:
+        for task in self.workers.values():
             task.cancel()
-        await asyncio.gather(*self.workers.values(), *self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.workers.values(), return_exceptions=True)
         await self.seed.stop()
         for link in list(self.links.values()):
             await link.ws.close()
@@ -183,12 +181,6 @@ class UserNode(Service):
     def emit(self, event: Event) -> None:
         for stream in self.subscribers:
             stream.queue.put_nowait(event)
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
     # ------------------------------------------------------------------ seed callbacks
 
@@ -208,7 +200,6 @@ class UserNode(Service):
     def _on_presence(self, frame: Presence) -> None:
         event = PresenceChanged(name=frame.name, online=frame.online, seed=frame.seed, last_seen=frame.last_seen)
         key = name_key(frame.name)
-        self.presence[key] = event
         self.emit(event)
         if frame.online and key in self.wake:
             self.records.pop(key, None)  # it may have a new endpoint

@@ -40,9 +40,6 @@ CREATE INDEX IF NOT EXISTS messages_peer ON messages(peer, n);
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(state) WHERE state IN ('queued', 'sent');
 """
 
-PENDING = ("queued", "sent")
-
-
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     n: int
