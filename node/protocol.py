@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .errors import ProtocolError
+from .errors import IdentityError, ProtocolError
 
 SUBPROTOCOL = "p2pchat.v1"
 MAX_FRAME = 64 * 1024
@@ -53,6 +53,18 @@ def is_valid_name(name: str) -> bool:
     return NAME_RE.fullmatch(name) is not None
 
 
+NAME_RULE = "1-32 of A-Z a-z 0-9 _ . - starting with a letter or digit"
+
+
+def require_name(name: str | None) -> str:
+    """The name itself when it is valid; IdentityError naming the rule otherwise (local input, not a frame)."""
+    if not name:
+        raise IdentityError(f"a name is needed: {NAME_RULE}")
+    if not is_valid_name(name):
+        raise IdentityError(f"invalid name {name!r}: {NAME_RULE}")
+    return name
+
+
 def name_key(name: str) -> str:
     """The case-insensitive identity of a name (names are ASCII, so lower() is exact)."""
     return name.lower()
@@ -62,7 +74,7 @@ def _check_name(value: str) -> str:
     if not is_valid_name(value):
         raise PydanticCustomError(
             "invalid_name",
-            "invalid name {name!r}: 1-32 of A-Z a-z 0-9 _ . - starting with a letter or digit",
+            "invalid name {name!r}: " + NAME_RULE,
             {"name": value[:40]},
         )
     return value

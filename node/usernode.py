@@ -45,9 +45,9 @@ from .protocol import (
     Record,
     dump,
     error_frame,
-    is_valid_name,
     name_key,
     parse,
+    require_name,
 )
 from .seedclient import SeedClient
 from .sender import Sender
@@ -112,12 +112,8 @@ class PeerLink:
 
 class UserNode(Service):
     def __init__(self, config: UserConfig, embedded_seeds: set[str] | None = None) -> None:
-        if not config.name or not is_valid_name(config.name):
-            raise IdentityError(
-                f"invalid name {config.name!r}: use 1-32 of A-Z a-z 0-9 _ . - starting with a letter or digit"
-            )
         self.config = config
-        self.name: str = config.name
+        self.name: str = require_name(config.name)
         self.key_name = name_key(config.name)
         self.subscribers: list[EventStream] = []
         self.outbox: dict[str, dict[str, StoredMessage]] = {}  # recipient key -> id -> message, in order
@@ -211,8 +207,7 @@ class UserNode(Service):
         return self.store.contacts()
 
     async def add_contact(self, name: str, new: bool = False) -> bool:
-        if not is_valid_name(name):
-            raise IdentityError(f"invalid name {name!r}")
+        require_name(name)
         added = self.store.add_contact(name, now_ms(), new=new)
         if added:
             self.emit(ContactAdded(name=name, new=new))
@@ -279,8 +274,7 @@ class UserNode(Service):
         Delivery may start before the outbox write is committed: a crash in between loses nothing
         the caller was told about, since `send` had not returned.
         """
-        if not is_valid_name(to):
-            raise IdentityError(f"invalid name {to!r}")
+        require_name(to)
         if name_key(to) == self.key_name:
             raise IdentityError("you cannot send a message to yourself")
         if len(text) > MAX_TEXT:

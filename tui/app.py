@@ -28,7 +28,7 @@ from node.events import (
     SeedStatus,
 )
 from node.identity import fingerprint, secure_dir
-from node.protocol import is_valid_name, name_key
+from node.protocol import name_key, require_name
 from node.seedclient import first_answering
 from node.usernode import UserNode
 from node.userstore import StoredMessage
@@ -63,8 +63,7 @@ class ChatApp(App):
     def __init__(self, config: UserConfig, embedded_seed: bool = True, embedded_port: int = 5001,
                  probe_timeout: float = 1.0) -> None:
         super().__init__()
-        if not config.name or not is_valid_name(config.name):
-            raise IdentityError(f"invalid name {config.name!r}")
+        require_name(config.name)
         self.config = config
         self.data_dir: Path = config.data_dir or default_data_dir("users", name_key(config.name))
         self.embedded_allowed = embedded_seed
@@ -330,8 +329,10 @@ class ChatApp(App):
                 self.exit()
             case "msg":
                 name, text = cmd.args
-                if not is_valid_name(name):
-                    self.chat.system(f"invalid name {name!r}", classes="error")
+                try:
+                    require_name(name)
+                except IdentityError as exc:
+                    self.chat.system(str(exc), classes="error")
                     return
                 self.open_conversation(name)
                 self.send(name, text)

@@ -10,7 +10,7 @@ from node.config import UserConfig, build, default_data_dir
 from node.errors import P2PError
 from node.headless import add_user_options
 from node.identity import secure_dir
-from node.protocol import is_valid_name, name_key
+from node.protocol import name_key, require_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("name", "seeds", "host", "port", "advertise", "data_dir", "log_level")
     try:
         config = build(UserConfig, args.config, "user", {k: getattr(args, k) for k in keys})
-        if not config.name or not is_valid_name(config.name):
-            raise P2PError(f"give a valid --name (1-32 of A-Z a-z 0-9 _ . -), not {config.name!r}")
-        data_dir = config.data_dir or default_data_dir("users", name_key(config.name))
+        data_dir = config.data_dir or default_data_dir("users", name_key(require_name(config.name)))
         secure_dir(data_dir)
     except P2PError as exc:
         print(f"p2p-tui: {exc}", file=sys.stderr)
