@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +45,14 @@ from .store import SeedStore
 from .wire import SOCKET_OPTIONS, Service, close_now, listen_url, now_ms
 
 log = logging.getLogger("p2p.seed")
+
+LISTENING = "seed %s listening on %s (key %s, %d records)"
+
+
+def listening_url(line: str) -> str | None:
+    """The URL in a seed's LISTENING log line (how tools that start a seed learn where it is)."""
+    match = re.search(r" listening on (\S+) \(key ", line)
+    return match.group(1) if match else None
 
 
 class Session:
@@ -114,10 +123,7 @@ class Seed(Service):
         self.store.start()
         self.mesh = Mesh(self)
         self.mesh.start([*cfg.peers, *self.store.load_seed_urls()])
-        log.info(
-            "seed %s listening on %s (key %s, %d records)",
-            self.name, self.url, self.identity.fingerprint, loaded,
-        )
+        log.info(LISTENING, self.name, self.url, self.identity.fingerprint, loaded)
 
     async def _keepalive(self) -> None:
         """Every `ping_interval` seconds, close the user sockets that did not answer the previous ping."""

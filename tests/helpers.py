@@ -90,41 +90,6 @@ async def eventually(predicate, timeout: float = 10.0, what: str = "condition") 
 __all__ = ["RawClient", "record", "eventually", "SUBPROTOCOL"]
 
 
-class SeedProcess:
-    """A seed run through the real CLI in its own process (`python -m node seed ...`)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
-        self.proc = proc
-        self.url = url
-        self.stderr: list[str] = []
-
-    @classmethod
-    async def start(cls, *args: str) -> SeedProcess:
-        import re
-        import sys
-
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "node", "seed", "--port", "0", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        lines: list[str] = []
-        while True:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
-            if not line:
-                raise AssertionError("seed exited before listening:\n" + "".join(lines))
-            lines.append(line)
-            match = re.search(r"listening on (ws://\S+)", line)
-            if match:
-                seed = cls(proc, match.group(1))
-                seed.stderr = lines
-                return seed
-
-    async def finish(self, timeout: float = 10.0) -> int:
-        rest = await asyncio.wait_for(self.proc.stderr.read(), timeout)
-        self.stderr.append(rest.decode())
-        return await asyncio.wait_for(self.proc.wait(), timeout)
-
-
 async def next_event(stream, predicate, timeout: float = 10.0, what: str = "event"):
     """The next event from a user node's stream that satisfies `predicate` (others are skipped)."""
     try:

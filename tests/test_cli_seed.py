@@ -5,25 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import urllib.request
 
 from node.identity import Identity
 
-from .helpers import RawClient, SeedProcess, record
-
-
-async def run(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "node", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    return proc.returncode, out.decode(), err.decode()
+from .helpers import RawClient, record
+from .procs import SeedProc, run_cli
 
 
 async def test_seed_subprocess_health_lookup_and_sigterm(tmp_path):
-    seed = await SeedProcess.start("--name", "ops", "--data-dir", str(tmp_path / "ops"))
-    assert "seed ops listening on" in seed.stderr[-1] and "key" in seed.stderr[-1]
+    seed = await asyncio.to_thread(SeedProc, tmp_path / "ops", "ops")
+    assert "seed ops listening on" in seed.err[-1] and "key" in seed.err[-1]
     key_file = tmp_path / "ops" / "identity.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
 
@@ -37,13 +29,13 @@ async def test_seed_subprocess_health_lookup_and_sigterm(tmp_path):
     assert health["name"] == "ops" and health["users_known"] == 1 and health["users_online"] == 1
     assert health["peers"] == [] and health["uptime_s"] >= 0 and health["version"]
 
-    code, out, _ = await run("lookup", "sally", "--seed", seed.url)
+    code, out, _ = await run_cli("lookup", "sally", "--seed", seed.url)
     assert code == 0 and "Sally" in out and "online at ops" in out and "ws://127.0.0.1:7777" in out
-    code, out, err = await run("lookup", "nobody", "--seed", seed.url)
+    code, out, err = await run_cli("lookup", "nobody", "--seed", seed.url)
     assert code == 1 and "not_found" in err
 
-    seed.proc.send_signal(signal.SIGTERM)
+    seed.p.send_signal(signal.SIGTERM)
     await asyncio.wait_for(user.ws.wait_closed(), 10)
     assert user.ws.close_code == 1001
-    assert await seed.finish() == 0
-    assert "stopped" in seed.stderr[-1]
+    assert await asyncio.to_thread(seed.p.wait, 15) == 0
+    await asyncio.to_thread(seed.wait_for, lambda s: "stopped" in s.err[-1], 10, "the stopped line")

@@ -6,6 +6,8 @@ import asyncio
 import json
 import sys
 
+from .procs import run_cli
+
 
 class Headless:
     def __init__(self, proc) -> None:
@@ -94,14 +96,6 @@ async def test_exit_on_eof_delivers_what_is_queued_then_exits(seeds, tmp_path):
         assert texts == ["line 0", "line 1", "line 2"]
     finally:
         await sally.stop()
-
-
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "node", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_send_command_exit_codes(seeds, tmp_path):

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from node.identity import Identity
 
-from .helpers import RawClient, SeedProcess, record
-
-
-async def register_many(url: str, count: int, sockets: int = 8) -> list[str]:
-    clients = [await RawClient.open(url) for _ in range(sockets)]
-    names = [f"user{i:04d}" for i in range(count)]
-    replies = await asyncio.gather(*[
-        clients[i % sockets].request({"type": "register", "record": record(Identity.generate(), n)})
-        for i, n in enumerate(names)
-    ])
-    assert all(r["type"] == "registered" for r in replies), [r for r in replies if r["type"] != "registered"][:3]
-    for c in clients:
-        await c.close()
-    return names
+from .helpers import RawClient, record
+from .procs import SeedProc
 
 
 async def test_every_acknowledged_record_survives_sigkill(tmp_path):
-    seed = await SeedProcess.start("--name", "k", "--data-dir", str(tmp_path / "k"))
+    seed = await asyncio.to_thread(SeedProc, tmp_path / "k", "k")
     # one registration per socket: a socket holds one name
     names = [f"user{i:03d}" for i in range(150)]
     clients = [await RawClient.open(seed.url) for _ in names]
@@ -32,18 +19,16 @@ async def test_every_acknowledged_record_survives_sigkill(tmp_path):
         c.request({"type": "register", "record": record(Identity.generate(), n)}) for c, n in zip(clients, names)
     ])
     assert all(r["type"] == "registered" for r in replies)
-    seed.proc.send_signal(signal.SIGKILL)  # right after the last acknowledgement
-    await seed.proc.wait()
+    await asyncio.to_thread(seed.kill)  # SIGKILL, right after the last acknowledgement
 
-    again = await SeedProcess.start("--name", "k", "--data-dir", str(tmp_path / "k"))
+    again = await asyncio.to_thread(SeedProc, tmp_path / "k", "k")
     probe = await RawClient.open(again.url)
     found = await asyncio.gather(*[probe.request({"type": "lookup", "name": n, "hops": 0}) for n in names])
     missing = [n for n, f in zip(names, found) if f["type"] != "found"]
     assert not missing, f"acknowledged but lost: {missing[:5]}"
     # nobody is online after a restart until they register again
     assert all(f["online"] is False for f in found)
-    again.proc.send_signal(signal.SIGTERM)
-    assert await again.finish() == 0
+    assert await asyncio.to_thread(again.stop) == 0  # SIGTERM
 
 
 async def test_registrations_that_arrive_together_commit_together(seeds):

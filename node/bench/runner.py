@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
+from ..seed import listening_url
+
 SCENARIOS = ("throughput", "latency", "registrations", "lookups", "replication", "lookup-cost", "memory")
 TEXT_SIZE = 200
 WINDOW = 256
@@ -63,8 +65,8 @@ class Procs:
             line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
             if not line:
                 raise RuntimeError(f"seed {name} exited before listening")
-            if "listening on" in line:
-                url = line.split("listening on ")[1].split()[0]
+            url = listening_url(line)
+            if url:
                 asyncio.ensure_future(_drain(proc.stderr))
                 return proc, url
 

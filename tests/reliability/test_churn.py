@@ -11,7 +11,7 @@ import time
 from node.events import MessageState, Registered
 
 from ..helpers import RawClient, eventually, next_event
-from .procs import SeedProc, UserProc
+from ..procs import SeedProc, UserProc
 
 
 def history(data_dir, peer: str) -> list[tuple[str, str]]:

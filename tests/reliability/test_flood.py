@@ -13,7 +13,7 @@ from node.identity import Identity
 from node.wire import now_ms
 
 from ..helpers import RawClient, record
-from .procs import SeedProc
+from ..procs import SeedProc
 from .test_fuzz import Bystander
 
 SERVER_CPU, ATTACKER_CPU = 0, (1 if (os.cpu_count() or 1) > 1 else 0)

@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from node.identity import Identity
 from node.wire import now_ms
 
-from .procs import SeedProc, UserProc, rss_kb
+from ..procs import SeedProc, UserProc, rss_kb
 
 MAX_FRAME = 65536
 CLEAN_CLOSES = {1000, 1002, 1007, 1008, 1009}

@@ -12,7 +12,7 @@ from node.events import MessageReceived, MessageState, Registered
 from node.identity import Identity
 
 from ..helpers import RawClient, eventually, next_event, record
-from .procs import SeedProc, rss_kb
+from ..procs import SeedProc, rss_kb
 
 
 def open_files(pid: int) -> int:

@@ -1,16 +1,16 @@
-"""Real processes for the reliability scenarios: seeds and headless users, started and stopped by hand."""
+"""Real processes for tests: seeds and headless users through the CLI, started, killed and stopped by hand."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from node.seed import listening_url
 
 
 def rss_kb(pid: int) -> int:
@@ -30,14 +30,18 @@ class Proc:
         self.err: list[str] = []
         self.lines: list[dict] = []
         self.cond = threading.Condition()
-        threading.Thread(target=self._read_err, daemon=True).start()
-        threading.Thread(target=self._read_out, daemon=True).start()
+        self.readers = [threading.Thread(target=self._read_err, daemon=True),
+                        threading.Thread(target=self._read_out, daemon=True)]
+        for reader in self.readers:
+            reader.start()
 
     def _read_err(self) -> None:
         for line in self.p.stderr:
             with self.cond:
                 self.err.append(line)
                 self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
 
     def _read_out(self) -> None:
         for line in self.p.stdout:
@@ -48,6 +52,8 @@ class Proc:
             with self.cond:
                 self.lines.append(obj)
                 self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
 
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "output"):
         deadline = time.monotonic() + timeout
@@ -57,7 +63,8 @@ class Proc:
                 if found:
                     return found
                 left = deadline - time.monotonic()
-                if left <= 0 or self.p.poll() is not None and not found:
+                ended = not any(r.is_alive() for r in self.readers)  # exited and all its output read
+                if left <= 0 or ended:
                     raise AssertionError(f"{what} not seen; stderr tail: {''.join(self.err[-5:])}")
                 self.cond.wait(min(left, 0.5))
 
@@ -89,8 +96,8 @@ class SeedProc(Proc):
             args += ["--config", str(config)]
         super().__init__(args)
         self.name = name
-        line = self.wait_for(lambda s: next((x for x in s.err if "listening on" in x), None), what=f"seed {name} listening")
-        self.url = re.search(r"listening on (ws://\S+)", line).group(1)
+        self.url = self.wait_for(lambda s: next(filter(None, map(listening_url, s.err)), None),
+                                 what=f"seed {name} listening")
         self.port = int(self.url.rsplit(":", 1)[1])
 
 
@@ -115,13 +122,13 @@ class UserProc(Proc):
             return [x for x in self.lines if x["event"] == kind]
 
 
-def free_port() -> int:
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+async def run_cli(*args: str, timeout: float = 30) -> tuple[int, str, str]:
+    """`p2p-node ARGS` to completion: its exit code, stdout and stderr."""
+    import asyncio
 
-
-def env_tz() -> dict:
-    return {**os.environ}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode, out.decode(), err.decode()
