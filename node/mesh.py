@@ -38,7 +38,7 @@ from .protocol import (
     readable_id,
 )
 from .sender import FrameCounts, Sender
-from .wire import close_now, dial, now_ms
+from .wire import close_now, dial, frames, now_ms
 
 if TYPE_CHECKING:
     from .seed import Seed
@@ -200,7 +200,7 @@ class Mesh:
             return
         try:
             self._send_sync(link)
-            async for raw in link.ws:
+            async for raw in frames(link.ws):
                 self._on_frame(link, raw)
         except ConnectionClosed:
             pass

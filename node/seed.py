@@ -42,7 +42,7 @@ from .protocol import (
 )
 from .sender import FrameCounts, Sender
 from .store import SeedStore
-from .wire import SOCKET_OPTIONS, Service, close_now, listen_url, now_ms
+from .wire import SERVER_OPTIONS, Service, close_now, frames, listen_url, now_ms
 
 log = logging.getLogger("p2p.seed")
 
@@ -106,7 +106,7 @@ class Seed(Service):
             process_request=self._process_request,
             max_size=cfg.max_frame,
             ping_interval=None,  # one sweeper pings every socket instead of a task per socket
-            **SOCKET_OPTIONS,
+            **SERVER_OPTIONS,
         )
         self.sweeper = asyncio.ensure_future(self._keepalive())
         self.port, bound_url = listen_url(self.server, cfg.host)
@@ -187,7 +187,7 @@ class Seed(Service):
         session = Session(ws, RateLimit(self.config.rate, self.config.burst), self.frames)
         self.sessions.add(session)
         try:
-            async for raw in ws:
+            async for raw in frames(ws):
                 self.frames.received += 1
                 verdict = session.limit.check()
                 if verdict is not Verdict.ALLOW:

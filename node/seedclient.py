@@ -34,7 +34,7 @@ from .protocol import Lookup as LookupFrame
 from .protocol import Register as RegisterFrame
 from .protocol import Seeds as SeedsFrame
 from .protocol import Watch as WatchFrame
-from .wire import dial
+from .wire import dial, frames
 
 log = logging.getLogger("p2p.user.seed")
 
@@ -212,7 +212,7 @@ class SeedClient:
 
     async def _read(self, ws) -> None:
         try:
-            async for raw in ws:
+            async for raw in frames(ws):
                 try:
                     frame = parse(FROM_SEED, raw)
                 except ProtocolError as exc:

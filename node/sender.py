@@ -14,7 +14,7 @@ from collections import deque
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
-from .wire import close_now
+from .wire import Turns, close_now
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,11 @@ class Sender:
             pass
 
     async def _drain(self) -> None:
+        turns = Turns()
         try:
             while self.queue:
                 await self.ws.send(self.queue.popleft())
+                await turns.one_done()
         except ConnectionClosed:
             self.queue.clear()
         finally:

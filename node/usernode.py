@@ -52,7 +52,7 @@ from .protocol import (
 from .seedclient import SeedClient
 from .sender import Sender
 from .userstore import Contact, StoredMessage, UserStore
-from .wire import SOCKET_OPTIONS, Service, dial, listen_url, now_ms
+from .wire import SERVER_OPTIONS, Service, dial, frames, listen_url, now_ms
 
 log = logging.getLogger("p2p.user")
 
@@ -88,7 +88,7 @@ class PeerLink:
 
     async def _read(self) -> None:
         try:
-            async for raw in self.ws:
+            async for raw in frames(self.ws):
                 try:
                     frame = parse(DIRECT, raw)
                 except ProtocolError:
@@ -137,7 +137,7 @@ class UserNode(Service):
         self.boxes = Boxes(self.identity)
         self.store = UserStore(self.data_dir / "user.sqlite3")
         self.store.start()
-        self.server = await serve(self._direct, cfg.host, cfg.port, max_size=cfg.max_frame, **SOCKET_OPTIONS)
+        self.server = await serve(self._direct, cfg.host, cfg.port, max_size=cfg.max_frame, **SERVER_OPTIONS)
         self.endpoint = cfg.advertise or listen_url(self.server, cfg.host)[1]
         self.seed = SeedClient(
             cfg.seeds,
@@ -450,7 +450,7 @@ class UserNode(Service):
     async def _direct(self, ws: ServerConnection) -> None:
         out = Sender(ws)
         try:
-            async for raw in ws:
+            async for raw in frames(ws):
                 try:
                     frame = parse(DIRECT, raw)
                     if not isinstance(frame, Chat):

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import serve
 
 from ..wire import SOCKET_OPTIONS, dial, now_ms
@@ -33,7 +34,11 @@ def raise_fd_limit() -> None:
 
 def percentiles(samples_ms: list[float]) -> dict:
     s = sorted(samples_ms)
-    return {"p50_ms": s[len(s) // 2], "p99_ms": s[min(len(s) - 1, int(len(s) * 0.99))]}
+
+    def at(q: float) -> float:
+        return s[min(len(s) - 1, int(len(s) * q))]
+
+    return {"p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": s[-1]}
 
 
 # ---------------------------------------------------------------------- raw baselines
@@ -54,7 +59,7 @@ async def echo_server() -> None:
 
 async def raw_throughput(url: str, count: int, size: int, window: int) -> None:
     """Pipelined frames of `size` bytes with at most `window` unacknowledged, as delivery does."""
-    ws = await dial(url, max_frame=2**20)
+    ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
     pad = "x" * max(0, size - 40)
     sem = asyncio.Semaphore(window)
     done = asyncio.Event()
@@ -82,7 +87,7 @@ async def raw_throughput(url: str, count: int, size: int, window: int) -> None:
 
 
 async def raw_rtt(url: str, count: int, size: int) -> None:
-    ws = await dial(url, max_frame=2**20)
+    ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
     pad = "x" * max(0, size - 40)
     samples = []
     for i in range(count):
@@ -165,7 +170,7 @@ async def lookups(url: str, count: int, clients: int, name: str, check: bool = T
     samples: list[float] = []
 
     async def client(k: int) -> None:
-        ws = await dial(url, max_frame=2**20)
+        ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
         for i in range(count // clients):
             t0 = time.perf_counter()
             await ws.send('{"type":"lookup","id":"%d-%d","name":"%s"}' % (k, i, name))
@@ -191,9 +196,12 @@ async def paced(url: str, name: str, interval_ms: int, clients: int = 1) -> None
     failures = 0
     stdin_closed = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, sys.stdin.read))
 
-    async def client() -> None:
+    async def client(k: int) -> None:
         nonlocal failures
         ws = await dial(url)
+        # independent users are not in step: spread the clients over the interval, or each lookup
+        # would measure the queue behind the 19 sent in the same instant
+        await asyncio.sleep(k * interval_ms / 1000 / clients)
         while not stdin_closed.done():
             t0 = time.perf_counter()
             await ws.send('{"type":"lookup","id":"p","name":"%s"}' % name)
@@ -203,29 +211,33 @@ async def paced(url: str, name: str, interval_ms: int, clients: int = 1) -> None
             await asyncio.sleep(interval_ms / 1000)
         await ws.close()
 
-    await asyncio.gather(*[client() for _ in range(clients)])
+    await asyncio.gather(*[client(k) for k in range(clients)])
     out({"n": len(samples), "failures": failures, **percentiles(samples)})
 
 
-async def flood(url: str, seconds: float) -> None:
-    """Send lookups as fast as possible without reading, reconnecting whenever cut off."""
+async def flood(url: str, seconds: float, parallel: int = 1) -> None:
+    """Send lookups as fast as possible without reading, on `parallel` sockets, reconnecting whenever cut off."""
     from websockets.exceptions import ConnectionClosed
 
     stats = {"connections": 0, "sent": 0, "closed_1008": 0}
     deadline = time.monotonic() + seconds
     frame = '{"type":"lookup","id":"x","name":"target"}'
-    while time.monotonic() < deadline:
-        ws = await dial(url)
-        stats["connections"] += 1
-        try:
-            while time.monotonic() < deadline:
-                await ws.send(frame)
-                stats["sent"] += 1
-        except ConnectionClosed:
-            pass
-        if ws.close_code == 1008:
-            stats["closed_1008"] += 1
-        await ws.close()
+
+    async def one() -> None:
+        while time.monotonic() < deadline:
+            ws = await dial(url, create_connection=ClientConnection)  # an attacker's plain client
+            stats["connections"] += 1
+            try:
+                while time.monotonic() < deadline:
+                    await ws.send(frame)
+                    stats["sent"] += 1
+            except ConnectionClosed:
+                pass
+            if ws.close_code == 1008:
+                stats["closed_1008"] += 1
+            await ws.close()
+
+    await asyncio.gather(*[one() for _ in range(parallel)])
     out(stats)
 
 
@@ -293,7 +305,7 @@ ROLES = {
     "lookups": (lookups, (str, int, int, str)),
     "idle": (idle, (str, int)),
     "paced": (paced, (str, str, int, int)),
-    "flood": (flood, (str, float)),
+    "flood": (flood, (str, float, int)),
     "deliver": (deliver, (str, str, str, str, int, int, str)),
 }
 

@@ -16,7 +16,10 @@ from ..helpers import RawClient, record
 from ..procs import SeedProc
 from .test_fuzz import Bystander
 
-SERVER_CPU, ATTACKER_CPU = 0, (1 if (os.cpu_count() or 1) > 1 else 0)
+# the seed gets a core to itself, as a server would; everything that stands for other machines
+# (the bystanders, the flooder, and the kernel's loopback work for the flooder's megabytes) shares
+# the other, where the flooder runs at the lowest priority
+SERVER_CPU, CLIENT_CPU = 0, (1 if (os.cpu_count() or 1) > 1 else 0)
 
 
 async def watch_lookups(url: str, seconds: float) -> dict:
@@ -26,7 +29,7 @@ async def watch_lookups(url: str, seconds: float) -> dict:
 
 def _watch_lookups(url: str, seconds: float) -> dict:
     bystanders = Bystander(url, "target", clients=20, interval_ms=50)
-    os.sched_setaffinity(bystanders.p.pid, {SERVER_CPU})
+    os.sched_setaffinity(bystanders.p.pid, {CLIENT_CPU})
     time.sleep(seconds)  # the span to measure over
     return bystanders.stop()
 
@@ -49,23 +52,22 @@ async def test_flooding_client_is_refused_and_others_keep_their_latency(tmp_path
         assert codes[0] is None and "rate_limited" in codes
 
         quiet = await watch_lookups(seed.url, seconds)
-        # the flooder is another machine in real life: here it gets its own core (the kernel's
-        # loopback work for its megabytes runs there too) and the lowest priority, so what the
-        # bystanders measure is the seed's defence, not a shared core
         flooder = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "node.bench.worker", "flood", seed.url, str(seconds),
-            stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: (os.nice(19), os.sched_setaffinity(0, {ATTACKER_CPU})))
+            stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: (os.nice(19), os.sched_setaffinity(0, {CLIENT_CPU})))
         loud = await watch_lookups(seed.url, seconds)
         stats = json.loads((await flooder.communicate())[0])
         assert seed.alive
         print(f"\nflood: {stats['sent']:,} frames on {stats['connections']} connections, "
-              f"{stats['closed_1008']} cut off with 1008; 20 bystanders' p99 quiet {quiet['p99_ms']:.2f} ms "
-              f"({quiet['n']} lookups), under flood {loud['p99_ms']:.2f} ms ({loud['n']} lookups)")
+              f"{stats['closed_1008']} cut off with 1008; 20 bystanders ({quiet['n']} and {loud['n']} lookups) "
+              f"p50 {quiet['p50_ms']:.2f} -> {loud['p50_ms']:.2f} ms, p99 {quiet['p99_ms']:.2f} -> {loud['p99_ms']:.2f} ms, "
+              f"max {quiet['max_ms']:.2f} -> {loud['max_ms']:.2f} ms")
         assert stats["closed_1008"] >= 1
         assert loud["failures"] == quiet["failures"] == 0
-        # the median is untouched; the tail shows brief stalls as flood connections are cut (see README)
-        assert loud["p50_ms"] <= 2 * quiet["p50_ms"] + 1.0, (quiet, loud)
-        assert loud["p99_ms"] <= 10 * quiet["p99_ms"], (quiet, loud)
+        # the promise: p99 within 2x of the quiet case. The reduced run's p99 is its 11th-worst
+        # sample, so it allows a millisecond of scheduler noise on top; the full run does not.
+        slack = 0.0 if full else 1.0
+        assert loud["p99_ms"] <= 2 * quiet["p99_ms"] + slack, (quiet, loud)
     finally:
         await asyncio.to_thread(seed.stop)
 
