@@ -55,11 +55,18 @@ class PresenceChanged(Event):
 
 @dataclass(frozen=True, slots=True)
 class MessageReceived(Event):
+    """A message stored for the first time; `n` is its number in local history (it only grows).
+
+    `replayed` marks one stored before but perhaps never shown: see UserNode.unshown().
+    """
+
     id: str
     from_: str
     to: str
     ts: int
     text: str
+    n: int = 0
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

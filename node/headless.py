@@ -12,7 +12,7 @@ from pathlib import Path
 from .cli import setup_logging, wait_for_signal
 from .config import UserConfig, build
 from .errors import IdentityError
-from .events import ErrorEvent, Event, MessageState
+from .events import ErrorEvent, Event, MessageReceived, MessageState
 from .usernode import EventStream, UserNode
 
 SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
@@ -69,11 +69,28 @@ async def run_user(args: argparse.Namespace) -> int:
         out.write(json.dumps(obj, ensure_ascii=False) + "\n")
         out.flush()
 
-    async def printer() -> None:
-        async for event in stream:
+    shown = 0
+
+    def show(event: Event) -> None:
+        """Print an event; a message at most once here, and marked shown once printed."""
+        nonlocal shown
+        if isinstance(event, MessageReceived):
+            if event.n <= shown:
+                return  # printed already, from the replay
+            write(event_line(event))
+            shown = event.n
+            node.mark_shown(event.n)
+        else:
             write(event_line(event))
 
+    async def printer() -> None:
+        async for event in stream:
+            show(event)
+
     async with node:
+        # messages stored by an earlier run that was killed before it printed them come first
+        for event in node.unshown():
+            show(event)
         printing = asyncio.ensure_future(printer())
         reading = asyncio.ensure_future(read_commands(node, write))
         stop = asyncio.ensure_future(wait_for_signal())
@@ -84,7 +101,7 @@ async def run_user(args: argparse.Namespace) -> int:
                 await asyncio.wait({stop}, timeout=0.1)
         await asyncio.sleep(0)  # let the printer write what is queued
         while not stream.queue.empty():
-            write(event_line(stream.queue.get_nowait()))
+            show(stream.queue.get_nowait())
         for t in (printing, reading, stop):
             t.cancel()
     return 0

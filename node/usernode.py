@@ -247,6 +247,19 @@ class UserNode(Service):
     def history(self, peer: str, before: int | None = None, limit: int = 100) -> list[StoredMessage]:
         return self.store.history(peer, before, limit)
 
+    def unshown(self) -> list[MessageReceived]:
+        """Messages stored but perhaps never shown by a consumer outside the history (the headless client).
+
+        A message is acknowledged once stored, and its event is emitted after that: a process killed
+        in between never shows it. A consumer that calls `mark_shown(event.n)` after showing each one
+        gets those back here on its next start, as `replayed` events (the first call starts the mark).
+        """
+        return [MessageReceived(id=m.id, from_=m.sender, to=m.recipient, ts=m.ts, text=m.text, n=m.n, replayed=True)
+                for m in self.store.unshown()]
+
+    def mark_shown(self, n: int) -> None:
+        self.store.mark_shown(n)
+
     def _key_ok(self, name: str, key: str) -> bool:
         """Pin the first key seen for a contact; a different one later stops traffic until accepted."""
         contact = self.store.contact(name)
@@ -481,15 +494,15 @@ class UserNode(Service):
         if not self._key_ok(chat.from_, found.record.key):
             raise ProtocolError("bad_box", f"{self.name} holds messages from {chat.from_}: its key changed", chat.id)
         stored = self.store.add_incoming(inner.id, found.record.name, self.name, inner.ts, inner.text)
-        event = MessageReceived(id=inner.id, from_=found.record.name, to=self.name, ts=inner.ts, text=inner.text)
+        sender = found.record.name
 
-        def ack(fut: asyncio.Future[bool]) -> None:
+        def ack(fut: asyncio.Future[int]) -> None:
             """Acknowledge once stored (copies too); only a message stored for the first time is shown."""
             if fut.cancelled() or fut.exception() is not None:
                 out.push(error_frame("internal", f"could not store the message: {fut.exception()}", chat.id))
                 return
             out.push(dump(Ack(type="ack", id=chat.id)))
-            if fut.result():
-                self.emit(event)
+            if n := fut.result():
+                self.emit(MessageReceived(id=inner.id, from_=sender, to=self.name, ts=inner.ts, text=inner.text, n=n))
 
         stored.add_done_callback(ack)

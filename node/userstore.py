@@ -165,7 +165,7 @@ class UserStore:
         return self.committer.submit(("add", name_key(recipient), msg_id, 1, sender, recipient, ts, text, "queued", None))
 
     def add_incoming(self, msg_id: str, sender: str, recipient: str, ts: int, text: str):
-        """Store a received message; the future resolves to False when that id was stored before."""
+        """Store a received message; the future resolves to its number `n`, or 0 when that id was stored before."""
         assert self.committer is not None
         return self.committer.submit(("add", name_key(sender), msg_id, 0, sender, recipient, ts, text, "received", None))
 
@@ -177,6 +177,21 @@ class UserStore:
         fut = self.committer.submit(("state", state, reason, name_key(peer), msg_id))
         fut.add_done_callback(lambda f: self.unsaved.pop(key, None) if self.unsaved.get(key) == (state, reason) else None)
         return fut
+
+    def unshown(self) -> list[StoredMessage]:
+        """Received messages after the `shown` mark, oldest first; the first call sets the mark to now."""
+        rows = self._read("SELECT v FROM meta WHERE k = 'shown'")
+        if not rows:
+            latest = self._read("SELECT COALESCE(MAX(n), 0) FROM messages")[0][0]
+            self.mark_shown(latest)
+            return []
+        rows = self._read(f"SELECT {_COLUMNS} FROM messages WHERE n > ? AND outgoing = 0 ORDER BY n", (rows[0][0],))
+        return [_message(r) for r in rows]
+
+    def mark_shown(self, n: int) -> None:
+        """Move the `shown` mark to message `n` (written with the next batch)."""
+        assert self.committer is not None
+        self.committer.submit(("meta", "shown", n))
 
     def pending(self) -> list[StoredMessage]:
         """The outbox: outgoing messages not yet delivered nor failed, oldest first."""
@@ -199,9 +214,9 @@ class UserStore:
         return replace(msg, state=pending[0], reason=pending[1]) if pending else msg
 
 
-def _write(db: sqlite3.Connection, rows: list[tuple]) -> list[bool]:
-    """Apply a batch in order; for each add, whether it was new (the unique index spots a copy)."""
-    results = []
+def _write(db: sqlite3.Connection, rows: list[tuple]) -> list[int | bool]:
+    """Apply a batch in order; for each add, the new message's number, or 0 for a copy (the unique index spots it)."""
+    results: list[int | bool] = []
     for row in rows:
         if row[0] == "add":
             cur = db.execute(
@@ -209,7 +224,10 @@ def _write(db: sqlite3.Connection, rows: list[tuple]) -> list[bool]:
                 "VALUES (?,?,?,?,?,?,?,?,?)",
                 row[1:],
             )
-            results.append(cur.rowcount == 1)
+            results.append(cur.lastrowid if cur.rowcount == 1 else 0)
+        elif row[0] == "meta":
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", row[1:])
+            results.append(True)
         else:
             db.execute("UPDATE messages SET state = ?, reason = ? WHERE peer = ? AND outgoing = 1 AND id = ?", row[1:])
             results.append(True)

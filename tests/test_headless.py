@@ -114,3 +114,45 @@ async def test_send_command_exit_codes(seeds, tmp_path):
         await sally.stop()
     code, _, err = await run_cli("send", "--name", "../Bob", "--seed", a.url, "--to", "Sally", "x")
     assert code == 2 and "invalid name" in err
+
+
+async def test_a_message_stored_but_never_printed_is_printed_on_the_next_start(seeds, users, tmp_path):
+    """The node acks once a message is stored; a run that stores one and dies before printing it
+    must not lose it for the script: the next run prints it first, marked replayed, and only once."""
+    from node.events import MessageReceived, Registered
+
+    from .helpers import next_event
+
+    seed = await seeds("a")
+    sally_dir = tmp_path / "sally"
+    first = await Headless.start("Sally", seed.url, sally_dir)
+    await first.expect(ev("registered"))
+    assert await first.stop() == 0  # the first run starts the mark: nothing before it is replayed
+
+    # Sally's node stores a message with no printer attached: as a run killed between storing and printing
+    sally, sally_events = await users("Sally", [seed.url], data_dir=sally_dir)
+    bob, bob_events = await users("Bob", [seed.url])
+    await next_event(bob_events, lambda e: isinstance(e, Registered))
+    await next_event(sally_events, lambda e: isinstance(e, Registered))
+    await bob.send("Sally", "while nobody printed")
+    await next_event(sally_events, lambda e: isinstance(e, MessageReceived))
+    await users.stop(sally)
+
+    second = await Headless.start("Sally", seed.url, sally_dir)
+    try:
+        replayed = await second.expect(ev("message"))
+        assert replayed["text"] == "while nobody printed" and replayed["replayed"] is True
+        await bob.send("Sally", "live")
+        live = await second.expect(ev("message"))
+        assert live["text"] == "live" and live["replayed"] is False and live["n"] > replayed["n"]
+    finally:
+        assert await second.stop() == 0
+    third = await Headless.start("Sally", seed.url, sally_dir)
+    try:
+        await third.expect(ev("registered"))
+        await bob.send("Sally", "after")
+        assert (await third.expect(ev("message")))["text"] == "after"
+        assert [line["text"] for line in third.lines if line["event"] == "message"] == ["after"], \
+            "a message the previous run printed was printed again"
+    finally:
+        await third.stop()
