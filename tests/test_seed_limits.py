@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -68,3 +69,48 @@ async def test_keepalive_closes_a_socket_that_stopped_answering(seeds):
     silent.ws.transport.resume_reading()
     await asyncio.wait_for(silent.ws.wait_closed(), 5)
     assert silent.ws.close_code == 1006  # dropped without a handshake, as a dead peer would be
+
+
+async def test_a_sockets_backlog_is_served_in_turns(seeds):
+    """2,000 frames waiting on one socket are handled a few at a time, the loop going round between:
+    one peer's backlog never holds up every other socket (the flood scenario measures the effect)."""
+    from node.wire import FAIR_SHARE, READ_CHUNK
+
+    seed = await seeds("a", rate=1e6, burst=1e6)  # no rate limit: this is about turns
+    client = await RawClient.open(seed.url)
+    await client.request({"type": "seeds"})
+    (session,) = seed.sessions
+    reads: list[int] = []
+    received = session.ws.data_received  # what the transport hands over on each socket event
+
+    def data_received(data: bytes) -> None:
+        reads.append(len(data))
+        received(data)
+
+    session.ws.data_received = data_received
+    start = seed.frames.received
+    for i in range(2000):  # nothing yields here, so all of them wait in the seed's socket at once
+        await client.send_raw(json.dumps({"type": "lookup", "id": f"b{i}", "name": "nobody", "hops": 0}))
+    most, last = 0, start
+    while last < start + 2000:
+        await asyncio.sleep(0)  # one turn of the loop
+        most, last = max(most, seed.frames.received - last), seed.frames.received
+    assert most <= FAIR_SHARE, f"{most} frames of one socket handled in one turn of the loop"
+    assert sum(reads) > 100_000 and max(reads) <= READ_CHUNK, f"read {max(reads)} bytes at once"
+
+    # and written in turns: one watch of 500 names queues 501 frames for this socket at once
+    writes = 0
+    write = session.ws.transport.write
+
+    def counted(data: bytes) -> None:
+        nonlocal writes
+        writes += 1
+        write(data)
+
+    session.ws.transport.write = counted
+    await client.send_raw(json.dumps({"type": "watch", "id": "w", "names": [f"n{i}" for i in range(500)]}))
+    most, last = 0, 0
+    while last < 501:
+        await asyncio.sleep(0)
+        most, last = max(most, writes - last), writes
+    assert most <= FAIR_SHARE, f"{most} frames written to one socket in one turn of the loop"
