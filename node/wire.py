@@ -23,25 +23,21 @@ READ_CHUNK = 4 * 1024
 FAIR_SHARE = 16
 
 
-def _bound_reads(transport: Any) -> None:
-    if hasattr(type(transport), "max_size"):  # asyncio's selector transports; others read their own way
-        transport.max_size = READ_CHUNK
-
-
-class FairServerConnection(ServerConnection):
-    """A server socket that reads at most READ_CHUNK per turn of the event loop."""
+class FairReads:
+    """A socket that reads at most READ_CHUNK per turn of the event loop."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        _bound_reads(transport)
+        super().connection_made(transport)  # type: ignore[misc]
+        if hasattr(type(transport), "max_size"):  # asyncio's selector transports; others read their own way
+            transport.max_size = READ_CHUNK  # type: ignore[attr-defined]
 
 
-class FairClientConnection(ClientConnection):
-    """A client socket that reads at most READ_CHUNK per turn of the event loop."""
+class FairServerConnection(FairReads, ServerConnection):
+    pass
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        _bound_reads(transport)
+
+class FairClientConnection(FairReads, ClientConnection):
+    pass
 
 
 # permessage-deflate costs ~3x the memory per connection and halves throughput, and boxed

@@ -65,8 +65,9 @@ async def test_flooding_client_is_refused_and_others_keep_their_latency(tmp_path
         assert stats["closed_1008"] >= 1
         assert loud["failures"] == quiet["failures"] == 0
         # the promise: p99 within 2x of the quiet case. The reduced run's p99 is its 11th-worst
-        # sample, so it allows a millisecond of scheduler noise on top; the full run does not.
-        slack = 0.0 if full else 1.0
+        # sample, so it allows 2 ms of scheduler noise on top (a flooder read in one piece stalls
+        # everyone for ~20 ms); the full run allows none.
+        slack = 0.0 if full else 2.0
         assert loud["p99_ms"] <= 2 * quiet["p99_ms"] + slack, (quiet, loud)
     finally:
         await asyncio.to_thread(seed.stop)
