@@ -7,19 +7,13 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
-from .protocol import MAX_FRAME
+from .wire.protocol import MAX_FRAME
 
 TABLES = ("seed", "user")
 LogLevel = Literal["debug", "info", "warning", "error"]
-
-
-def default_data_dir(kind: str, name: str) -> Path:
-    """A per-user data folder, one per seed or user name."""
-    return Path(platformdirs.user_data_dir("p2p-chat", appauthor=False)) / kind / name
 
 
 class SeedConfig(BaseModel):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from node.config import SeedConfig
-from node.seed import Seed
+from node.seed.server import Seed
 
 
 def pytest_addoption(parser):
@@ -41,7 +41,7 @@ async def seeds(tmp_path):
 async def users(tmp_path):
     """Start real user nodes: `node, events = await users("alice", [seed.url])`."""
     from node.config import UserConfig
-    from node.usernode import UserNode
+    from node.user.node import UserNode
 
     started: list[UserNode] = []
 

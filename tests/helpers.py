@@ -9,9 +9,11 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from node.identity import Identity
-from node.protocol import SUBPROTOCOL
-from node.wire import dial, now_ms
+from node.clock import now_ms
+from node.crypto.keys import Identity
+from node.crypto.signing import sign_record
+from node.wire.protocol import SUBPROTOCOL
+from node.wire.sockets import dial
 
 _ids = itertools.count(1)
 
@@ -70,7 +72,7 @@ class RawClient:
 
 
 def record(identity: Identity, name: str, endpoint: str = "ws://127.0.0.1:9", seq: int | None = None) -> dict:
-    return identity.sign_record(name, endpoint, seq or now_ms()).model_dump()
+    return sign_record(identity, name, endpoint, seq or now_ms()).model_dump()
 
 
 async def eventually(predicate, timeout: float = 10.0, what: str = "condition") -> Any:

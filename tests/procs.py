@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from node.seed import listening_url
+from node.seed.server import listening_url
 
 
 def rss_kb(pid: int) -> int:

@@ -7,7 +7,7 @@ import json
 import signal
 import urllib.request
 
-from node.identity import Identity
+from node.crypto.keys import Identity
 
 from .helpers import RawClient, record
 from .procs import SeedProc, run_cli

@@ -119,7 +119,7 @@ async def test_send_command_exit_codes(seeds, tmp_path):
 async def test_a_message_stored_but_never_printed_is_printed_on_the_next_start(seeds, users, tmp_path):
     """The node acks once a message is stored; a run that stores one and dies before printing it
     must not lose it for the script: the next run prints it first, marked replayed, and only once."""
-    from node.events import MessageReceived, Registered
+    from node.user.events import MessageReceived, NameRegistered
 
     from .helpers import next_event
 
@@ -132,8 +132,8 @@ async def test_a_message_stored_but_never_printed_is_printed_on_the_next_start(s
     # Sally's node stores a message with no printer attached: as a run killed between storing and printing
     sally, sally_events = await users("Sally", [seed.url], data_dir=sally_dir)
     bob, bob_events = await users("Bob", [seed.url])
-    await next_event(bob_events, lambda e: isinstance(e, Registered))
-    await next_event(sally_events, lambda e: isinstance(e, Registered))
+    await next_event(bob_events, lambda e: isinstance(e, NameRegistered))
+    await next_event(sally_events, lambda e: isinstance(e, NameRegistered))
     await bob.send("Sally", "while nobody printed")
     await next_event(sally_events, lambda e: isinstance(e, MessageReceived))
     await users.stop(sally)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from node.identity import Identity
-from node.wire import frame
+from node.crypto.keys import Identity
+from node.wire.protocol import frame_text as frame
 
 from .helpers import RawClient, eventually, record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from node.identity import Identity
+from node.crypto.keys import Identity
 
 from .helpers import RawClient, record
 from .procs import SeedProc

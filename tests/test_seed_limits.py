@@ -74,7 +74,7 @@ async def test_keepalive_closes_a_socket_that_stopped_answering(seeds):
 async def test_a_sockets_backlog_is_served_in_turns(seeds):
     """2,000 frames waiting on one socket are handled a few at a time, the loop going round between:
     one peer's backlog never holds up every other socket (the flood scenario measures the effect)."""
-    from node.wire import FAIR_SHARE, READ_CHUNK
+    from node.wire.sockets import FAIR_SHARE, READ_CHUNK
 
     seed = await seeds("a", rate=1e6, burst=1e6)  # no rate limit: this is about turns
     client = await RawClient.open(seed.url)

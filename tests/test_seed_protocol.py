@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from node.identity import Identity
-from node.protocol import record_signed_bytes
-from node.wire import now_ms
+from node.clock import now_ms
+from node.crypto.keys import Identity
+from node.crypto.signing import record_bytes as record_signed_bytes
 
 from .helpers import RawClient, record
 

@@ -5,7 +5,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.protocol import RECORD_SIG_PREFIX, record_signed_bytes
+from node.crypto.signing import RECORD_PREFIX as RECORD_SIG_PREFIX
+from node.crypto.signing import record_bytes as record_signed_bytes
 
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True)
 keys = st.binary(min_size=32, max_size=32).map(lambda b: __import__("base64").b64encode(b).decode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from node.config import UserConfig
-from node.events import MessageReceived, Registered
+from node.user.events import MessageReceived, NameRegistered
 from tui.app import ChatApp
 from tui.widgets.chat_input import ChatInput, complete
 from tui.widgets.chat_pane import ChatPane
@@ -41,7 +41,7 @@ async def sally_and_bob(seeds, users, tmp_path):
     """A seed, a registered headless Bob, and Sally's app (not yet running)."""
     a = await seeds("a")
     bob, bob_ev = await users("bob", [a.url])
-    await next_event(bob_ev, lambda e: isinstance(e, Registered))
+    await next_event(bob_ev, lambda e: isinstance(e, NameRegistered))
     return a, bob, bob_ev, make_app(tmp_path, "Sally", [a.url])
 
 
@@ -96,7 +96,7 @@ async def test_receive_open_reply_and_see_delivered(seeds, users, tmp_path):
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await until(pilot, lambda: connected(app))
         bob, bob_ev = await users("bob", [a.url])
-        await next_event(bob_ev, lambda e: isinstance(e, Registered))
+        await next_event(bob_ev, lambda e: isinstance(e, NameRegistered))
         await bob.send("Sally", "hi sally")
         await until(pilot, lambda: entry(app, "bob") is not None and entry(app, "bob").unread == 1)
         assert entry(app, "bob").new is True
@@ -126,7 +126,7 @@ async def test_unread_counts_and_focus_stays(seeds, users, tmp_path):
         bob, bob_ev = await users("bob", [a.url])
         carol, carol_ev = await users("carol", [a.url])
         for _, ev in ((bob, bob_ev), (carol, carol_ev)):
-            await next_event(ev, lambda e: isinstance(e, Registered))
+            await next_event(ev, lambda e: isinstance(e, NameRegistered))
         await bob.send("Sally", "from bob")
         await until(pilot, lambda: entry(app, "bob") and entry(app, "bob").unread == 1)
         await submit(pilot, "/msg bob opening this")

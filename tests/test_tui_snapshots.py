@@ -9,7 +9,7 @@ import time
 import pytest
 
 from node.config import UserConfig
-from node.userstore import UserStore
+from node.user.store import StoredMessage, UserStore
 from tui.app import ChatApp
 
 T0 = 1_767_348_000_000  # 2026-01-02 10:00 UTC
@@ -42,11 +42,13 @@ def prepared_app(tmp_path, theme: str | None = None) -> ChatApp:
         for i, (sender, recipient, text) in enumerate(talk):
             ts = T0 + i * 60_000
             if sender == "Sally":
-                await store.add_outgoing(f"m{i}", sender, recipient, ts, text)
+                await store.add_message(StoredMessage.new_outgoing(f"m{i}", sender, recipient, ts, text))
                 await store.set_state("bob", f"m{i}", "delivered")
             else:
-                await store.add_incoming(f"m{i}", sender, recipient, ts, text)
-        await store.add_outgoing("m9", "Sally", "bob", T0 + 5 * 60_000, "bringing the report")
+                await store.add_message(StoredMessage.new_incoming(f"m{i}", sender, recipient, ts, text))
+        await store.add_message(
+            StoredMessage.new_outgoing("m9", "Sally", "bob", T0 + 5 * 60_000, "bringing the report")
+        )
         await store.set_state("bob", "m9", "failed", "expired undelivered (recipient offline)")
         await store.close()
 

@@ -14,28 +14,31 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
-from node.config import UserConfig, default_data_dir
-from node.errors import IdentityError, P2PError, RemoteError, SeedUnavailable
-from node.events import (
+from node.config import UserConfig
+from node.crypto.keys import fingerprint
+from node.errors import ConnectionLost, InvalidInput, P2PError, RemoteError, SeedUnavailable
+from node.seed.server import Seed
+from node.storage.files import default_data_dir, secure_dir
+from node.user.events import (
     ContactAdded,
     ContactRemoved,
     ErrorEvent,
     KeyChanged,
+    MessageQueued,
     MessageReceived,
     MessageState,
+    NameRegistered,
     PresenceChanged,
-    Registered,
     SeedStatus,
 )
-from node.identity import fingerprint, secure_dir
-from node.protocol import name_key, require_name
-from node.seedclient import first_answering
-from node.usernode import UserNode
-from node.userstore import StoredMessage
-from node.wire import now_ms
+from node.user.node import UserNode
+from node.user.seed_client import first_answering
+from node.user.store import StoredMessage
+from node.wire.names import fold_name, require_name
 
 from .bridge import NodeEvent, pump
 from .commands import Command, CommandError, help_text, parse
+from .embedded import host_seed
 from .settings import Settings
 from .widgets.chat_input import ChatInput
 from .widgets.chat_pane import ChatPane
@@ -63,19 +66,18 @@ class ChatApp(App):
     def __init__(self, config: UserConfig, embedded_seed: bool = True, embedded_port: int = 5001,
                  probe_timeout: float = 1.0) -> None:
         super().__init__()
-        require_name(config.name)
+        self.me = require_name(config.name)
         self.config = config
-        self.data_dir: Path = config.data_dir or default_data_dir("users", name_key(config.name))
+        self.data_dir: Path = config.data_dir or default_data_dir("users", fold_name(self.me))
         self.embedded_allowed = embedded_seed
         self.embedded_port = embedded_port
         self.probe_timeout = probe_timeout
-        self.embedded = None
+        self.embedded: Seed | None = None
         self.node: UserNode | None = None
         self.current: str | None = None
         self.settings = Settings()
         self.state = "connecting"
         self.home: str | None = None
-        self.early: dict[str, tuple[str, str | None]] = {}  # states that came before their line
 
     # ------------------------------------------------------------------ layout
 
@@ -142,25 +144,24 @@ class ChatApp(App):
             self.contacts.changed(contact.name)
         for name in self.settings.contacts:
             if self.node.store.contact(name) is None:
-                await self.node.add_contact(name)
+                self.node.add_contact(name)
         await pump(stream, self)
 
     async def start_embedded_seed(self) -> str | None:
-        from node.config import SeedConfig
-        from node.seed import Seed
-
-        cfg = SeedConfig(host="127.0.0.1", port=self.embedded_port, name=f"embedded-{self.config.name}",
-                         data_dir=self.data_dir / "embedded-seed", log_level="warning")
-        seed = Seed(cfg)
         try:
-            await seed.start()
+            seed = await host_seed(self.me, self.embedded_port, self.data_dir)
         except OSError as exc:
-            self.chat.system(f"no seed answers and the embedded seed cannot start ({exc.strerror}); "
-                             "add one with /seed URL", classes="error")
+            self.chat.system(
+                f"no seed answers and the embedded seed cannot start ({exc.strerror}); "
+                "add one with /seed URL",
+                classes="error",
+            )
             return None
         self.embedded = seed
-        self.chat.system(f"No seed answered: started an embedded seed at {seed.url}. Others on this "
-                         "machine can use it while this app runs.")
+        self.chat.system(
+            f"No seed answered: started an embedded seed at {seed.url}. Others on this "
+            "machine can use it while this app runs."
+        )
         return seed.url
 
     @work(exclusive=True, group="embed")
@@ -175,7 +176,7 @@ class ChatApp(App):
             url = await self.start_embedded_seed()
             if url and self.node is not None:
                 self.node.seed.embedded.add(url)
-                await self.node.add_seed(url)
+                self.node.add_seed(url)
 
     async def on_unmount(self) -> None:
         """Every way out (ctrl+q, /quit, a test ending) stops the node and the embedded seed cleanly."""
@@ -193,7 +194,7 @@ class ChatApp(App):
     def on_node_event(self, message: NodeEvent) -> None:
         event = message.event
         match event:
-            case Registered():
+            case NameRegistered():
                 self.home = event.seed
             case SeedStatus():
                 if event.state == "offline" and self.state != "offline":
@@ -209,6 +210,8 @@ class ChatApp(App):
                 self.contacts.changed(event.name)
             case MessageReceived():
                 self.on_message_received(event)
+            case MessageQueued():
+                self.on_message_queued(event)
             case MessageState():
                 self.on_message_state(event)
             case ContactAdded():
@@ -230,10 +233,17 @@ class ChatApp(App):
                 self.chat.system(event.message, classes="error")
                 self.notify(event.message, severity="error")
 
+    def showing(self, peer: str) -> bool:
+        return self.current is not None and fold_name(self.current) == peer
+
+    def on_message_queued(self, event: MessageQueued) -> None:
+        msg = StoredMessage.new_outgoing(event.id, event.from_, event.to, event.ts, event.text)
+        if self.showing(msg.peer):
+            self.chat.add(msg)
+
     def on_message_received(self, event: MessageReceived) -> None:
-        msg = StoredMessage(0, name_key(event.from_), event.id, False, event.from_, event.to, event.ts, event.text,
-                            "received", None)
-        if self.current is not None and name_key(self.current) == msg.peer:
+        msg = StoredMessage.new_incoming(event.id, event.from_, event.to, event.ts, event.text)
+        if self.showing(msg.peer):
             self.chat.add(msg)
             return
         entry = self.contacts.entry(event.from_)
@@ -244,9 +254,7 @@ class ChatApp(App):
     def on_message_state(self, event: MessageState) -> None:
         if self.chat.set_state(event.id, event.state, event.reason):
             return
-        if self.current is not None and name_key(self.current) == name_key(event.to):
-            self.early[event.id] = (event.state, event.reason)  # its line is about to be drawn
-        elif event.state == "failed":
+        if event.state == "failed":
             self.notify(f"to {event.to}: {event.reason}", title="Not delivered", severity="error")
 
     def watch_theme(self, theme: str) -> None:
@@ -331,7 +339,7 @@ class ChatApp(App):
                 name, text = cmd.args
                 try:
                     require_name(name)
-                except IdentityError as exc:
+                except InvalidInput as exc:
                     self.chat.system(str(exc), classes="error")
                     return
                 self.open_conversation(name)
@@ -358,13 +366,9 @@ class ChatApp(App):
         if node is None:
             return
         try:
-            msg_id = await node.send(to, text)
+            await node.send(to, text)  # its line is drawn from the queued event
         except P2PError as exc:
             self.chat.system(str(exc), classes="error")
-            return
-        if self.current is not None and name_key(self.current) == name_key(to):
-            state, reason = self.early.pop(msg_id, ("queued", None))
-            self.chat.add(StoredMessage(0, name_key(to), msg_id, True, node.name, to, now_ms(), text, state, reason))
 
     @work(group="actions")
     async def add_contact(self, name: str) -> None:
@@ -372,7 +376,7 @@ class ChatApp(App):
         if node is None:
             return
         try:
-            added = await node.add_contact(name)
+            added = node.add_contact(name)
         except P2PError as exc:
             self.chat.system(str(exc), classes="error")
             return
@@ -382,7 +386,7 @@ class ChatApp(App):
     @work(group="actions")
     async def remove_contact(self, name: str) -> None:
         node = self.node_ready()
-        if node is not None and not await node.remove_contact(name):
+        if node is not None and not node.remove_contact(name):
             self.chat.system(f"{name} is not a contact", classes="error")
 
     @work(group="actions")
@@ -395,7 +399,7 @@ class ChatApp(App):
         except RemoteError as exc:
             self.chat.system(f"{name}: {exc.message}", classes="error")
             return
-        except (SeedUnavailable, ConnectionError) as exc:
+        except (SeedUnavailable, ConnectionLost) as exc:
             self.chat.system(f"cannot look up {name} now: {exc}", classes="error")
             return
         r = found.record
@@ -411,7 +415,7 @@ class ChatApp(App):
         node = self.node_ready()
         if node is None:
             return
-        key = await node.accept_key(name)
+        key = node.accept_key(name)
         if key is None:
             self.chat.system(f"{name} has no changed key to accept", classes="error")
             return
@@ -428,7 +432,7 @@ class ChatApp(App):
         if not url.startswith(("ws://", "wss://")):
             self.chat.system("a seed URL starts with ws:// or wss://", classes="error")
             return
-        await node.add_seed(url)
+        node.add_seed(url)
         if url not in self.settings.seeds:
             self.settings.seeds.append(url)
             self.save_settings()

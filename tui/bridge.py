@@ -5,8 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from node.events import Event
-from node.usernode import EventStream
+from node.user.events import Event, EventStream
 
 
 class NodeEvent(Message):

@@ -6,31 +6,38 @@ import argparse
 import logging
 import sys
 
-from node.config import UserConfig, build, default_data_dir
+from node.cli.common import add_user_options, user_config
 from node.errors import P2PError
-from node.headless import add_user_options
-from node.identity import secure_dir
-from node.protocol import name_key, require_name
+from node.storage.files import default_data_dir, secure_dir
+from node.wire.names import fold_name, require_name
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="p2p-tui", description="p2p-chat in the terminal.")
     add_user_options(parser)
-    parser.add_argument("--no-embedded-seed", action="store_true",
-                        help="do not start a seed in this process when none of the seeds answers")
+    parser.add_argument(
+        "--no-embedded-seed",
+        action="store_true",
+        help="do not start a seed in this process when none of the seeds answers",
+    )
     args = parser.parse_args(argv)
-    keys = ("name", "seeds", "host", "port", "advertise", "data_dir", "log_level")
     try:
-        config = build(UserConfig, args.config, "user", {k: getattr(args, k) for k in keys})
-        data_dir = config.data_dir or default_data_dir("users", name_key(require_name(config.name)))
+        config = user_config(args)
+        data_dir = config.data_dir or default_data_dir("users", fold_name(require_name(config.name)))
         secure_dir(data_dir)
     except P2PError as exc:
         print(f"p2p-tui: {exc}", file=sys.stderr)
         return 2
     # the screen belongs to the app: logs go to a file in the data dir
-    logging.basicConfig(filename=data_dir / "tui.log", level=getattr(logging, config.log_level.upper()),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        filename=data_dir / "tui.log",
+        level=getattr(logging, config.log_level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
     from .app import ChatApp
 
-    ChatApp(config.model_copy(update={"data_dir": data_dir}), embedded_seed=not args.no_embedded_seed).run()
+    app = ChatApp(
+        config.model_copy(update={"data_dir": data_dir}), embedded_seed=not args.no_embedded_seed
+    )
+    app.run()
     return 0

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from ..seed import listening_url
+from ..seed.server import listening_url
 
 SCENARIOS = ("throughput", "latency", "registrations", "lookups", "replication", "lookup-cost", "memory")
 TEXT_SIZE = 200
@@ -140,8 +140,8 @@ def all_know(urls: list[str], count: int) -> bool:
 
 def chat_frame_size() -> int:
     """The wire size of one boxed chat of TEXT_SIZE characters, so raw baselines send the same bytes."""
-    from ..boxes import Boxes
-    from ..identity import Identity
+    from ..crypto.boxes import Boxes
+    from ..crypto.keys import Identity
 
     a, b = Identity.generate(), Identity.generate()
     return len(Boxes(a).seal(b.key, "0" * 36, "bench-sender", "bench-receiver", 10**12, "x" * TEXT_SIZE))

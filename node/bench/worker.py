@@ -15,7 +15,8 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import serve
 
-from ..wire import SOCKET_OPTIONS, dial, now_ms
+from ..clock import now_ms
+from ..wire.sockets import SOCKET_OPTIONS, dial
 
 
 def out(obj: dict) -> None:
@@ -100,9 +101,10 @@ async def raw_rtt(url: str, count: int, size: int) -> None:
 
 
 def verify_rate(count: int) -> None:
-    from ..identity import Identity, verify_record
+    from ..crypto.keys import Identity
+    from ..crypto.signing import sign_record, verify_record
 
-    record = Identity.generate().sign_record("bench", "ws://127.0.0.1:9", 1)
+    record = sign_record(Identity.generate(), "bench", "ws://127.0.0.1:9", 1)
     t0 = time.perf_counter()
     for _ in range(count):
         verify_record(record)
@@ -114,9 +116,10 @@ def verify_rate(count: int) -> None:
 
 async def register(url: str, count: int, clients: int, prefix: str) -> None:
     """`count` first registrations over `clients` sockets at a time (one name per socket)."""
-    from ..identity import Identity
+    from ..crypto.keys import Identity
+    from ..crypto.signing import sign_record
 
-    records = [Identity.generate().sign_record(f"{prefix}{i}", "ws://127.0.0.1:9", now_ms()) for i in range(count)]
+    records = [sign_record(Identity.generate(), f"{prefix}{i}", "ws://127.0.0.1:9", now_ms()) for i in range(count)]
     frames = ['{"type":"register","id":"r","record":%s}' % r.model_dump_json() for r in records]
     raise_fd_limit()
     queue = iter(range(count))
@@ -139,12 +142,13 @@ async def register(url: str, count: int, clients: int, prefix: str) -> None:
 
 async def renew(url: str, count: int, clients: int) -> None:
     """Registrations per second from `clients` users each renewing its record, pipelined."""
-    from ..identity import Identity
+    from ..crypto.keys import Identity
+    from ..crypto.signing import sign_record
 
     ids = [Identity.generate() for _ in range(clients)]
     per = count // clients
     frames = [[
-        '{"type":"register","id":"%d","record":%s}' % (n, i.sign_record(f"renew{k}", "ws://127.0.0.1:9", 10**12 + n).model_dump_json())
+        '{"type":"register","id":"%d","record":%s}' % (n, sign_record(i, f"renew{k}", "ws://127.0.0.1:9", 10**12 + n).model_dump_json())
         for n in range(per)] for k, i in enumerate(ids)]
     conns = [await dial(url) for _ in ids]
 
@@ -250,8 +254,8 @@ async def idle(url: str, count: int) -> None:
 async def deliver(seed: str, data_dir: str, name: str, to: str, count: int, size: int, mode: str) -> None:
     """A real user node sending to `to`: throughput (all queued at once) or latency (one at a time)."""
     from ..config import UserConfig
-    from ..events import MessageState, Registered
-    from ..usernode import UserNode
+    from ..user.events import MessageState, NameRegistered
+    from ..user.node import UserNode
 
     node = UserNode(UserConfig(name=name, seeds=[seed], data_dir=Path(data_dir)))
     events = node.subscribe()
@@ -264,7 +268,7 @@ async def deliver(seed: str, data_dir: str, name: str, to: str, count: int, size
                 return e
 
     async with node:
-        await until(lambda e: isinstance(e, Registered))
+        await until(lambda e: isinstance(e, NameRegistered))
         warm = await node.send(to, "warm-up")
         first = await until(lambda e: isinstance(e, MessageState) and e.id == warm and e.state in ("delivered", "failed"))
         if first.state == "failed":

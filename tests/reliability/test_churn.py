@@ -8,7 +8,7 @@ import random
 import sqlite3
 import time
 
-from node.events import MessageState, Registered
+from node.user.events import MessageState, NameRegistered
 
 from ..helpers import RawClient, eventually, next_event
 from ..procs import SeedProc, UserProc
@@ -32,7 +32,7 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
     try:
         await asyncio.to_thread(incarnations[-1].registered)
         sender, events = await users("sndr", [seed.url], retry_max=0.5, ack_timeout=2.0)
-        await next_event(events, lambda e: isinstance(e, Registered))
+        await next_event(events, lambda e: isinstance(e, NameRegistered))
         delivered: set[str] = set()
         sent_ids: list[str] = []
 
@@ -92,7 +92,7 @@ async def test_seed_churn_under_load(tmp_path, users, full):
         node, ev = await users(f"u{i}", order, retry_max=0.5, ack_timeout=2.0)
         nodes.append((node, ev))
     for _, ev in nodes:
-        await next_event(ev, lambda e: isinstance(e, Registered), timeout=20)
+        await next_event(ev, lambda e: isinstance(e, NameRegistered), timeout=20)
     acked: dict[str, tuple[str, str]] = {}  # message id -> (sender, recipient)
     sent: dict[str, tuple[str, str]] = {}
     failed: dict[str, str] = {}

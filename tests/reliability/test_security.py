@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from node.identity import KEY_FILE, Identity
+from node.crypto.keys import KEY_FILE, Identity
 
 
 def test_key_file_and_data_dir_readable_by_others_are_fixed_with_a_warning(tmp_path, caplog):

@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
-from node.userstore import StoredMessage
+from node.user.store import StoredMessage
 
 STATE_MARKS = {"queued": ("…", "dim"), "sent": ("✓", "dim"), "delivered": ("✓✓", "green"), "failed": ("✗", "red")}
 
@@ -109,6 +109,8 @@ class ChatPane(VerticalScroll):
         self.mount(self._make(msg))
 
     def add(self, msg: StoredMessage) -> None:
+        if msg.id in self.lines:
+            return  # read from disk with its page already
         at_end = self.is_vertical_scroll_end or self.max_scroll_y == 0
         self._add(msg)
         if at_end:

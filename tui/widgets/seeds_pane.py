@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from node.events import SeedState
+from node.user.events import SeedState
 
 
 def short(url: str) -> str:

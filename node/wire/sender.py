@@ -14,7 +14,7 @@ from collections import deque
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
-from .wire import Turns, close_now
+from .sockets import Turns, close_now
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ class FrameCounts:
 
 
 class Sender:
-    __slots__ = ("ws", "queue", "task", "limit", "counts")
+    """The outgoing queue of one socket, drained by a task that runs only while it holds frames."""
+
+    __slots__ = ("ws", "queue", "task", "limit", "counts", "closing")
 
     def __init__(self, ws: Connection, limit: int = 10_000, counts: FrameCounts | None = None) -> None:
         self.ws = ws
@@ -38,12 +40,14 @@ class Sender:
         self.queue: deque[str] = deque()
         self.task: asyncio.Task[None] | None = None
         self.limit = limit
+        self.closing: asyncio.Task[None] | None = None
 
     def push(self, text: str) -> None:
         if len(self.queue) >= self.limit:
             log.warning("peer %s reads too slowly; closing", self.ws.remote_address)
             self.queue.clear()
-            asyncio.ensure_future(close_now(self.ws, 1008, "too slow reading"))
+            if self.closing is None:
+                self.closing = asyncio.ensure_future(close_now(self.ws, 1008, "too slow reading"))
             return
         self.queue.append(text)
         if self.counts is not None:

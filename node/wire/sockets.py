@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,9 +71,6 @@ async def frames(ws: Connection) -> AsyncIterator[str | bytes]:
         await turns.one_done()
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
 
 async def dial(url: str, max_frame: int = MAX_FRAME, timeout: float = 5.0, **kw: Any) -> ClientConnection:
     """Open a client socket speaking p2pchat.v1 (no proxy: peers are addressed directly)."""
@@ -101,25 +96,3 @@ def listen_url(server: Any, host: str) -> tuple[int, str]:
     port = server.sockets[0].getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     return port, f"ws://{shown}:{port}"
-
-
-class Service:
-    """Something started and stopped around an `async with` block (a seed, a user node)."""
-
-    async def start(self) -> None:
-        raise NotImplementedError
-
-    async def stop(self) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self):
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-
-def frame(obj: dict[str, Any]) -> str:
-    """Compact JSON text for a frame built by hand (tests and raw clients)."""
-    return json.dumps(obj, separators=(",", ":"))

@@ -13,12 +13,15 @@ from nacl.public import Box, PrivateKey, PublicKey
 from nacl.signing import VerifyKey
 from pydantic import ValidationError
 
-from .errors import ProtocolError
-from .identity import Identity, b64, unb64
-from .protocol import CHAT_PLAIN, Chat, ChatPlain, name_key
+from ..errors import ErrorCode, ProtocolError
+from ..wire.names import fold_name
+from ..wire.protocol import CHAT_PLAIN, Chat, ChatPlain
+from .keys import Identity, b64, unb64
 
 
 class Boxes:
+    """This identity's boxes with every peer key it has met, each computed once."""
+
     def __init__(self, identity: Identity) -> None:
         self.secret: PrivateKey = identity.signing_key.to_curve25519_private_key()
         self.cache: dict[str, Box] = {}
@@ -48,11 +51,11 @@ class Boxes:
         try:
             plain = self.box(peer_key).decrypt(unb64(chat.box), unb64(chat.nonce))
         except (CryptoError, ValueError):
-            raise ProtocolError("bad_box", "the box does not open with the sender's key", chat.id) from None
+            raise ProtocolError(ErrorCode.BAD_BOX, "the box does not open with the sender's key", chat.id) from None
         try:
             inner = CHAT_PLAIN.validate_json(plain)
         except ValidationError:
-            raise ProtocolError("bad_box", "the box holds no valid message", chat.id) from None
-        if inner.id != chat.id or name_key(inner.from_) != name_key(chat.from_) or name_key(inner.to) != name_key(chat.to):
-            raise ProtocolError("bad_box", "the box's id, from or to differ from the frame's", chat.id)
+            raise ProtocolError(ErrorCode.BAD_BOX, "the box holds no valid message", chat.id) from None
+        if inner.id != chat.id or fold_name(inner.from_) != fold_name(chat.from_) or fold_name(inner.to) != fold_name(chat.to):
+            raise ProtocolError(ErrorCode.BAD_BOX, "the box's id, from or to differ from the frame's", chat.id)
         return inner

@@ -1,8 +1,10 @@
-"""Per-connection rate limits: a flooding peer is answered `rate_limited`, and cut off if it keeps on."""
+"""Per-connection rate limits: a flooding peer is answered `rate_limited`, and cut off if it keeps on.
+
+Pure: the caller passes the time (monotonic seconds), so the rules are tested without waiting.
+"""
 
 from __future__ import annotations
 
-import time
 from enum import Enum
 
 
@@ -13,7 +15,7 @@ class Verdict(Enum):
 
 
 class RateLimit:
-    """A token bucket (`rate` frames a second, up to `burst`) and a count of refusals.
+    """A token bucket (`rate` tokens a second, up to `burst`) and a count of refusals.
 
     A peer refused more than `burst` times within `window` seconds is cut off: one that overshoots
     now and then never gets near that, and a flooder cannot dodge it by letting a frame through
@@ -22,24 +24,34 @@ class RateLimit:
 
     __slots__ = ("rate", "burst", "tokens", "stamp", "window", "refused", "since")
 
-    def __init__(self, rate: float, burst: float, window: float = 10.0) -> None:
+    def __init__(self, rate: float, burst: float, now: float, window: float = 10.0) -> None:
         self.rate = rate
         self.burst = burst
         self.tokens = burst
-        self.stamp = time.monotonic()
+        self.stamp = now
         self.window = window
         self.refused = 0
-        self.since = 0.0
+        self.since = now
 
-    def check(self) -> Verdict:
-        """Take a token for one frame, or count a refusal."""
-        now = time.monotonic()
+    def _refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+
+    def check(self, now: float, cost: float = 1.0) -> Verdict:
+        """Take `cost` tokens (one frame, say), or count a refusal."""
+        self._refill(now)
+        if self.tokens >= cost:
+            self.tokens -= cost
             return Verdict.ALLOW
         if now - self.since > self.window:
             self.refused, self.since = 0, now
         self.refused += 1
         return Verdict.CUT if self.refused > self.burst else Verdict.REFUSE
+
+    def allows(self, now: float, cost: float = 1.0) -> bool:
+        """Take `cost` tokens if there are enough; a refusal here is not counted towards a cut."""
+        self._refill(now)
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return True
+        return False

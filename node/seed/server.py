@@ -7,20 +7,23 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import __version__
-from .config import SeedConfig, default_data_dir
-from .directory import Directory, Effective, Outcome
-from .errors import ProtocolError
-from .identity import Identity, secure_dir
-from .limits import RateLimit, Verdict
-from .mesh import Mesh
-from .protocol import (
+from .. import __version__
+from ..clock import now_ms
+from ..config import SeedConfig
+from ..crypto.keys import Identity
+from ..errors import ErrorCode, ProtocolError
+from ..runtime import Service, Tasks
+from ..storage.files import default_data_dir, secure_dir
+from ..wire.limits import RateLimit, Verdict
+from ..wire.names import fold_name
+from ..wire.protocol import (
     TO_SEED,
     Found,
     Lookup,
@@ -36,13 +39,15 @@ from .protocol import (
     Watching,
     dump,
     error_frame,
-    name_key,
     parse,
     readable_id,
 )
-from .sender import FrameCounts, Sender
+from ..wire.sender import FrameCounts, Sender
+from ..wire.sockets import SERVER_OPTIONS, close_now, frames, listen_url
+from .directory import Directory, Effective, Outcome
+from .mesh import Merged, Mesh
 from .store import SeedStore
-from .wire import SERVER_OPTIONS, Service, close_now, frames, listen_url, now_ms
+from .watchers import Watchers
 
 log = logging.getLogger("p2p.seed")
 
@@ -56,24 +61,16 @@ def listening_url(line: str) -> str | None:
 
 
 class Session:
-    """One user socket: its rate bucket, the name it registered, the names it watches.
+    """One user socket: its outgoing queue, its rate bucket, and the name it registered."""
 
-    Most sockets never watch or wait on anything, so those sets are made on first use: a seed
-    holding thousands of idle sockets pays for what they do, not for what they might do.
-    """
-
-    __slots__ = ("ws", "out", "limit", "key", "watched", "tasks", "pinged")
-
-    EMPTY: frozenset = frozenset()
+    __slots__ = ("ws", "out", "limit", "folded", "pinged")
 
     def __init__(self, ws: ServerConnection, limit: RateLimit, counts: FrameCounts) -> None:
         self.ws = ws
         self.out = Sender(ws, counts=counts)
         self.limit = limit
-        self.key: str | None = None
-        self.watched: set[str] | frozenset = self.EMPTY
-        self.tasks: set[asyncio.Task[None]] | frozenset = self.EMPTY
-        self.pinged: asyncio.Future | None = None
+        self.folded: str | None = None
+        self.pinged: asyncio.Future[float] | None = None
 
 
 class Seed(Service):
@@ -83,17 +80,21 @@ class Seed(Service):
         self.config = config
         self.directory = Directory(lease_ms=int(config.lease_days * 86_400_000))
         self.sessions: set[Session] = set()
-        self.bound: dict[str, Session] = {}  # name key -> the socket registered for it here
-        self.watchers: dict[str, set[Session]] = {}
-        self.pushed: dict[str, Effective] = {}
+        self.bound: dict[str, Session] = {}  # folded name -> the socket registered for it here
+        self.watchers: Watchers[Session] = Watchers(config.max_watch)
         self.unsynced: dict[str, asyncio.Future[None]] = {}
         self.started = time.monotonic()
         self.frames = FrameCounts()
+        self.tasks = Tasks(log)
         self.active = 0
         self.server: Server | None = None
         self.name = ""
         self.url = ""
         self.port = 0
+
+    @property
+    def key(self) -> str:
+        return self.identity.key
 
     # ------------------------------------------------------------------ life cycle
 
@@ -108,7 +109,7 @@ class Seed(Service):
             ping_interval=None,  # one sweeper pings every socket instead of a task per socket
             **SERVER_OPTIONS,
         )
-        self.sweeper = asyncio.ensure_future(self._keepalive())
+        self.tasks.spawn(self._keepalive(), "keepalive sweeper")
         self.port, bound_url = listen_url(self.server, cfg.host)
         self.url = cfg.url or bound_url
         self.name = cfg.seed_name(self.port)
@@ -136,13 +137,13 @@ class Seed(Service):
                     session.ws.transport.abort()
                     continue
                 try:
-                    session.pinged = await session.ws.ping()
+                    session.pinged = asyncio.ensure_future(await session.ws.ping())
                 except ConnectionClosed:
                     pass
 
     async def stop(self) -> None:
         """Close every socket with 1001, stop dialling, and flush the store."""
-        self.sweeper.cancel()
+        await self.tasks.cancel_all()
         await self.mesh.stop()
         if self.server is not None:
             self.server.close()
@@ -159,13 +160,14 @@ class Seed(Service):
             return response
         if self.active >= self.config.max_connections:
             return connection.respond(
-                503, f"seed {self.name} is at its limit of {self.config.max_connections} "
-                "connections; try another seed\n"
+                503,
+                f"seed {self.name} is at its limit of {self.config.max_connections} "
+                "connections; try another seed\n",
             )
         return None
 
     def health(self) -> dict[str, object]:
-        online = sum(1 for key in self.directory.presence if self.directory.is_online(key))
+        online = sum(1 for folded in self.directory.presence if self.directory.is_online(folded))
         return {
             "name": self.name,
             "url": self.url,
@@ -174,8 +176,10 @@ class Seed(Service):
             "users_online": online,
             "users_here": len(self.bound),
             "connections": self.active,
-            "peers": [{"name": s.name, "url": s.url, "up": s.up} for s in self.mesh.seed_infos()[1:]],
-            "dropped_records": self.mesh.dropped,
+            "peers": [
+                {"name": s.name, "url": s.url, "up": s.up} for s in self.mesh.seed_infos()[1:]
+            ],
+            "dropped_records": {str(code): n for code, n in self.mesh.dropped.items()},
             "frames": {"received": self.frames.received, "sent": self.frames.sent},
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
@@ -184,22 +188,28 @@ class Seed(Service):
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.active += 1
-        session = Session(ws, RateLimit(self.config.rate, self.config.burst), self.frames)
+        loop = asyncio.get_running_loop()
+        session = Session(ws, RateLimit(self.config.rate, self.config.burst, loop.time()), self.frames)
         self.sessions.add(session)
         try:
             async for raw in frames(ws):
                 self.frames.received += 1
-                verdict = session.limit.check()
+                verdict = session.limit.check(loop.time())
                 if verdict is not Verdict.ALLOW:
                     if verdict is Verdict.CUT:
-                        log.warning("closing %s: kept flooding after %d rate_limited answers",
-                                    ws.remote_address, session.limit.refused - 1)
+                        log.warning(
+                            "closing %s: kept flooding after %d rate_limited answers",
+                            ws.remote_address,
+                            session.limit.refused - 1,
+                        )
                         await session.out.flush(1.0)  # its answers so far, if it reads them
                         await close_now(ws, 1008, "rate limit exceeded repeatedly")
                         return
-                    session.out.push(error_frame(
-                        "rate_limited", "too many frames; slow down", readable_id(raw)
-                    ))
+                    session.out.push(
+                        error_frame(
+                            ErrorCode.RATE_LIMITED, "too many frames; slow down", readable_id(raw)
+                        )
+                    )
                     continue
                 try:
                     frame = parse(TO_SEED, raw)
@@ -224,45 +234,36 @@ class Seed(Service):
             case Lookup():
                 self._lookup(session, frame)
             case Seeds():
-                session.out.push(dump(SeedList(type="seed_list", id=frame.id, seeds=self.mesh.seed_infos())))
+                session.out.push(
+                    dump(SeedList(type="seed_list", id=frame.id, seeds=self.mesh.seed_infos()))
+                )
             case Watch():
                 self._watch(session, frame)
-
-    def _spawn(self, session: Session, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        if not session.tasks:
-            session.tasks = set()
-        session.tasks.add(task)
-        task.add_done_callback(session.tasks.discard)
 
     def _drop(self, session: Session) -> None:
         if session not in self.sessions:
             return
         self.sessions.discard(session)
-        for task in session.tasks:
-            task.cancel()
-        for key in session.watched:
-            watchers = self.watchers.get(key)
-            if watchers is not None:
-                watchers.discard(session)
-                if not watchers:
-                    del self.watchers[key]
-                    self.pushed.pop(key, None)
-        if session.key is not None and self.bound.get(session.key) is session:
-            del self.bound[session.key]
-            self._set_local_presence(session.key, online=False)
+        self.watchers.drop(session)
+        if session.folded is not None and self.bound.get(session.folded) is session:
+            del self.bound[session.folded]
+            self._set_local_presence(session.folded, online=False)
 
     # ------------------------------------------------------------------ register
 
     def _register(self, session: Session, frame: Register) -> None:
         record = frame.record
-        key = name_key(record.name)
-        if session.key is not None and session.key != key:
-            bound = self.directory.display_name(session.key)
-            session.out.push(error_frame(
-                "bad_request", f"this socket is registered as {bound!r}; open another socket "
-                "to register another name", frame.id,
-            ))
+        folded = fold_name(record.name)
+        if session.folded is not None and session.folded != folded:
+            bound = self.directory.display_name(session.folded)
+            session.out.push(
+                error_frame(
+                    ErrorCode.BAD_REQUEST,
+                    f"this socket is registered as {bound!r}; open another socket "
+                    "to register another name",
+                    frame.id,
+                )
+            )
             return
         now = now_ms()
         try:
@@ -270,19 +271,22 @@ class Seed(Service):
         except ProtocolError as exc:
             session.out.push(error_frame(exc.code, exc.message, frame.id))
             return
-        previous = self.bound.get(key)
+        previous = self.bound.get(folded)
         if previous is not session:
             if previous is not None:
-                previous.key = None
-                asyncio.ensure_future(previous.ws.close(1000, "the name registered on a newer socket"))
-            self.bound[key] = session
-            session.key = key
-            self._set_local_presence(key, online=True)
+                previous.folded = None
+                self.tasks.spawn(
+                    previous.ws.close(1000, "the name registered on a newer socket"),
+                    "close a replaced session",
+                )
+            self.bound[folded] = session
+            session.folded = folded
+            self._set_local_presence(folded, online=True)
         if outcome is Outcome.NEW:
             self.persist(record, now)
             self.mesh.gossip(records=[record])
         reply = dump(Registered(type="registered", id=frame.id, seed=self.name))
-        pending = self.unsynced.get(key)
+        pending = self.unsynced.get(folded)
         if pending is None:
             session.out.push(reply)
             return
@@ -290,7 +294,13 @@ class Seed(Service):
         def durable(fut: asyncio.Future[None]) -> None:
             """Answer once the record is on disk (an identical resend waits for the first copy's commit)."""
             if fut.cancelled() or fut.exception() is not None:
-                session.out.push(error_frame("internal", f"the record could not be stored: {fut.exception()}", frame.id))
+                session.out.push(
+                    error_frame(
+                        ErrorCode.INTERNAL,
+                        f"the record could not be stored: {fut.exception()}",
+                        frame.id,
+                    )
+                )
             else:
                 session.out.push(reply)
 
@@ -298,13 +308,13 @@ class Seed(Service):
 
     def persist(self, record: Record, now: int) -> None:
         """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
-        key = name_key(record.name)
-        fut = self.store.save(record, now, key)
-        self.unsynced[key] = fut
+        folded = fold_name(record.name)
+        fut = self.store.save(record, now, folded)
+        self.unsynced[folded] = fut
 
         def done(f: asyncio.Future[None]) -> None:
-            if self.unsynced.get(key) is f:
-                del self.unsynced[key]
+            if self.unsynced.get(folded) is f:
+                del self.unsynced[folded]
             if not f.cancelled():
                 f.exception()  # retrieved: failures are logged by the store
 
@@ -312,60 +322,71 @@ class Seed(Service):
 
     # ------------------------------------------------------------------ presence
 
-    def _set_local_presence(self, key: str, online: bool) -> None:
+    def _set_local_presence(self, folded: str, online: bool) -> None:
         """This seed is the authority for its own users: record the change and tell everyone."""
-        current = self.directory.item(key, self.name)
+        current = self.directory.item(folded, self.name)
         at = max(now_ms(), current[1] + 1 if current else 0)
-        item = PresenceItem(name=self.directory.display_name(key), seed=self.name, online=online, at=at)
+        item = PresenceItem(
+            name=self.directory.display_name(folded) or folded,
+            seed=self.name,
+            online=online,
+            at=at,
+        )
         self.directory.apply_presence(item)
         self.mesh.gossip(presence=[item])
-        self.presence_changed([key])
+        self.presence_changed([folded])
 
     def local_online(self) -> list[PresenceItem]:
         items = []
-        for key in self.bound:
-            online, at = self.directory.item(key, self.name)
-            items.append(PresenceItem(name=self.directory.display_name(key), seed=self.name, online=online, at=at))
+        for folded in self.bound:
+            state = self.directory.item(folded, self.name)
+            assert state is not None, "a bound name always has a presence item here"
+            online, at = state
+            name = self.directory.display_name(folded) or folded
+            items.append(PresenceItem(name=name, seed=self.name, online=online, at=at))
         return items
 
-    def presence_changed(self, keys) -> None:
+    def presence_changed(self, names: Iterable[str]) -> None:
         """Push the effective presence of each watched name whose state changed."""
         now = now_ms()
-        for key in keys:
-            watchers = self.watchers.get(key)
-            if not watchers:
-                continue
-            eff = self.directory.effective(key, now)
-            if eff.changed_from(self.pushed.get(key)):
-                self.pushed[key] = eff
-                text = self._presence_frame(key, key, eff)
-                for session in watchers:
+        for folded in names:
+            eff = self.directory.effective(folded, now)
+            sessions = self.watchers.to_tell(folded, eff)
+            if sessions:
+                text = self._presence_frame(folded, folded, eff)
+                for session in sessions:
                     session.out.push(text)
 
-    def _presence_frame(self, key: str, spelled: str, eff: Effective) -> str:
-        name = self.directory.display_name(key) or spelled
-        return dump(Presence(type="presence", name=name, online=eff.online, seed=eff.seed, last_seen=eff.last_seen))
+    def _presence_frame(self, folded: str, spelled: str, eff: Effective) -> str:
+        name = self.directory.display_name(folded) or spelled
+        return dump(
+            Presence(
+                type="presence",
+                name=name,
+                online=eff.online,
+                seed=eff.seed,
+                last_seen=eff.last_seen,
+            )
+        )
 
     def _watch(self, session: Session, frame: Watch) -> None:
-        keys = {name_key(n): n for n in frame.names}
-        new = [k for k in keys if k not in session.watched]
-        if len(session.watched) + len(new) > self.config.max_watch:
-            session.out.push(error_frame(
-                "bad_request", f"a connection may watch at most {self.config.max_watch} names "
-                f"(this one watches {len(session.watched)})", frame.id,
-            ))
+        spellings = {fold_name(n): n for n in frame.names}
+        if not self.watchers.add(session, spellings):
+            session.out.push(
+                error_frame(
+                    ErrorCode.BAD_REQUEST,
+                    f"a connection may watch at most {self.config.max_watch} names "
+                    f"(this one watches {self.watchers.count(session)})",
+                    frame.id,
+                )
+            )
             return
         session.out.push(dump(Watching(type="watching", id=frame.id)))
         now = now_ms()
-        if not session.watched:
-            session.watched = set()
-        for key, spelled in keys.items():
-            session.watched.add(key)
-            watchers = self.watchers.setdefault(key, set())
-            watchers.add(session)
-            eff = self.directory.effective(key, now)
-            self.pushed.setdefault(key, eff)
-            session.out.push(self._presence_frame(key, spelled, eff))
+        for folded, spelled in spellings.items():
+            eff = self.directory.effective(folded, now)
+            self.watchers.first_told(folded, eff)
+            session.out.push(self._presence_frame(folded, spelled, eff))
 
     # ------------------------------------------------------------------ lookup
 
@@ -374,20 +395,74 @@ class Seed(Service):
         if record is not None:
             session.out.push(self.found_frame(frame.id, record))
         elif frame.hops >= 1 and self.mesh.links:
-            self._spawn(session, self._lookup_peers(session, frame))
+            self.tasks.spawn(self._lookup_peers(session, frame), f"lookup {frame.name}")
         else:
             session.out.push(self.not_found(frame))
 
     def not_found(self, frame: Lookup) -> str:
-        return error_frame("not_found", f"no user named {frame.name!r} is registered", frame.id)
+        return error_frame(
+            ErrorCode.NOT_FOUND, f"no user named {frame.name!r} is registered", frame.id
+        )
 
     async def _lookup_peers(self, session: Session, frame: Lookup) -> None:
         record = await self.mesh.ask_peers(frame.name)
-        session.out.push(self.found_frame(frame.id, record) if record else self.not_found(frame))
+        if session in self.sessions:
+            session.out.push(self.found_frame(frame.id, record) if record else self.not_found(frame))
 
     def found_frame(self, frame_id: str, record: Record) -> str:
-        eff = self.directory.effective(name_key(record.name), now_ms())
-        return dump(Found(
-            type="found", id=frame_id, record=record, online=eff.online, seed=eff.seed,
-            last_seen=eff.last_seen,
-        ))
+        eff = self.directory.effective(fold_name(record.name), now_ms())
+        return dump(
+            Found(
+                type="found",
+                id=frame_id,
+                record=record,
+                online=eff.online,
+                seed=eff.seed,
+                last_seen=eff.last_seen,
+            )
+        )
+
+    # ------------------------------------------------------------------ what the mesh asks of us
+
+    def merge(self, records: list[Record], presence: list[PresenceItem]) -> Merged:
+        now = now_ms()
+        merged = Merged()
+        for record in records:
+            try:
+                outcome = self.directory.accept(record, now)
+            except ProtocolError as exc:
+                merged.refused.append((record, exc))
+                continue
+            if outcome is Outcome.NEW:
+                merged.records.append(record)
+                self.persist(record, now)
+        for item in presence:
+            if item.seed == self.name:
+                continue  # we are the authority on our own users
+            if self.directory.apply_presence(item):
+                merged.presence.append(item)
+        if merged.presence:
+            self.presence_changed({fold_name(i.name) for i in merged.presence})
+        return merged
+
+    def merge_online_set(self, seed: str, online: dict[str, int]) -> None:
+        self.presence_changed(self.directory.replace_seed_online_set(seed, online))
+
+    def sync_items(self) -> tuple[list[Record], list[PresenceItem]]:
+        return self.directory.records(), self.local_online()
+
+    def record(self, name: str) -> Record | None:
+        return self.directory.get(name)
+
+    def lookup_reply(self, frame: Lookup) -> str:
+        record = self.directory.get(frame.name)
+        return self.found_frame(frame.id, record) if record else self.not_found(frame)
+
+    def home_lost(self, seed: str) -> None:
+        self.presence_changed(self.directory.seed_lost(seed, now_ms()))
+
+    def home_back(self, seed: str) -> None:
+        self.presence_changed(self.directory.seed_back(seed))
+
+    def remember_url(self, url: str) -> None:
+        self.store.add_seed_url(url)

@@ -1,9 +1,14 @@
-"""The typed events a user node emits; the terminal UI and the headless client render only these."""
+"""The typed events a user node emits, and the stream they come out of.
+
+The terminal UI and the headless client draw and print only these: nothing they show is read
+from the node by other means while it runs.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal, Self
 
 ConnState = Literal["connecting", "connected", "failing_over", "offline"]
 MsgState = Literal["queued", "sent", "delivered", "failed"]
@@ -11,7 +16,7 @@ MsgState = Literal["queued", "sent", "delivered", "failed"]
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The headless client's line: the event name plus the fields, `from_` spelled `from`."""
         body = asdict(self)
         if "from_" in body:
@@ -20,7 +25,9 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class Registered(Event):
+class NameRegistered(Event):
+    """The node holds its name at a seed (a first registration, or one after a failover)."""
+
     name: str
     seed: str
     url: str
@@ -71,10 +78,21 @@ class MessageReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class MessageState(Event):
+    """An outgoing message moved on (or was held back, `reason` saying why)."""
+
     id: str
     to: str
     state: MsgState
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageQueued(MessageState):
+    """A message just sent by this user: durable in the outbox, with what a UI needs to draw its line."""
+
+    from_: str
+    ts: int
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +123,30 @@ class ErrorEvent(Event):
 
 
 EVENT_NAMES: dict[type, str] = {
-    Registered: "registered",
+    NameRegistered: "registered",
     SeedStatus: "seed",
     PresenceChanged: "presence",
     MessageReceived: "message",
     MessageState: "state",
+    MessageQueued: "state",
     ContactAdded: "contact_added",
     ContactRemoved: "contact_removed",
     KeyChanged: "key_changed",
     ErrorEvent: "error",
 }
+
+
+class EventStream:
+    """One subscriber's queue of events; iterate it with `async for`."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.queue.get()
+
+    async def next(self, timeout: float | None = None) -> Event:
+        return await asyncio.wait_for(self.queue.get(), timeout)

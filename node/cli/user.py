@@ -7,35 +7,19 @@ import asyncio
 import json
 import re
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
-from .cli import setup_logging, wait_for_signal
-from .config import UserConfig, build
-from .errors import IdentityError
-from .events import ErrorEvent, Event, MessageReceived, MessageState
-from .usernode import EventStream, UserNode
+from ..errors import InvalidInput
+from ..user.events import ErrorEvent, Event, EventStream, MessageReceived, MessageState
+from ..user.node import UserNode
+from .common import add_user_options, setup_logging, user_config, wait_for_signal
 
 SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
 WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
 
 
-def add_user_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", help="your name (required here or in the config file)")
-    p.add_argument("--seed", action="append", dest="seeds", metavar="URL", help="a seed to register with (repeatable)")
-    p.add_argument("--host", help="address of the direct endpoint (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port of the direct endpoint (default: a free one)")
-    p.add_argument("--advertise", metavar="URL", help="endpoint to publish instead of ws://HOST:PORT")
-    p.add_argument("--data-dir", type=Path, help="where your key, contacts and history live")
-    p.add_argument("--config", type=Path, help="TOML file whose [user] table sets defaults")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-
-
-def user_config(args: argparse.Namespace) -> UserConfig:
-    keys = ("name", "seeds", "host", "port", "advertise", "data_dir", "log_level")
-    return build(UserConfig, args.config, "user", {k: getattr(args, k, None) for k in keys})
-
-
-def prepare(args: argparse.Namespace) -> tuple[UserConfig, UserNode, EventStream]:
+def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
     """Config from flags and file, logging to stderr, and a node with its event stream subscribed."""
     config = user_config(args)
     setup_logging(config.log_level)
@@ -43,7 +27,7 @@ def prepare(args: argparse.Namespace) -> tuple[UserConfig, UserNode, EventStream
     return config, node, node.subscribe()
 
 
-def event_line(event: Event) -> dict:
+def event_line(event: Event) -> dict[str, Any]:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
     if isinstance(event, MessageState) and event.state in ("delivered", "failed"):
@@ -54,7 +38,7 @@ def event_line(event: Event) -> dict:
     return body
 
 
-def user_parser(sub) -> None:
+def user_parser(sub: Any) -> None:
     p = sub.add_parser("user", help="run a headless user (JSON lines on stdout, commands on stdin)")
     add_user_options(p)
     p.add_argument("--exit-on-eof", action="store_true", help="stop at end of stdin, once the queue is delivered")
@@ -65,7 +49,7 @@ async def run_user(args: argparse.Namespace) -> int:
     _, node, stream = prepare(args)
     out = sys.stdout
 
-    def write(obj: dict) -> None:
+    def write(obj: dict[str, Any]) -> None:
         out.write(json.dumps(obj, ensure_ascii=False) + "\n")
         out.flush()
 
@@ -107,7 +91,7 @@ async def run_user(args: argparse.Namespace) -> int:
     return 0
 
 
-async def read_commands(node: UserNode, write) -> None:
+async def read_commands(node: UserNode, write: Callable[[dict[str, Any]], None]) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -122,23 +106,23 @@ async def read_commands(node: UserNode, write) -> None:
         await handle_line(node, raw.decode("utf-8", "replace").rstrip("\r\n"), write)
 
 
-async def handle_line(node: UserNode, line: str, write) -> None:
+async def handle_line(node: UserNode, line: str, write: Callable[[dict[str, Any]], None]) -> None:
     if not line.strip():
         return
     try:
         if m := SEND_RE.fullmatch(line):
             await node.send(m.group(1), m.group(2))
         elif m := WATCH_RE.fullmatch(line):
-            await node.add_contact(m.group(1))
+            node.add_contact(m.group(1))
         else:
             write(ErrorEvent(
                 code="bad_command", message="expected '@NAME text' or '/watch NAME'", line=line[:200]
             ).to_json())
-    except IdentityError as exc:
+    except InvalidInput as exc:
         write(ErrorEvent(code="bad_command", message=str(exc), line=line[:200]).to_json())
 
 
-def send_parser(sub) -> None:
+def send_parser(sub: Any) -> None:
     p = sub.add_parser("send", help="register, deliver one message, and exit once it is acknowledged")
     add_user_options(p)
     p.add_argument("--to", required=True, help="the recipient's name")

@@ -12,29 +12,32 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .errors import ProtocolError, RemoteError, SeedUnavailable
-from .events import ConnState, SeedState
-from .protocol import (
+from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
+from ..runtime import Tasks
+from ..wire.backoff import Backoff
+from ..wire.correlator import Correlator
+from ..wire.protocol import (
     FROM_SEED,
     Error,
     Found,
+    Lookup,
     Presence,
     Record,
+    Register,
     Registered,
     SeedList,
-    Watching,
+    Seeds,
+    Watch,
     dump,
     parse,
 )
-from .protocol import Lookup as LookupFrame
-from .protocol import Register as RegisterFrame
-from .protocol import Seeds as SeedsFrame
-from .protocol import Watch as WatchFrame
-from .wire import dial, frames
+from ..wire.sockets import dial, frames
+from .events import ConnState, SeedState
 
 log = logging.getLogger("p2p.user.seed")
 
@@ -43,6 +46,9 @@ BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 10.0
 STATUS_EVERY = 2.0
 RENEW_EVERY = 6 * 3600.0  # re-sign the record well inside the 30-day name lease
+FATAL = (ErrorCode.NAME_TAKEN, ErrorCode.INVALID_NAME, ErrorCode.BAD_SIGNATURE)
+
+Reply = Registered | Found | SeedList | Error | object
 
 
 class SeedClient:
@@ -51,11 +57,11 @@ class SeedClient:
     def __init__(
         self,
         urls: list[str],
-        make_record: Callable[[], Record],
+        make_record: Callable[[], Awaitable[Record]],
         on_registered: Callable[[str, str], None],
         on_presence: Callable[[Presence], None],
         on_status: Callable[[ConnState, str | None, str], None],
-        on_fatal: Callable[[str, str], Awaitable[None] | None],
+        on_fatal: Callable[[ErrorCode, str], None],
     ) -> None:
         self.configured = [u.rstrip("/") for u in urls]
         self.learned: dict[str, SeedState] = {}  # url -> last known state
@@ -65,31 +71,27 @@ class SeedClient:
         self.on_status = on_status
         self.on_fatal = on_fatal
         self.watching: set[str] = set()
-        self.ws = None
+        self.ws: ClientConnection | None = None
         self.home_url: str | None = None
         self.home_name: str | None = None
         self.ready = asyncio.Event()
-        self.pending: dict[str, asyncio.Future] = {}
-        self.task: asyncio.Task[None] | None = None
+        self.replies: Correlator[object] = Correlator()
+        self.tasks = Tasks(log)
         self.state: ConnState = "connecting"
         self.record: Record | None = None
         self.embedded: set[str] = set()
-        self._status_task: asyncio.Task[None] | None = None
         self.registered_at = 0.0
         self.retry = asyncio.Event()
 
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        self.task = asyncio.ensure_future(self._run())
+        self.tasks.spawn(self._run(), "seed connection")
 
     async def stop(self) -> None:
         if self.ws is not None:
             await self.ws.close(1001, "user going offline")
-        for t in (self.task, self._status_task):
-            if t is not None:
-                t.cancel()
-        await asyncio.gather(*(t for t in (self.task, self._status_task) if t), return_exceptions=True)
+        await self.tasks.cancel_all()
 
     def add_seed(self, url: str) -> None:
         url = url.rstrip("/")
@@ -103,7 +105,7 @@ class SeedClient:
         random.shuffle(others)
         # seeds the mesh reported up first, then the rest; the one that just failed last
         others.sort(key=lambda u: self.learned.get(u) is not None and self.learned[u].up is False)
-        return others + ([exclude] if exclude in urls else [])
+        return others + ([exclude] if exclude is not None and exclude in urls else [])
 
     def seed_states(self) -> tuple[SeedState, ...]:
         urls = list(dict.fromkeys([*self.configured, *self.learned]))
@@ -111,14 +113,16 @@ class SeedClient:
         for url in urls:
             known = self.learned.get(url)
             home = url == self.home_url and self.state == "connected"
-            out.append(SeedState(
-                url=url,
-                name=known.name if known else None,
-                up=True if home else (known.up if known else None),
-                rtt_ms=known.rtt_ms if known else None,
-                home=home,
-                embedded=url in self.embedded,
-            ))
+            out.append(
+                SeedState(
+                    url=url,
+                    name=known.name if known else None,
+                    up=True if home else (known.up if known else None),
+                    rtt_ms=known.rtt_ms if known else None,
+                    home=home,
+                    embedded=url in self.embedded,
+                )
+            )
         return tuple(out)
 
     def _set_state(self, state: ConnState, detail: str = "") -> None:
@@ -128,7 +132,7 @@ class SeedClient:
     # ------------------------------------------------------------------ the connection loop
 
     async def _run(self) -> None:
-        delay = BACKOFF_FIRST
+        backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
         last: str | None = None
         while True:
             tried_any = False
@@ -141,35 +145,27 @@ class SeedClient:
                     self._mark(url, up=False)
                     continue
                 except RemoteError as exc:
-                    if exc.code in ("name_taken", "invalid_name", "bad_signature"):
+                    if exc.code in FATAL:
                         self._set_state("offline", f"{url} refused the registration: {exc.message}")
-                        result = self.on_fatal(exc.code, exc.message)
-                        if asyncio.iscoroutine(result):
-                            await result
+                        self.on_fatal(exc.code, exc.message)
                         return
                     log.warning("seed %s refused registration: %s", url, exc)
                     continue
-                delay = BACKOFF_FIRST
+                backoff.reset()
                 last = url
                 await self._serve()  # until the socket drops
                 self._set_state("failing_over", f"lost {self.home_name or url}")
                 break
             else:
                 self._set_state("offline", "no seed answers" if tried_any else "no seeds configured")
-                try:
-                    async with asyncio.timeout(delay):
-                        await self.retry.wait()  # a seed was added: try at once
-                except TimeoutError:
-                    pass
-                self.retry.clear()
-                delay = min(delay * 2, BACKOFF_MAX)
+                await backoff.sleep(self.retry)  # a seed was added: try at once
 
     async def _connect(self, url: str) -> None:
         ws = await dial(url, timeout=DIAL_TIMEOUT, ping_interval=5, ping_timeout=5)
         try:
-            self.record = self.make_record()
+            self.record = await self.make_record()
             fid = uuid.uuid4().hex
-            await ws.send(dump(RegisterFrame(type="register", id=fid, record=self.record)))
+            await ws.send(dump(Register(type="register", id=fid, record=self.record)))
             async with asyncio.timeout(DIAL_TIMEOUT * 2):
                 while True:
                     reply = parse(FROM_SEED, await ws.recv())
@@ -182,6 +178,7 @@ class SeedClient:
             await ws.close()
             raise
         self.ws = ws
+        self.replies = Correlator()
         self.registered_at = time.monotonic()
         self.home_url = url
         self.home_name = reply.seed
@@ -192,25 +189,21 @@ class SeedClient:
 
     async def _serve(self) -> None:
         ws = self.ws
-        reader = asyncio.ensure_future(self._read(ws))
-        self._status_task = asyncio.ensure_future(self._poll_seeds())
+        assert ws is not None
+        status = self.tasks.spawn(self._poll_seeds(), "seed list")
         if self.watching:
-            asyncio.ensure_future(self._rewatch())
+            self.tasks.spawn(self._send_watch(sorted(self.watching)), "re-watch")
         try:
-            await reader
+            await self._read(ws)
         finally:
-            self._status_task.cancel()
+            status.cancel()
             self.ready.clear()
             self.ws = None
             if self.home_url:
                 self._mark(self.home_url, up=False)
-            for fut in self.pending.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionResetError("seed connection lost"))
-                    fut.exception()  # mark retrieved: a waiter, if any, still sees it
-            self.pending.clear()
+            self.replies.close("seed connection lost")
 
-    async def _read(self, ws) -> None:
+    async def _read(self, ws: ClientConnection) -> None:
         try:
             async for raw in frames(ws):
                 try:
@@ -220,24 +213,16 @@ class SeedClient:
                     continue
                 if isinstance(frame, Presence):
                     self.on_presence(frame)
-                    continue
-                fut = self.pending.pop(frame.id or "", None)
-                if fut is not None and not fut.done():
-                    fut.set_result(frame)
+                else:
+                    self.replies.resolve(frame.id, frame)
         except ConnectionClosed:
             pass
-
-    async def _rewatch(self) -> None:
-        try:
-            await self.watch(sorted(self.watching))
-        except (RemoteError, SeedUnavailable, ConnectionError) as exc:
-            log.debug("re-watch failed: %s", exc)
 
     async def _poll_seeds(self) -> None:
         while True:
             try:
-                reply = await self.request(SeedsFrame(type="seeds", id=uuid.uuid4().hex), timeout=5)
-            except (RemoteError, SeedUnavailable, ConnectionError, TimeoutError):
+                reply = await self.request(Seeds(type="seeds", id=uuid.uuid4().hex), timeout=5)
+            except (RemoteError, SeedUnavailable, ConnectionLost):
                 return
             if isinstance(reply, SeedList):
                 for info in reply.seeds:
@@ -249,50 +234,73 @@ class SeedClient:
                 self.registered_at = time.monotonic()
                 try:
                     await self.reregister()
-                except (RemoteError, SeedUnavailable, ConnectionError) as exc:
+                except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
                     log.warning("lease renewal failed: %s", exc)
 
     def _mark(self, url: str, up: bool, name: str | None = None) -> None:
         old = self.learned.get(url)
-        self.learned[url] = SeedState(url, name or (old.name if old else None), up, old.rtt_ms if old else None, False)
+        self.learned[url] = SeedState(
+            url, name or (old.name if old else None), up, old.rtt_ms if old else None, False
+        )
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, frame, timeout: float = 5.0):
-        """Send a request on the home seed (waiting for one while failing over) and await its answer."""
+    async def request(self, frame: Lookup | Seeds | Watch | Register, timeout: float = 5.0) -> object:
+        """Send a request on the home seed (waiting for one while failing over) and await its answer.
+
+        SeedUnavailable when no seed answers in time, ConnectionLost when the socket drops while
+        waiting, RemoteError when the seed answers `error`.
+        """
         try:
             async with asyncio.timeout(timeout):
                 await self.ready.wait()
                 ws = self.ws
-                fut = asyncio.get_running_loop().create_future()
-                self.pending[frame.id] = fut
+                assert ws is not None
+                fut = self.replies.expect(frame.id)
                 try:
                     await ws.send(dump(frame))
                     reply = await fut
                 finally:
-                    self.pending.pop(frame.id, None)
+                    self.replies.forget(frame.id)
         except TimeoutError:
             raise SeedUnavailable("no seed answered in time") from None
         except ConnectionClosed:
-            raise ConnectionResetError("seed connection lost") from None
+            raise ConnectionLost("seed connection lost") from None
         if isinstance(reply, Error):
             raise RemoteError(reply.code, reply.message)
         return reply
 
     async def lookup(self, name: str, timeout: float = 5.0) -> Found:
-        return await self.request(LookupFrame(type="lookup", id=uuid.uuid4().hex, name=name, hops=1), timeout)
+        reply = await self.request(
+            Lookup(type="lookup", id=uuid.uuid4().hex, name=name, hops=1), timeout
+        )
+        assert isinstance(reply, Found)
+        return reply
 
-    async def watch(self, names: list[str]) -> None:
-        self.watching.update(names)
-        if not names:
-            return
-        reply = await self.request(WatchFrame(type="watch", id=uuid.uuid4().hex, names=names))
-        assert isinstance(reply, Watching)
+    def watch(self, names: Iterable[str]) -> None:
+        """Follow these names' presence: sent now when connected, and again on every new home seed.
+
+        Nothing waits for the seed: a contact added while no seed answers is watched once one does.
+        The seed answers each name with its presence now, already watched or not.
+        """
+        wanted = list(names)
+        self.watching.update(wanted)
+        if wanted and self.ready.is_set():
+            self.tasks.spawn(self._send_watch(wanted), "watch")
+
+    def unwatch(self, name: str) -> None:
+        self.watching.discard(name)
+
+    async def _send_watch(self, names: list[str]) -> None:
+        try:
+            await self.request(Watch(type="watch", id=uuid.uuid4().hex, names=names))
+        except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
+            log.debug("watch not sent (%s); it is sent again on the next registration", exc)
 
     async def reregister(self) -> None:
         """Send a fresh record on the current socket (a new endpoint, or to renew the lease)."""
-        self.record = self.make_record()
-        await self.request(RegisterFrame(type="register", id=uuid.uuid4().hex, record=self.record))
+        self.record = await self.make_record()
+        await self.request(Register(type="register", id=uuid.uuid4().hex, record=self.record))
 
 
 async def first_answering(urls: list[str], timeout: float) -> str | None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import ProtocolError
-from .identity import b64, unb64, verify_record
-from .protocol import PresenceItem, Record, name_key
+from ..crypto.keys import b64, unb64
+from ..crypto.signing import verify_record
+from ..errors import ErrorCode, ProtocolError
+from ..wire.names import fold_name
+from ..wire.protocol import PresenceItem, Record
 
 
 class Outcome(Enum):
@@ -72,18 +74,29 @@ class Directory:
         # home seeds whose items count as offline (unreachable for too long) -> when they were lost
         self.lost_seeds: dict[str, int] = {}
 
+    def seed_lost(self, seed: str, now: int) -> set[str]:
+        """A home seed was unreachable for too long: its users count as offline. The names affected."""
+        self.lost_seeds[seed] = now
+        return self.names_homed_at(seed)
+
+    def seed_back(self, seed: str) -> set[str]:
+        """A lost home seed linked again: its items count once more. The names affected."""
+        if self.lost_seeds.pop(seed, None) is None:
+            return set()
+        return self.names_homed_at(seed)
+
     # ------------------------------------------------------------------ records
 
     def load(self, record: Record, renewed: int) -> None:
         """Put back a record read from disk (it was verified when first accepted)."""
-        self.entries[name_key(record.name)] = Entry(record, renewed)
+        self.entries[fold_name(record.name)] = Entry(record, renewed)
 
     def get(self, name: str) -> Record | None:
-        entry = self.entries.get(name_key(name))
+        entry = self.entries.get(fold_name(name))
         return entry.record() if entry is not None else None
 
-    def display_name(self, key: str) -> str | None:
-        entry = self.entries.get(key)
+    def display_name(self, folded: str) -> str | None:
+        entry = self.entries.get(folded)
         return entry.name if entry is not None else None
 
     def records(self) -> list[Record]:
@@ -91,23 +104,23 @@ class Directory:
 
     def accept(self, record: Record, now: int) -> Outcome:
         """Apply the protocol's rules to a record; raise ProtocolError with the refusal code."""
-        key = name_key(record.name)
-        stored = self.entries.get(key)
+        folded = fold_name(record.name)
+        stored = self.entries.get(folded)
         if stored is not None and stored.same_as(record):
             return Outcome.SAME
         if not verify_record(record):
-            raise ProtocolError("bad_signature", "record signature does not verify for its key")
+            raise ProtocolError(ErrorCode.BAD_SIGNATURE, "record signature does not verify for its key")
         if stored is not None:
             if b64(stored.key) != record.key:
-                if self.is_online(key) or now - stored.renewed < self.lease_ms:
+                if self.is_online(folded) or now - stored.renewed < self.lease_ms:
                     raise ProtocolError(
-                        "name_taken", f"the name {stored.name!r} belongs to another key"
+                        ErrorCode.NAME_TAKEN, f"the name {stored.name!r} belongs to another key"
                     )
             elif record.seq <= stored.seq:
                 raise ProtocolError(
-                    "stale", f"seq {record.seq} is not greater than the stored {stored.seq}"
+                    ErrorCode.STALE, f"seq {record.seq} is not greater than the stored {stored.seq}"
                 )
-        self.entries[key] = Entry(record, now)
+        self.entries[folded] = Entry(record, now)
         return Outcome.NEW
 
     def __len__(self) -> int:
@@ -115,50 +128,50 @@ class Directory:
 
     # ------------------------------------------------------------------ presence
 
-    def item(self, key: str, seed: str) -> tuple[bool, int] | None:
-        for home, online, at in self.presence.get(key, ()):
+    def item(self, folded: str, seed: str) -> tuple[bool, int] | None:
+        for home, online, at in self.presence.get(folded, ()):
             if home == seed:
                 return online, at
         return None
 
-    def _put(self, key: str, seed: str, online: bool, at: int) -> None:
-        others = tuple(i for i in self.presence.get(key, ()) if i[0] != seed)
-        self.presence[key] = (*others, (seed, online, at))
+    def _put(self, folded: str, seed: str, online: bool, at: int) -> None:
+        others = tuple(i for i in self.presence.get(folded, ()) if i[0] != seed)
+        self.presence[folded] = (*others, (seed, online, at))
 
     def apply_presence(self, item: PresenceItem) -> bool:
         """Keep the latest item per (name, home seed); True when it changed our state."""
-        key = name_key(item.name)
-        current = self.item(key, item.seed)
+        folded = fold_name(item.name)
+        current = self.item(folded, item.seed)
         if current is not None and item.at <= current[1]:
             return False
-        self._put(key, item.seed, item.online, item.at)
+        self._put(folded, item.seed, item.online, item.at)
         return True
 
     def replace_seed_online_set(self, seed: str, online: dict[str, int]) -> set[str]:
         """A seed's sync names its whole online set: everything else of that seed is offline now."""
         touched: set[str] = set()
-        for key in list(self.presence):
-            current = self.item(key, seed)
-            if current is not None and current[0] and key not in online:
-                self._put(key, seed, False, current[1])
-                touched.add(key)
-        for key, at in online.items():
-            current = self.item(key, seed)
+        for folded in list(self.presence):
+            current = self.item(folded, seed)
+            if current is not None and current[0] and folded not in online:
+                self._put(folded, seed, False, current[1])
+                touched.add(folded)
+        for folded, at in online.items():
+            current = self.item(folded, seed)
             if current is None or current[1] <= at:
                 if current != (True, at):
-                    touched.add(key)
-                self._put(key, seed, True, at)
+                    touched.add(folded)
+                self._put(folded, seed, True, at)
         return touched
 
     def names_homed_at(self, seed: str) -> set[str]:
-        return {key for key, items in self.presence.items() if any(h == seed and on for h, on, _ in items)}
+        return {folded for folded, items in self.presence.items() if any(h == seed and on for h, on, _ in items)}
 
-    def is_online(self, key: str) -> bool:
-        return self.effective(key, 0).online
+    def is_online(self, folded: str) -> bool:
+        return self.effective(folded, 0).online
 
-    def effective(self, key: str, now: int) -> Effective:
+    def effective(self, folded: str, now: int) -> Effective:
         """Online while any reachable home seed's latest item says so; last_seen the latest time."""
-        items = self.presence.get(key)
+        items = self.presence.get(folded)
         if not items:
             return Effective(False, None, None)
         best_seed: str | None = None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -23,51 +23,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .errors import IdentityError, ProtocolError
+from ..errors import ErrorCode, ProtocolError
+from .names import NAME_RULE, is_valid_name
 
 SUBPROTOCOL = "p2pchat.v1"
 MAX_FRAME = 64 * 1024
-RECORD_SIG_PREFIX = b"p2pchat-record-v1:"
 MAX_TEXT = 4000
 MAX_INT = 2**63 - 1  # SQLite INTEGER; larger numbers are refused as bad_request
 SYNC_CHUNK = 500
-
-ERROR_CODES = (
-    "bad_request",
-    "invalid_name",
-    "bad_signature",
-    "name_taken",
-    "stale",
-    "not_found",
-    "not_registered",
-    "rate_limited",
-    "bad_box",
-    "internal",
-)
-
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-
-
-def is_valid_name(name: str) -> bool:
-    """True when `name` is a protocol-valid user name."""
-    return NAME_RE.fullmatch(name) is not None
-
-
-NAME_RULE = "1-32 of A-Z a-z 0-9 _ . - starting with a letter or digit"
-
-
-def require_name(name: str | None) -> str:
-    """The name itself when it is valid; IdentityError naming the rule otherwise (local input, not a frame)."""
-    if not name:
-        raise IdentityError(f"a name is needed: {NAME_RULE}")
-    if not is_valid_name(name):
-        raise IdentityError(f"invalid name {name!r}: {NAME_RULE}")
-    return name
-
-
-def name_key(name: str) -> str:
-    """The case-insensitive identity of a name (names are ASCII, so lower() is exact)."""
-    return name.lower()
 
 
 def _check_name(value: str) -> str:
@@ -94,8 +57,6 @@ def _b64(size: int | None, what: str):
 
 
 def _check_endpoint(value: str) -> str:
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(value)
         port = parts.port
@@ -135,22 +96,6 @@ class Record(BaseModel):
     endpoint: Url
     seq: PosInt
     sig: Sig
-
-    def signed_bytes(self) -> bytes:
-        return record_signed_bytes(self.name, self.key, self.endpoint, self.seq)
-
-
-def record_signed_bytes(name: str, key: str, endpoint: str, seq: int) -> bytes:
-    """The exact bytes a record signature covers: the domain prefix plus canonical JSON.
-
-    That is `json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`, spelled
-    out because every verification builds it: a valid name and a base64 key never need escaping,
-    so only the endpoint goes through the JSON encoder (tests check both ways agree).
-    """
-    endpoint_json = json.dumps(endpoint, ensure_ascii=False)
-    return b"%s{\"endpoint\":%s,\"key\":\"%s\",\"name\":\"%s\",\"seq\":%d}" % (
-        RECORD_SIG_PREFIX, endpoint_json.encode(), key.encode(), name.encode(), seq,
-    )
 
 
 class PresenceItem(BaseModel):
@@ -250,7 +195,7 @@ class Presence(Frame):
 class Error(Frame):
     type: Literal["error"]
     id: str | None
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -350,13 +295,13 @@ def readable_id(raw: str | bytes) -> str | None:
     return None
 
 
-def describe(exc: ValidationError) -> tuple[str, str]:
+def describe(exc: ValidationError) -> tuple[ErrorCode, str]:
     """Map a validation failure to (protocol code, a human message naming the field)."""
     errors = exc.errors(include_url=False, include_input=False)
-    code = "bad_request"
+    code = ErrorCode.BAD_REQUEST
     for err in errors:
         if err["type"] == "invalid_name":
-            code = "invalid_name"
+            code = ErrorCode.INVALID_NAME
     first = errors[0]
     loc = ".".join(str(p) for p in first["loc"])
     msg = first["msg"]
@@ -375,14 +320,16 @@ def describe(exc: ValidationError) -> tuple[str, str]:
 def parse(adapter: TypeAdapter[Any], raw: str | bytes) -> Any:
     """Parse one frame or raise ProtocolError carrying the code, a message and the readable id."""
     if isinstance(raw, bytes):
-        raise ProtocolError("bad_request", "binary frames are not allowed; send JSON text frames")
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "binary frames are not allowed; send JSON text frames"
+        )
     try:
         return adapter.validate_json(raw)
     except ValidationError as exc:
         code, message = describe(exc)
         raise ProtocolError(code, message, readable_id(raw)) from None
     except RecursionError:
-        raise ProtocolError("bad_request", "frame nests too deeply", None) from None
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "frame nests too deeply", None) from None
 
 
 def dump(frame: BaseModel) -> str:
@@ -390,5 +337,10 @@ def dump(frame: BaseModel) -> str:
     return frame.model_dump_json(by_alias=True)
 
 
-def error_frame(code: str, message: str, frame_id: str | None = None) -> str:
+def error_frame(code: ErrorCode, message: str, frame_id: str | None = None) -> str:
     return dump(Error(type="error", id=frame_id, code=code, message=message))
+
+
+def frame_text(obj: dict[str, Any]) -> str:
+    """Compact JSON text for a frame built by hand (tests and raw clients)."""
+    return json.dumps(obj, separators=(",", ":"))

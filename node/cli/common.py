@@ -1,0 +1,59 @@
+"""What every command shares: logging to stderr, waiting for a signal, and the user options.
+
+The user options are defined once here and used by `p2p-node user`, `p2p-node send` and `p2p-tui`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from ..config import UserConfig, build
+
+USER_OPTION_KEYS = ("name", "seeds", "host", "port", "advertise", "data_dir", "log_level")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+async def wait_for_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def add_user_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="your name (required here or in the config file)")
+    p.add_argument(
+        "--seed",
+        action="append",
+        dest="seeds",
+        metavar="URL",
+        help="a seed to register with (repeatable)",
+    )
+    p.add_argument("--host", help="address of the direct endpoint (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port of the direct endpoint (default: a free one)")
+    p.add_argument("--advertise", metavar="URL", help="endpoint to publish instead of ws://HOST:PORT")
+    p.add_argument("--data-dir", type=Path, help="where your key, contacts and history live")
+    p.add_argument("--config", type=Path, help="TOML file whose [user] table sets defaults")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def user_config(args: argparse.Namespace) -> UserConfig:
+    """The [user] table of --config overlaid with the options given on the command line."""
+    overrides = {k: getattr(args, k, None) for k in USER_OPTION_KEYS}
+    config: UserConfig = build(UserConfig, args.config, "user", overrides)
+    return config

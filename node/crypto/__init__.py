@@ -1,0 +1,1 @@
+"""Keys and what they prove: Ed25519 identities, signatures over canonical JSON, NaCl boxes."""

@@ -1,0 +1,1 @@
+"""What lives on disk: private data dirs, SQLite with group commit, numbered schema migrations."""

@@ -1,0 +1,1 @@
+"""The user node: outbox, delivery, inbox, contacts, the seed client, the store, events, and the facade."""

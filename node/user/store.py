@@ -1,0 +1,328 @@
+"""A user's state on disk (SQLite): the record seq, contacts with pinned keys, history and outbox.
+
+The outbox is not a table of its own: it is the outgoing messages still in state `queued` or
+`sent`, so a message can never be in the history and lost from the outbox, or the reverse.
+Every write goes through the group committer; reads use their own connection, which in WAL mode
+never waits for a commit, so the event loop never runs SQL behind an fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..storage.committer import GroupCommitter
+from ..storage.migrations import migrate
+from ..storage.sqlite import open_db
+from ..wire.names import fold_name
+
+# numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
+STEPS = [
+    # 1: meta, contacts, messages (a database from before versioning already has these)
+    """
+    CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS contacts (
+        nkey TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key TEXT,              -- pinned key, first seen
+        changed_key TEXT,      -- a different key seen since; traffic stops until accepted
+        new INTEGER NOT NULL DEFAULT 0,
+        added INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS messages (
+        n INTEGER PRIMARY KEY AUTOINCREMENT,
+        peer TEXT NOT NULL,    -- folded name of the other party
+        id TEXT NOT NULL,
+        outgoing INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL,   -- queued, sent, delivered, failed (outgoing); received (incoming)
+        reason TEXT
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(peer, outgoing, id);
+    CREATE INDEX IF NOT EXISTS messages_peer ON messages(peer, n);
+    CREATE INDEX IF NOT EXISTS messages_pending ON messages(state) WHERE state IN ('queued', 'sent');
+    """,
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredMessage:
+    """One message of the history, either way; `n` is its number in local history (0: not stored yet)."""
+
+    n: int = 0
+    peer: str
+    id: str
+    outgoing: bool
+    sender: str
+    recipient: str
+    ts: int
+    text: str
+    state: str
+    reason: str | None = None
+
+    @classmethod
+    def new_outgoing(cls, msg_id: str, sender: str, recipient: str, ts: int, text: str) -> StoredMessage:
+        return cls(
+            peer=fold_name(recipient),
+            id=msg_id,
+            outgoing=True,
+            sender=sender,
+            recipient=recipient,
+            ts=ts,
+            text=text,
+            state="queued",
+        )
+
+    @classmethod
+    def new_incoming(cls, msg_id: str, sender: str, recipient: str, ts: int, text: str) -> StoredMessage:
+        return cls(
+            peer=fold_name(sender),
+            id=msg_id,
+            outgoing=False,
+            sender=sender,
+            recipient=recipient,
+            ts=ts,
+            text=text,
+            state="received",
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> StoredMessage:
+        n, peer, msg_id, outgoing, sender, recipient, ts, text, state, reason = row
+        return cls(
+            n=n,
+            peer=peer,
+            id=msg_id,
+            outgoing=bool(outgoing),
+            sender=sender,
+            recipient=recipient,
+            ts=ts,
+            text=text,
+            state=state,
+            reason=reason,
+        )
+
+
+_COLUMNS = "n, peer, id, outgoing, sender, recipient, ts, text, state, reason"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    name: str
+    key: str | None
+    changed_key: str | None
+    new: bool
+
+
+class UserStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = open_db(path)
+        migrate(self.db, STEPS, path)
+        self.reader = open_db(path)
+        self.committer: GroupCommitter | None = None
+        self._contacts = self._load_contacts()
+        rows = self._read("SELECT v FROM meta WHERE k = 'seq'")
+        self._seq: int = rows[0][0] if rows else 0
+        self.unsaved: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+    def start(self) -> None:
+        self.committer = GroupCommitter(self.db, _write)
+
+    async def close(self) -> None:
+        if self.committer is not None:
+            await self.committer.close()
+        self.reader.close()
+        self.db.close()
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self.reader.execute(sql, params).fetchall()
+
+    def _submit(self, *row: Any) -> asyncio.Future[Any]:
+        assert self.committer is not None, "the store is not started"
+        return self.committer.submit(row)
+
+    def _queue(self, *row: Any) -> None:
+        assert self.committer is not None, "the store is not started"
+        self.committer.submit_quietly(row)
+
+    # ------------------------------------------------------------------ identity
+
+    async def next_seq(self, now: int) -> int:
+        """`max(last + 1, now)`, durable before it is returned so seq only ever grows."""
+        self._seq = max(self._seq + 1, now)
+        seq = self._seq
+        await self._submit("meta", "seq", seq)
+        return seq
+
+    # ------------------------------------------------------------------ contacts
+
+    def _load_contacts(self) -> dict[str, Contact]:
+        rows = self._read("SELECT nkey, name, key, changed_key, new FROM contacts")
+        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4])) for r in rows}
+
+    def contacts(self) -> list[Contact]:
+        return [self._contacts[k] for k in sorted(self._contacts)]
+
+    def contact(self, name: str) -> Contact | None:
+        """From memory: contacts are few, owned by this process, and read on every message."""
+        return self._contacts.get(fold_name(name))
+
+    def _set(self, name: str, **changes: Any) -> None:
+        folded = fold_name(name)
+        self._contacts[folded] = replace(self._contacts[folded], **changes)
+
+    def add_contact(self, name: str, now: int, new: bool = False) -> bool:
+        folded = fold_name(name)
+        if folded in self._contacts:
+            return False
+        self._contacts[folded] = Contact(name, None, None, new)
+        self._queue("contact_add", folded, name, int(new), now)
+        return True
+
+    def remove_contact(self, name: str) -> bool:
+        folded = fold_name(name)
+        if self._contacts.pop(folded, None) is None:
+            return False
+        self._queue("contact_remove", folded)
+        return True
+
+    def mark_seen(self, name: str) -> None:
+        if fold_name(name) in self._contacts:
+            self._set(name, new=False)
+            self._queue("contact_set", "new", 0, fold_name(name))
+
+    def pin(self, name: str, key: str) -> None:
+        contact = self.contact(name)
+        if contact is not None and contact.key is None:
+            self._set(name, key=key)
+            self._queue("contact_set", "key", key, fold_name(name))
+
+    def set_changed_key(self, name: str, key: str | None) -> None:
+        if fold_name(name) in self._contacts:
+            self._set(name, changed_key=key)
+            self._queue("contact_set", "changed_key", key, fold_name(name))
+
+    def accept_key(self, name: str) -> str | None:
+        contact = self.contact(name)
+        if contact is None or contact.changed_key is None:
+            return None
+        self._set(name, key=contact.changed_key, changed_key=None)
+        self._queue("contact_set", "key", contact.changed_key, fold_name(name))
+        self._queue("contact_set", "changed_key", None, fold_name(name))
+        return contact.changed_key
+
+    # ------------------------------------------------------------------ messages
+
+    def add_message(self, msg: StoredMessage) -> asyncio.Future[int]:
+        """Store a message; the future resolves to its number `n`, or 0 when that id was stored before."""
+        return self._submit(
+            "add",
+            msg.peer,
+            msg.id,
+            int(msg.outgoing),
+            msg.sender,
+            msg.recipient,
+            msg.ts,
+            msg.text,
+            msg.state,
+            msg.reason,
+        )
+
+    def set_state(
+        self, peer: str, msg_id: str, state: str, reason: str | None = None
+    ) -> asyncio.Future[Any]:
+        """Record a new state; history shows it at once, the disk once the batch commits."""
+        key = (fold_name(peer), msg_id)
+        self.unsaved[key] = (state, reason)
+        fut = self._submit("state", state, reason, fold_name(peer), msg_id)
+
+        def saved(_: asyncio.Future[Any]) -> None:
+            if self.unsaved.get(key) == (state, reason):
+                del self.unsaved[key]
+
+        fut.add_done_callback(saved)
+        return fut
+
+    def unshown(self) -> list[StoredMessage]:
+        """Received messages after the `shown` mark, oldest first; the first call sets the mark to now."""
+        rows = self._read("SELECT v FROM meta WHERE k = 'shown'")
+        if not rows:
+            latest = self._read("SELECT COALESCE(MAX(n), 0) FROM messages")[0][0]
+            self.mark_shown(latest)
+            return []
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE n > ? AND outgoing = 0 ORDER BY n",
+            (rows[0][0],),
+        )
+        return [StoredMessage.from_row(r) for r in rows]
+
+    def mark_shown(self, n: int) -> None:
+        """Move the `shown` mark to message `n` (written with the next batch)."""
+        self._queue("meta", "shown", n)
+
+    def pending(self) -> list[StoredMessage]:
+        """The outbox: outgoing messages not yet delivered nor failed, oldest first."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'sent') ORDER BY n"
+        )
+        return [StoredMessage.from_row(r) for r in rows]
+
+    def history(self, peer: str, before: int | None = None, limit: int = 100) -> list[StoredMessage]:
+        """One page of a conversation, oldest first, ending just before message number `before`."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?",
+            (fold_name(peer), before if before is not None else 2**62, limit),
+        )
+        messages = [StoredMessage.from_row(r) for r in reversed(rows)]
+        if self.unsaved:
+            messages = [self._overlay(m) for m in messages]
+        return messages
+
+    def _overlay(self, msg: StoredMessage) -> StoredMessage:
+        pending = self.unsaved.get((msg.peer, msg.id)) if msg.outgoing else None
+        return replace(msg, state=pending[0], reason=pending[1]) if pending else msg
+
+
+_CONTACT_COLUMNS = {"new", "key", "changed_key"}
+
+
+def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Apply a batch in order; for each add, the new message's number, or 0 for a copy (the unique index spots it)."""
+    results: list[Any] = []
+    for kind, *args in rows:
+        if kind == "add":
+            cur = db.execute(
+                "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, "
+                "state, reason) VALUES (?,?,?,?,?,?,?,?,?)",
+                args,
+            )
+            results.append(cur.lastrowid if cur.rowcount == 1 else 0)
+            continue
+        if kind == "state":
+            db.execute(
+                "UPDATE messages SET state = ?, reason = ? WHERE peer = ? AND outgoing = 1 AND id = ?",
+                args,
+            )
+        elif kind == "meta":
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", args)
+        elif kind == "contact_add":
+            db.execute(
+                "INSERT OR IGNORE INTO contacts(nkey, name, new, added) VALUES (?, ?, ?, ?)", args
+            )
+        elif kind == "contact_remove":
+            db.execute("DELETE FROM contacts WHERE nkey = ?", args)
+        elif kind == "contact_set":
+            column, value, folded = args
+            assert column in _CONTACT_COLUMNS
+            db.execute(f"UPDATE contacts SET {column} = ? WHERE nkey = ?", (value, folded))
+        else:
+            raise ValueError(f"unknown row kind {kind!r}")
+        results.append(None)
+    return results
