@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +14,7 @@ from .wire.protocol import MAX_FRAME
 
 TABLES = ("seed", "user")
 LogLevel = Literal["debug", "info", "warning", "error"]
+M = TypeVar("M", bound=BaseModel)
 
 
 class SeedConfig(BaseModel):
@@ -83,7 +84,7 @@ def read_table(path: Path, table: str) -> dict[str, Any]:
     return {"__text__": text, **data.get(table, {})}
 
 
-def build(model: type[BaseModel], path: Path | None, table: str, overrides: dict[str, Any]):
+def build(model: type[M], path: Path | None, table: str, overrides: dict[str, Any]) -> M:
     """Validate file values overlaid with command-line overrides (those that were given)."""
     values: dict[str, Any] = read_table(path, table) if path else {}
     text = values.pop("__text__", "")
@@ -95,10 +96,14 @@ def build(model: type[BaseModel], path: Path | None, table: str, overrides: dict
         key = str(err["loc"][0]) if err["loc"] else ""
         full = ".".join(str(p) for p in err["loc"])
         line = _key_line(text, table, key) if path and key not in overrides else None
-        where = f"{path}:{line}: " if line else (f"{path}: " if path and key not in overrides else "")
+        where = (
+            f"{path}:{line}: " if line else (f"{path}: " if path and key not in overrides else "")
+        )
         if err["type"] == "extra_forbidden":
             known = ", ".join(model.model_fields)
-            raise ConfigError(f"{where}[{table}] unknown key {key!r}; known keys: {known}") from None
+            raise ConfigError(
+                f"{where}[{table}] unknown key {key!r}; known keys: {known}"
+            ) from None
         raise ConfigError(f"{where}[{table}] {full}: {err['msg']}") from None
 
 

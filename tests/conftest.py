@@ -7,8 +7,11 @@ from node.seed.server import Seed
 
 
 def pytest_addoption(parser):
-    parser.addoption("--full", action="store_true",
-                     help="run the fault, flood and soak scenarios at full size (minutes, not seconds)")
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="run the fault, flood and soak scenarios at full size (minutes, not seconds)",
+    )
 
 
 @pytest.fixture
@@ -23,8 +26,14 @@ async def seeds(tmp_path):
     started: list[Seed] = []
 
     async def start(name: str, peers: list[str] | None = None, port: int = 0, **kw) -> Seed:
-        cfg = SeedConfig(host="127.0.0.1", port=port, name=name, peers=peers or [],
-                         data_dir=tmp_path / name, **kw)
+        cfg = SeedConfig(
+            host="127.0.0.1",
+            port=port,
+            name=name,
+            peers=peers or [],
+            data_dir=tmp_path / name,
+            **kw,
+        )
         seed = Seed(cfg)
         await seed.start()
         started.append(seed)
@@ -46,7 +55,9 @@ async def users(tmp_path):
     started: list[UserNode] = []
 
     async def start(name: str, seed_urls: list[str], data_dir=None, **kw):
-        cfg = UserConfig(name=name, seeds=seed_urls, port=0, data_dir=data_dir or tmp_path / f"user-{name}", **kw)
+        cfg = UserConfig(
+            name=name, seeds=seed_urls, port=0, data_dir=data_dir or tmp_path / f"user-{name}", **kw
+        )
         node = UserNode(cfg)
         events = node.subscribe()
         await node.start()

@@ -71,7 +71,9 @@ class RawClient:
         self.reader.cancel()
 
 
-def record(identity: Identity, name: str, endpoint: str = "ws://127.0.0.1:9", seq: int | None = None) -> dict:
+def record(
+    identity: Identity, name: str, endpoint: str = "ws://127.0.0.1:9", seq: int | None = None
+) -> dict:
     return sign_record(identity, name, endpoint, seq or now_ms()).model_dump()
 
 

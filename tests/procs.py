@@ -25,13 +25,21 @@ class Proc:
 
     def __init__(self, args: list[str], stdin: bool = False) -> None:
         self.args = args
-        self.p = subprocess.Popen([sys.executable, "-m", "node", *args], stdin=subprocess.PIPE if stdin else None,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "node", *args],
+            stdin=subprocess.PIPE if stdin else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.err: list[str] = []
         self.lines: list[dict] = []
         self.cond = threading.Condition()
-        self.readers = [threading.Thread(target=self._read_err, daemon=True),
-                        threading.Thread(target=self._read_out, daemon=True)]
+        self.readers = [
+            threading.Thread(target=self._read_err, daemon=True),
+            threading.Thread(target=self._read_out, daemon=True),
+        ]
         for reader in self.readers:
             reader.start()
 
@@ -63,7 +71,9 @@ class Proc:
                 if found:
                     return found
                 left = deadline - time.monotonic()
-                ended = not any(r.is_alive() for r in self.readers)  # exited and all its output read
+                ended = not any(
+                    r.is_alive() for r in self.readers
+                )  # exited and all its output read
                 if left <= 0 or ended:
                     raise AssertionError(f"{what} not seen; stderr tail: {''.join(self.err[-5:])}")
                 self.cond.wait(min(left, 0.5))
@@ -88,16 +98,35 @@ class Proc:
 
 
 class SeedProc(Proc):
-    def __init__(self, data_dir: Path, name: str, port: int = 0, peers: tuple[str, ...] = (), config: Path | None = None):
-        args = ["seed", "--port", str(port), "--name", name, "--data-dir", str(data_dir), "--log-level", "info"]
+    def __init__(
+        self,
+        data_dir: Path,
+        name: str,
+        port: int = 0,
+        peers: tuple[str, ...] = (),
+        config: Path | None = None,
+    ):
+        args = [
+            "seed",
+            "--port",
+            str(port),
+            "--name",
+            name,
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "info",
+        ]
         for p in peers:
             args += ["--peer", p]
         if config is not None:
             args += ["--config", str(config)]
         super().__init__(args)
         self.name = name
-        self.url = self.wait_for(lambda s: next(filter(None, map(listening_url, s.err)), None),
-                                 what=f"seed {name} listening")
+        self.url = self.wait_for(
+            lambda s: next(filter(None, map(listening_url, s.err)), None),
+            what=f"seed {name} listening",
+        )
         self.port = int(self.url.rsplit(":", 1)[1])
 
 
@@ -110,8 +139,11 @@ class UserProc(Proc):
         self.name = name
 
     def registered(self, after: int = 0, timeout: float = 20.0) -> dict:
-        return self.wait_for(lambda s: next((x for x in s.lines[after:] if x["event"] == "registered"), None),
-                             timeout, f"{self.name} registered")
+        return self.wait_for(
+            lambda s: next((x for x in s.lines[after:] if x["event"] == "registered"), None),
+            timeout,
+            f"{self.name} registered",
+        )
 
     def say(self, line: str) -> None:
         self.p.stdin.write(line + "\n")
@@ -122,13 +154,17 @@ class UserProc(Proc):
             return [x for x in self.lines if x["event"] == kind]
 
 
-
 async def run_cli(*args: str, timeout: float = 30) -> tuple[int, str, str]:
     """`p2p-node ARGS` to completion: its exit code, stdout and stderr."""
     import asyncio
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "node", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "node",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     return proc.returncode, out.decode(), err.decode()

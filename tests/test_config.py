@@ -25,7 +25,7 @@ def test_valid_file_and_flags_override(tmp_path):
 
 
 def test_unknown_key_names_key_and_line(tmp_path):
-    path = write(tmp_path, '[seed]\nport = 5009\n\nmax_conections = 5\n')
+    path = write(tmp_path, "[seed]\nport = 5009\n\nmax_conections = 5\n")
     with pytest.raises(ConfigError) as info:
         build(SeedConfig, path, "seed", {})
     msg = str(info.value)
@@ -57,7 +57,11 @@ def test_example_config_is_valid():
 
 def test_cli_reports_config_error_and_exits_2(tmp_path):
     path = write(tmp_path, "[seed]\nbogus = 1\n")
-    proc = subprocess.run([sys.executable, "-m", "node", "seed", "--config", str(path)],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "node", "seed", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert "bogus" in proc.stderr and ":2:" in proc.stderr and proc.stdout == ""

@@ -17,9 +17,20 @@ class Headless:
     @classmethod
     async def start(cls, name: str, seed_url: str, data_dir, *extra: str) -> Headless:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "node", "user", "--name", name, "--seed", seed_url,
-            "--data-dir", str(data_dir), *extra,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "node",
+            "user",
+            "--name",
+            name,
+            "--seed",
+            seed_url,
+            "--data-dir",
+            str(data_dir),
+            *extra,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         return cls(proc)
 
@@ -103,12 +114,32 @@ async def test_send_command_exit_codes(seeds, tmp_path):
     sally = await Headless.start("Sally", a.url, tmp_path / "sally")
     try:
         await sally.expect(ev("registered"))
-        code, out, err = await run_cli("send", "--name", "Bob", "--seed", a.url, "--data-dir",
-                                       str(tmp_path / "bob"), "--to", "Sally", "one shot")
+        code, out, err = await run_cli(
+            "send",
+            "--name",
+            "Bob",
+            "--seed",
+            a.url,
+            "--data-dir",
+            str(tmp_path / "bob"),
+            "--to",
+            "Sally",
+            "one shot",
+        )
         assert code == 0, err
         assert (await sally.expect(ev("message")))["text"] == "one shot"
-        code, _, err = await run_cli("send", "--name", "Bob", "--seed", a.url, "--data-dir",
-                                     str(tmp_path / "bob"), "--to", "ghost", "anyone?")
+        code, _, err = await run_cli(
+            "send",
+            "--name",
+            "Bob",
+            "--seed",
+            a.url,
+            "--data-dir",
+            str(tmp_path / "bob"),
+            "--to",
+            "ghost",
+            "anyone?",
+        )
         assert code == 1 and "unknown name" in err
     finally:
         await sally.stop()
@@ -116,7 +147,9 @@ async def test_send_command_exit_codes(seeds, tmp_path):
     assert code == 2 and "invalid name" in err
 
 
-async def test_a_message_stored_but_never_printed_is_printed_on_the_next_start(seeds, users, tmp_path):
+async def test_a_message_stored_but_never_printed_is_printed_on_the_next_start(
+    seeds, users, tmp_path
+):
     """The node acks once a message is stored; a run that stores one and dies before printing it
     must not lose it for the script: the next run prints it first, marked replayed, and only once."""
     from node.user.events import MessageReceived, NameRegistered
@@ -152,7 +185,8 @@ async def test_a_message_stored_but_never_printed_is_printed_on_the_next_start(s
         await third.expect(ev("registered"))
         await bob.send("Sally", "after")
         assert (await third.expect(ev("message")))["text"] == "after"
-        assert [line["text"] for line in third.lines if line["event"] == "message"] == ["after"], \
+        assert [line["text"] for line in third.lines if line["event"] == "message"] == ["after"], (
             "a message the previous run printed was printed again"
+        )
     finally:
         await third.stop()

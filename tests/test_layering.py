@@ -1,7 +1,101 @@
-"""The networking core never imports the UI toolkit."""
+"""The folders are the architecture: who may import whom, no import circles, no textual in node/."""
 
+from __future__ import annotations
+
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# what each part of node/ may import from the rest of node/ (besides itself and the top-level
+# modules errors, clock, runtime and config); seed and user never import each other
+ALLOWED = {
+    "wire": set(),
+    "storage": set(),
+    "crypto": {"wire", "storage"},
+    "seed": {"wire", "crypto", "storage"},
+    "user": {"wire", "crypto", "storage"},
+    "cli": {"wire", "crypto", "storage", "seed", "user", "bench"},
+    "bench": {"wire", "crypto", "storage", "seed", "user"},
+}
+TOP = {"", "errors", "clock", "runtime", "config", "__main__"}  # "": the node package itself
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path) -> set[str]:
+    """The project modules `path` imports (absolute names), at any depth of the file."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{a.name}" for a in node.names)
+    return {m for m in found if m.split(".")[0] in ("node", "tui")}
+
+
+def graph() -> dict[str, set[str]]:
+    files = [*ROOT.joinpath("node").rglob("*.py"), *ROOT.joinpath("tui").rglob("*.py")]
+    modules = {module_name(f): f for f in files}
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        # an import of a name inside a module counts as an import of that module
+        edges[name] = {m if m in modules else m.rsplit(".", 1)[0] for m in imports(path)}
+        edges[name] = {m for m in edges[name] if m in modules and m != name}
+    return edges
+
+
+def part(module: str) -> str:
+    bits = module.split(".")
+    return bits[1] if len(bits) > 1 else ""
+
+
+def test_each_part_imports_only_what_it_builds_on():
+    wrong = []
+    for module, targets in graph().items():
+        if not module.startswith("node.") or part(module) in TOP:
+            continue
+        allowed = ALLOWED[part(module)] | {part(module)} | TOP
+        for target in targets:
+            if target.startswith("tui") or part(target) not in allowed:
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_circles():
+    edges = graph()
+    state: dict[str, int] = {}
+    circles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges.get(module, ())):
+            if state.get(target) == 1:
+                circles.append(path[path.index(target) :] + [target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert not circles, "\n".join(" -> ".join(c) for c in circles)
 
 
 def test_node_imports_no_textual():
@@ -10,9 +104,20 @@ def test_node_imports_no_textual():
         "for m in pkgutil.walk_packages(node.__path__, 'node.'):\n"
         "    m.name.endswith('__main__') or importlib.import_module(m.name)\n"
         "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
-        "print(len(list(pkgutil.walk_packages(node.__path__))))\n"
+        "print(len(list(pkgutil.walk_packages(node.__path__, 'node.'))))\n"
         "sys.exit(1 if bad else 0)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout) >= 10  # every module of node/ was imported
+    assert int(proc.stdout) >= 30  # every module of node/ was imported
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path):
+    """The rules above can fail: a seed module importing the user side is caught."""
+    fake = ROOT / "node" / "seed" / "_layering_probe.py"
+    fake.write_text("from ..user import node\n")
+    try:
+        edges = graph()
+        assert "node.user.node" in edges["node.seed._layering_probe"]
+    finally:
+        fake.unlink()

@@ -29,19 +29,27 @@ async def test_line_of_three_converges_survives_the_middle_and_catches_up(seeds)
     c = await seeds("c", peers=[b.url])
     b_port = b.port
     # A learns C through B (and C learns A): the mesh becomes complete
-    await eventually(lambda: linked(a, "b", "c") and linked(c, "a", "b") and linked(b, "a", "c"),
-                     what="a full mesh")
+    await eventually(
+        lambda: linked(a, "b", "c") and linked(c, "a", "b") and linked(b, "a", "c"),
+        what="a full mesh",
+    )
 
     user = await RawClient.open(a.url)
-    assert (await user.request({"type": "register", "record": record(Identity.generate(), "Sally")}))["type"] == "registered"
+    assert (
+        await user.request({"type": "register", "record": record(Identity.generate(), "Sally")})
+    )["type"] == "registered"
     await eventually(lambda: resolvable(c, "sally"), what="Sally at C")
     await eventually(lambda: resolvable(b, "sally"), what="Sally at B")
 
     # B dies: A and C keep talking directly
     await b.stop()
-    await eventually(lambda: "b" not in a.mesh.links and "b" not in c.mesh.links, what="B's links down")
+    await eventually(
+        lambda: "b" not in a.mesh.links and "b" not in c.mesh.links, what="B's links down"
+    )
     bob = await RawClient.open(c.url)
-    assert (await bob.request({"type": "register", "record": record(Identity.generate(), "Bob")}))["type"] == "registered"
+    assert (await bob.request({"type": "register", "record": record(Identity.generate(), "Bob")}))[
+        "type"
+    ] == "registered"
     await eventually(lambda: resolvable(a, "bob"), what="Bob at A with B down")
 
     # B comes back on its port with its data dir and catches up on what it missed
@@ -81,7 +89,7 @@ async def test_presence_of_an_unreachable_home_seed_expires(seeds):
     await sally.request({"type": "register", "record": record(Identity.generate(), "Sally")})
     watcher = await RawClient.open(a.url)
     await watcher.request({"type": "watch", "names": ["sally"]})
-    assert (await eventually(lambda: a.directory.is_online("sally"), what="online at A"))
+    assert await eventually(lambda: a.directory.is_online("sally"), what="online at A")
     await b.mesh.stop()  # B falls silent towards A but keeps its users: A must not trust it forever
     pushes = [await watcher.next_push()]
     while pushes[-1]["online"]:
@@ -95,9 +103,15 @@ class FakeSeed:
     async def connect(self, url: str, name: str = "mallory"):
         self.client = await RawClient.open(url)
         self.key = Identity.generate().key
-        welcome = await self.client.request({
-            "type": "seed_hello", "name": name, "url": "ws://127.0.0.1:1", "key": self.key, "seeds": [],
-        })
+        welcome = await self.client.request(
+            {
+                "type": "seed_hello",
+                "name": name,
+                "url": "ws://127.0.0.1:1",
+                "key": self.key,
+                "seeds": [],
+            }
+        )
         assert welcome["type"] == "seed_welcome"
         # drain the initial sync until done
         while True:
@@ -116,8 +130,12 @@ async def test_forged_and_hijacking_gossip_records_are_dropped(seeds):
     fake = FakeSeed()
     await fake.connect(a.url)
     forged = {**record(owner, "Victim"), "endpoint": "ws://evil:1"}  # bits changed after signing
-    hijack = record(Identity.generate(), "sally", "ws://evil:2", seq=genuine["seq"] + 1)  # valid sig, other key
-    await fake.client.send_raw(frame({"type": "gossip", "records": [forged, hijack], "presence": []}))
+    hijack = record(
+        Identity.generate(), "sally", "ws://evil:2", seq=genuine["seq"] + 1
+    )  # valid sig, other key
+    await fake.client.send_raw(
+        frame({"type": "gossip", "records": [forged, hijack], "presence": []})
+    )
     # a lookup on the same link is answered after the gossip was processed
     reply = await fake.client.request({"type": "lookup", "name": "sally", "hops": 0})
     assert reply["record"] == genuine
@@ -125,7 +143,9 @@ async def test_forged_and_hijacking_gossip_records_are_dropped(seeds):
     assert reply["code"] == "not_found"
     assert a.mesh.dropped == {"bad_signature": 1, "name_taken": 1}
     # the same goes for records in a sync
-    await fake.client.send_raw(frame({"type": "sync", "records": [forged], "presence": [], "done": True}))
+    await fake.client.send_raw(
+        frame({"type": "sync", "records": [forged], "presence": [], "done": True})
+    )
     reply = await fake.client.request({"type": "lookup", "name": "victim", "hops": 0})
     assert reply["code"] == "not_found" and a.mesh.dropped["bad_signature"] == 2
 
@@ -158,8 +178,18 @@ async def test_lookup_asks_peers_with_hops_0_and_first_found_wins(seeds):
     lookup_task = asyncio.ensure_future(user.request({"type": "lookup", "name": "ghost"}))
     asked = await fake.client.next_unmatched()
     assert asked["type"] == "lookup" and asked["hops"] == 0 and asked["name"] == "ghost"
-    await fake.client.send_raw(frame({"type": "found", "id": asked["id"], "record": ghost,
-                                      "online": False, "seed": None, "last_seen": None}))
+    await fake.client.send_raw(
+        frame(
+            {
+                "type": "found",
+                "id": asked["id"],
+                "record": ghost,
+                "online": False,
+                "seed": None,
+                "last_seen": None,
+            }
+        )
+    )
     reply = await lookup_task
     assert reply["type"] == "found" and reply["record"] == ghost
 

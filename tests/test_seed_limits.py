@@ -14,7 +14,9 @@ from .helpers import RawClient, eventually
 async def test_token_bucket_answers_rate_limited_and_keeps_serving(seeds):
     seed = await seeds("a", rate=5, burst=10)
     c = await RawClient.open(seed.url)
-    replies = await asyncio.gather(*[c.request({"type": "lookup", "name": f"n{i}", "hops": 0}) for i in range(18)])
+    replies = await asyncio.gather(
+        *[c.request({"type": "lookup", "name": f"n{i}", "hops": 0}) for i in range(18)]
+    )
     codes = [r.get("code") for r in replies]
     assert codes[:10] == ["not_found"] * 10
     assert codes.count("rate_limited") >= 6
@@ -40,7 +42,11 @@ async def test_watch_cap(seeds):
     c = await RawClient.open(seed.url)
     assert (await c.request({"type": "watch", "names": ["a1", "a2"]}))["type"] == "watching"
     reply = await c.request({"type": "watch", "names": ["a3", "a4"]})
-    assert reply["type"] == "error" and reply["code"] == "bad_request" and "at most 3" in reply["message"]
+    assert (
+        reply["type"] == "error"
+        and reply["code"] == "bad_request"
+        and "at most 3" in reply["message"]
+    )
     assert (await c.request({"type": "watch", "names": ["a3", "A1"]}))["type"] == "watching"
 
 
@@ -90,7 +96,9 @@ async def test_a_sockets_backlog_is_served_in_turns(seeds):
     session.ws.data_received = data_received
     start = seed.frames.received
     for i in range(2000):  # nothing yields here, so all of them wait in the seed's socket at once
-        await client.send_raw(json.dumps({"type": "lookup", "id": f"b{i}", "name": "nobody", "hops": 0}))
+        await client.send_raw(
+            json.dumps({"type": "lookup", "id": f"b{i}", "name": "nobody", "hops": 0})
+        )
     most, last = 0, start
     while last < start + 2000:
         await asyncio.sleep(0)  # one turn of the loop
@@ -108,7 +116,9 @@ async def test_a_sockets_backlog_is_served_in_turns(seeds):
         write(data)
 
     session.ws.transport.write = counted
-    await client.send_raw(json.dumps({"type": "watch", "id": "w", "names": [f"n{i}" for i in range(500)]}))
+    await client.send_raw(
+        json.dumps({"type": "watch", "id": "w", "names": [f"n{i}" for i in range(500)]})
+    )
     most, last = 0, 0
     while last < 501:
         await asyncio.sleep(0)

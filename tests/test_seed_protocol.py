@@ -51,7 +51,9 @@ async def test_malformed_frames_get_bad_request_and_the_connection_lives(seeds, 
     await client.send_raw(raw)
     err = await client.next_unmatched()
     assert err["type"] == "error" and err["code"] == "bad_request", err
-    assert why.lower() in err["message"].lower() or why in ("binary",) and "binary" in err["message"]
+    assert (
+        why.lower() in err["message"].lower() or why in ("binary",) and "binary" in err["message"]
+    )
     # the same socket still answers
     reply = await client.request({"type": "seeds"})
     assert reply["type"] == "seed_list"
@@ -122,7 +124,9 @@ async def test_first_key_owns_the_name_case_insensitively(seeds):
     seed = await seeds("a")
     owner, thief = Identity.generate(), Identity.generate()
     c = await RawClient.open(seed.url)
-    assert (await c.request({"type": "register", "record": record(owner, "Sally")}))["type"] == "registered"
+    assert (await c.request({"type": "register", "record": record(owner, "Sally")}))[
+        "type"
+    ] == "registered"
     other = await RawClient.open(seed.url)
     for spelling in ["Sally", "sally", "SALLY"]:
         reply = await other.request({"type": "register", "record": record(thief, spelling)})
@@ -142,7 +146,9 @@ async def test_name_lease_expires_for_an_offline_owner(seeds):
     await other.next_push()
     # online owner: never taken, however old the record
     await asyncio.sleep(0.1)  # let the 50 ms lease run out (a time, not an event)
-    assert (await other.request({"type": "register", "record": record(newcomer, "sally", seq=5)}))["code"] == "name_taken"
+    assert (await other.request({"type": "register", "record": record(newcomer, "sally", seq=5)}))[
+        "code"
+    ] == "name_taken"
     await c.close()
     assert (await other.next_push())["online"] is False
     reply = await other.request({"type": "register", "record": record(newcomer, "sally", seq=5)})
@@ -159,7 +165,9 @@ async def test_stale_seq_is_refused_and_identical_resend_succeeds(seeds):
     assert (await c.request({"type": "register", "record": first}))["type"] == "registered"
     assert (await c.request({"type": "register", "record": first}))["type"] == "registered"
     for seq in (999, 1000):
-        reply = await c.request({"type": "register", "record": record(me, "bob", "ws://127.0.0.1:2", seq=seq)})
+        reply = await c.request(
+            {"type": "register", "record": record(me, "bob", "ws://127.0.0.1:2", seq=seq)}
+        )
         assert reply["code"] == "stale", reply
     newer = record(me, "bob", "ws://127.0.0.1:3", seq=1001)
     assert (await c.request({"type": "register", "record": newer}))["type"] == "registered"
@@ -183,9 +191,14 @@ async def test_signatures_are_checked(seeds):
     tampered = {**rec, "endpoint": "ws://evil.example:1"}
     assert (await c.request({"type": "register", "record": tampered}))["code"] == "bad_signature"
     # a signature made without the domain prefix is refused too
-    body = record_signed_bytes("carol", me.key, "ws://127.0.0.1:9", 5)[len(b"p2pchat-record-v1:"):]
-    unprefixed = {"name": "carol", "key": me.key, "endpoint": "ws://127.0.0.1:9", "seq": 5,
-                  "sig": base64.b64encode(me.signing_key.sign(body).signature).decode()}
+    body = record_signed_bytes("carol", me.key, "ws://127.0.0.1:9", 5)[len(b"p2pchat-record-v1:") :]
+    unprefixed = {
+        "name": "carol",
+        "key": me.key,
+        "endpoint": "ws://127.0.0.1:9",
+        "seq": 5,
+        "sig": base64.b64encode(me.signing_key.sign(body).signature).decode(),
+    }
     assert (await c.request({"type": "register", "record": unprefixed}))["code"] == "bad_signature"
     # someone else's key under my signature
     other = {**rec, "key": Identity.generate().key}
@@ -197,9 +210,13 @@ async def test_pipelined_requests_are_answered_by_id(seeds):
     seed = await seeds("a")
     c = await RawClient.open(seed.url)
     ids = [Identity.generate() for _ in range(20)]
-    replies = await asyncio.gather(*[
-        c.request({"type": "register", "record": record(ident, f"user{i}")}) for i, ident in enumerate(ids[:1])
-    ], *[c.request({"type": "lookup", "name": f"user{i}", "hops": 0}) for i in range(20)])
+    replies = await asyncio.gather(
+        *[
+            c.request({"type": "register", "record": record(ident, f"user{i}")})
+            for i, ident in enumerate(ids[:1])
+        ],
+        *[c.request({"type": "lookup", "name": f"user{i}", "hops": 0}) for i in range(20)],
+    )
     assert replies[0]["type"] == "registered"
     assert {r["type"] for r in replies[1:]} <= {"found", "error"}
 
@@ -216,7 +233,11 @@ async def test_seeds_lists_itself_first(seeds):
 
     listing = await eventually(lambda: _two_up(linked()), what="b to link a")
     assert listing[0]["name"] == "b" and listing[0]["url"] == b.url and listing[0]["up"] is True
-    assert listing[1]["name"] == "a" and listing[1]["url"] == a.url and listing[1]["key"] == a.identity.key
+    assert (
+        listing[1]["name"] == "a"
+        and listing[1]["url"] == a.url
+        and listing[1]["key"] == a.identity.key
+    )
 
 
 async def _two_up(coro):
@@ -234,7 +255,13 @@ async def test_watch_pushes_at_once_and_on_change(seeds):
     dave = await RawClient.open(seed.url)
     await dave.request({"type": "register", "record": record(Identity.generate(), "Dave")})
     push = await watcher.next_push()
-    assert push == {"type": "presence", "name": "Dave", "online": True, "seed": "a", "last_seen": push["last_seen"]}
+    assert push == {
+        "type": "presence",
+        "name": "Dave",
+        "online": True,
+        "seed": "a",
+        "last_seen": push["last_seen"],
+    }
     await dave.close()
     push = await watcher.next_push()
     assert push["online"] is False and push["last_seen"] > 0

@@ -15,5 +15,8 @@ keys = st.binary(min_size=32, max_size=32).map(lambda b: __import__("base64").b6
 @given(names, keys, st.text(max_size=200), st.integers(min_value=1, max_value=2**63 - 1))
 def test_signed_bytes_match_the_contract(name, key, endpoint, seq):
     record = {"name": name, "key": key, "endpoint": endpoint, "seq": seq}
-    contract = RECORD_SIG_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    contract = (
+        RECORD_SIG_PREFIX
+        + json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
     assert record_signed_bytes(name, key, endpoint, seq) == contract

@@ -174,8 +174,13 @@ async def test_home_seed_killed_shows_failover_in_seeds_pane(seeds, tmp_path):
         other = "b" if app.home == "a" else "a"
         await home.stop()
         await until(pilot, lambda: app.home == other and connected(app), timeout=10)
-        await until(pilot, lambda: any(s.name == other and s.home for s in pane.seeds)
-                    and any(s.url == home.url and s.up is False for s in pane.seeds))
+        await until(
+            pilot,
+            lambda: (
+                any(s.name == other and s.home for s in pane.seeds)
+                and any(s.url == home.url and s.up is False for s in pane.seeds)
+            ),
+        )
 
 
 async def test_history_after_restart(seeds, users, tmp_path):
@@ -186,8 +191,13 @@ async def test_history_after_restart(seeds, users, tmp_path):
         await next_event(bob_ev, lambda e: isinstance(e, MessageReceived))
         await bob.send("Sally", "an answer")
         chat = app.query_one(ChatPane)
-        await until(pilot, lambda: len(chat.lines) == 2 and all(
-            x.state in ("delivered", "received") for x in chat.lines.values()))
+        await until(
+            pilot,
+            lambda: (
+                len(chat.lines) == 2
+                and all(x.state in ("delivered", "received") for x in chat.lines.values())
+            ),
+        )
     app2 = make_app(tmp_path, "Sally", [a.url])
     async with app2.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: entry(app2, "bob") is not None)
@@ -196,7 +206,9 @@ async def test_history_after_restart(seeds, users, tmp_path):
         chat = app2.query_one(ChatPane)
         await until(pilot, lambda: chat.peer == "bob")
         assert [(x.msg.text, x.state) for x in chat.lines.values()] == [
-            ("first words", "delivered"), ("an answer", "received")]
+            ("first words", "delivered"),
+            ("an answer", "received"),
+        ]
 
 
 async def test_history_pages_in_from_disk(seeds, users, tmp_path):
@@ -204,7 +216,9 @@ async def test_history_pages_in_from_disk(seeds, users, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app))
         ids = [await bob.send("Sally", f"line {i}") for i in range(150)]
-        await until(pilot, lambda: entry(app, "bob") and entry(app, "bob").unread == len(ids), timeout=20)
+        await until(
+            pilot, lambda: entry(app, "bob") and entry(app, "bob").unread == len(ids), timeout=20
+        )
         await submit(pilot, "/msg bob ok")
         chat = app.query_one(ChatPane)
         await until(pilot, lambda: chat.peer == "bob" and len(chat.lines) == 101)
@@ -215,7 +229,14 @@ async def test_history_pages_in_from_disk(seeds, users, tmp_path):
 
 
 async def test_embedded_seed_starts_when_no_seed_answers(tmp_path):
-    app = make_app(tmp_path, "Sally", ["ws://127.0.0.1:9"], embedded_seed=True, embedded_port=0, probe_timeout=0.3)
+    app = make_app(
+        tmp_path,
+        "Sally",
+        ["ws://127.0.0.1:9"],
+        embedded_seed=True,
+        embedded_port=0,
+        probe_timeout=0.3,
+    )
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app))
         assert app.embedded is not None and app.home == "embedded-Sally"
@@ -231,8 +252,14 @@ async def test_app_hosts_a_seed_when_the_one_it_used_goes_away(seeds, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     other_apps_seed = await seeds("embedded-Sally", port=port)
-    app = make_app(tmp_path, "Bob", [other_apps_seed.url], embedded_seed=True, embedded_port=port,
-                   probe_timeout=0.3)
+    app = make_app(
+        tmp_path,
+        "Bob",
+        [other_apps_seed.url],
+        embedded_seed=True,
+        embedded_port=port,
+        probe_timeout=0.3,
+    )
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app))
         assert app.home == "embedded-Sally" and app.embedded is None
@@ -252,8 +279,14 @@ async def test_contacts_and_seeds_persist_in_toml_and_palette_offers_actions(see
         await submit(pilot, "/add Bob")
         await submit(pilot, "/seed ws://127.0.0.1:9")
         saved = tmp_path / "tui-Sally" / "tui.toml"
-        await until(pilot, lambda: saved.exists() and "ws://127.0.0.1:9" in saved.read_text()
-                    and "Bob" in saved.read_text())
+        await until(
+            pilot,
+            lambda: (
+                saved.exists()
+                and "ws://127.0.0.1:9" in saved.read_text()
+                and "Bob" in saved.read_text()
+            ),
+        )
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Open Bob", "Whois Bob", "Remove Bob", "Help"} <= set(titles)
         await submit(pilot, "/remove Bob")
@@ -262,7 +295,9 @@ async def test_contacts_and_seeds_persist_in_toml_and_palette_offers_actions(see
     app2 = make_app(tmp_path, "Sally", [a.url])
     async with app2.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app2))
-        await until(pilot, lambda: any(s.url == "ws://127.0.0.1:9" for s in app2.query_one(SeedsPane).seeds))
+        await until(
+            pilot, lambda: any(s.url == "ws://127.0.0.1:9" for s in app2.query_one(SeedsPane).seeds)
+        )
 
 
 async def test_mouse_selects_a_contact(seeds, users, tmp_path):

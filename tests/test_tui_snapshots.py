@@ -37,15 +37,22 @@ def prepared_app(tmp_path, theme: str | None = None) -> ChatApp:
         store.start()
         for name in ("bob", "carol", "dave"):
             store.add_contact(name, T0)
-        talk = [("bob", "Sally", "morning! are we still on for lunch?"), ("Sally", "bob", "yes, 12:30 at the usual place"),
-                ("bob", "Sally", "great, see you there")]
+        talk = [
+            ("bob", "Sally", "morning! are we still on for lunch?"),
+            ("Sally", "bob", "yes, 12:30 at the usual place"),
+            ("bob", "Sally", "great, see you there"),
+        ]
         for i, (sender, recipient, text) in enumerate(talk):
             ts = T0 + i * 60_000
             if sender == "Sally":
-                await store.add_message(StoredMessage.new_outgoing(f"m{i}", sender, recipient, ts, text))
+                await store.add_message(
+                    StoredMessage.new_outgoing(f"m{i}", sender, recipient, ts, text)
+                )
                 await store.set_state("bob", f"m{i}", "delivered")
             else:
-                await store.add_message(StoredMessage.new_incoming(f"m{i}", sender, recipient, ts, text))
+                await store.add_message(
+                    StoredMessage.new_incoming(f"m{i}", sender, recipient, ts, text)
+                )
         await store.add_message(
             StoredMessage.new_outgoing("m9", "Sally", "bob", T0 + 5 * 60_000, "bringing the report")
         )
@@ -77,4 +84,6 @@ def test_main_screen_narrow(snap_compare, tmp_path):
 
 
 def test_main_screen_light_theme(snap_compare, tmp_path):
-    assert snap_compare(prepared_app(tmp_path, theme="textual-light"), terminal_size=(100, 30), run_before=settle)
+    assert snap_compare(
+        prepared_app(tmp_path, theme="textual-light"), terminal_size=(100, 30), run_before=settle
+    )

@@ -126,7 +126,9 @@ async def test_offline_recipient_gets_queued_messages_in_order_once(seeds, users
     await users.stop(bob)
 
     ids = [await alice.send("bob", f"message {i}") for i in range(5)]
-    waiting = await next_event(alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline")
+    waiting = await next_event(
+        alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline"
+    )
     assert waiting.state == "queued"
 
     bob, bob_ev = await users("bob", [a.url], data_dir=tmp_path / "user-bob")
@@ -145,7 +147,9 @@ async def test_sender_restart_keeps_the_outbox(seeds, users, tmp_path):
     await users.stop(bob)
     alice, alice_ev = await users("alice", [a.url])
     ids = [await alice.send("bob", f"kept {i}") for i in range(3)]
-    await next_event(alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline")
+    await next_event(
+        alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline"
+    )
     await users.stop(alice)
 
     bob, bob_ev = await users("bob", [a.url], data_dir=tmp_path / "user-bob")
@@ -229,7 +233,9 @@ async def test_independent_client_receives_boxed_messages_from_a_node(seeds, use
             frame = json.loads(raw)
             pk = VerifyKey(base64.b64decode(alice.identity.key)).to_curve25519_public_key()
             box = Box(indie.signing_key.to_curve25519_private_key(), pk)
-            plain = json.loads(box.decrypt(base64.b64decode(frame["box"]), base64.b64decode(frame["nonce"])))
+            plain = json.loads(
+                box.decrypt(base64.b64decode(frame["box"]), base64.b64decode(frame["nonce"]))
+            )
             await inbox.put(plain)
             await ws.send(json.dumps({"type": "ack", "id": frame["id"]}))
 
@@ -244,7 +250,9 @@ async def test_independent_client_receives_boxed_messages_from_a_node(seeds, use
 
 
 async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tmp_path):
-    a = await seeds("a", lease_days=1 / 86_400_000)  # a 1 ms lease: an offline name can change hands
+    a = await seeds(
+        "a", lease_days=1 / 86_400_000
+    )  # a 1 ms lease: an offline name can change hands
     alice, alice_ev = await users("alice", [a.url])
     bob, bob_ev = await users("bob", [a.url])
     await next_event(bob_ev, registered)
@@ -252,7 +260,9 @@ async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tm
     await next_event(alice_ev, state(first, "delivered"))
     assert alice.store.contact("bob").key == bob.identity.key
     await users.stop(bob)
-    await next_event(alice_ev, lambda e: isinstance(e, PresenceChanged) and e.name == "bob" and not e.online)
+    await next_event(
+        alice_ev, lambda e: isinstance(e, PresenceChanged) and e.name == "bob" and not e.online
+    )
 
     # a new key takes the name "bob" (a new install, or someone else after the lease)
     bob2, bob2_ev = await users("bob", [a.url], data_dir=tmp_path / "bob-new-key")
@@ -260,7 +270,12 @@ async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tm
     held = await alice.send("bob", "are you the same bob?")
     changed = await next_event(alice_ev, lambda e: isinstance(e, KeyChanged))
     assert changed.name == "bob" and changed.old_fingerprint != changed.new_fingerprint
-    await next_event(alice_ev, lambda e: isinstance(e, MessageState) and e.id == held and e.reason and "key changed" in e.reason)
+    await next_event(
+        alice_ev,
+        lambda e: (
+            isinstance(e, MessageState) and e.id == held and e.reason and "key changed" in e.reason
+        ),
+    )
     assert bob2.history("alice") == []
     # and bob2's messages to alice are refused while the key is not accepted
     back = await bob2.send("alice", "it is me")
@@ -283,3 +298,33 @@ async def test_undelivered_messages_expire_with_a_reason(seeds, users):
     assert failed.reason.startswith("expired undelivered") and "recipient offline" in failed.reason
     assert alice.pending_count() == 0
     assert alice.history("bob")[-1].state == "failed"
+
+
+async def test_send_returns_once_durable_without_waiting_on_any_seed(users, tmp_path):
+    """With no seed answering (a listener that never speaks), a message to a new name is queued at
+    once: the queued event carries what a UI draws, and nothing waits on a watch or a lookup."""
+    import socket
+
+    from node.user.events import ContactAdded, MessageQueued
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts TCP connections, never answers the WebSocket handshake
+    try:
+        url = f"ws://127.0.0.1:{silent.getsockname()[1]}"
+        alice, ev = await users("alice", [url])
+        msg_id = await asyncio.wait_for(alice.send("newfriend", "hello there"), 4.0)
+        added = await next_event(ev, lambda e: isinstance(e, ContactAdded))
+        queued = await next_event(ev, lambda e: isinstance(e, MessageQueued))
+        assert added.name == "newfriend"
+        assert (queued.id, queued.text, queued.from_, queued.state) == (
+            msg_id,
+            "hello there",
+            "alice",
+            "queued",
+        )
+        assert abs(queued.ts - now_ms()) < 60_000
+        assert not alice.seed.ready.is_set()  # no seed was ever reached
+        assert [m.text for m in alice.history("newfriend")] == ["hello there"]
+    finally:
+        silent.close()

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -48,7 +48,12 @@ from .widgets.seeds_pane import SeedsPane
 log = logging.getLogger("p2p.tui")
 
 PAGE = 100
-STATE_LABEL = {"connecting": "connecting", "connected": "connected", "failing_over": "failing over", "offline": "offline"}
+STATE_LABEL = {
+    "connecting": "connecting",
+    "connected": "connected",
+    "failing_over": "failing over",
+    "offline": "offline",
+}
 
 
 class ChatApp(App):
@@ -63,8 +68,13 @@ class ChatApp(App):
         Binding("pageup", "older", "Older", show=False),
     ]
 
-    def __init__(self, config: UserConfig, embedded_seed: bool = True, embedded_port: int = 5001,
-                 probe_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: UserConfig,
+        embedded_seed: bool = True,
+        embedded_port: int = 5001,
+        probe_timeout: float = 1.0,
+    ) -> None:
         super().__init__()
         self.me = require_name(config.name)
         self.config = config
@@ -105,7 +115,7 @@ class ChatApp(App):
         self.query_one(ChatInput).focus()
         self.start_node()
 
-    def on_resize(self, event) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < 90, "-narrow")
 
     def completion_names(self) -> list[str]:
@@ -130,7 +140,9 @@ class ChatApp(App):
             if url:
                 embedded.add(url)
                 seeds = [url, *[s for s in seeds if s != url]]
-        self.node = UserNode(self.config.model_copy(update={"seeds": seeds, "data_dir": self.data_dir}), embedded)
+        self.node = UserNode(
+            self.config.model_copy(update={"seeds": seeds, "data_dir": self.data_dir}), embedded
+        )
         stream = self.node.subscribe()
         try:
             await self.node.start()
@@ -220,14 +232,16 @@ class ChatApp(App):
                 self.contacts.changed(event.name)
                 self.save_settings()
             case ContactRemoved():
-                self.contacts.remove(event.name)
+                self.contacts.forget(event.name)
                 self.save_settings()
             case KeyChanged():
                 entry = self.contacts.entry(event.name)
                 entry.held = True
                 self.contacts.changed(event.name)
-                self.chat.system(f"{event.message}. Old key {event.old_fingerprint}, new key {event.new_fingerprint}.",
-                                 classes="error")
+                self.chat.system(
+                    f"{event.message}. Old key {event.old_fingerprint}, new key {event.new_fingerprint}.",
+                    classes="error",
+                )
                 self.notify(event.message, title="Key changed", severity="warning")
             case ErrorEvent():
                 self.chat.system(event.message, classes="error")
@@ -292,7 +306,9 @@ class ChatApp(App):
     @on(ChatPane.NeedOlder)
     def on_need_older(self, message: ChatPane.NeedOlder) -> None:
         if self.node is not None:
-            self.chat.prepend(self.node.history(message.peer, before=message.before, limit=PAGE), PAGE)
+            self.chat.prepend(
+                self.node.history(message.peer, before=message.before, limit=PAGE), PAGE
+            )
 
     def action_older(self) -> None:
         self.chat.action_older()
@@ -323,7 +339,9 @@ class ChatApp(App):
             return
         if isinstance(parsed, str):
             if self.current is None:
-                self.chat.system("no conversation is open: pick a contact, or /msg NAME TEXT", classes="error")
+                self.chat.system(
+                    "no conversation is open: pick a contact, or /msg NAME TEXT", classes="error"
+                )
                 return
             self.send(self.current, parsed)
             return
@@ -406,9 +424,15 @@ class ChatApp(App):
         contact = node.store.contact(r.name)
         pinned = ""
         if contact is not None and contact.key is not None:
-            pinned = "  (pinned key matches)" if contact.key == r.key else "  (DIFFERS from the pinned key)"
+            pinned = (
+                "  (pinned key matches)"
+                if contact.key == r.key
+                else "  (DIFFERS from the pinned key)"
+            )
         state = f"online at {found.seed}" if found.online else "offline"
-        self.chat.system(f"{r.name}: {state}\n  key {fingerprint(r.key)}{pinned}\n  endpoint {r.endpoint}  seq {r.seq}")
+        self.chat.system(
+            f"{r.name}: {state}\n  key {fingerprint(r.key)}{pinned}\n  endpoint {r.endpoint}  seq {r.seq}"
+        )
 
     @work(group="actions")
     async def accept_key(self, name: str) -> None:
@@ -442,11 +466,25 @@ class ChatApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Help", "List the chat commands", lambda: self.run_command(Command("help", ())))
-        yield SystemCommand("Next unread", "Open the next conversation with unread messages", self.action_next_unread)
+        yield SystemCommand(
+            "Help", "List the chat commands", lambda: self.run_command(Command("help", ()))
+        )
+        yield SystemCommand(
+            "Next unread",
+            "Open the next conversation with unread messages",
+            self.action_next_unread,
+        )
         for name in self.contacts.names():
-            yield SystemCommand(f"Open {name}", f"Open the conversation with {name}",
-                                lambda n=name: self.open_conversation(n))
-            yield SystemCommand(f"Whois {name}", f"Show {name}'s key and record", lambda n=name: self.whois(n))
-            yield SystemCommand(f"Remove {name}", f"Remove {name} from contacts", lambda n=name: self.remove_contact(n))
-
+            yield SystemCommand(
+                f"Open {name}",
+                f"Open the conversation with {name}",
+                lambda n=name: self.open_conversation(n),
+            )
+            yield SystemCommand(
+                f"Whois {name}", f"Show {name}'s key and record", lambda n=name: self.whois(n)
+            )
+            yield SystemCommand(
+                f"Remove {name}",
+                f"Remove {name} from contacts",
+                lambda n=name: self.remove_contact(n),
+            )

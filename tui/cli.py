@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = user_config(args)
-        data_dir = config.data_dir or default_data_dir("users", fold_name(require_name(config.name)))
+        data_dir = config.data_dir or default_data_dir(
+            "users", fold_name(require_name(config.name))
+        )
         secure_dir(data_dir)
     except P2PError as exc:
         print(f"p2p-tui: {exc}", file=sys.stderr)

@@ -30,7 +30,10 @@ class Settings(BaseModel):
             backup = path.with_suffix(".toml.bad")
             path.replace(backup)
             first = str(exc).splitlines()[0]
-            return cls(), f"{path.name} was unusable ({first}); kept as {backup.name}, starting afresh"
+            return (
+                cls(),
+                f"{path.name} was unusable ({first}); kept as {backup.name}, starting afresh",
+            )
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

@@ -9,13 +9,23 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ..seed.server import listening_url
 
-SCENARIOS = ("throughput", "latency", "registrations", "lookups", "replication", "lookup-cost", "memory")
+SCENARIOS = (
+    "throughput",
+    "latency",
+    "registrations",
+    "lookups",
+    "replication",
+    "lookup-cost",
+    "memory",
+)
 TEXT_SIZE = 200
 WINDOW = 256
 
@@ -44,24 +54,46 @@ class Procs:
         self.running: list[asyncio.subprocess.Process] = []
         self.config = workdir / "bench-seed.toml"
         # the benchmark measures capacity, so the per-connection flood limits are lifted
-        self.config.write_text("[seed]\nrate = 1000000000.0\nburst = 1000000000.0\nlog_level = \"warning\"\n"
-                               "max_connections = 100000\n")
+        self.config.write_text(
+            '[seed]\nrate = 1000000000.0\nburst = 1000000000.0\nlog_level = "warning"\n'
+            "max_connections = 100000\n"
+        )
 
-    async def _spawn(self, *args: str, stdin=None) -> asyncio.subprocess.Process:
+    async def _spawn(self, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            *args,
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             limit=2**20,
         )
         self.running.append(proc)
         return proc
 
-    async def seed(self, name: str, peers: list[str] = (), port: int = 0) -> tuple[asyncio.subprocess.Process, str]:
-        args = ["-m", "node", "seed", "--port", str(port), "--name", name, "--data-dir", str(self.workdir / name),
-                "--config", str(self.config), "--log-level", "info"]
+    async def seed(
+        self, name: str, peers: Sequence[str] = (), port: int = 0
+    ) -> tuple[asyncio.subprocess.Process, str]:
+        args = [
+            "-m",
+            "node",
+            "seed",
+            "--port",
+            str(port),
+            "--name",
+            name,
+            "--data-dir",
+            str(self.workdir / name),
+            "--config",
+            str(self.config),
+            "--log-level",
+            "info",
+        ]
         for p in peers:
             args += ["--peer", p]
         proc = await self._spawn(*args)
         while True:
+            assert proc.stderr is not None
             line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
             if not line:
                 raise RuntimeError(f"seed {name} exited before listening")
@@ -71,8 +103,19 @@ class Procs:
                 return proc, url
 
     async def user(self, name: str, seed: str) -> asyncio.subprocess.Process:
-        proc = await self._spawn("-m", "node", "user", "--name", name, "--seed", seed,
-                                 "--data-dir", str(self.workdir / f"user-{name}"), stdin=asyncio.subprocess.PIPE)
+        proc = await self._spawn(
+            "-m",
+            "node",
+            "user",
+            "--name",
+            name,
+            "--seed",
+            seed,
+            "--data-dir",
+            str(self.workdir / f"user-{name}"),
+            stdin=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
         while True:
             line = await asyncio.wait_for(proc.stdout.readline(), 30)
             if not line:
@@ -84,10 +127,11 @@ class Procs:
 
     async def server(self, role: str) -> tuple[asyncio.subprocess.Process, dict]:
         proc = await self._spawn("-m", "node.bench.worker", role)
+        assert proc.stdout is not None
         first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
         return proc, first
 
-    async def work(self, role: str, *args, timeout: float = 240) -> dict:
+    async def work(self, role: str, *args: object, timeout: float = 240) -> dict[str, Any]:
         proc = await self._spawn("-m", "node.bench.worker", role, *map(str, args))
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
         self.running.remove(proc)
@@ -112,7 +156,7 @@ class Procs:
             await self.stop(proc)
 
 
-async def _drain(stream) -> None:
+async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.read(65536):
         pass
 
@@ -144,11 +188,13 @@ def chat_frame_size() -> int:
     from ..crypto.keys import Identity
 
     a, b = Identity.generate(), Identity.generate()
-    return len(Boxes(a).seal(b.key, "0" * 36, "bench-sender", "bench-receiver", 10**12, "x" * TEXT_SIZE))
+    return len(
+        Boxes(a).seal(b.key, "0" * 36, "bench-sender", "bench-receiver", 10**12, "x" * TEXT_SIZE)
+    )
 
 
 class Bench:
-    def __init__(self, quick: bool, seed_url: str | None, progress) -> None:
+    def __init__(self, quick: bool, seed_url: str | None, progress: Callable[[str], None]) -> None:
         self.quick = quick
         self.seed_url = seed_url
         self.say = progress
@@ -169,11 +215,28 @@ class Bench:
         await procs.stop(echo)
         seed = (await procs.seed("tp-seed"))[1]
         await procs.user("tp-receiver", seed)
-        got = await procs.work("deliver", seed, procs.workdir / "tp-sender", "tp-sender", "tp-receiver", count,
-                               TEXT_SIZE, "throughput")
-        self.rows.append(Row("1 delivery throughput", f"{count} boxed, acked, stored msgs, window {WINDOW}", got["per_s"],
-                             "msg/s", raw["per_s"], f"raw echo-ack, {size} B frames, window {WINDOW}", ">= 0.5x",
-                             got["per_s"] >= 0.5 * raw["per_s"]))
+        got = await procs.work(
+            "deliver",
+            seed,
+            procs.workdir / "tp-sender",
+            "tp-sender",
+            "tp-receiver",
+            count,
+            TEXT_SIZE,
+            "throughput",
+        )
+        self.rows.append(
+            Row(
+                "1 delivery throughput",
+                f"{count} boxed, acked, stored msgs, window {WINDOW}",
+                got["per_s"],
+                "msg/s",
+                raw["per_s"],
+                f"raw echo-ack, {size} B frames, window {WINDOW}",
+                ">= 0.5x",
+                got["per_s"] >= 0.5 * raw["per_s"],
+            )
+        )
 
     async def latency(self, procs: Procs) -> None:
         count, size = self.n(500, 100), chat_frame_size()
@@ -182,20 +245,47 @@ class Bench:
         await procs.stop(echo)
         seed = (await procs.seed("lat-seed"))[1]
         await procs.user("lat-receiver", seed)
-        got = await procs.work("deliver", seed, procs.workdir / "lat-sender", "lat-sender", "lat-receiver", count,
-                               TEXT_SIZE, "latency")
+        got = await procs.work(
+            "deliver",
+            seed,
+            procs.workdir / "lat-sender",
+            "lat-sender",
+            "lat-receiver",
+            count,
+            TEXT_SIZE,
+            "latency",
+        )
         for p, limit in (("p50_ms", 3), ("p99_ms", 5)):
-            self.rows.append(Row("2 delivery latency", f"{p[:3]} send to ack", got[p], "ms", raw[p],
-                                 f"raw round trip {p[:3]}, {size} B", f"<= {limit}x", got[p] <= limit * raw[p]))
+            self.rows.append(
+                Row(
+                    "2 delivery latency",
+                    f"{p[:3]} send to ack",
+                    got[p],
+                    "ms",
+                    raw[p],
+                    f"raw round trip {p[:3]}, {size} B",
+                    f"<= {limit}x",
+                    got[p] <= limit * raw[p],
+                )
+            )
 
     async def registrations(self, procs: Procs) -> None:
         count = self.n(9_600, 1_600)
         verify = await procs.work("verify", self.n(20_000, 3_000))
         seed = await self.own_seed(procs, "reg-seed")
         got = await procs.work("renew", seed, count, 32)
-        self.rows.append(Row("3 registrations", "records/s, 32 clients, verified + committed", got["per_s"], "reg/s",
-                             verify["per_s"], "Ed25519 verifies/s, one core", ">= 0.5x",
-                             got["per_s"] >= 0.5 * verify["per_s"]))
+        self.rows.append(
+            Row(
+                "3 registrations",
+                "records/s, 32 clients, verified + committed",
+                got["per_s"],
+                "reg/s",
+                verify["per_s"],
+                "Ed25519 verifies/s, one core",
+                ">= 0.5x",
+                got["per_s"] >= 0.5 * verify["per_s"],
+            )
+        )
 
     async def lookups(self, procs: Procs) -> None:
         count, clients = self.n(30_000, 4_000), 32
@@ -205,10 +295,38 @@ class Bench:
         seed = await self.own_seed(procs, "lk-seed")
         await procs.work("register", seed, 1, 1, "looked-up-")
         got = await procs.work("lookups", seed, count, clients, "looked-up-0")
-        self.rows.append(Row("4 lookups", f"lookups/s, {clients} clients", got["per_s"], "lookup/s", raw["per_s"],
-                             "raw request/response", ">= 0.5x", got["per_s"] >= 0.5 * raw["per_s"]))
-        self.rows.append(Row("4 lookups", "p50 latency", got["p50_ms"], "ms", raw["p50_ms"], "raw request/response p50"))
-        self.rows.append(Row("4 lookups", "p99 latency", got["p99_ms"], "ms", raw["p99_ms"], "raw request/response p99"))
+        self.rows.append(
+            Row(
+                "4 lookups",
+                f"lookups/s, {clients} clients",
+                got["per_s"],
+                "lookup/s",
+                raw["per_s"],
+                "raw request/response",
+                ">= 0.5x",
+                got["per_s"] >= 0.5 * raw["per_s"],
+            )
+        )
+        self.rows.append(
+            Row(
+                "4 lookups",
+                "p50 latency",
+                got["p50_ms"],
+                "ms",
+                raw["p50_ms"],
+                "raw request/response p50",
+            )
+        )
+        self.rows.append(
+            Row(
+                "4 lookups",
+                "p99 latency",
+                got["p99_ms"],
+                "ms",
+                raw["p99_ms"],
+                "raw request/response p99",
+            )
+        )
 
     async def replication(self, procs: Procs) -> None:
         count = self.n(1_000, 200)
@@ -224,8 +342,16 @@ class Bench:
             reg = await procs.work("register", urls[0], count, 32, f"rep{size}-user")
             await _until(partial(all_know, urls, count), 30, poll=0.005)
             spread = max(0.0, time.time() - reg["last_ack"])
-            self.rows.append(Row("5 replication", f"{count} regs, {shape}: last ack to resolvable at all seeds",
-                                 spread, "s", target=f"<= {limit} s", met=spread <= limit))
+            self.rows.append(
+                Row(
+                    "5 replication",
+                    f"{count} regs, {shape}: last ack to resolvable at all seeds",
+                    spread,
+                    "s",
+                    target=f"<= {limit} s",
+                    met=spread <= limit,
+                )
+            )
             for p in list(procs.running):
                 await procs.stop(p)
 
@@ -245,10 +371,28 @@ class Bench:
             after = sum(sum(health(u)["frames"].values()) for u in urls)
             frames = (after - before) / count
             base = base or got["p50_ms"]
-            self.rows.append(Row("6 lookup cost", f"{size} seeds: frames per lookup (all seeds), 1 round trip",
-                                 frames, "frames", target="2 (flat)", met=frames <= 2.05))
-            self.rows.append(Row("6 lookup cost", f"{size} seeds: p50 / p99 {got['p99_ms']:.3f} ms", got["p50_ms"], "ms",
-                                 base, "p50 at 1 seed", "flat", got["p50_ms"] <= 1.5 * base + 0.05))
+            self.rows.append(
+                Row(
+                    "6 lookup cost",
+                    f"{size} seeds: frames per lookup (all seeds), 1 round trip",
+                    frames,
+                    "frames",
+                    target="2 (flat)",
+                    met=frames <= 2.05,
+                )
+            )
+            self.rows.append(
+                Row(
+                    "6 lookup cost",
+                    f"{size} seeds: p50 / p99 {got['p99_ms']:.3f} ms",
+                    got["p50_ms"],
+                    "ms",
+                    base,
+                    "p50 at 1 seed",
+                    "flat",
+                    got["p50_ms"] <= 1.5 * base + 0.05,
+                )
+            )
             for p in list(procs.running):
                 await procs.stop(p)
 
@@ -261,15 +405,34 @@ class Bench:
         await procs.work("register", url, users, 64, "mem-user", timeout=600)
         rss1 = rss_kb(proc.pid)
         per_user = (rss1 - rss0) * 1024 / users
-        self.rows.append(Row("7 memory", f"seed RSS per registered user at {users:,}", per_user, "B",
-                             target="<= 1024 B", met=per_user <= 1024))
-        holder = await procs._spawn("-m", "node.bench.worker", "idle", url, str(conns), stdin=asyncio.subprocess.PIPE)
+        self.rows.append(
+            Row(
+                "7 memory",
+                f"seed RSS per registered user at {users:,}",
+                per_user,
+                "B",
+                target="<= 1024 B",
+                met=per_user <= 1024,
+            )
+        )
+        holder = await procs._spawn(
+            "-m", "node.bench.worker", "idle", url, str(conns), stdin=asyncio.subprocess.PIPE
+        )
+        assert holder.stdout is not None and holder.stdin is not None
         await asyncio.wait_for(holder.stdout.readline(), 120)
         await asyncio.sleep(0.5)
         rss2 = rss_kb(proc.pid)
         per_conn = (rss2 - rss1) * 1024 / conns
-        self.rows.append(Row("7 memory", f"seed RSS per idle connection at {conns:,}", per_conn, "B",
-                             target="<= 16384 B", met=per_conn <= 16384))
+        self.rows.append(
+            Row(
+                "7 memory",
+                f"seed RSS per idle connection at {conns:,}",
+                per_conn,
+                "B",
+                target="<= 16384 B",
+                met=per_conn <= 16384,
+            )
+        )
         holder.stdin.close()
         await procs.stop(holder)
         await procs.stop(proc)
@@ -277,12 +440,20 @@ class Bench:
         proc, url = await procs.seed("mem-seed")
         restart = time.perf_counter() - t0
         assert health(url)["users_known"] >= users
-        self.rows.append(Row("7 memory", f"restart with {users:,} records, to listening", restart, "s",
-                             target="< 2 s", met=restart < 2))
+        self.rows.append(
+            Row(
+                "7 memory",
+                f"restart with {users:,} records, to listening",
+                restart,
+                "s",
+                target="< 2 s",
+                met=restart < 2,
+            )
+        )
         await procs.stop(proc)
 
 
-async def _until(predicate, timeout: float, poll: float = 0.05) -> None:
+async def _until(predicate: Callable[[], bool], timeout: float, poll: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -299,12 +470,18 @@ def table(rows: list[Row]) -> str:
     head = f"{'scenario':<22} {'figure':<62} {'value':>12} {'baseline':>12} {'ratio':>7} {'target':>9}  met"
     lines = [head, "-" * len(head)]
     for r in rows:
-        fmt = (lambda v: f"{v:,.0f}") if r.unit in ("msg/s", "reg/s", "lookup/s", "B") else (lambda v: f"{v:,.3f}")
+        fmt = (
+            (lambda v: f"{v:,.0f}")
+            if r.unit in ("msg/s", "reg/s", "lookup/s", "B")
+            else (lambda v: f"{v:,.3f}")
+        )
         base = fmt(r.baseline) if r.baseline else ""
         ratio = f"{r.ratio:.2f}x" if r.ratio else ""
         met = "" if r.met is None else ("yes" if r.met else "NO")
-        lines.append(f"{r.scenario:<22} {r.figure[:62]:<62} {fmt(r.value) + ' ' + r.unit:>12} {base:>12} {ratio:>7} "
-                     f"{r.target:>9}  {met}")
+        lines.append(
+            f"{r.scenario:<22} {r.figure[:62]:<62} {fmt(r.value) + ' ' + r.unit:>12} {base:>12} {ratio:>7} "
+            f"{r.target:>9}  {met}"
+        )
         if r.baseline_name:
             lines.append(f"{'':<22}   baseline: {r.baseline_name}")
     return "\n".join(lines)
@@ -314,8 +491,10 @@ async def run(names: list[str], quick: bool, seed_url: str | None, json_path: Pa
     chosen = names or list(SCENARIOS)
     unknown = [n for n in chosen if n not in SCENARIOS]
     if unknown:
-        print(f"p2p-node bench: unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}",
-              file=sys.stderr)
+        print(
+            f"p2p-node bench: unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}",
+            file=sys.stderr,
+        )
         return 2
 
     def say(text: str) -> None:
@@ -328,7 +507,9 @@ async def run(names: list[str], quick: bool, seed_url: str | None, json_path: Pa
         try:
             for i, name in enumerate(chosen, 1):
                 if seed_url and name not in ("registrations", "lookups"):
-                    say(f"[{i}/{len(chosen)}] {name}: skipped (--seed only drives the seed scenarios)")
+                    say(
+                        f"[{i}/{len(chosen)}] {name}: skipped (--seed only drives the seed scenarios)"
+                    )
                     continue
                 say(f"[{i}/{len(chosen)}] {name}…")
                 t0 = time.perf_counter()
@@ -338,8 +519,12 @@ async def run(names: list[str], quick: bool, seed_url: str | None, json_path: Pa
         finally:
             await procs.stop_all()
     print(table(bench.rows))
-    print(f"\n{os.cpu_count()} cores, Python {sys.version.split()[0]}, {'quick' if quick else 'full'} run "
-          f"in {time.perf_counter() - started:.0f}s")
+    print(
+        f"\n{os.cpu_count()} cores, Python {sys.version.split()[0]}, {'quick' if quick else 'full'} run "
+        f"in {time.perf_counter() - started:.0f}s"
+    )
     if json_path:
-        json_path.write_text(json.dumps([{**asdict(r), "ratio": r.ratio} for r in bench.rows], indent=2))
+        json_path.write_text(
+            json.dumps([{**asdict(r), "ratio": r.ratio} for r in bench.rows], indent=2)
+        )
     return 0

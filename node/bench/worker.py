@@ -10,10 +10,12 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import ServerConnection, serve
 
 from ..clock import now_ms
 from ..wire.sockets import SOCKET_OPTIONS, dial
@@ -48,7 +50,7 @@ def percentiles(samples_ms: list[float]) -> dict:
 async def echo_server() -> None:
     """Answer every frame with a small ack carrying its id, as a recipient acks a chat."""
 
-    async def handler(ws):
+    async def handler(ws: ServerConnection) -> None:
         async for raw in ws:
             fid = json.loads(raw).get("id")
             await ws.send('{"type":"ack","id":"%s"}' % fid)
@@ -66,7 +68,7 @@ async def raw_throughput(url: str, count: int, size: int, window: int) -> None:
     done = asyncio.Event()
     acked = 0
 
-    async def reader():
+    async def reader() -> None:
         nonlocal acked
         async for _ in ws:
             acked += 1
@@ -119,7 +121,10 @@ async def register(url: str, count: int, clients: int, prefix: str) -> None:
     from ..crypto.keys import Identity
     from ..crypto.signing import sign_record
 
-    records = [sign_record(Identity.generate(), f"{prefix}{i}", "ws://127.0.0.1:9", now_ms()) for i in range(count)]
+    records = [
+        sign_record(Identity.generate(), f"{prefix}{i}", "ws://127.0.0.1:9", now_ms())
+        for i in range(count)
+    ]
     frames = ['{"type":"register","id":"r","record":%s}' % r.model_dump_json() for r in records]
     raise_fd_limit()
     queue = iter(range(count))
@@ -147,9 +152,14 @@ async def renew(url: str, count: int, clients: int) -> None:
 
     ids = [Identity.generate() for _ in range(clients)]
     per = count // clients
-    frames = [[
-        '{"type":"register","id":"%d","record":%s}' % (n, sign_record(i, f"renew{k}", "ws://127.0.0.1:9", 10**12 + n).model_dump_json())
-        for n in range(per)] for k, i in enumerate(ids)]
+    frames = [
+        [
+            '{"type":"register","id":"%d","record":%s}'
+            % (n, sign_record(i, f"renew{k}", "ws://127.0.0.1:9", 10**12 + n).model_dump_json())
+            for n in range(per)
+        ]
+        for k, i in enumerate(ids)
+    ]
     conns = [await dial(url) for _ in ids]
 
     async def client(k: int) -> None:
@@ -180,7 +190,7 @@ async def lookups(url: str, count: int, clients: int, name: str, check: bool = T
             await ws.send('{"type":"lookup","id":"%d-%d","name":"%s"}' % (k, i, name))
             reply = await ws.recv()
             if check and json.loads(reply)["type"] != "found":
-                raise SystemExit(f"lookup failed: {reply}")
+                raise SystemExit(f"lookup failed: {reply!r}")
             samples.append((time.perf_counter() - t0) * 1000)
         await ws.close()
 
@@ -198,7 +208,9 @@ async def paced(url: str, name: str, interval_ms: int, clients: int = 1) -> None
     """Well-behaved clients: each does one lookup every `interval_ms` until stdin closes; then the latencies."""
     samples: list[float] = []
     failures = 0
-    stdin_closed = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, sys.stdin.read))
+    stdin_closed = asyncio.ensure_future(
+        asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    )
 
     async def client(k: int) -> None:
         nonlocal failures
@@ -246,12 +258,16 @@ async def idle(url: str, count: int) -> None:
     raise_fd_limit()
     conns = []
     for i in range(0, count, 100):
-        conns += await asyncio.gather(*[dial(url, ping_interval=None) for _ in range(min(100, count - i))])
+        conns += await asyncio.gather(
+            *[dial(url, ping_interval=None) for _ in range(min(100, count - i))]
+        )
     out({"open": len(conns)})
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
-async def deliver(seed: str, data_dir: str, name: str, to: str, count: int, size: int, mode: str) -> None:
+async def deliver(
+    seed: str, data_dir: str, name: str, to: str, count: int, size: int, mode: str
+) -> None:
     """A real user node sending to `to`: throughput (all queued at once) or latency (one at a time)."""
     from ..config import UserConfig
     from ..user.events import MessageState, NameRegistered
@@ -261,24 +277,28 @@ async def deliver(seed: str, data_dir: str, name: str, to: str, count: int, size
     events = node.subscribe()
     text = "x" * size
 
-    async def until(pred):
+    async def settled(msg_id: str) -> MessageState:
+        """The delivered or failed event of one message."""
         while True:
             e = await events.next()
-            if pred(e):
+            if (
+                isinstance(e, MessageState)
+                and e.id == msg_id
+                and e.state in ("delivered", "failed")
+            ):
                 return e
 
     async with node:
-        await until(lambda e: isinstance(e, NameRegistered))
-        warm = await node.send(to, "warm-up")
-        first = await until(lambda e: isinstance(e, MessageState) and e.id == warm and e.state in ("delivered", "failed"))
+        while not isinstance(await events.next(), NameRegistered):
+            pass
+        first = await settled(await node.send(to, "warm-up"))
         if first.state == "failed":
             raise SystemExit(f"the warm-up message failed: {first.reason}")
         if mode == "latency":
             samples = []
             for _ in range(count):
                 t0 = time.perf_counter()
-                msg_id = await node.send(to, text)
-                await until(lambda e, m=msg_id: isinstance(e, MessageState) and e.id == m and e.state in ("delivered", "failed"))
+                await settled(await node.send(to, text))
                 samples.append((time.perf_counter() - t0) * 1000)
             out(percentiles(samples))
             return
@@ -295,7 +315,7 @@ async def deliver(seed: str, data_dir: str, name: str, to: str, count: int, size
         out({"per_s": count / dt, "seconds": dt})
 
 
-ROLES = {
+ROLES: dict[str, tuple[Callable[..., Coroutine[Any, Any, None]], tuple[type, ...]]] = {
     "echo-server": (echo_server, ()),
     "raw-throughput": (raw_throughput, (str, int, int, int)),
     "raw-rtt": (raw_rtt, (str, int, int)),

@@ -16,7 +16,9 @@ def bench_parser(sub: Any) -> None:
         description="Scenarios: " + ", ".join(SCENARIOS) + " (default: all).",
     )
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
-    p.add_argument("--quick", action="store_true", help="smaller counts: a smoke run in under a minute")
+    p.add_argument(
+        "--quick", action="store_true", help="smaller counts: a smoke run in under a minute"
+    )
     p.add_argument("--seed", metavar="URL", help="drive the seed scenarios against this live seed")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(run=run_bench)

@@ -46,7 +46,9 @@ def add_user_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", help="address of the direct endpoint (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port of the direct endpoint (default: a free one)")
-    p.add_argument("--advertise", metavar="URL", help="endpoint to publish instead of ws://HOST:PORT")
+    p.add_argument(
+        "--advertise", metavar="URL", help="endpoint to publish instead of ws://HOST:PORT"
+    )
     p.add_argument("--data-dir", type=Path, help="where your key, contacts and history live")
     p.add_argument("--config", type=Path, help="TOML file whose [user] table sets defaults")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

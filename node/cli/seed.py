@@ -20,10 +20,16 @@ def seed_parser(sub: Any) -> None:
     p.add_argument("--name", help="seed name shown to peers and users (default seed-<port>)")
     p.add_argument("--url", help="URL other parties reach this seed at (default ws://HOST:PORT)")
     p.add_argument(
-        "--peer", action="append", dest="peers", metavar="URL", help="a seed to link with (repeatable)"
+        "--peer",
+        action="append",
+        dest="peers",
+        metavar="URL",
+        help="a seed to link with (repeatable)",
     )
     p.add_argument(
-        "--data-dir", type=Path, help="where the key and directory live (default: per-user data dir)"
+        "--data-dir",
+        type=Path,
+        help="where the key and directory live (default: per-user data dir)",
     )
     p.add_argument("--config", type=Path, help="TOML file whose [seed] table sets defaults")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

@@ -41,7 +41,11 @@ def event_line(event: Event) -> dict[str, Any]:
 def user_parser(sub: Any) -> None:
     p = sub.add_parser("user", help="run a headless user (JSON lines on stdout, commands on stdin)")
     add_user_options(p)
-    p.add_argument("--exit-on-eof", action="store_true", help="stop at end of stdin, once the queue is delivered")
+    p.add_argument(
+        "--exit-on-eof",
+        action="store_true",
+        help="stop at end of stdin, once the queue is delivered",
+    )
     p.set_defaults(run=run_user)
 
 
@@ -115,18 +119,26 @@ async def handle_line(node: UserNode, line: str, write: Callable[[dict[str, Any]
         elif m := WATCH_RE.fullmatch(line):
             node.add_contact(m.group(1))
         else:
-            write(ErrorEvent(
-                code="bad_command", message="expected '@NAME text' or '/watch NAME'", line=line[:200]
-            ).to_json())
+            write(
+                ErrorEvent(
+                    code="bad_command",
+                    message="expected '@NAME text' or '/watch NAME'",
+                    line=line[:200],
+                ).to_json()
+            )
     except InvalidInput as exc:
         write(ErrorEvent(code="bad_command", message=str(exc), line=line[:200]).to_json())
 
 
 def send_parser(sub: Any) -> None:
-    p = sub.add_parser("send", help="register, deliver one message, and exit once it is acknowledged")
+    p = sub.add_parser(
+        "send", help="register, deliver one message, and exit once it is acknowledged"
+    )
     add_user_options(p)
     p.add_argument("--to", required=True, help="the recipient's name")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement"
+    )
     p.add_argument("text")
     p.set_defaults(run=run_send)
 
@@ -146,14 +158,23 @@ async def run_send(args: argparse.Namespace) -> int:
                     if event.state == "delivered":
                         return 0
                     if event.state == "failed":
-                        print(f"p2p-node send: not delivered to {args.to}: {event.reason}", file=sys.stderr)
+                        print(
+                            f"p2p-node send: not delivered to {args.to}: {event.reason}",
+                            file=sys.stderr,
+                        )
                         return 1
                     if event.reason:
-                        print(f"p2p-node send: {args.to}: {event.reason}; the message stays in the outbox "
-                              f"and is retried the next time {config.name} runs", file=sys.stderr)
+                        print(
+                            f"p2p-node send: {args.to}: {event.reason}; the message stays in the outbox "
+                            f"and is retried the next time {config.name} runs",
+                            file=sys.stderr,
+                        )
                         return 1
         except TimeoutError:
-            print(f"p2p-node send: no acknowledgement from {args.to} within {args.timeout:g}s; the message "
-                  f"stays in the outbox and is retried the next time {config.name} runs", file=sys.stderr)
+            print(
+                f"p2p-node send: no acknowledgement from {args.to} within {args.timeout:g}s; the message "
+                f"stays in the outbox and is retried the next time {config.name} runs",
+                file=sys.stderr,
+            )
             return 1
     return 1

@@ -33,16 +33,26 @@ class Boxes:
             box = self.cache[peer_key] = Box(self.secret, public)
         return box
 
-    def seal(self, peer_key: str, msg_id: str, sender: str, recipient: str, ts: int, text: str) -> str:
+    def seal(
+        self, peer_key: str, msg_id: str, sender: str, recipient: str, ts: int, text: str
+    ) -> str:
         """A `chat` frame for our own, already valid fields (built directly: this is the hot path)."""
         plain = json.dumps(
             {"id": msg_id, "from": sender, "to": recipient, "ts": ts, "text": text},
-            ensure_ascii=False, separators=(",", ":"),
+            ensure_ascii=False,
+            separators=(",", ":"),
         ).encode()
         nonce = os.urandom(Box.NONCE_SIZE)
         sealed = self.box(peer_key).encrypt(plain, nonce).ciphertext
         return json.dumps(
-            {"type": "chat", "id": msg_id, "from": sender, "to": recipient, "nonce": b64(nonce), "box": b64(sealed)},
+            {
+                "type": "chat",
+                "id": msg_id,
+                "from": sender,
+                "to": recipient,
+                "nonce": b64(nonce),
+                "box": b64(sealed),
+            },
             separators=(",", ":"),
         )
 
@@ -51,11 +61,21 @@ class Boxes:
         try:
             plain = self.box(peer_key).decrypt(unb64(chat.box), unb64(chat.nonce))
         except (CryptoError, ValueError):
-            raise ProtocolError(ErrorCode.BAD_BOX, "the box does not open with the sender's key", chat.id) from None
+            raise ProtocolError(
+                ErrorCode.BAD_BOX, "the box does not open with the sender's key", chat.id
+            ) from None
         try:
             inner = CHAT_PLAIN.validate_json(plain)
         except ValidationError:
-            raise ProtocolError(ErrorCode.BAD_BOX, "the box holds no valid message", chat.id) from None
-        if inner.id != chat.id or fold_name(inner.from_) != fold_name(chat.from_) or fold_name(inner.to) != fold_name(chat.to):
-            raise ProtocolError(ErrorCode.BAD_BOX, "the box's id, from or to differ from the frame's", chat.id)
+            raise ProtocolError(
+                ErrorCode.BAD_BOX, "the box holds no valid message", chat.id
+            ) from None
+        if (
+            inner.id != chat.id
+            or fold_name(inner.from_) != fold_name(chat.from_)
+            or fold_name(inner.to) != fold_name(chat.to)
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_BOX, "the box's id, from or to differ from the frame's", chat.id
+            )
         return inner

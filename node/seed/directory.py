@@ -52,12 +52,22 @@ class Entry:
         self.renewed = renewed
 
     def record(self) -> Record:
-        return Record.model_construct(name=self.name, key=b64(self.key), endpoint=self.endpoint, seq=self.seq,
-                                      sig=b64(self.sig))
+        return Record.model_construct(
+            name=self.name,
+            key=b64(self.key),
+            endpoint=self.endpoint,
+            seq=self.seq,
+            sig=b64(self.sig),
+        )
 
     def same_as(self, r: Record) -> bool:
-        return (self.seq == r.seq and self.name == r.name and self.endpoint == r.endpoint
-                and b64(self.key) == r.key and b64(self.sig) == r.sig)
+        return (
+            self.seq == r.seq
+            and self.name == r.name
+            and self.endpoint == r.endpoint
+            and b64(self.key) == r.key
+            and b64(self.sig) == r.sig
+        )
 
 
 # presence per name: a tuple of (home seed, online, at), one item per home seed (usually one)
@@ -109,7 +119,9 @@ class Directory:
         if stored is not None and stored.same_as(record):
             return Outcome.SAME
         if not verify_record(record):
-            raise ProtocolError(ErrorCode.BAD_SIGNATURE, "record signature does not verify for its key")
+            raise ProtocolError(
+                ErrorCode.BAD_SIGNATURE, "record signature does not verify for its key"
+            )
         if stored is not None:
             if b64(stored.key) != record.key:
                 if self.is_online(folded) or now - stored.renewed < self.lease_ms:
@@ -164,7 +176,11 @@ class Directory:
         return touched
 
     def names_homed_at(self, seed: str) -> set[str]:
-        return {folded for folded, items in self.presence.items() if any(h == seed and on for h, on, _ in items)}
+        return {
+            folded
+            for folded, items in self.presence.items()
+            if any(h == seed and on for h, on, _ in items)
+        }
 
     def is_online(self, folded: str) -> bool:
         return self.effective(folded, 0).online

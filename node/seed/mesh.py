@@ -246,7 +246,9 @@ class Mesh:
             counts=self.seed.frames,
         )
 
-    def _intro(self, cls: type[SeedHello] | type[SeedWelcome], kind: str) -> SeedHello | SeedWelcome:
+    def _intro(
+        self, cls: type[SeedHello] | type[SeedWelcome], kind: str
+    ) -> SeedHello | SeedWelcome:
         seeds = sorted(self.urls | {k.url for k in self.known.values()})
         return cls(
             type=kind,  # type: ignore[arg-type]

@@ -189,7 +189,9 @@ class Seed(Service):
     async def _handle(self, ws: ServerConnection) -> None:
         self.active += 1
         loop = asyncio.get_running_loop()
-        session = Session(ws, RateLimit(self.config.rate, self.config.burst, loop.time()), self.frames)
+        session = Session(
+            ws, RateLimit(self.config.rate, self.config.burst, loop.time()), self.frames
+        )
         self.sessions.add(session)
         try:
             async for raw in frames(ws):
@@ -407,7 +409,9 @@ class Seed(Service):
     async def _lookup_peers(self, session: Session, frame: Lookup) -> None:
         record = await self.mesh.ask_peers(frame.name)
         if session in self.sessions:
-            session.out.push(self.found_frame(frame.id, record) if record else self.not_found(frame))
+            session.out.push(
+                self.found_frame(frame.id, record) if record else self.not_found(frame)
+            )
 
     def found_frame(self, frame_id: str, record: Record) -> str:
         eff = self.directory.effective(fold_name(record.name), now_ms())

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -160,7 +161,9 @@ class Delivery:
             if news:
                 for msg in self.outbox.messages(peer):
                     self.emit(
-                        MessageState(id=msg.id, to=msg.recipient, state="queued", reason=wait_reason)
+                        MessageState(
+                            id=msg.id, to=msg.recipient, state="queued", reason=wait_reason
+                        )
                     )
             try:
                 async with asyncio.timeout(delay):
@@ -222,13 +225,15 @@ class Delivery:
                 self.outbox.returned(peer, msg.id)
                 trouble.append(f"recipient asks to retry ({reply.code}: {reply.message})")
             else:
-                self.finish(msg, "failed", f"refused by the recipient ({reply.code}: {reply.message})")
+                self.finish(
+                    msg, "failed", f"refused by the recipient ({reply.code}: {reply.message})"
+                )
 
         try:
             while self.outbox.has(peer) and not trouble:
                 for msg in self.outbox.next_batch(peer):
                     fut = link.acks.expect(msg.id)
-                    fut.add_done_callback(lambda f, m=msg: answered(m, f))
+                    fut.add_done_callback(partial(answered, msg))
                     link.out.push(
                         self.boxes.seal(
                             found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text

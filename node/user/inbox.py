@@ -56,7 +56,9 @@ class Inbox:
                     frame = parse(DIRECT, raw)
                     if not isinstance(frame, Chat):
                         raise ProtocolError(
-                            ErrorCode.BAD_REQUEST, "this endpoint accepts only chat frames", frame.id
+                            ErrorCode.BAD_REQUEST,
+                            "this endpoint accepts only chat frames",
+                            frame.id,
                         )
                     await self.receive(out, frame)
                 except ProtocolError as exc:
@@ -88,14 +90,18 @@ class Inbox:
 
     async def receive(self, out: Sender, chat: Chat) -> None:
         if fold_name(chat.to) != self.folded:
-            raise ProtocolError(ErrorCode.BAD_BOX, f"this endpoint is {self.name}, not {chat.to}", chat.id)
+            raise ProtocolError(
+                ErrorCode.BAD_BOX, f"this endpoint is {self.name}, not {chat.to}", chat.id
+            )
         found, inner = await self._open(chat)
         sender = found.record.name
         if self.store.contact(sender) is None:
             self.on_new_sender(sender)
         if not self.pins.holds(sender, found.record.key):
             raise ProtocolError(
-                ErrorCode.BAD_BOX, f"{self.name} holds messages from {sender}: its key changed", chat.id
+                ErrorCode.BAD_BOX,
+                f"{self.name} holds messages from {sender}: its key changed",
+                chat.id,
             )
         stored = self.store.add_message(
             StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text)

@@ -94,7 +94,7 @@ class UserNode(Service):
             self.resolver,
             self.pins,
             self.store,
-            on_new_sender=lambda sender: self.add_contact(sender, new=True),
+            on_new_sender=self._new_sender,
             emit=self.emit,
         )
         self.server = await serve(
@@ -171,6 +171,10 @@ class UserNode(Service):
         self.seed.watch([name])
         return added
 
+    def _new_sender(self, name: str) -> None:
+        """Someone who is not a contact wrote: a contact now, marked new until the user looks."""
+        self.add_contact(name, new=True)
+
     def remove_contact(self, name: str) -> bool:
         removed = self.store.remove_contact(name)
         if removed:
@@ -195,7 +199,9 @@ class UserNode(Service):
     def mark_seen(self, name: str) -> None:
         self.store.mark_seen(name)
 
-    def history(self, peer: str, before: int | None = None, limit: int = 100) -> list[StoredMessage]:
+    def history(
+        self, peer: str, before: int | None = None, limit: int = 100
+    ) -> list[StoredMessage]:
         return self.store.history(peer, before, limit)
 
     def unshown(self) -> list[MessageReceived]:
@@ -239,9 +245,7 @@ class UserNode(Service):
         self.outbox.add(msg)
         self.delivery.kick(msg.peer)
         self.emit(
-            MessageQueued(
-                id=msg.id, to=to, state="queued", from_=self.name, ts=msg.ts, text=text
-            )
+            MessageQueued(id=msg.id, to=to, state="queued", from_=self.name, ts=msg.ts, text=text)
         )
         await durable
         return msg.id

@@ -140,7 +140,13 @@ class SeedClient:
                 tried_any = True
                 try:
                     await self._connect(url)
-                except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
+                except (
+                    OSError,
+                    InvalidHandshake,
+                    InvalidURI,
+                    TimeoutError,
+                    ConnectionClosed,
+                ) as exc:
                     log.debug("seed %s unavailable: %s", url, exc)
                     self._mark(url, up=False)
                     continue
@@ -157,7 +163,9 @@ class SeedClient:
                 self._set_state("failing_over", f"lost {self.home_name or url}")
                 break
             else:
-                self._set_state("offline", "no seed answers" if tried_any else "no seeds configured")
+                self._set_state(
+                    "offline", "no seed answers" if tried_any else "no seeds configured"
+                )
                 await backoff.sleep(self.retry)  # a seed was added: try at once
 
     async def _connect(self, url: str) -> None:
@@ -245,7 +253,9 @@ class SeedClient:
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, frame: Lookup | Seeds | Watch | Register, timeout: float = 5.0) -> object:
+    async def request(
+        self, frame: Lookup | Seeds | Watch | Register, timeout: float = 5.0
+    ) -> object:
         """Send a request on the home seed (waiting for one while failing over) and await its answer.
 
         SeedUnavailable when no seed answers in time, ConnectionLost when the socket drops while

@@ -67,7 +67,9 @@ class StoredMessage:
     reason: str | None = None
 
     @classmethod
-    def new_outgoing(cls, msg_id: str, sender: str, recipient: str, ts: int, text: str) -> StoredMessage:
+    def new_outgoing(
+        cls, msg_id: str, sender: str, recipient: str, ts: int, text: str
+    ) -> StoredMessage:
         return cls(
             peer=fold_name(recipient),
             id=msg_id,
@@ -80,7 +82,9 @@ class StoredMessage:
         )
 
     @classmethod
-    def new_incoming(cls, msg_id: str, sender: str, recipient: str, ts: int, text: str) -> StoredMessage:
+    def new_incoming(
+        cls, msg_id: str, sender: str, recipient: str, ts: int, text: str
+    ) -> StoredMessage:
         return cls(
             peer=fold_name(sender),
             id=msg_id,
@@ -274,7 +278,9 @@ class UserStore:
         )
         return [StoredMessage.from_row(r) for r in rows]
 
-    def history(self, peer: str, before: int | None = None, limit: int = 100) -> list[StoredMessage]:
+    def history(
+        self, peer: str, before: int | None = None, limit: int = 100
+    ) -> list[StoredMessage]:
         """One page of a conversation, oldest first, ending just before message number `before`."""
         rows = self._read(
             f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?",

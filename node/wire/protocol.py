@@ -43,7 +43,7 @@ def _check_name(value: str) -> str:
     return value
 
 
-def _b64(size: int | None, what: str):
+def _b64(size: int | None, what: str) -> AfterValidator:
     def check(value: str) -> str:
         try:
             raw = base64.b64decode(value, validate=True)
@@ -257,9 +257,7 @@ class ChatPlain(BaseModel):
 
 # ---------------------------------------------------------------- the unions, one per direction
 
-ToSeed = Annotated[
-    Union[Register, Lookup, Seeds, Watch, SeedHello], Field(discriminator="type")
-]
+ToSeed = Annotated[Union[Register, Lookup, Seeds, Watch, SeedHello], Field(discriminator="type")]
 """What a seed's server accepts from whoever dials it (users, and a seed opening a link)."""
 
 FromSeed = Annotated[

@@ -34,7 +34,9 @@ class Sender:
 
     __slots__ = ("ws", "queue", "task", "limit", "counts", "closing")
 
-    def __init__(self, ws: Connection, limit: int = 10_000, counts: FrameCounts | None = None) -> None:
+    def __init__(
+        self, ws: Connection, limit: int = 10_000, counts: FrameCounts | None = None
+    ) -> None:
         self.ws = ws
         self.counts = counts
         self.queue: deque[str] = deque()

@@ -26,7 +26,9 @@ class FairReads:
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
-        if hasattr(type(transport), "max_size"):  # asyncio's selector transports; others read their own way
+        if hasattr(
+            type(transport), "max_size"
+        ):  # asyncio's selector transports; others read their own way
             transport.max_size = READ_CHUNK  # type: ignore[attr-defined]
 
 
@@ -71,11 +73,14 @@ async def frames(ws: Connection) -> AsyncIterator[str | bytes]:
         await turns.one_done()
 
 
-
-async def dial(url: str, max_frame: int = MAX_FRAME, timeout: float = 5.0, **kw: Any) -> ClientConnection:
+async def dial(
+    url: str, max_frame: int = MAX_FRAME, timeout: float = 5.0, **kw: Any
+) -> ClientConnection:
     """Open a client socket speaking p2pchat.v1 (no proxy: peers are addressed directly)."""
     kw.setdefault("create_connection", FairClientConnection)
-    return await connect(url, max_size=max_frame, open_timeout=timeout, proxy=None, **SOCKET_OPTIONS, **kw)
+    return await connect(
+        url, max_size=max_frame, open_timeout=timeout, proxy=None, **SOCKET_OPTIONS, **kw
+    )
 
 
 async def close_now(ws: Any, code: int, reason: str, grace: float = 1.0) -> None:

@@ -18,8 +18,10 @@ def history(data_dir, peer: str) -> list[tuple[str, str]]:
     """(id, text) of the messages a user stored from `peer`, in the order stored."""
     db = sqlite3.connect(data_dir / "user.sqlite3")
     try:
-        return db.execute("SELECT id, text FROM messages WHERE peer = ? AND outgoing = 0 ORDER BY n",
-                          (peer.lower(),)).fetchall()
+        return db.execute(
+            "SELECT id, text FROM messages WHERE peer = ? AND outgoing = 0 ORDER BY n",
+            (peer.lower(),),
+        ).fetchall()
     finally:
         db.close()
 
@@ -45,7 +47,9 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
         for _ in range(kills):
             await asyncio.sleep(random.uniform(0.2, 0.6))
             await asyncio.to_thread(incarnations[-1].kill)
-            incarnations.append(await asyncio.to_thread(UserProc, recipient_dir, "rcpt", [seed.url]))
+            incarnations.append(
+                await asyncio.to_thread(UserProc, recipient_dir, "rcpt", [seed.url])
+            )
         await streaming
 
         async def all_delivered() -> bool:
@@ -60,7 +64,9 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
         await asyncio.to_thread(incarnations[-1].stop)
 
         stored = history(recipient_dir, "sndr")
-        assert [i for i, _ in stored] == sent_ids, "lost, duplicated or reordered in the recipient's history"
+        assert [i for i, _ in stored] == sent_ids, (
+            "lost, duplicated or reordered in the recipient's history"
+        )
         assert [t for _, t in stored] == [f"{i:05d}" for i in range(count)]
         printed = [line for inc in incarnations for line in inc.lines if line["event"] == "message"]
         live = [line["id"] for line in printed if not line["replayed"]]
@@ -68,11 +74,15 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
         # a run killed between storing a message and printing it leaves it for the next run, which
         # prints it first, marked replayed; one killed between printing and saving that it did may
         # print it once more, marked replayed too, never as new
-        assert sorted({line["id"] for line in printed}) == sorted(sent_ids), "a stored message was never printed"
+        assert sorted({line["id"] for line in printed}) == sorted(sent_ids), (
+            "a stored message was never printed"
+        )
         replayed = [line for line in printed if line["replayed"]]
-        print(f"\nrecipient churn: {count} messages, {kills} SIGKILLs, {len(live)} printed live, "
-              f"{len(replayed)} printed on a restart (stored just before a kill; "
-              f"{len(replayed) - (count - len(live))} of them printed before it too)")
+        print(
+            f"\nrecipient churn: {count} messages, {kills} SIGKILLs, {len(live)} printed live, "
+            f"{len(replayed)} printed on a restart (stored just before a kill; "
+            f"{len(replayed) - (count - len(live))} of them printed before it too)"
+        )
     finally:
         for inc in incarnations:
             await asyncio.to_thread(inc.stop)
@@ -83,12 +93,14 @@ async def test_seed_churn_under_load(tmp_path, users, full):
     pairs, seconds, every = (15, 60.0, 4.0) if full else (3, 8.0, 2.0)
     seeds = [await asyncio.to_thread(SeedProc, tmp_path / "s0", "s0")]
     for i in (1, 2):
-        seeds.append(await asyncio.to_thread(SeedProc, tmp_path / f"s{i}", f"s{i}", 0, (seeds[0].url,)))
+        seeds.append(
+            await asyncio.to_thread(SeedProc, tmp_path / f"s{i}", f"s{i}", 0, (seeds[0].url,))
+        )
     urls = [s.url for s in seeds]
     nodes = []
     for i in range(pairs * 2):
         # each user starts on a different seed (its first), with the others to fail over to
-        order = urls[i % 3:] + urls[: i % 3]
+        order = urls[i % 3 :] + urls[: i % 3]
         node, ev = await users(f"u{i}", order, retry_max=0.5, ack_timeout=2.0)
         nodes.append((node, ev))
     for _, ev in nodes:
@@ -114,8 +126,12 @@ async def test_seed_churn_under_load(tmp_path, users, full):
             n += 1
             await asyncio.sleep(0.1)
 
-    talkers = [asyncio.ensure_future(chatter(nodes[2 * p][0], nodes[2 * p + 1][0])) for p in range(pairs)]
-    talkers += [asyncio.ensure_future(chatter(nodes[2 * p + 1][0], nodes[2 * p][0])) for p in range(pairs)]
+    talkers = [
+        asyncio.ensure_future(chatter(nodes[2 * p][0], nodes[2 * p + 1][0])) for p in range(pairs)
+    ]
+    talkers += [
+        asyncio.ensure_future(chatter(nodes[2 * p + 1][0], nodes[2 * p][0])) for p in range(pairs)
+    ]
     kills = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -125,7 +141,9 @@ async def test_seed_churn_under_load(tmp_path, users, full):
         await asyncio.to_thread(seeds[victim].kill)
         kills += 1
         peers = tuple(s.url for j, s in enumerate(seeds) if j != victim)
-        seeds[victim] = await asyncio.to_thread(SeedProc, tmp_path / f"s{victim}", f"s{victim}", port, peers)
+        seeds[victim] = await asyncio.to_thread(
+            SeedProc, tmp_path / f"s{victim}", f"s{victim}", port, peers
+        )
     stop.set()
     await asyncio.gather(*talkers)
 
@@ -139,7 +157,9 @@ async def test_seed_churn_under_load(tmp_path, users, full):
     # every acknowledged message is in its recipient's history exactly once, in the order sent
     for msg_id, (sender, recipient) in acked.items():
         got = [m.id for m in by_name[recipient].history(sender, limit=100_000)]
-        assert got.count(msg_id) == 1, f"{msg_id} from {sender} stored {got.count(msg_id)} times at {recipient}"
+        assert got.count(msg_id) == 1, (
+            f"{msg_id} from {sender} stored {got.count(msg_id)} times at {recipient}"
+        )
     for node, _ in nodes:
         for peer in by_name:
             texts = [m.text for m in node.history(peer, limit=100_000) if not m.outgoing]
@@ -157,7 +177,9 @@ async def test_seed_churn_under_load(tmp_path, users, full):
             reply = await client.request({"type": "lookup", "name": name, "hops": 0})
             assert reply["type"] == "found", f"{seed.name} lost {name}"
         await client.close()
-    print(f"\nseed churn: {pairs * 2} users, {kills} seed SIGKILLs in {seconds:.0f}s, {len(sent)} messages, "
-          f"{len(acked)} delivered, {len(failed)} failed")
+    print(
+        f"\nseed churn: {pairs * 2} users, {kills} seed SIGKILLs in {seconds:.0f}s, {len(sent)} messages, "
+        f"{len(acked)} delivered, {len(failed)} failed"
+    )
     for seed in seeds:
         await asyncio.to_thread(seed.stop)

@@ -45,7 +45,9 @@ async def test_flooding_client_is_refused_and_others_keep_their_latency(tmp_path
         probe = await RawClient.open(seed.url)
         # the flooder is told rate_limited before it is cut off
         for i in range(1000):  # the default burst is 400: then 400 refusals, then the cut
-            await probe.send_raw(json.dumps({"type": "lookup", "id": f"p{i}", "name": "target", "hops": 0}))
+            await probe.send_raw(
+                json.dumps({"type": "lookup", "id": f"p{i}", "name": "target", "hops": 0})
+            )
         await asyncio.wait_for(probe.ws.wait_closed(), 5)
         assert probe.ws.close_code == 1008
         codes = [probe.unmatched.get_nowait().get("code") for _ in range(probe.unmatched.qsize())]
@@ -54,15 +56,24 @@ async def test_flooding_client_is_refused_and_others_keep_their_latency(tmp_path
 
         quiet = await watch_lookups(seed.url, seconds)
         flooder = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "node.bench.worker", "flood", seed.url, str(seconds),
-            stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: (os.nice(19), os.sched_setaffinity(0, {CLIENT_CPU})))
+            sys.executable,
+            "-m",
+            "node.bench.worker",
+            "flood",
+            seed.url,
+            str(seconds),
+            stdout=asyncio.subprocess.PIPE,
+            preexec_fn=lambda: (os.nice(19), os.sched_setaffinity(0, {CLIENT_CPU})),
+        )
         loud = await watch_lookups(seed.url, seconds)
         stats = json.loads((await flooder.communicate())[0])
         assert seed.alive
-        print(f"\nflood: {stats['sent']:,} frames on {stats['connections']} connections, "
-              f"{stats['closed_1008']} cut off with 1008; 20 bystanders ({quiet['n']} and {loud['n']} lookups) "
-              f"p50 {quiet['p50_ms']:.2f} -> {loud['p50_ms']:.2f} ms, p99 {quiet['p99_ms']:.2f} -> {loud['p99_ms']:.2f} ms, "
-              f"max {quiet['max_ms']:.2f} -> {loud['max_ms']:.2f} ms")
+        print(
+            f"\nflood: {stats['sent']:,} frames on {stats['connections']} connections, "
+            f"{stats['closed_1008']} cut off with 1008; 20 bystanders ({quiet['n']} and {loud['n']} lookups) "
+            f"p50 {quiet['p50_ms']:.2f} -> {loud['p50_ms']:.2f} ms, p99 {quiet['p99_ms']:.2f} -> {loud['p99_ms']:.2f} ms, "
+            f"max {quiet['max_ms']:.2f} -> {loud['max_ms']:.2f} ms"
+        )
         assert loud["failures"] == quiet["failures"] == 0
         if full:
             # the promise: p99 within 2x of the quiet case, with the flooder cut off. Both depend
@@ -80,18 +91,29 @@ async def test_gossip_flood_from_a_peer_is_bounded(tmp_path):
     seed = await asyncio.to_thread(SeedProc, tmp_path / "seed", "gossip-seed", config=config)
     try:
         peer = await RawClient.open(seed.url)
-        welcome = await peer.request({"type": "seed_hello", "name": "noisy", "url": "ws://127.0.0.1:1",
-                                      "key": Identity.generate().key, "seeds": []})
+        welcome = await peer.request(
+            {
+                "type": "seed_hello",
+                "name": "noisy",
+                "url": "ws://127.0.0.1:1",
+                "key": Identity.generate().key,
+                "seeds": [],
+            }
+        )
         assert welcome["type"] == "seed_welcome"
         owner = Identity.generate()
         for i in range(400):
             rec = sign_record(owner, "gossiped", "ws://127.0.0.1:9", now_ms() + i)
-            await peer.send_raw(json.dumps({"type": "gossip", "records": [rec.model_dump()], "presence": []}))
+            await peer.send_raw(
+                json.dumps({"type": "gossip", "records": [rec.model_dump()], "presence": []})
+            )
         await asyncio.wait_for(peer.ws.wait_closed(), 10)
         assert peer.ws.close_code == 1008
         user = await RawClient.open(seed.url)
         found = await user.request({"type": "lookup", "name": "gossiped", "hops": 0})
-        assert found["type"] == "found"  # what came within the limit was applied, and the seed serves on
+        assert (
+            found["type"] == "found"
+        )  # what came within the limit was applied, and the seed serves on
         assert seed.alive
     finally:
         await asyncio.to_thread(seed.stop)

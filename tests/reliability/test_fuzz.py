@@ -28,10 +28,52 @@ from ..procs import SeedProc, UserProc, rss_kb
 MAX_FRAME = 65536
 CLEAN_CLOSES = {1000, 1002, 1007, 1008, 1009}
 
-json_leaf = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**200) | st.floats(allow_nan=False) | st.text(max_size=40)
-json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=12)
-TYPES = ["register", "lookup", "seeds", "watch", "seed_hello", "sync", "gossip", "found", "chat", "ack", "error", "teleport", ""]
-FIELDS = ["id", "name", "hops", "names", "record", "records", "presence", "done", "seeds", "url", "key", "from", "to", "nonce", "box"]
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**200)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
+    max_leaves=12,
+)
+TYPES = [
+    "register",
+    "lookup",
+    "seeds",
+    "watch",
+    "seed_hello",
+    "sync",
+    "gossip",
+    "found",
+    "chat",
+    "ack",
+    "error",
+    "teleport",
+    "",
+]
+FIELDS = [
+    "id",
+    "name",
+    "hops",
+    "names",
+    "record",
+    "records",
+    "presence",
+    "done",
+    "seeds",
+    "url",
+    "key",
+    "from",
+    "to",
+    "nonce",
+    "box",
+]
 
 
 def flip(text: str, where: int, bit: int) -> str:
@@ -40,7 +82,7 @@ def flip(text: str, where: int, bit: int) -> str:
         return text
     i = where % len(text)
     c = chr((ord(text[i]) ^ (1 << bit)) & 0x7F or 0x41)
-    return text[:i] + c + text[i + 1:]
+    return text[:i] + c + text[i + 1 :]
 
 
 bits = st.tuples(st.integers(0, 10_000), st.integers(0, 6))
@@ -53,19 +95,38 @@ def signed_record() -> dict:
 @st.composite
 def frames(draw):
     """Text frames of every shape, or bytes for binary / invalid UTF-8 frames."""
-    kind = draw(st.sampled_from(["object", "json", "flipped-record", "truncated-b64", "deep", "huge", "binary",
-                                 "bad-utf8", "at-limit", "over-limit", "garbage"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "object",
+                "json",
+                "flipped-record",
+                "truncated-b64",
+                "deep",
+                "huge",
+                "binary",
+                "bad-utf8",
+                "at-limit",
+                "over-limit",
+                "garbage",
+            ]
+        )
+    )
     if kind == "object":
         obj = {"type": draw(st.sampled_from(TYPES) | st.text(max_size=10) | json_value)}
         for field in draw(st.lists(st.sampled_from(FIELDS), max_size=5, unique=True)):
-            obj[field] = draw(json_value | st.sampled_from(["x1", "Sally", "ws://127.0.0.1:1", "AAAA"]))
+            obj[field] = draw(
+                json_value | st.sampled_from(["x1", "Sally", "ws://127.0.0.1:1", "AAAA"])
+            )
         return "text", json.dumps(obj)
     if kind == "json":
         return "text", json.dumps(draw(json_value))
     if kind == "flipped-record":
         rec = signed_record()
         field = draw(st.sampled_from(list(rec)))
-        rec[field] = flip(rec[field], *draw(bits)) if isinstance(rec[field], str) else rec[field] ^ 1
+        rec[field] = (
+            flip(rec[field], *draw(bits)) if isinstance(rec[field], str) else rec[field] ^ 1
+        )
         return "text", json.dumps({"type": "register", "id": "f", "record": rec})
     if kind == "truncated-b64":
         rec = signed_record()
@@ -75,7 +136,9 @@ def frames(draw):
         depth = draw(st.integers(100, 20_000))
         return "text", '{"type":"watch","id":"d","names":' + "[" * depth + "]" * depth + "}"
     if kind == "huge":
-        return "text", '{"type":"lookup","id":"h","name":"x","hops":%d}' % draw(st.integers(2**63, 2**400))
+        return "text", '{"type":"lookup","id":"h","name":"x","hops":%d}' % draw(
+            st.integers(2**63, 2**400)
+        )
     if kind == "binary":
         return "binary", draw(st.binary(max_size=200))
     if kind == "bad-utf8":
@@ -101,7 +164,14 @@ class Fuzzer:
     def send(self, kind: str, data) -> None:
         if self.ws is None:
             self.ws = self.stack.enter_context(
-                connect(self.url, subprotocols=["p2pchat.v1"], compression=None, max_size=2**20, proxy=None))
+                connect(
+                    self.url,
+                    subprotocols=["p2pchat.v1"],
+                    compression=None,
+                    max_size=2**20,
+                    proxy=None,
+                )
+            )
         try:
             if kind == "binary":
                 self.ws.send(data)
@@ -123,9 +193,21 @@ class Bystander:
     """A well-behaved client in its own process (so the fuzzer's CPU use in this one does not count)."""
 
     def __init__(self, url: str, name: str, clients: int = 1, interval_ms: int = 20) -> None:
-        self.p = subprocess.Popen([sys.executable, "-m", "node.bench.worker", "paced", url, name,
-                                   str(interval_ms), str(clients)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "node.bench.worker",
+                "paced",
+                url,
+                name,
+                str(interval_ms),
+                str(clients),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def stop(self) -> dict:
         out, _ = self.p.communicate(timeout=30)
@@ -136,7 +218,9 @@ class Bystander:
 def live(tmp_path_factory):
     base = tmp_path_factory.mktemp("fuzz")
     config = base / "seed.toml"
-    config.write_text("[seed]\nrate = 100000.0\nburst = 100000.0\n")  # fuzz the parser, not the rate limit
+    config.write_text(
+        "[seed]\nrate = 100000.0\nburst = 100000.0\n"
+    )  # fuzz the parser, not the rate limit
     seed = SeedProc(base / "seed", "fuzz-seed", config=config)
     user = UserProc(base / "user", "fuzzuser", [seed.url])
     user.registered()
@@ -152,8 +236,12 @@ def quiet_latency(url: str, name: str) -> dict:
 
 
 def examples(full: bool) -> settings:
-    return settings(max_examples=2000 if full else 150, deadline=None, derandomize=not full,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    return settings(
+        max_examples=2000 if full else 150,
+        deadline=None,
+        derandomize=not full,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
 
 
 def test_fuzz_seed(live, full):
@@ -175,9 +263,11 @@ def test_fuzz_seed(live, full):
     assert busy["failures"] == 0 and busy["n"] > 0
     assert fuzzer.answers > 0
     rss1 = rss_kb(seed.p.pid)
-    print(f"\nfuzz seed: {fuzzer.answers} answered, closes {sorted(set(fuzzer.closes))}, "
-          f"bystander p50 {quiet['p50_ms']:.2f} -> {busy['p50_ms']:.2f} ms, p99 {quiet['p99_ms']:.2f} -> {busy['p99_ms']:.2f} ms, "
-          f"RSS {rss0} -> {rss1} KB")
+    print(
+        f"\nfuzz seed: {fuzzer.answers} answered, closes {sorted(set(fuzzer.closes))}, "
+        f"bystander p50 {quiet['p50_ms']:.2f} -> {busy['p50_ms']:.2f} ms, p99 {quiet['p99_ms']:.2f} -> {busy['p99_ms']:.2f} ms, "
+        f"RSS {rss0} -> {rss1} KB"
+    )
     if full:  # bounds on measurements: the default run only prints them
         assert busy["p99_ms"] <= 2 * quiet["p99_ms"] + 2.0, (quiet, busy)
         assert rss1 - rss0 < 50_000, "seed memory grew by more than 50 MB under fuzzing"
@@ -188,7 +278,14 @@ def chat_frames(draw):
     """Valid-looking chat frames with one thing wrong, or anything at all."""
     nonce = base64.b64encode(bytes(24)).decode()
     box = base64.b64encode(draw(st.binary(min_size=0, max_size=300))).decode()
-    frame = {"type": "chat", "id": draw(st.uuids()).hex, "from": "fuzzuser2", "to": "fuzzuser", "nonce": nonce, "box": box}
+    frame = {
+        "type": "chat",
+        "id": draw(st.uuids()).hex,
+        "from": "fuzzuser2",
+        "to": "fuzzuser",
+        "nonce": nonce,
+        "box": box,
+    }
     mutate = draw(st.sampled_from(["box", "nonce", "to", "from", "drop", "type", "flip", "none"]))
     if mutate == "drop":
         del frame[draw(st.sampled_from(list(frame)))]

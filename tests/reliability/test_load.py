@@ -23,25 +23,37 @@ async def test_thousands_of_idle_connections_and_new_users_are_still_served(tmp_
     count = 2000 if full else 500
     seed = await asyncio.to_thread(SeedProc, tmp_path / "seed", "idle-seed")
     holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "node.bench.worker", "idle", seed.url, str(count),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "node.bench.worker",
+        "idle",
+        seed.url,
+        str(count),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         rss0 = rss_kb(seed.p.pid)
         line = await asyncio.wait_for(holder.stdout.readline(), 120)
         assert b'"open"' in line
-        await eventually(lambda: open_files(seed.p.pid) >= count, timeout=30, what="the seed to hold them")
+        await eventually(
+            lambda: open_files(seed.p.pid) >= count, timeout=30, what="the seed to hold them"
+        )
         rss1 = rss_kb(seed.p.pid)
         # a new user still registers and resolves at once
         t0 = time.perf_counter()
         newcomer = await RawClient.open(seed.url)
-        reply = await newcomer.request({"type": "register", "record": record(Identity.generate(), "late")})
+        reply = await newcomer.request(
+            {"type": "register", "record": record(Identity.generate(), "late")}
+        )
         assert reply["type"] == "registered"
         found = await newcomer.request({"type": "lookup", "name": "late"})
         assert found["online"] is True
         took = (time.perf_counter() - t0) * 1000
-        print(f"\nidle connections: {count} held, seed RSS {rss0} -> {rss1} KB "
-              f"({(rss1 - rss0) * 1024 / count:,.0f} B each), a new user served in {took:.1f} ms")
+        print(
+            f"\nidle connections: {count} held, seed RSS {rss0} -> {rss1} KB "
+            f"({(rss1 - rss0) * 1024 / count:,.0f} B each), a new user served in {took:.1f} ms"
+        )
         assert seed.alive
     finally:
         holder.stdin.close()
@@ -56,7 +68,7 @@ async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, 
     urls = [s.url for s in seeds]
     nodes = []
     for i in range(count):
-        node, ev = await users(f"soak{i}", urls[i % 2:] + urls[: i % 2])
+        node, ev = await users(f"soak{i}", urls[i % 2 :] + urls[: i % 2])
         nodes.append((node, ev))
     for _, ev in nodes:
         await next_event(ev, lambda e: isinstance(e, NameRegistered), timeout=20)
@@ -68,8 +80,11 @@ async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, 
         node.add_contact(partner[node.name])
 
     def sample() -> dict:
-        return {"rss": [rss_kb(s.p.pid) for s in seeds], "fds": [open_files(s.p.pid) for s in seeds],
-                "tasks": len(asyncio.all_tasks())}
+        return {
+            "rss": [rss_kb(s.p.pid) for s in seeds],
+            "fds": [open_files(s.p.pid) for s in seeds],
+            "tasks": len(asyncio.all_tasks()),
+        }
 
     sent: dict[str, tuple[str, str]] = {}
     stop = asyncio.Event()
@@ -84,7 +99,9 @@ async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, 
                 sent[await node.send(to, f"{node.name} {n}")] = (node.name, to)
                 n += 1
             elif action < 0.8:
-                assert (await raw.request({"type": "lookup", "name": random.choice(names)}))["type"] == "found"
+                assert (await raw.request({"type": "lookup", "name": random.choice(names)}))[
+                    "type"
+                ] == "found"
             elif action < 0.9:
                 await raw.request({"type": "watch", "names": [random.choice(names)]})
             else:
@@ -113,10 +130,14 @@ async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, 
         return all(node.pending_count() == 0 for node, _ in nodes)
 
     await eventually(drained, timeout=60, what="every outbox to drain")
-    assert delivered == set(sent), f"{len(set(sent) - delivered)} of {len(sent)} messages not delivered"
+    assert delivered == set(sent), (
+        f"{len(set(sent) - delivered)} of {len(sent)} messages not delivered"
+    )
     assert received == set(sent), "a delivered message was not shown exactly once"
-    print(f"\nsoak: {count} users, {seconds:.0f}s, {len(sent)} messages delivered; seed RSS {start['rss']} -> "
-          f"{end['rss']} KB, fds {start['fds']} -> {end['fds']}, client tasks {start['tasks']} -> {end['tasks']}")
+    print(
+        f"\nsoak: {count} users, {seconds:.0f}s, {len(sent)} messages delivered; seed RSS {start['rss']} -> "
+        f"{end['rss']} KB, fds {start['fds']} -> {end['fds']}, client tasks {start['tasks']} -> {end['tasks']}"
+    )
     if full:  # growth bounds are measurements: the default run only prints them
         for before, after in zip(start["rss"], end["rss"]):
             assert after - before < max(0.25 * before, 10_000), "seed memory kept growing"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from textual.binding import Binding
 from textual.widgets import Input
@@ -39,7 +40,7 @@ def complete(value: str, cursor: int, names: list[str]) -> tuple[str, int] | Non
 class ChatInput(Input):
     BINDINGS = [Binding("tab", "complete", "Complete", show=False, priority=True)]
 
-    def __init__(self, names: Callable[[], list[str]], **kw) -> None:
+    def __init__(self, names: Callable[[], list[str]], **kw: Any) -> None:
         super().__init__(placeholder="message, or /help", **kw)
         self.names = names
 

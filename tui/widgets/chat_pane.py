@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.text import Text
 from textual.containers import VerticalScroll
@@ -11,7 +12,12 @@ from textual.widgets import Static
 
 from node.user.store import StoredMessage
 
-STATE_MARKS = {"queued": ("…", "dim"), "sent": ("✓", "dim"), "delivered": ("✓✓", "green"), "failed": ("✗", "red")}
+STATE_MARKS = {
+    "queued": ("…", "dim"),
+    "sent": ("✓", "dim"),
+    "delivered": ("✓✓", "green"),
+    "failed": ("✗", "red"),
+}
 
 
 def clock(ms: int) -> str:
@@ -57,7 +63,7 @@ class ChatPane(VerticalScroll):
             self.peer = peer
             self.before = before
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.peer: str | None = None
         self.lines: dict[str, MessageLine] = {}
@@ -68,10 +74,13 @@ class ChatPane(VerticalScroll):
 
     def on_mount(self) -> None:
         self.border_title = "Chat"
-        self.mount(Static(
-            "Welcome to p2p-chat. /add NAME adds a contact, /msg NAME TEXT starts a conversation, "
-            "/help lists the commands.", classes="system",
-        ))
+        self.mount(
+            Static(
+                "Welcome to p2p-chat. /add NAME adds a contact, /msg NAME TEXT starts a conversation, "
+                "/help lists the commands.",
+                classes="system",
+            )
+        )
 
     def open(self, peer: str, page: list[StoredMessage], page_size: int) -> None:
         self.peer = peer

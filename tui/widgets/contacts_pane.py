@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.message import Message
@@ -39,7 +40,7 @@ class ContactsPane(OptionList):
             super().__init__()
             self.name = name
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.entries: dict[str, ContactEntry] = {}
 
@@ -57,7 +58,7 @@ class ContactsPane(OptionList):
             self._rebuild()
         return self.entries[key]
 
-    def remove(self, name: str) -> None:
+    def forget(self, name: str) -> None:
         if self.entries.pop(name.lower(), None) is not None:
             self._rebuild()
 

@@ -1,0 +1,23 @@
+"""What the input line understands."""
+
+import pytest
+
+from tui.commands import Command, CommandError, parse
+
+
+def test_plain_text_and_escaped_slashes():
+    assert parse("hello") == "hello"
+    assert parse("//not a command") == "/not a command"
+
+
+def test_commands_with_their_arguments():
+    assert parse("/msg Bob hi there") == Command("msg", ("Bob", "hi there"))
+    assert parse("/ADD bob") == Command("add", ("bob",))
+    assert parse("/help") == Command("help", ())
+
+
+@pytest.mark.parametrize("line", ["/msg bob", "/msg", "/add", "/add a b", "/nope"])
+def test_mistakes_say_how_to_write_it(line):
+    with pytest.raises(CommandError) as info:
+        parse(line)
+    assert "usage" in str(info.value) or "unknown command" in str(info.value)

@@ -1,0 +1,158 @@
+"""SQLite stores: group commit, numbered migrations, and databases written by earlier versions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from node.crypto.keys import Identity
+from node.crypto.signing import sign_record
+from node.errors import StoreError
+from node.seed.store import STEPS as SEED_STEPS
+from node.seed.store import SeedStore
+from node.storage.committer import GroupCommitter
+from node.storage.migrations import migrate, schema_version
+from node.storage.sqlite import open_db
+from node.user.store import STEPS as USER_STEPS
+from node.user.store import StoredMessage, UserStore
+
+# the schemas as p2p-chat wrote them before databases carried a version (user_version 0)
+SEED_V0 = """
+CREATE TABLE records (nkey TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL,
+    endpoint TEXT NOT NULL, seq INTEGER NOT NULL, sig TEXT NOT NULL, renewed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE seeds (url TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+USER_V0 = """
+CREATE TABLE meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+CREATE TABLE contacts (nkey TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT, changed_key TEXT,
+    new INTEGER NOT NULL DEFAULT 0, added INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE messages (n INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, id TEXT NOT NULL,
+    outgoing INTEGER NOT NULL, sender TEXT NOT NULL, recipient TEXT NOT NULL, ts INTEGER NOT NULL,
+    text TEXT NOT NULL, state TEXT NOT NULL, reason TEXT);
+CREATE UNIQUE INDEX messages_id ON messages(peer, outgoing, id);
+"""
+
+
+async def test_rows_arriving_together_commit_together_and_in_order(tmp_path):
+    db = open_db(tmp_path / "t.sqlite3")
+    db.execute("CREATE TABLE t (n INTEGER)")
+
+    def write(conn: sqlite3.Connection, rows: list[int]) -> list[int]:
+        conn.executemany("INSERT INTO t VALUES (?)", [(r,) for r in rows])
+        return [r * 10 for r in rows]
+
+    committer = GroupCommitter(db, write)
+    futures = [committer.submit(i) for i in range(100)]
+    assert await asyncio.gather(*futures) == [i * 10 for i in range(100)]
+    assert committer.commits == 1
+    await committer.close()
+    assert [n for (n,) in db.execute("SELECT n FROM t")] == list(range(100))
+
+
+async def test_a_failed_commit_reaches_every_waiter(tmp_path):
+    db = open_db(tmp_path / "t.sqlite3")
+
+    def write(conn: sqlite3.Connection, rows: list[str]) -> list[None]:
+        conn.execute("INSERT INTO missing VALUES (1)")
+        return [None] * len(rows)
+
+    committer = GroupCommitter(db, write)
+    results = await asyncio.gather(
+        committer.submit("a"), committer.submit("b"), return_exceptions=True
+    )
+    assert all(isinstance(r, StoreError) for r in results)
+    await committer.close()
+
+
+def test_migrations_run_once_each_and_refuse_a_newer_database(tmp_path):
+    path = tmp_path / "m.sqlite3"
+    db = open_db(path)
+    steps = ["CREATE TABLE a (x);", "ALTER TABLE a ADD COLUMN y;"]
+    assert migrate(db, steps[:1], path) == 1
+    assert migrate(db, steps, path) == 2 and schema_version(db) == 2
+    assert migrate(db, steps, path) == 2  # nothing left to do
+    with pytest.raises(StoreError, match="newer p2p-chat"):
+        migrate(db, steps[:1], path)
+
+
+def test_a_failed_step_leaves_the_previous_version(tmp_path):
+    path = tmp_path / "m.sqlite3"
+    db = open_db(path)
+    with pytest.raises(StoreError, match="schema 2"):
+        migrate(db, ["CREATE TABLE a (x);", "CREATE TABLE a (x);"], path)
+    assert schema_version(db) == 1
+
+
+async def test_a_seed_database_from_before_versioning_keeps_its_records(tmp_path):
+    path = tmp_path / "directory.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(SEED_V0)
+    rec = sign_record(Identity.generate(), "Sally", "ws://127.0.0.1:1", 42)
+    old.execute(
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+        ("sally", rec.name, rec.key, rec.endpoint, rec.seq, rec.sig, 7),
+    )
+    old.execute("INSERT INTO seeds VALUES ('ws://127.0.0.1:5002')")
+    old.commit()
+    old.close()
+    store = SeedStore(path)
+    assert schema_version(store.db) == len(SEED_STEPS)
+    assert list(store.load_records()) == [(rec, 7)]
+    assert store.load_seed_urls() == ["ws://127.0.0.1:5002"]
+    await store.close()
+
+
+async def test_a_user_database_from_before_versioning_keeps_contacts_and_history(tmp_path):
+    path = tmp_path / "user.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(USER_V0)
+    old.execute("INSERT INTO meta VALUES ('seq', 1234)")
+    old.execute("INSERT INTO contacts VALUES ('bob', 'Bob', 'KEY', NULL, 1, 5)")
+    old.execute(
+        "INSERT INTO messages(peer, id, outgoing, sender, recipient, ts, text, state, reason) "
+        "VALUES ('bob', 'm1', 1, 'Sally', 'Bob', 10, 'hi', 'queued', NULL)"
+    )
+    old.commit()
+    old.close()
+    store = UserStore(path)
+    store.start()
+    assert schema_version(store.db) == len(USER_STEPS)
+    assert [(c.name, c.key, c.new) for c in store.contacts()] == [("Bob", "KEY", True)]
+    assert [(m.id, m.text, m.state) for m in store.pending()] == [("m1", "hi", "queued")]
+    assert await store.next_seq(now=5) == 1235  # seq only grows, across the upgrade too
+    await store.close()
+
+
+async def test_user_store_pages_history_and_shows_unsaved_states(tmp_path):
+    store = UserStore(tmp_path / "user.sqlite3")
+    store.start()
+    for i in range(5):
+        await store.add_message(StoredMessage.new_outgoing(f"m{i}", "Sally", "Bob", i, f"t{i}"))
+    dup = await store.add_message(StoredMessage.new_outgoing("m0", "Sally", "Bob", 0, "t0"))
+    assert dup == 0  # the same id is stored once
+    page = store.history("bob", limit=2)
+    assert [m.id for m in page] == ["m3", "m4"]
+    assert [m.id for m in store.history("BOB", before=page[0].n, limit=10)] == ["m0", "m1", "m2"]
+    saved = store.set_state("bob", "m4", "delivered")
+    assert store.history("bob", limit=1)[0].state == "delivered"  # shown before the commit
+    await saved
+    assert not store.unsaved
+    assert [m.id for m in store.pending()] == ["m0", "m1", "m2", "m3"]
+    await store.close()
+
+
+async def test_contacts_live_in_memory_and_reach_the_disk(tmp_path):
+    store = UserStore(tmp_path / "user.sqlite3")
+    store.start()
+    assert store.add_contact("Bob", now=1) and not store.add_contact("bob", now=2)
+    store.pin("bob", "K1")
+    store.set_changed_key("bob", "K2")
+    assert store.accept_key("bob") == "K2"
+    assert store.remove_contact("Carol") is False
+    await store.close()
+    again = UserStore(tmp_path / "user.sqlite3")
+    assert [(c.name, c.key, c.changed_key) for c in again.contacts()] == [("Bob", "K2", None)]
+    again.db.close()
+    again.reader.close()
