@@ -30,11 +30,14 @@ def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
 def event_line(event: Event) -> dict[str, Any]:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
-    if isinstance(event, MessageState) and event.state in ("delivered", "failed"):
-        body["event"] = event.state
-        body.pop("state")
-        if event.state == "delivered":
-            body.pop("reason")
+    if isinstance(event, MessageState):
+        if body.get("path") is None:
+            body.pop("path", None)
+        if event.state in ("delivered", "failed"):
+            body["event"] = event.state
+            body.pop("state")
+            if event.state == "delivered":
+                body.pop("reason")
     return body
 
 

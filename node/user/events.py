@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Self
 
 ConnState = Literal["connecting", "connected", "failing_over", "offline"]
-MsgState = Literal["queued", "sent", "delivered", "failed"]
+MsgState = Literal["queued", "sent", "stored", "delivered", "failed"]
+# how a message left: straight to the recipient's endpoint, through the seeds, or as mail
+MsgPath = Literal["direct", "relay", "mail"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +80,17 @@ class MessageReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class MessageState(Event):
-    """An outgoing message moved on (or was held back, `reason` saying why)."""
+    """An outgoing message moved on (or was held back, `reason` saying why).
+
+    `sent` carries the path it took (direct or relay), `stored` is mail held by the mesh for an
+    offline recipient, `delivered` comes only with an acknowledgement whose proof opens.
+    """
 
     id: str
     to: str
     state: MsgState
     reason: str | None = None
+    path: MsgPath | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +122,15 @@ class KeyChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SessionReplaced(Event):
+    """The name registered again somewhere newer (another app of this user): this node stopped
+    reconnecting and stays offline until `UserNode.reconnect()` is called."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent(Event):
     code: str
     message: str
@@ -132,6 +148,7 @@ EVENT_NAMES: dict[type, str] = {
     ContactAdded: "contact_added",
     ContactRemoved: "contact_removed",
     KeyChanged: "key_changed",
+    SessionReplaced: "session_replaced",
     ErrorEvent: "error",
 }
 
