@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
-from .wire.protocol import MAX_FRAME
+from .wire.protocol import MAX_FRAME, Url
 
 TABLES = ("seed", "user")
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -25,21 +25,36 @@ class SeedConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=0, le=65535)
     name: str | None = Field(None, min_length=1, max_length=64)
-    url: str | None = None
-    peers: list[str] = []
+    url: Url | None = None
+    peers: list[Url] = []
     data_dir: Path | None = None
     log_level: LogLevel = "info"
-    max_frame: int = Field(MAX_FRAME, ge=1024, le=16 * 1024 * 1024)
+    max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
     max_connections: int = Field(10_000, ge=1)
+    max_connections_per_address: int = Field(64, ge=1)
+    new_names_per_minute: float = Field(30.0, gt=0)
     max_watch: int = Field(1_000, ge=1)
     rate: float = Field(200.0, gt=0)
     burst: float = Field(400.0, ge=1)
     peer_rate: float = Field(5_000.0, gt=0)
     peer_burst: float = Field(10_000.0, ge=1)
+    max_seed_urls: int = Field(64, ge=0, le=1000)
+    max_presence_per_peer: int = Field(200_000, ge=1)
     lease_days: float = Field(30.0, gt=0)
+    claim_window: float = Field(5.0, ge=0)
     lookup_timeout: float = Field(2.0, gt=0)
     unreachable_after: float = Field(30.0, gt=0)
     ping_interval: float = Field(20.0, gt=0)
+    relay_rate: int = Field(64 * 1024, ge=1)
+    relay_burst: int = Field(1024 * 1024, ge=64 * 1024)
+    mail_days: float = Field(21.0, gt=0)
+    mail_per_recipient: int = Field(1000, ge=1)
+    mail_per_recipient_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+    mail_per_sender: int = Field(1000, ge=1)
+    mail_per_sender_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+    mail_per_pair: int = Field(128, ge=1)
+    mail_per_pair_bytes: int = Field(1024 * 1024, ge=64 * 1024)
+    mail_max_bytes: int = Field(1024 * 1024 * 1024, ge=64 * 1024)
 
     def seed_name(self, port: int) -> str:
         return self.name or f"seed-{port}"
@@ -113,13 +128,22 @@ class UserConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = None
-    seeds: list[str] = ["ws://127.0.0.1:5001"]
-    host: str = "127.0.0.1"
+    seeds: list[Url] = ["ws://127.0.0.1:5001"]
+    host: str | None = None
     port: int = Field(0, ge=0, le=65535)
-    advertise: str | None = None
+    advertise: Url | None = None
     data_dir: Path | None = None
     log_level: LogLevel = "warning"
-    expire_after: float = Field(86_400.0, gt=0)
+    expire_after: float = Field(21 * 86_400.0, gt=0)
     ack_timeout: float = Field(10.0, gt=0)
     retry_max: float = Field(30.0, gt=0)
-    max_frame: int = Field(MAX_FRAME, ge=1024, le=16 * 1024 * 1024)
+    direct_timeout: float = Field(2.0, gt=0)
+    relay_memory: float = Field(600.0, ge=0)
+    relay_ack_timeout: float = Field(30.0, gt=0)
+    max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
+    max_peer_connections: int = Field(256, ge=1)
+    max_peer_connections_per_address: int = Field(16, ge=1)
+    peer_rate: float = Field(10_000.0, gt=0)
+    peer_burst: float = Field(20_000.0, ge=1)
+    inbound_lookup_rate: float = Field(10.0, gt=0)
+    inbound_lookup_burst: float = Field(20.0, ge=1)

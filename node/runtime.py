@@ -58,3 +58,55 @@ class Tasks:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class LogLimiter(logging.Filter):
+    """Lets through at most `burst` records a minute per (logger, message), then one summary.
+
+    A flood (a thousand refused sockets a second, a file-descriptor shortage) must not turn into
+    megabytes of identical log lines; the first few say what happens, the count says how often.
+    """
+
+    def __init__(self, burst: int = 5, window: float = 60.0) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window = window
+        self.seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = record.created
+        start, count = self.seen.get(key, (now, 0))
+        if now - start > self.window:
+            if count > self.burst:
+                record.msg = (
+                    f"{record.msg} (and {count - self.burst} more like it in the last minute)"
+                )
+            start, count = now, 0
+        self.seen[key] = (start, count + 1)
+        if len(self.seen) > 10_000:
+            self.seen.clear()
+        return count < self.burst
+
+
+def quiet_loop_errors(loop: asyncio.AbstractEventLoop, limiter: LogLimiter) -> None:
+    """Report the loop's own errors (accept() out of file descriptors, say) through a rate limit."""
+    errors = logging.getLogger("p2p.loop")
+    errors.addFilter(limiter)
+
+    def handler(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        errors.error(
+            "%s%s", context.get("message", "event loop error"), f": {exc!r}" if exc else ""
+        )
+
+    loop.set_exception_handler(handler)
+
+
+def raise_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one: sockets are files."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -26,6 +26,10 @@ async def seeds(tmp_path):
     started: list[Seed] = []
 
     async def start(name: str, peers: list[str] | None = None, port: int = 0, **kw) -> Seed:
+        # every test client comes from 127.0.0.1: the per-address caps are lifted unless a test
+        # is about them
+        kw.setdefault("max_connections_per_address", 100_000)
+        kw.setdefault("new_names_per_minute", 1e9)
         cfg = SeedConfig(
             host="127.0.0.1",
             port=port,

@@ -97,6 +97,11 @@ class Proc:
         return self.p.poll() is None
 
 
+# every test client comes from 127.0.0.1: seeds started here lift the per-address caps, unless
+# the test's own config sets them
+LOOPBACK_CAPS = "max_connections_per_address = 100000\nnew_names_per_minute = 1000000000.0\n"
+
+
 class SeedProc(Proc):
     def __init__(
         self,
@@ -119,8 +124,13 @@ class SeedProc(Proc):
         ]
         for p in peers:
             args += ["--peer", p]
-        if config is not None:
-            args += ["--config", str(config)]
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        text = config.read_text() if config is not None else "[seed]\n"
+        if "max_connections_per_address" not in text and "new_names_per_minute" not in text:
+            text += LOOPBACK_CAPS
+        merged = data_dir.parent / f"{data_dir.name}-seed.toml"
+        merged.write_text(text)
+        args += ["--config", str(merged)]
         super().__init__(args)
         self.name = name
         self.url = self.wait_for(

@@ -35,7 +35,12 @@ def imports(path: Path) -> set[str]:
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    # names imported only for type checking create no import at run time
+    for guard in [n for n in ast.walk(tree) if isinstance(n, ast.If)]:
+        if isinstance(guard.test, ast.Name) and guard.test.id == "TYPE_CHECKING":
+            guard.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -7,7 +7,7 @@ import asyncio
 from node.crypto.keys import Identity
 from node.wire.protocol import frame_text as frame
 
-from .helpers import RawClient, eventually, record
+from .helpers import FakeSeed, RawClient, eventually, record
 
 
 async def resolvable(seed, name: str) -> bool:
@@ -20,7 +20,7 @@ async def resolvable(seed, name: str) -> bool:
 
 
 def linked(seed, *names: str) -> bool:
-    return all(n in seed.mesh.links for n in names)
+    return all(n in seed.mesh.peer_names() for n in names)
 
 
 async def test_line_of_three_converges_survives_the_middle_and_catches_up(seeds):
@@ -44,7 +44,8 @@ async def test_line_of_three_converges_survives_the_middle_and_catches_up(seeds)
     # B dies: A and C keep talking directly
     await b.stop()
     await eventually(
-        lambda: "b" not in a.mesh.links and "b" not in c.mesh.links, what="B's links down"
+        lambda: "b" not in a.mesh.peer_names() and "b" not in c.mesh.peer_names(),
+        what="B's links down",
     )
     bob = await RawClient.open(c.url)
     assert (await bob.request({"type": "register", "record": record(Identity.generate(), "Bob")}))[
@@ -97,31 +98,8 @@ async def test_presence_of_an_unreachable_home_seed_expires(seeds):
     assert pushes[-1]["online"] is False
 
 
-class FakeSeed:
-    """A seed written from the protocol: dials with seed_hello and speaks raw frames."""
-
-    async def connect(self, url: str, name: str = "mallory"):
-        self.client = await RawClient.open(url)
-        self.key = Identity.generate().key
-        welcome = await self.client.request(
-            {
-                "type": "seed_hello",
-                "name": name,
-                "url": "ws://127.0.0.1:1",
-                "key": self.key,
-                "seeds": [],
-            }
-        )
-        assert welcome["type"] == "seed_welcome"
-        # drain the initial sync until done
-        while True:
-            msg = await self.client.next_push()
-            if msg["type"] == "sync" and msg["done"]:
-                return welcome
-
-
 async def test_forged_and_hijacking_gossip_records_are_dropped(seeds):
-    a = await seeds("a")
+    a = await seeds("a", claim_window=0)  # Sally's name is settled at once: no same-moment claims
     owner = Identity.generate()
     user = await RawClient.open(a.url)
     genuine = record(owner, "Sally", "ws://127.0.0.1:7001")
@@ -130,12 +108,8 @@ async def test_forged_and_hijacking_gossip_records_are_dropped(seeds):
     fake = FakeSeed()
     await fake.connect(a.url)
     forged = {**record(owner, "Victim"), "endpoint": "ws://evil:1"}  # bits changed after signing
-    hijack = record(
-        Identity.generate(), "sally", "ws://evil:2", seq=genuine["seq"] + 1
-    )  # valid sig, other key
-    await fake.client.send_raw(
-        frame({"type": "gossip", "records": [forged, hijack], "presence": []})
-    )
+    hijack = record(Identity.generate(), "sally", "ws://evil:2", seq=genuine["seq"] + 1)
+    await fake.gossip(records=[forged, hijack])
     # a lookup on the same link is answered after the gossip was processed
     reply = await fake.client.request({"type": "lookup", "name": "sally", "hops": 0})
     assert reply["record"] == genuine
@@ -143,9 +117,7 @@ async def test_forged_and_hijacking_gossip_records_are_dropped(seeds):
     assert reply["code"] == "not_found"
     assert a.mesh.dropped == {"bad_signature": 1, "name_taken": 1}
     # the same goes for records in a sync
-    await fake.client.send_raw(
-        frame({"type": "sync", "records": [forged], "presence": [], "done": True})
-    )
+    await fake.sync_done(records=[forged])
     reply = await fake.client.request({"type": "lookup", "name": "victim", "hops": 0})
     assert reply["code"] == "not_found" and a.mesh.dropped["bad_signature"] == 2
 
@@ -157,13 +129,13 @@ async def test_gossip_forwards_only_changes(seeds):
     other = FakeSeed()
     await other.connect(a.url, "f2")
     rec = record(Identity.generate(), "Zed")
-    await fake.client.send_raw(frame({"type": "gossip", "records": [rec], "presence": []}))
+    await fake.gossip(records=[rec])
     got = await other.client.next_push()
     assert got["type"] == "gossip" and got["records"] == [rec]
     # the same record again changes nothing, so nothing is forwarded: the next push is the new one
-    await fake.client.send_raw(frame({"type": "gossip", "records": [rec], "presence": []}))
+    await fake.gossip(records=[rec])
     rec2 = record(Identity.generate(), "Yan")
-    await fake.client.send_raw(frame({"type": "gossip", "records": [rec2], "presence": []}))
+    await fake.gossip(records=[rec2])
     got = await other.client.next_push()
     assert got["records"] == [rec2]
 
@@ -201,3 +173,9 @@ async def test_lookup_asks_peers_with_hops_0_and_first_found_wins(seeds):
     reply = await user.request({"type": "lookup", "name": "nobody"})
     assert reply["code"] == "not_found"
     assert (await fake.client.next_unmatched())["name"] == "nobody"
+    # once every peer's sync is done, a miss is not_found at once: nobody is asked
+    await fake.sync_done()
+    await eventually(lambda: not a.mesh.syncing(), what="the fake's sync to count as done")
+    reply = await user.request({"type": "lookup", "name": "stillnobody"})
+    assert reply["code"] == "not_found"
+    assert fake.client.unmatched.empty()

@@ -72,9 +72,9 @@ async def test_error_echoes_a_readable_id_and_is_null_otherwise(seeds):
 
 
 async def test_frame_over_the_limit_closes_with_1009(seeds):
-    seed = await seeds("a", max_frame=4096)
+    seed = await seeds("a")  # the limit is 64 KiB, the least the contract allows
     client = await RawClient.open(seed.url, max_frame=1 << 20)
-    await client.send_raw(json.dumps({"type": "lookup", "id": "big", "name": "x" * 5000}))
+    await client.send_raw(json.dumps({"type": "lookup", "id": "big", "name": "x" * 70_000}))
     await asyncio.wait_for(client.ws.wait_closed(), 5)
     assert client.ws.close_code == 1009
 
@@ -189,7 +189,9 @@ async def test_signatures_are_checked(seeds):
     c = await RawClient.open(seed.url)
     rec = record(me, "carol")
     tampered = {**rec, "endpoint": "ws://evil.example:1"}
-    assert (await c.request({"type": "register", "record": tampered}))["code"] == "bad_signature"
+    auth = c.auth(me, "carol")  # a valid session: only the record's own signature fails
+    reply = await c.request({"type": "register", "record": tampered, "auth": auth})
+    assert reply["code"] == "bad_signature" and "record" in reply["message"]
     # a signature made without the domain prefix is refused too
     body = record_signed_bytes("carol", me.key, "ws://127.0.0.1:9", 5)[len(b"p2pchat-record-v1:") :]
     unprefixed = {
@@ -199,10 +201,12 @@ async def test_signatures_are_checked(seeds):
         "seq": 5,
         "sig": base64.b64encode(me.signing_key.sign(body).signature).decode(),
     }
-    assert (await c.request({"type": "register", "record": unprefixed}))["code"] == "bad_signature"
+    reply = await c.request({"type": "register", "record": unprefixed, "auth": c.auth(me, "carol")})
+    assert reply["code"] == "bad_signature"
     # someone else's key under my signature
     other = {**rec, "key": Identity.generate().key}
-    assert (await c.request({"type": "register", "record": other}))["code"] == "bad_signature"
+    reply = await c.request({"type": "register", "record": other, "auth": c.auth(me, "carol")})
+    assert reply["code"] == "bad_signature"
     assert (await c.request({"type": "lookup", "name": "carol", "hops": 0}))["code"] == "not_found"
 
 

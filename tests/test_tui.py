@@ -165,7 +165,7 @@ async def test_message_to_an_unknown_name_says_so(seeds, tmp_path):
 async def test_home_seed_killed_shows_failover_in_seeds_pane(seeds, tmp_path):
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: "a" in b.mesh.links, what="mesh")
+    await eventually(lambda: "a" in b.mesh.peer_names(), what="mesh")
     app = make_app(tmp_path, "Sally", [a.url, b.url])
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app))

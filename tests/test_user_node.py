@@ -36,6 +36,16 @@ def state(msg_id, *states):
     return lambda e: isinstance(e, MessageState) and e.id == msg_id and e.state in states
 
 
+async def all_delivered(stream, ids: list[str]) -> None:
+    """Every one of `ids` delivered, in any order: acks come back by several paths."""
+    waiting = set(ids)
+    while waiting:
+        event = await next_event(
+            stream, lambda e: isinstance(e, MessageState) and e.state == "delivered"
+        )
+        waiting.discard(event.id)
+
+
 def received(e):
     return isinstance(e, MessageReceived)
 
@@ -43,7 +53,7 @@ def received(e):
 async def two_seeds(seeds):
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: "a" in b.mesh.links and "b" in a.mesh.links, what="mesh")
+    await eventually(lambda: "a" in b.mesh.peer_names() and "b" in a.mesh.peer_names(), what="mesh")
     return a, b
 
 
@@ -126,16 +136,16 @@ async def test_offline_recipient_gets_queued_messages_in_order_once(seeds, users
     await users.stop(bob)
 
     ids = [await alice.send("bob", f"message {i}") for i in range(5)]
-    waiting = await next_event(
-        alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline"
+    # the recipient is offline: the mesh holds the messages as mail
+    stored = await next_event(
+        alice_ev, lambda e: isinstance(e, MessageState) and e.state == "stored"
     )
-    assert waiting.state == "queued"
+    assert stored.path == "mail" and stored.id == ids[0]
 
     bob, bob_ev = await users("bob", [a.url], data_dir=tmp_path / "user-bob")
     texts = [(await next_event(bob_ev, received)).text for _ in ids]
     assert texts == [f"message {i}" for i in range(5)]
-    for msg_id in ids:
-        await next_event(alice_ev, state(msg_id, "delivered"))
+    await all_delivered(alice_ev, ids)
     assert [m.text for m in bob.history("alice")] == texts
     assert alice.pending_count() == 0
 
@@ -147,9 +157,7 @@ async def test_sender_restart_keeps_the_outbox(seeds, users, tmp_path):
     await users.stop(bob)
     alice, alice_ev = await users("alice", [a.url])
     ids = [await alice.send("bob", f"kept {i}") for i in range(3)]
-    await next_event(
-        alice_ev, lambda e: isinstance(e, MessageState) and e.reason == "recipient offline"
-    )
+    await next_event(alice_ev, lambda e: isinstance(e, MessageState) and e.state == "stored")
     await users.stop(alice)
 
     bob, bob_ev = await users("bob", [a.url], data_dir=tmp_path / "user-bob")
@@ -157,8 +165,7 @@ async def test_sender_restart_keeps_the_outbox(seeds, users, tmp_path):
     alice, alice_ev = await users("alice", [a.url], data_dir=tmp_path / "user-alice")
     texts = [(await next_event(bob_ev, received)).text for _ in ids]
     assert texts == ["kept 0", "kept 1", "kept 2"]
-    for msg_id in ids:
-        await next_event(alice_ev, state(msg_id, "delivered"))
+    await all_delivered(alice_ev, ids)
 
 
 async def indie_register(seed_url: str, name: str, identity: Identity, endpoint: str) -> RawClient:
@@ -166,6 +173,22 @@ async def indie_register(seed_url: str, name: str, identity: Identity, endpoint:
     reply = await client.request({"type": "register", "record": record(identity, name, endpoint)})
     assert reply["type"] == "registered"
     return client
+
+
+def opens_to(
+    proof: str, sender: Identity, recipient_key_b64: str, frm: str, msg_id: str, to: str
+) -> bool:
+    """Whether an ack's proof is the contract's: the recipient's box, to the sender, of who and what."""
+    from nacl.signing import VerifyKey
+
+    pk = VerifyKey(base64.b64decode(recipient_key_b64)).to_curve25519_public_key()
+    raw = base64.b64decode(proof)
+    plain = Box(sender.signing_key.to_curve25519_private_key(), pk).decrypt(raw[24:], raw[:24])
+    said = {"from": frm, "id": msg_id, "to": to}
+    return (
+        plain
+        == b"p2pchat-ack-v1:" + json.dumps(said, sort_keys=True, separators=(",", ":")).encode()
+    )
 
 
 def seal(sender: Identity, recipient_key_b64: str, plain: dict) -> tuple[str, str]:
@@ -190,8 +213,10 @@ async def test_resend_is_acked_but_stored_once_and_forgeries_are_refused(seeds, 
     plain = {"id": "m-1", "from": "indie", "to": "bob", "ts": now_ms(), "text": "once"}
     nonce, box = seal(indie, bob.identity.key, plain)
     chat = {"type": "chat", "id": "m-1", "from": "indie", "to": "bob", "nonce": nonce, "box": box}
-    assert (await conn.request(dict(chat))) == {"type": "ack", "id": "m-1"}
-    assert (await conn.request(dict(chat))) == {"type": "ack", "id": "m-1"}
+    for _ in range(2):  # a resend is acknowledged again, each ack with a proof that opens
+        ack = await conn.request(dict(chat))
+        assert ack["type"] == "ack" and ack["id"] == "m-1"
+        assert opens_to(ack["proof"], indie, bob.identity.key, "indie", "m-1", "bob")
     assert (await next_event(bob_ev, received)).text == "once"
     assert [m.text for m in bob.history("indie")] == ["once"]
 
@@ -237,16 +262,25 @@ async def test_independent_client_receives_boxed_messages_from_a_node(seeds, use
                 box.decrypt(base64.b64decode(frame["box"]), base64.b64decode(frame["nonce"]))
             )
             await inbox.put(plain)
-            await ws.send(json.dumps({"type": "ack", "id": frame["id"]}))
+            # the ack proves it opened the box: a fresh nonce, then the box back to the sender
+            said = {"from": frame["from"], "id": frame["id"], "to": frame["to"]}
+            body = (
+                b"p2pchat-ack-v1:"
+                + json.dumps(said, sort_keys=True, separators=(",", ":")).encode()
+            )
+            nonce = nacl.utils.random(24)
+            proof = base64.b64encode(nonce + box.encrypt(body, nonce).ciphertext).decode()
+            await ws.send(json.dumps({"type": "ack", "id": frame["id"], "proof": proof}))
 
     async with serve(endpoint, "127.0.0.1", 0, subprotocols=["p2pchat.v1"]) as server:
         port = server.sockets[0].getsockname()[1]
-        await indie_register(a.url, "indie", indie, f"ws://127.0.0.1:{port}")
+        session = await indie_register(a.url, "indie", indie, f"ws://127.0.0.1:{port}")
         msg_id = await alice.send("indie", "to the independent client")
         await next_event(alice_ev, state(msg_id, "delivered"))
         plain = await asyncio.wait_for(inbox.get(), 5)
     assert plain["id"] == msg_id and plain["from"] == "alice" and plain["to"] == "indie"
     assert plain["text"] == "to the independent client" and abs(plain["ts"] - now_ms()) < 10_000
+    await session.close()
 
 
 async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tmp_path):

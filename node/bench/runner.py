@@ -57,6 +57,8 @@ class Procs:
         self.config.write_text(
             '[seed]\nrate = 1000000000.0\nburst = 1000000000.0\nlog_level = "warning"\n'
             "max_connections = 100000\n"
+            # every load generator runs on 127.0.0.1: the per-address caps would measure themselves
+            "max_connections_per_address = 100000\nnew_names_per_minute = 1000000000.0\n"
         )
 
     async def _spawn(self, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:

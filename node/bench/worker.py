@@ -35,6 +35,28 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+async def seed_socket(url: str, **kw: Any) -> tuple[ClientConnection, dict[str, Any]]:
+    """A socket to a seed, and the challenge the seed opens every socket with."""
+    ws = await dial(url, **kw)
+    challenge = json.loads(await ws.recv())
+    assert challenge["type"] == "challenge", challenge
+    return ws, challenge
+
+
+def register_frame(
+    identity: Any, record_json: str, name: str, challenge: dict[str, Any], fid: str
+) -> str:
+    """A register with the session auth for this socket's challenge."""
+    from ..crypto.signing import sign_session
+
+    auth = sign_session(identity, name, challenge["seed_key"], challenge["nonce"], now_ms())
+    return '{"type":"register","id":"%s","record":%s,"auth":%s}' % (
+        fid,
+        record_json,
+        auth.model_dump_json(),
+    )
+
+
 def percentiles(samples_ms: list[float]) -> dict:
     s = sorted(samples_ms)
 
@@ -121,19 +143,19 @@ async def register(url: str, count: int, clients: int, prefix: str) -> None:
     from ..crypto.keys import Identity
     from ..crypto.signing import sign_record
 
+    identities = [Identity.generate() for _ in range(count)]
     records = [
-        sign_record(Identity.generate(), f"{prefix}{i}", "ws://127.0.0.1:9", now_ms())
+        sign_record(identities[i], f"{prefix}{i}", "ws://127.0.0.1:9", now_ms()).model_dump_json()
         for i in range(count)
     ]
-    frames = ['{"type":"register","id":"r","record":%s}' % r.model_dump_json() for r in records]
     raise_fd_limit()
     queue = iter(range(count))
     last_ack = [0.0]
 
     async def client() -> None:
         for i in queue:
-            ws = await dial(url)
-            await ws.send(frames[i])
+            ws, challenge = await seed_socket(url)
+            await ws.send(register_frame(identities[i], records[i], f"{prefix}{i}", challenge, "r"))
             reply = json.loads(await ws.recv())
             assert reply["type"] == "registered", reply
             last_ack[0] = time.time()
@@ -152,15 +174,22 @@ async def renew(url: str, count: int, clients: int) -> None:
 
     ids = [Identity.generate() for _ in range(clients)]
     per = count // clients
+    sockets = [await seed_socket(url) for _ in ids]
+    conns = [ws for ws, _ in sockets]
+    # each renewal carries a record with a higher seq and the session auth for its socket
     frames = [
         [
-            '{"type":"register","id":"%d","record":%s}'
-            % (n, sign_record(i, f"renew{k}", "ws://127.0.0.1:9", 10**12 + n).model_dump_json())
+            register_frame(
+                i,
+                sign_record(i, f"renew{k}", "ws://127.0.0.1:9", 10**12 + n).model_dump_json(),
+                f"renew{k}",
+                sockets[k][1],
+                str(n),
+            )
             for n in range(per)
         ]
         for k, i in enumerate(ids)
     ]
-    conns = [await dial(url) for _ in ids]
 
     async def client(k: int) -> None:
         ws = conns[k]
@@ -185,6 +214,8 @@ async def lookups(url: str, count: int, clients: int, name: str, check: bool = T
 
     async def client(k: int) -> None:
         ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
+        if check:
+            await ws.recv()  # the seed's challenge
         for i in range(count // clients):
             t0 = time.perf_counter()
             await ws.send('{"type":"lookup","id":"%d-%d","name":"%s"}' % (k, i, name))
@@ -214,7 +245,7 @@ async def paced(url: str, name: str, interval_ms: int, clients: int = 1) -> None
 
     async def client(k: int) -> None:
         nonlocal failures
-        ws = await dial(url)
+        ws, _ = await seed_socket(url)
         # independent users are not in step: spread the clients over the interval, or each lookup
         # would measure the queue behind the 19 sent in the same instant
         await asyncio.sleep(k * interval_ms / 1000 / clients)

@@ -17,14 +17,24 @@ def lookup_parser(sub: Any) -> None:
 
 async def run_lookup(args: argparse.Namespace) -> int:
     from ..crypto.keys import fingerprint
-    from ..wire.protocol import FROM_SEED, Found, frame_text, parse
+    from ..crypto.signing import verify_record
+    from ..wire.names import fold_name
+    from ..wire.protocol import FROM_SEED, ChallengeFrame, Found, frame_text, parse
     from ..wire.sockets import dial
 
     async with await dial(args.seed) as ws:
         await ws.send(frame_text({"type": "lookup", "id": "1", "name": args.name}))
         reply = parse(FROM_SEED, await ws.recv())
+        while isinstance(reply, ChallengeFrame):  # a seed's first frame; a lookup needs no session
+            reply = parse(FROM_SEED, await ws.recv())
     if not isinstance(reply, Found):
         print(f"{args.name}: {reply.message} ({reply.code})", file=sys.stderr)
+        return 1
+    if fold_name(reply.record.name) != fold_name(args.name) or not verify_record(reply.record):
+        print(
+            f"{args.name}: the seed answered with a record that does not prove itself",
+            file=sys.stderr,
+        )
         return 1
     if args.json:
         print(reply.model_dump_json(by_alias=True))

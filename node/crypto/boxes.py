@@ -17,6 +17,9 @@ from ..errors import ErrorCode, ProtocolError
 from ..wire.names import fold_name
 from ..wire.protocol import CHAT_PLAIN, Chat, ChatPlain
 from .keys import Identity, b64, unb64
+from .signing import canonical
+
+ACK_PREFIX = b"p2pchat-ack-v1:"
 
 
 class Boxes:
@@ -79,3 +82,33 @@ class Boxes:
                 ErrorCode.BAD_BOX, "the box's id, from or to differ from the frame's", chat.id
             )
         return inner
+
+    def ack_proof(self, sender_key: str, sender: str, msg_id: str, recipient: str) -> str:
+        """The proof an ack carries: only the recipient could box these bytes to the sender's key."""
+        plain = ACK_PREFIX + canonical({"from": sender, "id": msg_id, "to": recipient})
+        nonce = os.urandom(Box.NONCE_SIZE)
+        return b64(nonce + self.box(sender_key).encrypt(plain, nonce).ciphertext)
+
+    def proof_holds(
+        self, recipient_key: str, proof: str, sender: str, msg_id: str, recipient: str
+    ) -> bool:
+        """True when `proof` opens with the recipient's key to this message's sender, id and recipient."""
+        try:
+            raw = unb64(proof)
+            plain = self.box(recipient_key).decrypt(raw[Box.NONCE_SIZE :], raw[: Box.NONCE_SIZE])
+        except (CryptoError, ValueError):
+            return False
+        if not plain.startswith(ACK_PREFIX):
+            return False
+        try:
+            said = json.loads(plain[len(ACK_PREFIX) :])
+        except ValueError:
+            return False
+        return (
+            isinstance(said, dict)
+            and said.get("id") == msg_id
+            and isinstance(said.get("from"), str)
+            and isinstance(said.get("to"), str)
+            and fold_name(said["from"]) == fold_name(sender)
+            and fold_name(said["to"]) == fold_name(recipient)
+        )

@@ -1,15 +1,18 @@
-"""Seed-to-seed links: dialling with backoff, hello/welcome, full sync, gossip, peer lookups.
+"""Seed-to-seed links: dialling, the authenticated handshake, sync from `since`, gossip, peer lookups, relay.
 
-Every seed dials every seed URL it learns, so the mesh becomes complete and a dead seed never
-splits it; gossip is forwarded only when it changed this seed's state, so it ends on any mesh.
-The mesh holds links, never directory state: what it receives goes to its seed (`SeedSide`),
-which applies the directory rules and says what changed.
+Every seed dials every seed URL it learns from an authenticated peer, so the mesh becomes
+complete and a dead seed never splits it; gossip is forwarded only when it changed this seed's
+state, so it ends on any mesh. A seed is its key: links, presence and sync points are kept by
+key, and a link exists only after both sides signed the other's nonce. The mesh holds links,
+never directory state: what it receives goes to its seed (`SeedSide`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +21,10 @@ from typing import Protocol
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..clock import now_ms
 from ..config import SeedConfig
+from ..crypto.keys import Identity
+from ..crypto.signing import sign_seed_auth, verify_record, verify_seed_auth
 from ..errors import ConnectionLost, ErrorCode, ProtocolError
 from ..runtime import Tasks
 from ..wire.backoff import Backoff
@@ -26,18 +32,24 @@ from ..wire.correlator import Correlator
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
+    FROM_SEED,
+    MAX_FRAME,
     SEED_LINK,
-    SYNC_CHUNK,
+    ChallengeFrame,
     Error,
     Found,
     Gossip,
     Lookup,
+    MailItem,
+    PeerRelay,
     PresenceItem,
     Record,
+    SeedAuth,
     SeedHello,
     SeedInfo,
     SeedWelcome,
     Sync,
+    Taken,
     dump,
     error_frame,
     parse,
@@ -45,118 +57,171 @@ from ..wire.protocol import (
 )
 from ..wire.sender import FrameCounts, Sender
 from ..wire.sockets import close_now, dial, frames
+from . import chunks
+from .store import SeedUrl
+from .urls import UrlBook
 
 log = logging.getLogger("p2p.mesh")
 
 HANDSHAKE_TIMEOUT = 5.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
+AUTH_SKEW_MS = 60_000
+DAY_MS = 86_400_000
 
 
 @dataclass
 class Merged:
     """What a batch from a peer changed here, and what was refused (counted, never forwarded)."""
 
-    records: list[Record] = field(default_factory=list)
-    presence: list[PresenceItem] = field(default_factory=list)
-    refused: list[tuple[Record, ProtocolError]] = field(default_factory=list)
+    records: int = 0
+    presence: int = 0
+    mail: int = 0
+    taken: int = 0
+    refused: list[tuple[str, ProtocolError]] = field(default_factory=list)
 
 
 class SeedSide(Protocol):
-    """What the mesh needs of its seed: who it is, and the directory it replicates."""
+    """What the mesh needs of its seed: who it is, and the state it replicates."""
 
     name: str
     url: str
     config: SeedConfig
     frames: FrameCounts
+    identity: Identity
 
     @property
     def key(self) -> str: ...
 
-    def merge(self, records: list[Record], presence: list[PresenceItem]) -> Merged:
-        """Apply records and presence from a peer under the rules of a user's own registration."""
+    def merge(
+        self,
+        link_key: str,
+        records: list[Record],
+        presence: list[PresenceItem],
+        mail: list[MailItem],
+        taken: list[Taken],
+        verified: bool = False,
+    ) -> Merged:
+        """Apply what a peer sent under the rules of a user's own requests; what changed."""
 
-    def merge_online_set(self, seed: str, online: dict[str, int]) -> None:
+    def merge_online_set(self, seed_key: str, online: dict[str, tuple[int, int]]) -> None:
         """A peer's sync named its whole online set."""
 
-    def sync_items(self) -> tuple[list[Record], list[PresenceItem]]:
-        """Everything a new link is sent: every record and this seed's own online set."""
+    def local_online(self) -> list[PresenceItem]:
+        """This seed's own online users, each with its session auth."""
 
     def record(self, name: str) -> Record | None: ...
+
+    def holds(self, record: Record) -> bool:
+        """True when this very record is held already (dropped before its signature is checked)."""
+
+    def check_online(self, item: PresenceItem, link_key: str) -> ProtocolError | None:
+        """Why a peer's online item may not count, or None."""
 
     def lookup_reply(self, frame: Lookup) -> str:
         """The answer to a peer's `hops: 0` lookup, from this seed's own directory."""
 
-    def home_lost(self, seed: str) -> None:
+    def home_lost(self, seed_key: str) -> None:
         """A home seed was unreachable for too long: its users now count as offline."""
 
-    def home_back(self, seed: str) -> None:
+    def home_back(self, seed_key: str) -> None:
         """A lost home seed linked again."""
 
-    def remember_url(self, url: str) -> None:
-        """Keep a seed URL across restarts."""
+    def current_rev(self) -> tuple[str, int]: ...
+
+    def records_since(self, rev: int) -> list[tuple[int, str]]:
+        """(rev, JSON) of the records changed after `rev`, oldest change first."""
+
+    async def mail_since(self, rev: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """(rev, JSON) of the mail items and takes changed after `rev`, oldest first."""
+
+    def peer_relay(self, frame: PeerRelay) -> None: ...
+
+    def save_url(self, seed: SeedUrl) -> None: ...
+
+    def forget_url(self, url: str) -> None: ...
+
+    def save_sync_point(self, key: str, epoch: str, since: int) -> None: ...
+
+    def count(self, what: str) -> None: ...
 
 
 class Link:
-    """One live seed-to-seed socket and what is in flight on it."""
+    """One live, authenticated seed-to-seed socket and what is in flight on it."""
 
     def __init__(
         self,
         ws: Connection,
+        out: Sender,
         name: str,
         url: str,
         key: str,
         dialed: bool,
         limit: RateLimit,
-        counts: FrameCounts | None = None,
     ) -> None:
         self.ws = ws
-        self.out = Sender(ws, limit=100_000, counts=counts)
+        self.out = out
         self.name = name
         self.url = url
         self.key = key
         self.dialed = dialed
         self.limit = limit
         self.lookups: Correlator[Found | None] = Correlator()
-        self.sync_online: dict[str, int] = {}
+        self.sync_online: dict[str, tuple[int, int]] = {}
+        self.synced = False  # its sync reached done: true
+        self.intact = True  # nothing it sent was refused: its revs may advance our sync point
         self.closed = asyncio.Event()
 
-    def dialer(self, own_name: str) -> str:
-        return own_name if self.dialed else self.name
+    def dialer_key(self, own_key: str) -> str:
+        return own_key if self.dialed else self.key
 
 
+@dataclass
 class KnownSeed:
-    __slots__ = ("name", "url", "key")
-
-    def __init__(self, name: str, url: str, key: str) -> None:
-        self.name, self.url, self.key = name, url, key
+    name: str
+    url: str
+    key: str
+    seen: int  # when a handshake with it last succeeded (ms)
 
 
 class _SelfDial(Exception):
     """The URL we dialled is this seed."""
 
 
+def _nonce() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
 class Mesh:
-    """This seed's links to the others: dialling, the handshake, sync, gossip and peer lookups."""
+    """This seed's links to the others: dialling, the handshake, sync, gossip, lookups and relay."""
 
     def __init__(self, seed: SeedSide) -> None:
         self.seed = seed
-        self.links: dict[str, Link] = {}
-        self.known: dict[str, KnownSeed] = {}
-        self.urls: set[str] = set()
+        self.links: dict[str, Link] = {}  # by key
+        self.known: dict[str, KnownSeed] = {}  # by key
+        self.urls = UrlBook.create([], [], seed.config.max_seed_urls)
         self.self_urls: set[str] = set()
         self.dialers: dict[str, asyncio.Task[None]] = {}
+        self.sync_points: dict[str, tuple[str, int]] = {}
         self.tasks = Tasks(log)
         self.unreachable: dict[str, asyncio.TimerHandle] = {}
-        self.outgoing: list[tuple[Link | None, list[Record], list[PresenceItem]]] = []
+        self.outgoing: list[tuple[str, str, int, str | None]] = []
         self.flush_scheduled = False
-        self.dropped = {ErrorCode.BAD_SIGNATURE: 0, ErrorCode.NAME_TAKEN: 0}
+        self.dropped: dict[str, int] = {}
 
     # ------------------------------------------------------------------ life cycle
 
-    def start(self, urls: Iterable[str]) -> None:
+    def start(
+        self, configured: list[str], stored: list[SeedUrl], sync_points: dict[str, tuple[str, int]]
+    ) -> None:
         self.self_urls.add(self.seed.url)
-        self.learn(urls)
+        self.sync_points = dict(sync_points)
+        self.urls = UrlBook.create(configured, stored, self.seed.config.max_seed_urls)
+        for seed in self.urls.known.values():
+            if seed.learned == 0 and seed.url in self.urls.configured:
+                self.seed.save_url(seed)
+        for url in list(self.urls.known):
+            self._dial_soon(url)
 
     async def stop(self) -> None:
         for task in self.dialers.values():
@@ -164,21 +229,32 @@ class Mesh:
         for handle in self.unreachable.values():
             handle.cancel()
         for link in list(self.links.values()):
-            await link.ws.close(1001, "seed shutting down")
+            await close_now(link.ws, 1001, "seed shutting down")
         await asyncio.gather(*self.dialers.values(), return_exceptions=True)
         await self.tasks.cancel_all()
 
+    def drop(self, what: str) -> None:
+        self.dropped[what] = self.dropped.get(what, 0) + 1
+
     def learn(self, urls: Iterable[str]) -> None:
-        """Dial every seed URL not known yet, and remember it across restarts."""
-        for url in urls:
-            url = url.rstrip("/")
-            if url in self.urls or url in self.self_urls:
-                continue
-            self.urls.add(url)
-            self.seed.remember_url(url)
-            self.dialers[url] = asyncio.get_running_loop().create_task(
-                self._dial_loop(url), name=f"dial {url}"
-            )
+        """URLs an authenticated peer passed on: keep within the bounds, dial the new ones."""
+        wanted = [u for u in urls if u.rstrip("/") not in self.self_urls]
+        added, evicted = self.urls.learn(wanted, now_ms())
+        for url in evicted:
+            self.seed.forget_url(url)
+            task = self.dialers.pop(url, None)
+            if task is not None:
+                task.cancel()
+        for seed in added:
+            self.seed.save_url(seed)
+            self._dial_soon(seed.url)
+
+    def _dial_soon(self, url: str) -> None:
+        if url in self.self_urls or url in self.dialers:
+            return
+        self.dialers[url] = asyncio.get_running_loop().create_task(
+            self._dial_loop(url), name=f"dial {url}"
+        )
 
     # ------------------------------------------------------------------ dialling
 
@@ -189,135 +265,229 @@ class Mesh:
         return None
 
     async def _dial_loop(self, url: str) -> None:
+        """Dial `url` until it is forgotten; nothing that happens on one attempt ends the loop."""
         backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
-        while True:
-            existing = self._linked_url(url)
-            if existing is not None:
-                await existing.closed.wait()
+        try:
+            while url in self.urls.known:
+                existing = self._linked_url(url)
+                if existing is not None:
+                    await existing.closed.wait()
+                    await asyncio.sleep(BACKOFF_FIRST)
+                    continue
+                try:
+                    link = await self._dial(url)
+                except _SelfDial:
+                    log.debug("%s is this seed's own URL; not dialling it", url)
+                    self.self_urls.add(url)
+                    return
+                except (
+                    OSError,
+                    InvalidHandshake,
+                    InvalidURI,
+                    TimeoutError,
+                    ConnectionClosed,
+                    ProtocolError,
+                ) as exc:
+                    if self.urls.failed(url, now_ms()):
+                        log.info("forgetting %s: it never completed a handshake", url)
+                        self.seed.forget_url(url)
+                        return
+                    delay = backoff.next()
+                    log.debug("dial %s failed: %s; retry in %.1fs", url, exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                except Exception:
+                    log.exception("dialling %s failed unexpectedly; retrying", url)
+                    await asyncio.sleep(backoff.next())
+                    continue
+                backoff.reset()
+                await self._run(link)
                 await asyncio.sleep(BACKOFF_FIRST)
-                continue
-            try:
-                link = await self._dial(url)
-            except _SelfDial:
-                log.debug("%s is this seed's own URL; not dialling it", url)
-                self.self_urls.add(url)
-                return
-            except (
-                OSError,
-                InvalidHandshake,
-                InvalidURI,
-                TimeoutError,
-                ConnectionClosed,
-                ProtocolError,
-            ) as exc:
-                delay = backoff.next()
-                log.debug("dial %s failed: %s; retry in %.1fs", url, exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            await self._run(link)
-            await asyncio.sleep(BACKOFF_FIRST)
+        finally:
+            if self.dialers.get(url) is asyncio.current_task():
+                del self.dialers[url]
 
     async def _dial(self, url: str) -> Link:
         ws = await dial(
             url, self.seed.config.max_frame, HANDSHAKE_TIMEOUT, ping_interval=5, ping_timeout=10
         )
         try:
-            await ws.send(dump(self._intro(SeedHello, "seed_hello")))
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                challenge = parse(FROM_SEED, await ws.recv())
+                if not isinstance(challenge, ChallengeFrame):
+                    raise ProtocolError(
+                        ErrorCode.BAD_REQUEST, f"expected a challenge, got {challenge.type}"
+                    )
+                if challenge.seed_key == self.seed.key:
+                    raise _SelfDial()
+                hello_nonce = _nonce()
+                auth = sign_seed_auth(
+                    self.seed.identity,
+                    True,
+                    now_ms(),
+                    self.seed.key,
+                    challenge.seed_key,
+                    challenge.nonce,
+                    hello_nonce,
+                )
+                hello = SeedHello(
+                    type="seed_hello",
+                    id=uuid.uuid4().hex,
+                    name=self.seed.name,
+                    url=self.seed.url,
+                    key=self.seed.key,
+                    seeds=self._passed_on(),
+                    since=self._since(challenge.seed_key),
+                    nonce=hello_nonce,
+                    auth=auth,
+                )
+                await ws.send(dump(hello))
                 reply = parse(SEED_LINK, await ws.recv())
             if not isinstance(reply, SeedWelcome):
                 raise ProtocolError(
                     ErrorCode.BAD_REQUEST, f"expected seed_welcome, got {reply.type}"
                 )
-            if reply.name == self.seed.name:
-                raise _SelfDial()
+            problem = self._auth_problem(
+                reply.auth,
+                reply.key,
+                hello=False,
+                dialler=self.seed.key,
+                dialled=challenge.seed_key,
+                challenge=challenge.nonce,
+                hello_nonce=hello_nonce,
+            )
+            if reply.key != challenge.seed_key:
+                problem = "the welcome's key is not the challenge's"
+            if problem is not None:
+                self.drop("bad_seed_auth")
+                await close_now(ws, 1008, problem)
+                raise ProtocolError(ErrorCode.BAD_SIGNATURE, problem)
         except BaseException:
             await ws.close()
             raise
+        self.urls.verified(url, reply.key, now_ms())
+        self.seed.save_url(self.urls.known[url])
         self.learn(reply.seeds)
         return Link(
             ws,
+            Sender(ws, limit=100_000, counts=self.seed.frames),
             reply.name,
             url,
             reply.key,
             dialed=True,
             limit=self._limit(),
-            counts=self.seed.frames,
         )
 
-    def _intro(
-        self, cls: type[SeedHello] | type[SeedWelcome], kind: str
-    ) -> SeedHello | SeedWelcome:
-        seeds = sorted(self.urls | {k.url for k in self.known.values()})
-        return cls(
-            type=kind,  # type: ignore[arg-type]
-            id=uuid.uuid4().hex,
-            name=self.seed.name,
-            url=self.seed.url,
-            key=self.seed.key,
-            seeds=seeds,
-        )
+    def _auth_problem(
+        self,
+        auth: SeedAuth,
+        key: str,
+        hello: bool,
+        dialler: str,
+        dialled: str,
+        challenge: str,
+        hello_nonce: str,
+    ) -> str | None:
+        """Why a hello's or welcome's auth does not prove `key` on this link, or None."""
+        if auth.dialler != dialler or auth.dialled != dialled:
+            return "the seed auth names other keys"
+        if auth.challenge != challenge or auth.hello_nonce != hello_nonce:
+            return "the seed auth signs other nonces"
+        if abs(auth.at - now_ms()) > AUTH_SKEW_MS:
+            return "the seed auth's time is more than a minute from this seed's clock"
+        if not verify_seed_auth(auth, key, hello):
+            return "the seed auth's signature does not verify"
+        return None
+
+    def _passed_on(self) -> list[str]:
+        """The URLs a hello or welcome carries: those configured or authenticated within a day, and
+        those of the seeds linked now (each proved its key; whoever dials a URL verifies it)."""
+        urls = set(self.urls.listed(now_ms())) | {link.url for link in self.links.values()}
+        return sorted(urls - self.self_urls)[:256]
+
+    def _since(self, key: str) -> tuple[str, int] | None:
+        return self.sync_points.get(key)
 
     def _limit(self) -> RateLimit:
         cfg = self.seed.config
         return RateLimit(cfg.peer_rate, cfg.peer_burst, asyncio.get_running_loop().time())
 
-    async def accept(self, ws: Connection, hello: SeedHello) -> None:
-        """A seed dialled us: answer with our welcome and run the link until it drops."""
-        if hello.name == self.seed.name:
-            await ws.send(dump(self._intro(SeedWelcome, "seed_welcome")))
-            await ws.close(1000, "that is this seed")
-            return
-        welcome = self._intro(SeedWelcome, "seed_welcome").model_copy(update={"id": hello.id})
-        await ws.send(dump(welcome))
-        self.learn(hello.seeds)
-        link = Link(
-            ws,
-            hello.name,
-            hello.url.rstrip("/"),
+    async def accept(self, ws: Connection, hello: SeedHello, nonce: str, out: Sender) -> None:
+        """A seed dialled us and answered our challenge: check its proof, welcome it, run the link."""
+        problem = self._auth_problem(
+            hello.auth,
             hello.key,
-            dialed=False,
-            limit=self._limit(),
-            counts=self.seed.frames,
+            hello=True,
+            dialler=hello.key,
+            dialled=self.seed.key,
+            challenge=nonce,
+            hello_nonce=hello.nonce,
         )
-        self.urls.add(link.url)
-        await self._run(link)
+        if hello.key == self.seed.key:
+            problem = "that is this seed's own key"
+        if problem is not None:
+            self.drop("bad_seed_auth")
+            log.warning("refused a seed link from %s: %s", ws.remote_address, problem)
+            await out.flush(1.0)
+            await close_now(ws, 1008, problem)
+            return
+        auth = sign_seed_auth(
+            self.seed.identity, False, now_ms(), hello.key, self.seed.key, nonce, hello.nonce
+        )
+        welcome = SeedWelcome(
+            type="seed_welcome",
+            id=hello.id,
+            name=self.seed.name,
+            url=self.seed.url,
+            key=self.seed.key,
+            seeds=self._passed_on(),
+            since=self._since(hello.key),
+            auth=auth,
+        )
+        out.push(dump(welcome))
+        # its own URL too: dialling it proves the URL reaches that key, then it is passed on
+        self.learn([hello.url, *hello.seeds])
+        link = Link(
+            ws, out, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, limit=self._limit()
+        )
+        await self._run(link, hello.since)
 
     # ------------------------------------------------------------------ a live link
 
-    async def _run(self, link: Link) -> None:
+    async def _run(self, link: Link, since: tuple[str, int] | None = None) -> None:
         if not self._adopt(link):
-            await link.ws.close(1000, "duplicate link")
+            await close_now(link.ws, 1000, "duplicate link")
             link.closed.set()
             return
         try:
-            self._send_sync(link)
+            self.tasks.spawn(self._send_sync(link, since), f"sync to {link.name}")
             async for raw in frames(link.ws):
-                self._on_frame(link, raw)
+                await self._on_frame(link, raw)
         except ConnectionClosed:
             pass
         finally:
             self._release(link)
 
     def _adopt(self, link: Link) -> bool:
-        """Register a link; of two links between the same pair, both keep the one the smaller name dialled."""
-        existing = self.links.get(link.name)
+        """Register a link; of two links with one seed, both keep the one the smaller key dialled
+        (and of two dialled by the same side, the newer: the older is a dead socket not noticed yet)."""
+        existing = self.links.get(link.key)
         if existing is not None:
-            keep_dialer = min(self.seed.name, link.name)
-            if (
-                existing.dialer(self.seed.name) == keep_dialer
-                or link.dialer(self.seed.name) != keep_dialer
-            ):
+            keep = min(self.seed.key, link.key)
+            new_dialer, old_dialer = (
+                link.dialer_key(self.seed.key),
+                existing.dialer_key(self.seed.key),
+            )
+            if new_dialer != old_dialer and old_dialer == keep:
                 return False
-            self.tasks.spawn(existing.ws.close(1000, "duplicate link"), "close duplicate link")
+            self.tasks.spawn(close_now(existing.ws, 1000, "duplicate link"), "close duplicate link")
             self._release(existing, replaced=True)
-        self.links[link.name] = link
-        self.known[link.name] = KnownSeed(link.name, link.url, link.key)
-        timer = self.unreachable.pop(link.name, None)
+        self.links[link.key] = link
+        self.known[link.key] = KnownSeed(link.name, link.url, link.key, now_ms())
+        timer = self.unreachable.pop(link.key, None)
         if timer is not None:
             timer.cancel()
-        self.seed.home_back(link.name)
+        self.seed.home_back(link.key)
         log.info("peer %s up (%s)", link.name, link.url)
         self.tasks.spawn(self._measure(link), f"ping {link.name}")
         return True
@@ -331,50 +501,68 @@ class Mesh:
     def _release(self, link: Link, replaced: bool = False) -> None:
         link.closed.set()
         link.lookups.close("the link closed")
-        if self.links.get(link.name) is not link:
+        if self.links.get(link.key) is not link:
             return
-        del self.links[link.name]
+        del self.links[link.key]
         if replaced:
             return
         log.info("peer %s down (%s)", link.name, link.url)
-        self.watch_reachability(link.name)
+        self.watch_reachability(link.key)
 
-    def watch_reachability(self, seed_name: str) -> None:
+    def watch_reachability(self, seed_key: str) -> None:
         """Presence from a seed we cannot reach counts as offline after `unreachable_after`."""
-        if seed_name == self.seed.name or seed_name in self.links or seed_name in self.unreachable:
+        if seed_key == self.seed.key or seed_key in self.links or seed_key in self.unreachable:
             return
         loop = asyncio.get_running_loop()
-        self.unreachable[seed_name] = loop.call_later(
-            self.seed.config.unreachable_after, self._lost, seed_name
+        self.unreachable[seed_key] = loop.call_later(
+            self.seed.config.unreachable_after, self._lost, seed_key
         )
 
-    def _lost(self, seed_name: str) -> None:
-        self.unreachable.pop(seed_name, None)
-        if seed_name not in self.links:
-            self.seed.home_lost(seed_name)
+    def _lost(self, seed_key: str) -> None:
+        self.unreachable.pop(seed_key, None)
+        if seed_key not in self.links:
+            self.seed.home_lost(seed_key)
 
-    def _send_sync(self, link: Link) -> None:
-        records, online = self.seed.sync_items()
-        chunks = max(1, -(-len(records) // SYNC_CHUNK), -(-len(online) // SYNC_CHUNK))
-        for i in range(chunks):
-            part = slice(i * SYNC_CHUNK, (i + 1) * SYNC_CHUNK)
-            link.out.push(
-                dump(
-                    Sync(
-                        type="sync",
-                        records=records[part],
-                        presence=online[part],
-                        done=i == chunks - 1,
-                    )
-                )
-            )
+    def syncing(self) -> bool:
+        """True while some linked peer's sync is not done (a miss here may be a name not synced yet)."""
+        return any(not link.synced for link in self.links.values())
 
-    def _on_frame(self, link: Link, raw: str | bytes) -> None:
+    def frame_limit(self) -> int:
+        return min(self.seed.config.max_frame, MAX_FRAME)
+
+    async def _send_sync(self, link: Link, since: tuple[str, int] | None) -> None:
+        """What the peer lacks since its `since` (everything for another epoch), then our online set."""
+        epoch, _ = self.seed.current_rev()
+        after = since[1] if since is not None and since[0] == epoch else 0
+        records = self.seed.records_since(after)
+        mail, takes = await self.seed.mail_since(after)
+        online = [(p.model_dump_json(by_alias=True), 0) for p in self.seed.local_online()]
+        items = (
+            [("records", text, rev) for rev, text in records]
+            + [("mail", text, rev) for rev, text in mail]
+            + [("taken", text, rev) for rev, text in takes]
+            + [("presence", text, rev) for text, rev in online]
+        )
+        turns = 0
+        for text in chunks.frames(
+            "sync", items, self.seed.current_rev(), self.frame_limit(), last_done=True
+        ):
+            if link.closed.is_set():
+                return
+            link.out.push(text)
+            turns += 1
+            if turns % 16 == 0:
+                await asyncio.sleep(
+                    0
+                )  # building frames for a big directory takes turns with the rest
+
+    async def _on_frame(self, link: Link, raw: str | bytes) -> None:
         self.seed.frames.received += 1
         verdict = link.limit.check(asyncio.get_running_loop().time())
         if verdict is not Verdict.ALLOW:
+            link.intact = False
             if verdict is Verdict.CUT:
-                # what was dropped comes back with the full sync when the link is redialled
+                # what was dropped comes back with the next sync, when the link is redialled
                 log.warning(
                     "closing the link with %s: it kept flooding after rate_limited", link.name
                 )
@@ -391,30 +579,35 @@ class Mesh:
         try:
             frame = parse(SEED_LINK, raw)
         except ProtocolError as exc:
+            link.intact = False
             log.warning("bad frame from peer %s: %s", link.name, exc.message)
             link.out.push(error_frame(exc.code, exc.message, exc.frame_id))
             return
         match frame:
             case Sync():
-                self._apply(link, frame.records, [])
-                for item in frame.presence:
-                    if item.seed == link.name and item.online:
-                        link.sync_online[fold_name(item.name)] = item.at
-                    else:
-                        self._apply(link, [], [item])
+                await self._apply(
+                    link, frame.records, frame.presence, frame.mail, frame.taken, sync=True
+                )
                 if frame.done:
-                    self.seed.merge_online_set(link.name, link.sync_online)
+                    self.seed.merge_online_set(link.key, link.sync_online)
                     link.sync_online = {}
+                    link.synced = True
+                    self._advance(link, frame.rev)
             case Gossip():
-                self._apply(link, frame.records, frame.presence)
+                await self._apply(
+                    link, frame.records, frame.presence, frame.mail, frame.taken, sync=False
+                )
+                if link.synced:
+                    self._advance(link, frame.rev)
             case Lookup():
                 link.out.push(self.seed.lookup_reply(frame))
             case Found():
-                self._apply(link, [frame.record], [])
                 link.lookups.resolve(frame.id, frame)
             case Error():
                 if not link.lookups.resolve(frame.id, None) and frame.code != ErrorCode.NOT_FOUND:
                     log.warning("peer %s reports %s: %s", link.name, frame.code, frame.message)
+            case PeerRelay():
+                self.seed.peer_relay(frame)
             case SeedWelcome():
                 link.out.push(
                     error_frame(
@@ -422,30 +615,63 @@ class Mesh:
                     )
                 )
 
-    def _apply(self, link: Link, records: list[Record], presence: list[PresenceItem]) -> None:
-        """Hand what a peer sent to the seed; forward what changed, count what was refused."""
-        merged = self.seed.merge(records, presence)
-        for record, exc in merged.refused:
-            if exc.code in self.dropped:
-                self.dropped[exc.code] += 1
-                log.warning(
-                    "dropped a record for %r from peer %s: %s", record.name, link.name, exc.message
-                )
-        for item in merged.presence:
-            self.watch_reachability(item.seed)
-        if merged.records or merged.presence:
-            self.gossip(merged.records, merged.presence, source=link)
+    def _advance(self, link: Link, rev: tuple[str, int]) -> None:
+        """Everything of the peer up to `rev` is applied here: resume from there next time."""
+        if not link.intact:
+            return
+        self.sync_points[link.key] = rev
+        self.seed.save_sync_point(link.key, rev[0], rev[1])
 
-    # ------------------------------------------------------------------ gossip and lookups
-
-    def gossip(
+    async def _apply(
         self,
-        records: list[Record] | None = None,
-        presence: list[PresenceItem] | None = None,
-        source: Link | None = None,
+        link: Link,
+        records: list[Record],
+        presence: list[PresenceItem],
+        mail: list[MailItem],
+        taken: list[Taken],
+        sync: bool,
     ) -> None:
-        """Queue changes for every other peer; everything queued in one loop turn goes out as one frame."""
-        self.outgoing.append((source, records or [], presence or []))
+        """Hand what a peer sent to the seed (signatures checked off the event loop); count refusals."""
+        fresh = [r for r in records if not self.seed.holds(r)]
+        verified: list[Record] = []
+        if fresh:
+            oks = await asyncio.to_thread(lambda: [verify_record(r) for r in fresh])
+            for record, ok in zip(fresh, oks):
+                if ok:
+                    verified.append(record)
+                else:
+                    self._refused(
+                        link,
+                        record.name,
+                        ProtocolError(ErrorCode.BAD_SIGNATURE, "record signature does not verify"),
+                    )
+        if sync:
+            # the peer's own online set is replaced as a whole at done: true
+            mine = [p for p in presence if p.online and p.seed_key == link.key]
+            presence = [p for p in presence if not (p.online and p.seed_key == link.key)]
+        merged = self.seed.merge(link.key, verified, presence, mail, taken, verified=True)
+        for name, exc in merged.refused:
+            self._refused(link, name, exc)
+        if sync:
+            for item in mine:
+                problem = self.seed.check_online(item, link.key)
+                if problem is not None:
+                    self._refused(link, item.name, problem)
+                    continue
+                assert item.auth is not None
+                link.sync_online[fold_name(item.name)] = (item.at, item.auth.at)
+        for item in presence:
+            self.watch_reachability(item.seed_key)
+
+    def _refused(self, link: Link, name: str, exc: ProtocolError) -> None:
+        self.drop(str(exc.code))
+        log.debug("dropped an item for %r from peer %s: %s", name, link.name, exc.message)
+
+    # ------------------------------------------------------------------ gossip, lookups, relay
+
+    def gossip(self, kind: str, text: str, rev: int, source: str | None = None) -> None:
+        """Queue a change for every peer but its source; a loop turn's changes go out together."""
+        self.outgoing.append((kind, text, rev, source))
         if not self.flush_scheduled:
             self.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -453,22 +679,15 @@ class Mesh:
     def _flush(self) -> None:
         self.flush_scheduled = False
         batch, self.outgoing = self.outgoing, []
+        rev = self.seed.current_rev()
         for link in self.links.values():
-            records = [r for src, rs, _ in batch if src is not link for r in rs]
-            presence = [p for src, _, ps in batch if src is not link for p in ps]
-            for i in range(0, max(len(records), len(presence)), SYNC_CHUNK):
-                link.out.push(
-                    dump(
-                        Gossip(
-                            type="gossip",
-                            records=records[i : i + SYNC_CHUNK],
-                            presence=presence[i : i + SYNC_CHUNK],
-                        )
-                    )
-                )
+            items = [(kind, text, n) for kind, text, n, src in batch if src != link.key]
+            for text in chunks.frames("gossip", items, rev, self.frame_limit(), last_done=None):
+                link.out.push(text)
 
     async def ask_peers(self, name: str) -> Record | None:
-        """Ask every peer at once with hops 0; the first `found` that holds here wins, silence means not found."""
+        """Ask every peer at once with hops 0; the first `found` for that very name, whose record
+        holds here, wins; silence means not found."""
         asked: list[tuple[Link, str, asyncio.Future[Found | None]]] = []
         for link in self.links.values():
             fid = uuid.uuid4().hex
@@ -481,11 +700,14 @@ class Mesh:
                         found = await next_done
                     except ConnectionLost:
                         continue
-                    if found is not None:
-                        # the peer's record went through the directory rules as it arrived
-                        record = self.seed.record(found.record.name)
-                        if record is not None:
-                            return record
+                    if found is None:
+                        continue
+                    if fold_name(found.record.name) != fold_name(name):
+                        self.drop("wrong_name")
+                        continue
+                    record = await self._accept_found(found.record)
+                    if record is not None:
+                        return record
         except TimeoutError:
             pass
         finally:
@@ -493,15 +715,47 @@ class Mesh:
                 link.lookups.forget(fid)
         return None
 
+    async def _accept_found(self, record: Record) -> Record | None:
+        """A peer's answer goes through the directory rules before it is believed."""
+        if not verify_record(record):
+            self.drop(str(ErrorCode.BAD_SIGNATURE))
+            return None
+        key = self.seed.key
+        merged = self.seed.merge(key, [record], [], [], [], verified=True)
+        if merged.refused:
+            self.drop(str(merged.refused[0][1].code))
+        held = self.seed.record(record.name)
+        return held if held is not None and held.key == record.key else None
+
+    def relay(self, home_key: str, frame: PeerRelay) -> int:
+        """Hand a relayed frame to the recipient's home seed; 1 when there is a link to it."""
+        link = self.links.get(home_key)
+        if link is None:
+            return 0
+        link.out.push(dump(frame))
+        return 1
+
+    def peer_names(self) -> set[str]:
+        """The names of the seeds linked now (for people and tests; seeds are their keys)."""
+        return {link.name for link in self.links.values()}
+
+    def name_of(self, key: str) -> str | None:
+        known = self.known.get(key)
+        return known.name if known is not None else None
+
     def seed_infos(self) -> list[SeedInfo]:
+        """This seed, then every seed authenticated within a day, up or down."""
+        now = now_ms()
         me = SeedInfo(
             name=self.seed.name, url=self.seed.url, key=self.seed.key, up=True, rtt_ms=0.0
         )
         infos = [me]
-        for name, known in sorted(self.known.items()):
-            link = self.links.get(name)
+        for key, known in sorted(self.known.items(), key=lambda kv: (kv[1].name, kv[0])):
+            link = self.links.get(key)
+            if link is None and now - known.seen > DAY_MS:
+                continue
             rtt = round(link.ws.latency * 1000, 3) if link is not None and link.ws.latency else None
             infos.append(
-                SeedInfo(name=name, url=known.url, key=known.key, up=link is not None, rtt_ms=rtt)
+                SeedInfo(name=known.name, url=known.url, key=key, up=link is not None, rtt_ms=rtt)
             )
         return infos

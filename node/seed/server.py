@@ -1,10 +1,14 @@
-"""The seed server: serves users (register, lookup, seeds, watch) and hands seed links to the mesh."""
+"""The seed server: every socket gets a challenge; users register with a session proof, look names
+up, watch presence, publish, relay and hold mail; a socket that says `seed_hello` becomes a link.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -18,23 +22,34 @@ from .. import __version__
 from ..clock import now_ms
 from ..config import SeedConfig
 from ..crypto.keys import Identity
+from ..crypto.signing import verify_session
 from ..errors import ErrorCode, ProtocolError
-from ..runtime import Service, Tasks
+from ..runtime import LogLimiter, Service, Tasks, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
     TO_SEED,
+    ChallengeFrame,
+    Deposit,
     Found,
     Lookup,
+    MailItem,
+    PeerRelay,
     Presence,
     PresenceItem,
+    Publish,
+    Published,
     Record,
     Register,
     Registered,
+    Relay,
     SeedHello,
     SeedList,
     Seeds,
+    SessionAuth,
+    Take,
+    Taken,
     Watch,
     Watching,
     dump,
@@ -43,15 +58,30 @@ from ..wire.protocol import (
     readable_id,
 )
 from ..wire.sender import FrameCounts, Sender
-from ..wire.sockets import SERVER_OPTIONS, close_now, frames, listen_url
+from ..wire.sockets import (
+    SERVER_OPTIONS,
+    AddressGate,
+    address_group,
+    close_now,
+    frames,
+    gated,
+    listen_url,
+)
 from .directory import Directory, Effective, Outcome
+from .mailbox import Mailbox, MailLimits
 from .mesh import Merged, Mesh
-from .store import SeedStore
+from .post import Post
+from .revs import Revs
+from .store import SeedStore, SeedUrl
 from .watchers import Watchers
 
 log = logging.getLogger("p2p.seed")
 
 LISTENING = "seed %s listening on %s (key %s, %d records)"
+AUTH_SKEW_MS = 60_000
+# close codes a seed uses on a user's socket (private range 4000-4999)
+CLOSE_REPLACED = 4409  # the name registered again with a newer session
+CLOSE_NAME_LOST = 4403  # the name went to another key (two claims at one moment)
 
 
 def listening_url(line: str) -> str | None:
@@ -61,16 +91,25 @@ def listening_url(line: str) -> str | None:
 
 
 class Session:
-    """One user socket: its outgoing queue, its rate bucket, and the name it registered."""
+    """One socket: its challenge, outgoing queue, rate bucket, and the name it proved it holds."""
 
-    __slots__ = ("ws", "out", "limit", "folded", "pinged")
+    __slots__ = ("ws", "out", "limit", "nonce", "folded", "key", "auth", "pinged", "relay_budget")
 
     def __init__(self, ws: ServerConnection, limit: RateLimit, counts: FrameCounts) -> None:
         self.ws = ws
         self.out = Sender(ws, counts=counts)
         self.limit = limit
-        self.folded: str | None = None
+        self.nonce = base64.b64encode(os.urandom(32)).decode()
+        self.folded: str | None = None  # set once a register's session auth verified
+        self.key: str | None = None
+        self.auth: SessionAuth | None = None
         self.pinged: asyncio.Future[float] | None = None
+        self.relay_budget: RateLimit | None = None
+
+    @property
+    def host(self) -> str:
+        peer = self.ws.remote_address
+        return str(peer[0]) if peer else ""
 
 
 class Seed(Service):
@@ -78,14 +117,22 @@ class Seed(Service):
 
     def __init__(self, config: SeedConfig) -> None:
         self.config = config
-        self.directory = Directory(lease_ms=int(config.lease_days * 86_400_000))
+        self.directory = Directory(
+            lease_ms=int(config.lease_days * 86_400_000),
+            claim_window_ms=int(config.claim_window * 1000),
+            max_items_per_seed=config.max_presence_per_peer,
+        )
         self.sessions: set[Session] = set()
-        self.bound: dict[str, Session] = {}  # folded name -> the socket registered for it here
+        self.bound: dict[str, Session] = {}  # folded name -> the socket that proved it holds it
         self.watchers: Watchers[Session] = Watchers(config.max_watch)
         self.unsynced: dict[str, asyncio.Future[None]] = {}
+        self.new_names: dict[str, RateLimit] = {}  # address group -> new names it may still add
+        self.gate = AddressGate(config.max_connections_per_address)
         self.started = time.monotonic()
         self.frames = FrameCounts()
         self.tasks = Tasks(log)
+        self.quiet = LogLimiter()
+        self.refused: dict[str, int] = {}
         self.active = 0
         self.server: Server | None = None
         self.name = ""
@@ -100,6 +147,8 @@ class Seed(Service):
 
     async def start(self) -> None:
         cfg = self.config
+        raise_file_limit()
+        log.addFilter(self.quiet)
         self.server = await serve(
             self._handle,
             cfg.host,
@@ -107,9 +156,9 @@ class Seed(Service):
             process_request=self._process_request,
             max_size=cfg.max_frame,
             ping_interval=None,  # one sweeper pings every socket instead of a task per socket
-            **SERVER_OPTIONS,
+            open_timeout=5,
+            **{**SERVER_OPTIONS, "create_connection": gated(self.gate)},
         )
-        self.tasks.spawn(self._keepalive(), "keepalive sweeper")
         self.port, bound_url = listen_url(self.server, cfg.host)
         self.url = cfg.url or bound_url
         self.name = cfg.seed_name(self.port)
@@ -117,17 +166,35 @@ class Seed(Service):
         secure_dir(self.data_dir)
         self.identity = Identity.load_or_create(self.data_dir)
         self.store = SeedStore(self.data_dir / "directory.sqlite3")
+        epoch, reserved = self.store.epoch_and_reserved()
+        self.revs = Revs(epoch, reserved)
         loaded = 0
-        for record, renewed in self.store.load_records():
-            self.directory.load(record, renewed)
+        for record, renewed, claimed, rev in self.store.load_records():
+            self.directory.load(record, renewed, claimed, rev)
             loaded += 1
+        self.store.save_reserved_now(self.revs.first_reservation())
+        limits = MailLimits(
+            per_recipient_items=cfg.mail_per_recipient,
+            per_recipient_bytes=cfg.mail_per_recipient_bytes,
+            per_sender_items=cfg.mail_per_sender,
+            per_sender_bytes=cfg.mail_per_sender_bytes,
+            per_pair_items=cfg.mail_per_pair,
+            per_pair_bytes=cfg.mail_per_pair_bytes,
+            seed_bytes=cfg.mail_max_bytes,
+            days=cfg.mail_days,
+        )
+        self.mailbox = Mailbox(self.store, limits)
+        self.mailbox.load()
         self.store.start()
         self.mesh = Mesh(self)
-        self.mesh.start([*cfg.peers, *self.store.load_seed_urls()])
+        self.post = Post(self)
+        self.mesh.start(cfg.peers, self.store.load_seed_urls(), self.store.load_sync_points())
+        self.tasks.spawn(self._keepalive(), "keepalive sweeper")
+        self.tasks.spawn(self._housekeeping(), "housekeeping")
         log.info(LISTENING, self.name, self.url, self.identity.fingerprint, loaded)
 
     async def _keepalive(self) -> None:
-        """Every `ping_interval` seconds, close the user sockets that did not answer the previous ping."""
+        """Every `ping_interval` seconds, drop the sockets that did not answer the previous ping."""
         while True:
             await asyncio.sleep(self.config.ping_interval)
             for session in list(self.sessions):
@@ -141,6 +208,16 @@ class Seed(Service):
                 except ConnectionClosed:
                     pass
 
+    async def _housekeeping(self) -> None:
+        """Once a minute: expire mail and takes, forget idle per-address buckets."""
+        while True:
+            await asyncio.sleep(60)
+            self.mailbox.expire(now_ms())
+            now = asyncio.get_running_loop().time()
+            for group, bucket in list(self.new_names.items()):
+                if bucket.allows(now, 0) and bucket.tokens >= bucket.burst:
+                    del self.new_names[group]
+
     async def stop(self) -> None:
         """Close every socket with 1001, stop dialling, and flush the store."""
         await self.tasks.cancel_all()
@@ -150,6 +227,25 @@ class Seed(Service):
             await self.server.wait_closed()
         await self.store.close()
         log.info("seed %s stopped", self.name)
+
+    def next_rev(self) -> int:
+        """The next change number, reserving a higher ceiling on disk when half the block is used."""
+        rev = self.revs.next()
+        ceiling = self.revs.reservation_due()
+        if ceiling is not None:
+            fut = self.store.save_reserved(ceiling)
+            fut.add_done_callback(
+                lambda f: (
+                    self.revs.reserved(ceiling)
+                    if not f.cancelled() and f.exception() is None
+                    else None
+                )
+            )
+        return rev
+
+    def count(self, what: str) -> None:
+        """Count something refused or dropped (shown in /health)."""
+        self.refused[what] = self.refused.get(what, 0) + 1
 
     # ------------------------------------------------------------------ HTTP side
 
@@ -167,24 +263,30 @@ class Seed(Service):
         return None
 
     def health(self) -> dict[str, object]:
-        online = sum(1 for folded in self.directory.presence if self.directory.is_online(folded))
         return {
             "name": self.name,
             "url": self.url,
+            "key": self.key,
             "version": __version__,
             "users_known": len(self.directory),
-            "users_online": online,
+            "users_online": self.directory.online_count(),
             "users_here": len(self.bound),
             "connections": self.active,
             "peers": [
-                {"name": s.name, "url": s.url, "up": s.up} for s in self.mesh.seed_infos()[1:]
+                {"name": s.name, "url": s.url, "key": s.key, "up": s.up}
+                for s in self.mesh.seed_infos()[1:]
             ],
+            "seed_urls": self.mesh.urls.summary(),
+            "mail_held": self.mailbox.held_count(),
             "dropped_records": {str(code): n for code, n in self.mesh.dropped.items()},
+            "refused": dict(self.refused),
+            "sockets_refused_per_address": self.gate.refused,
+            "rev": list(self.revs.current()),
             "frames": {"received": self.frames.received, "sent": self.frames.sent},
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
 
-    # ------------------------------------------------------------------ user sockets
+    # ------------------------------------------------------------------ sockets
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.active += 1
@@ -193,6 +295,13 @@ class Seed(Service):
             ws, RateLimit(self.config.rate, self.config.burst, loop.time()), self.frames
         )
         self.sessions.add(session)
+        session.out.push(
+            dump(
+                ChallengeFrame(
+                    type="challenge", nonce=session.nonce, seed=self.name, seed_key=self.key
+                )
+            )
+        )
         try:
             async for raw in frames(ws):
                 self.frames.received += 1
@@ -219,8 +328,17 @@ class Seed(Service):
                     session.out.push(error_frame(exc.code, exc.message, exc.frame_id))
                     continue
                 if isinstance(frame, SeedHello):
+                    if session.folded is not None:
+                        session.out.push(
+                            error_frame(
+                                ErrorCode.BAD_REQUEST,
+                                "a user's socket cannot become a seed link",
+                                frame.id,
+                            )
+                        )
+                        continue
                     self._drop(session)
-                    await self.mesh.accept(ws, frame)
+                    await self.mesh.accept(ws, frame, session.nonce, session.out)
                     return
                 self._dispatch(session, frame)
         except ConnectionClosed:
@@ -229,7 +347,11 @@ class Seed(Service):
             self.active -= 1
             self._drop(session)
 
-    def _dispatch(self, session: Session, frame: Register | Lookup | Seeds | Watch) -> None:
+    def _dispatch(
+        self,
+        session: Session,
+        frame: Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take,
+    ) -> None:
         match frame:
             case Register():
                 self._register(session, frame)
@@ -241,6 +363,14 @@ class Seed(Service):
                 )
             case Watch():
                 self._watch(session, frame)
+            case Publish():
+                self._publish(session, frame)
+            case Relay():
+                self.post.relay(session, frame)
+            case Deposit():
+                self.post.deposit(session, frame)
+            case Take():
+                self.post.take(session, frame)
 
     def _drop(self, session: Session) -> None:
         if session not in self.sessions:
@@ -249,48 +379,81 @@ class Seed(Service):
         self.watchers.drop(session)
         if session.folded is not None and self.bound.get(session.folded) is session:
             del self.bound[session.folded]
-            self._set_local_presence(session.folded, online=False)
+            self._set_local_presence(session.folded, None)
 
     # ------------------------------------------------------------------ register
 
+    def _new_name_allowed(self, session: Session, record: Record) -> bool:
+        """Sybil brake: a name new to this seed costs its address one of a few per minute."""
+        if record.name in self.directory:
+            return True
+        now = asyncio.get_running_loop().time()
+        group = address_group(session.host)
+        rate = self.config.new_names_per_minute
+        bucket = self.new_names.get(group)
+        if bucket is None:
+            bucket = self.new_names[group] = RateLimit(rate / 60.0, max(1.0, rate), now)
+        return bucket.allows(now)
+
+    def _auth_problem(self, session: Session, record: Record, auth: SessionAuth) -> str | None:
+        """Why the session auth does not prove this socket holds the record's key, or None."""
+        if auth.name != record.name:
+            return "the session auth names another name than the record"
+        if auth.seed_key != self.key:
+            return "the session auth is for another seed"
+        if auth.nonce != session.nonce:
+            return "the session auth signs another socket's challenge"
+        if abs(auth.at - now_ms()) > AUTH_SKEW_MS:
+            return "the session auth's time is more than a minute from this seed's clock"
+        if session.auth is not None and auth.at < session.auth.at:
+            return "a renewal needs a fresh session auth (not older than the last one)"
+        if not verify_session(auth, record.key):
+            return "the session auth's signature does not verify for the record's key"
+        return None
+
     def _register(self, session: Session, frame: Register) -> None:
-        record = frame.record
+        record, auth = frame.record, frame.auth
         folded = fold_name(record.name)
-        if session.folded is not None and session.folded != folded:
+        if session.folded is not None and (session.folded != folded or session.key != record.key):
             bound = self.directory.display_name(session.folded)
             session.out.push(
                 error_frame(
                     ErrorCode.BAD_REQUEST,
-                    f"this socket is registered as {bound!r}; open another socket "
-                    "to register another name",
+                    f"this socket is registered as {bound!r} under its key; open another socket "
+                    "to register another name or key",
+                    frame.id,
+                )
+            )
+            return
+        problem = self._auth_problem(session, record, auth)
+        if problem is not None:
+            self.count("bad_session_auth")
+            session.out.push(error_frame(ErrorCode.BAD_SIGNATURE, problem, frame.id))
+            return
+        if not self._new_name_allowed(session, record):
+            self.count("new_names_rate_limited")
+            session.out.push(
+                error_frame(
+                    ErrorCode.RATE_LIMITED,
+                    "too many new names from your address; try later",
                     frame.id,
                 )
             )
             return
         now = now_ms()
         try:
-            outcome = self.directory.accept(record, now)
+            outcome, loser = self.directory.accept(record, now)
         except ProtocolError as exc:
             session.out.push(error_frame(exc.code, exc.message, frame.id))
             return
-        previous = self.bound.get(folded)
-        if previous is not session:
-            if previous is not None:
-                previous.folded = None
-                self.tasks.spawn(
-                    previous.ws.close(1000, "the name registered on a newer socket"),
-                    "close a replaced session",
-                )
-            self.bound[folded] = session
-            session.folded = folded
-            self._set_local_presence(folded, online=True)
-        if outcome is Outcome.NEW:
-            self.persist(record, now)
-            self.mesh.gossip(records=[record])
+        if outcome is not Outcome.SAME:
+            self.record_changed(record, now, loser)
+        first = session.auth is None
+        self._bind(session, folded, record.key, auth)
         reply = dump(Registered(type="registered", id=frame.id, seed=self.name))
         pending = self.unsynced.get(folded)
         if pending is None:
-            session.out.push(reply)
+            self._registered(session, reply, first)
             return
 
         def durable(fut: asyncio.Future[None]) -> None:
@@ -304,48 +467,119 @@ class Seed(Service):
                     )
                 )
             else:
-                session.out.push(reply)
+                self._registered(session, reply, first)
 
         pending.add_done_callback(durable)
 
-    def persist(self, record: Record, now: int) -> None:
-        """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
+    def _registered(self, session: Session, reply: str, first: bool) -> None:
+        """Answer a registration; a session's first one is followed by the mail held for it."""
+        session.out.push(reply)
+        if first and session.folded is not None and session in self.sessions:
+            self.tasks.spawn(self.post.hand_over_mail(session), f"mail for {session.folded}")
+
+    def _bind(self, session: Session, folded: str, key: str, auth: SessionAuth) -> None:
+        """This socket proved it holds the name: bind it, replacing an older session here."""
+        previous = self.bound.get(folded)
+        if previous is not None and previous is not session:
+            previous.folded = None
+            self.tasks.spawn(
+                close_now(previous.ws, CLOSE_REPLACED, "the name registered again elsewhere"),
+                "close a replaced session",
+            )
+        self.bound[folded] = session
+        session.folded, session.key, session.auth = folded, key, auth
+        self._set_local_presence(folded, auth)
+
+    def record_changed(
+        self, record: Record, now: int, loser: str | None, source: str | None = None
+    ) -> None:
+        """A record was accepted: number it, persist it, gossip it; tell a local loser of the name."""
         folded = fold_name(record.name)
-        fut = self.store.save(record, now, folded)
+        rev = self.next_rev()
+        self.directory.stamp(folded, rev)
+        entry = self.directory.entries[folded]
+        self.persist(record, folded, entry.renewed, entry.claimed, rev)
+        self.mesh.gossip("records", dump(record), rev, source)
+        if loser is not None:
+            lost = self.bound.get(folded)
+            if lost is not None and lost.key == loser:
+                del self.bound[folded]
+                lost.folded = None
+                self.tasks.spawn(
+                    close_now(lost.ws, CLOSE_NAME_LOST, "the name now belongs to another key"),
+                    "close the loser of a name",
+                )
+                self._set_local_presence(folded, None)
+
+    def persist(self, record: Record, folded: str, renewed: int, claimed: int, rev: int) -> None:
+        """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
+        fut = self.store.save_record(record, folded, renewed, claimed, rev)
         self.unsynced[folded] = fut
 
         def done(f: asyncio.Future[None]) -> None:
             if self.unsynced.get(folded) is f:
                 del self.unsynced[folded]
             if not f.cancelled():
-                f.exception()  # retrieved: failures are logged by the store
+                f.exception()  # retrieved: failures are logged by the committer
 
         fut.add_done_callback(done)
 
+    def _publish(self, session: Session, frame: Publish) -> None:
+        """Records a socket holds (a user's contacts' last records): the record rules, not the session's."""
+        now = now_ms()
+        accepted = 0
+        for record in frame.records:
+            if not self._new_name_allowed(session, record):
+                self.count("new_names_rate_limited")
+                continue
+            try:
+                outcome, loser = self.directory.accept(record, now)
+            except ProtocolError:
+                self.count("published_refused")
+                continue
+            if outcome is not Outcome.SAME:
+                self.record_changed(record, now, loser)
+            accepted += 1
+        session.out.push(dump(Published(type="published", id=frame.id, accepted=accepted)))
+
     # ------------------------------------------------------------------ presence
 
-    def _set_local_presence(self, folded: str, online: bool) -> None:
+    def _set_local_presence(self, folded: str, auth: SessionAuth | None) -> None:
         """This seed is the authority for its own users: record the change and tell everyone."""
-        current = self.directory.item(folded, self.name)
-        at = max(now_ms(), current[1] + 1 if current else 0)
+        current = self.directory.item(folded, self.key)
+        at = max(now_ms(), current[2] + 1 if current else 0)
+        online = auth is not None
+        self.directory.set_local(
+            folded, self.key, online, at, auth.at if auth else (current[3] if current else 0)
+        )
         item = PresenceItem(
             name=self.directory.display_name(folded) or folded,
             seed=self.name,
+            seed_key=self.key,
             online=online,
             at=at,
+            auth=auth,
         )
-        self.directory.apply_presence(item)
-        self.mesh.gossip(presence=[item])
+        self.mesh.gossip("presence", dump(item), self.next_rev())
         self.presence_changed([folded])
 
     def local_online(self) -> list[PresenceItem]:
         items = []
-        for folded in self.bound:
-            state = self.directory.item(folded, self.name)
-            assert state is not None, "a bound name always has a presence item here"
-            online, at = state
+        for folded, session in self.bound.items():
+            state = self.directory.item(folded, self.key)
+            if state is None or not state[1] or session.auth is None:
+                continue
             name = self.directory.display_name(folded) or folded
-            items.append(PresenceItem(name=name, seed=self.name, online=online, at=at))
+            items.append(
+                PresenceItem(
+                    name=name,
+                    seed=self.name,
+                    seed_key=self.key,
+                    online=True,
+                    at=state[2],
+                    auth=session.auth,
+                )
+            )
         return items
 
     def presence_changed(self, names: Iterable[str]) -> None:
@@ -359,6 +593,14 @@ class Seed(Service):
                 for session in sessions:
                     session.out.push(text)
 
+    def seed_label(self, key: str | None) -> str | None:
+        """The name shown for a home seed known by its key."""
+        if key is None:
+            return None
+        if key == self.key:
+            return self.name
+        return self.mesh.name_of(key)
+
     def _presence_frame(self, folded: str, spelled: str, eff: Effective) -> str:
         name = self.directory.display_name(folded) or spelled
         return dump(
@@ -366,7 +608,7 @@ class Seed(Service):
                 type="presence",
                 name=name,
                 online=eff.online,
-                seed=eff.seed,
+                seed=self.seed_label(eff.seed),
                 last_seen=eff.last_seen,
             )
         )
@@ -390,13 +632,26 @@ class Seed(Service):
             self.watchers.first_told(folded, eff)
             session.out.push(self._presence_frame(folded, spelled, eff))
 
+    def newer_session_elsewhere(self, folded: str, auth_at: int) -> None:
+        """A peer holds a newer session of a name bound here: this one is stale, tell it and let go."""
+        session = self.bound.get(folded)
+        if session is None or session.auth is None or session.auth.at >= auth_at:
+            return
+        del self.bound[folded]
+        session.folded = None
+        self.tasks.spawn(
+            close_now(session.ws, CLOSE_REPLACED, "the name registered again elsewhere"),
+            "close a session replaced elsewhere",
+        )
+        self._set_local_presence(folded, None)
+
     # ------------------------------------------------------------------ lookup
 
     def _lookup(self, session: Session, frame: Lookup) -> None:
         record = self.directory.get(frame.name)
         if record is not None:
             session.out.push(self.found_frame(frame.id, record))
-        elif frame.hops >= 1 and self.mesh.links:
+        elif frame.hops >= 1 and self.mesh.syncing():
             self.tasks.spawn(self._lookup_peers(session, frame), f"lookup {frame.name}")
         else:
             session.out.push(self.not_found(frame))
@@ -421,52 +676,109 @@ class Seed(Service):
                 id=frame_id,
                 record=record,
                 online=eff.online,
-                seed=eff.seed,
+                seed=self.seed_label(eff.seed),
                 last_seen=eff.last_seen,
             )
         )
 
     # ------------------------------------------------------------------ what the mesh asks of us
 
-    def merge(self, records: list[Record], presence: list[PresenceItem]) -> Merged:
+    def merge(
+        self,
+        link_key: str,
+        records: list[Record],
+        presence: list[PresenceItem],
+        mail: list[MailItem],
+        taken: list[Taken],
+        verified: bool = False,
+    ) -> Merged:
         now = now_ms()
         merged = Merged()
         for record in records:
             try:
-                outcome = self.directory.accept(record, now)
+                outcome, loser = self.directory.accept(record, now, verified, from_peer=True)
             except ProtocolError as exc:
-                merged.refused.append((record, exc))
+                merged.refused.append((record.name, exc))
                 continue
-            if outcome is Outcome.NEW:
-                merged.records.append(record)
-                self.persist(record, now)
+            if outcome is not Outcome.SAME:
+                self.record_changed(record, now, loser, link_key)
+                merged.records += 1
+        moved: set[str] = set()
         for item in presence:
-            if item.seed == self.name:
-                continue  # we are the authority on our own users
+            try:
+                self.directory.check_presence(item, link_key, now)
+            except ProtocolError as exc:
+                merged.refused.append((item.name, exc))
+                continue
             if self.directory.apply_presence(item):
-                merged.presence.append(item)
-        if merged.presence:
-            self.presence_changed({fold_name(i.name) for i in merged.presence})
+                folded = fold_name(item.name)
+                moved.add(folded)
+                if item.auth is not None:
+                    self.newer_session_elsewhere(folded, item.auth.at)
+        if moved:
+            self.presence_changed(moved)
+        merged.presence = len(moved)
+        for mail_item in mail:
+            try:
+                merged.mail += self.post.accept_replica(mail_item, now, link_key)
+            except ProtocolError as exc:
+                merged.refused.append((mail_item.to, exc))
+        for take in taken:
+            try:
+                merged.taken += self.post.accept_take_replica(take, now, link_key)
+            except ProtocolError as exc:
+                merged.refused.append((take.to, exc))
         return merged
 
-    def merge_online_set(self, seed: str, online: dict[str, int]) -> None:
-        self.presence_changed(self.directory.replace_seed_online_set(seed, online))
-
-    def sync_items(self) -> tuple[list[Record], list[PresenceItem]]:
-        return self.directory.records(), self.local_online()
+    def merge_online_set(self, seed_key: str, online: dict[str, tuple[int, int]]) -> None:
+        self.presence_changed(self.directory.replace_seed_online_set(seed_key, online))
 
     def record(self, name: str) -> Record | None:
         return self.directory.get(name)
+
+    def holds(self, record: Record) -> bool:
+        entry = self.directory.entries.get(fold_name(record.name))
+        return entry is not None and entry.same_as(record)
+
+    def check_online(self, item: PresenceItem, link_key: str) -> ProtocolError | None:
+        try:
+            self.directory.check_presence(item, link_key, now_ms())
+        except ProtocolError as exc:
+            return exc
+        if item.auth is not None:
+            self.newer_session_elsewhere(fold_name(item.name), item.auth.at)
+        return None
+
+    def current_rev(self) -> tuple[str, int]:
+        return self.revs.current()
+
+    def records_since(self, rev: int) -> list[tuple[int, str]]:
+        entries = self.directory.entries
+        return [
+            (n, dump(entries[folded].record())) for n, folded in self.directory.changed_since(rev)
+        ]
+
+    async def mail_since(self, rev: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        return await self.mailbox.changed_since(rev)
+
+    def peer_relay(self, frame: PeerRelay) -> None:
+        self.post.peer_relay(frame)
+
+    def save_url(self, seed: SeedUrl) -> None:
+        self.store.save_seed_url(seed)
+
+    def forget_url(self, url: str) -> None:
+        self.store.forget_seed_url(url)
+
+    def save_sync_point(self, key: str, epoch: str, since: int) -> None:
+        self.store.save_sync_point(key, epoch, since)
 
     def lookup_reply(self, frame: Lookup) -> str:
         record = self.directory.get(frame.name)
         return self.found_frame(frame.id, record) if record else self.not_found(frame)
 
-    def home_lost(self, seed: str) -> None:
-        self.presence_changed(self.directory.seed_lost(seed, now_ms()))
+    def home_lost(self, seed_key: str) -> None:
+        self.presence_changed(self.directory.seed_lost(seed_key, now_ms()))
 
-    def home_back(self, seed: str) -> None:
-        self.presence_changed(self.directory.seed_back(seed))
-
-    def remember_url(self, url: str) -> None:
-        self.store.add_seed_url(url)
+    def home_back(self, seed_key: str) -> None:
+        self.presence_changed(self.directory.seed_back(seed_key))

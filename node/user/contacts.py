@@ -1,14 +1,28 @@
-"""Who a user talks to: pinned keys (the first key seen is trusted, a change holds traffic) and resolved records."""
+"""Who a user talks to: pinned keys (the first key seen is trusted, a change holds traffic) and
+resolved records, each verified: no seed is believed about a record it cannot prove.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable
 
 from ..crypto.keys import fingerprint
+from ..crypto.signing import verify_record
+from ..errors import ConnectionLost, ErrorCode, RemoteError, SeedUnavailable
+from ..wire.limits import RateLimit
 from ..wire.names import fold_name
-from ..wire.protocol import Found
+from ..wire.protocol import Found, Record, dump
 from .events import Event, KeyChanged
+from .seed_client import SeedClient
 from .store import UserStore
+
+log = logging.getLogger("p2p.user.contacts")
+
+NEGATIVE_TTL = 60.0  # seconds a name nobody holds is not asked about again (a flood of strangers)
+PUBLISH_EVERY = 30.0  # seconds between publishing contacts' records to a seed that lost them
 
 
 class KeyPins:
@@ -46,12 +60,24 @@ class KeyPins:
         return False
 
 
-class RecordCache:
-    """Lookup answers kept for `ttl` seconds (monotonic time passed in), so delivery does not ask every time."""
+class RecordBook:
+    """Lookups through the seed, each answer verified and kept a while.
 
-    def __init__(self, ttl: float) -> None:
+    A record counts only when its signature holds for its key and its name is the one asked;
+    a name nobody holds is not asked about again for a minute, and lookups for incoming traffic
+    spend their own budget, so strangers flooding the endpoint cost the seed link nothing.
+    """
+
+    def __init__(self, seed: SeedClient, store: UserStore, ttl: float, inbound: RateLimit) -> None:
+        self.seed = seed
+        self.store = store
         self.ttl = ttl
+        self.inbound = inbound
         self.found: dict[str, tuple[Found, float]] = {}
+        self.missing: dict[str, float] = {}
+        self.asking: dict[str, asyncio.Future[Found]] = {}  # one lookup in flight per name
+        self.published = -PUBLISH_EVERY
+        self.lies = 0
 
     def get(self, name: str, now: float) -> Found | None:
         cached = self.found.get(fold_name(name))
@@ -59,9 +85,83 @@ class RecordCache:
             return None
         return cached[0]
 
-    def put(self, name: str, found: Found, now: float) -> None:
-        self.found[fold_name(name)] = (found, now)
-
     def forget(self, name: str) -> None:
         """The answer may be out of date (a new endpoint, a dead link): ask again next time."""
         self.found.pop(fold_name(name), None)
+        self.missing.pop(fold_name(name), None)
+
+    async def resolve(self, name: str, inbound: bool = False) -> Found:
+        """The verified answer for `name`; RemoteError NOT_FOUND when nobody holds it, RemoteError
+        BAD_SIGNATURE when the seed's answer does not prove itself, SeedUnavailable when no seed
+        answers (or, for incoming traffic, when its lookup budget is spent)."""
+        folded = fold_name(name)
+        now = time.monotonic()
+        found = self.get(name, now)
+        if found is not None:
+            return found
+        if now - self.missing.get(folded, -NEGATIVE_TTL) < NEGATIVE_TTL:
+            raise RemoteError(ErrorCode.NOT_FOUND, f"nobody is registered as {name}")
+        asking = self.asking.get(folded)
+        if asking is not None:
+            return await asyncio.shield(asking)
+        if inbound and not self.inbound.allows(now):
+            raise SeedUnavailable("too many lookups for incoming traffic; retry later")
+        fut: asyncio.Future[Found] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+        self.asking[folded] = fut
+        try:
+            found = await self._ask(name, folded, now)
+        except BaseException as exc:
+            fut.set_exception(exc if isinstance(exc, Exception) else SeedUnavailable("cancelled"))
+            raise
+        else:
+            fut.set_result(found)
+            return found
+        finally:
+            del self.asking[folded]
+
+    async def _ask(self, name: str, folded: str, now: float) -> Found:
+        try:
+            found = await self.seed.lookup(name)
+        except RemoteError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                self.missing[folded] = now
+                if len(self.missing) > 10_000:
+                    self.missing.clear()
+            raise
+        if fold_name(found.record.name) != folded or not verify_record(found.record):
+            self.lies += 1
+            log.warning(
+                "the seed answered a lookup for %s with a record that does not prove itself", name
+            )
+            raise RemoteError(ErrorCode.BAD_SIGNATURE, "the seed's answer does not prove itself")
+        self.found[folded] = (found, now)
+        self.missing.pop(folded, None)
+        if self.store.contact(name) is not None:
+            self.store.keep_record(name, dump(found.record))
+        return found
+
+    def last_record(self, name: str) -> Record | None:
+        """The last verified record kept for a contact."""
+        contact = self.store.contact(name)
+        if contact is None or contact.record is None:
+            return None
+        return Record.model_validate_json(contact.record)
+
+    async def publish_contacts(self) -> int:
+        """Hand the home seed every contact's last record (a new seed learns the names again)."""
+        now = time.monotonic()
+        if now - self.published < PUBLISH_EVERY:
+            return 0
+        self.published = now
+        records = [Record.model_validate_json(c.record) for c in self.store.contacts() if c.record]
+        accepted = 0
+        for i in range(0, len(records), 200):
+            try:
+                accepted += await self.seed.publish(records[i : i + 200])
+            except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
+                log.debug("publish failed: %s", exc)
+                break
+        if accepted:
+            self.missing.clear()
+        return accepted

@@ -1,7 +1,10 @@
-"""Delivery: one worker per recipient that resolves, dials and keeps a window of boxed messages in flight.
+"""Delivery: one worker per recipient that picks a path, keeps a window in flight, and waits for acks.
 
-What to send and when to retry is the outbox's call (outbox.py); this module does the I/O:
-lookups through the seed, links to peers' endpoints, acknowledgements, and the waits between.
+The path: straight to the recipient's endpoint when it answers, else relayed through the seeds
+(remembered per contact for a while), and as mail held by the mesh when the recipient is
+offline. Every message stays in the outbox until an acknowledgement whose proof opens to it,
+whichever path that ack took, so a lost relay frame or a lost mail item is sent again.
+What to send and when is the outbox's call (outbox.py); this module does the I/O.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,14 +23,17 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from ..clock import now_ms
 from ..config import UserConfig
 from ..crypto.boxes import Boxes
+from ..crypto.keys import Identity
+from ..crypto.signing import sign_mail
 from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
 from ..runtime import Tasks
 from ..wire.correlator import Correlator
-from ..wire.protocol import DIRECT, Ack, Error, Found, parse
+from ..wire.names import fold_name
+from ..wire.protocol import CARRIED, DIRECT, RELAY_ENDPOINT, Ack, Deposit, Error, Found, parse
 from ..wire.sender import Sender
 from ..wire.sockets import dial, frames
-from .contacts import KeyPins, RecordCache
-from .events import Event, MessageState, MsgState
+from .contacts import KeyPins, RecordBook
+from .events import Event, MessageState, MsgPath, MsgState
 from .outbox import Outbox
 from .seed_client import SeedClient
 from .store import StoredMessage, UserStore
@@ -34,10 +41,12 @@ from .store import StoredMessage, UserStore
 log = logging.getLogger("p2p.user.delivery")
 
 RETRY_CODES = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
+STORED_RECHECK = 600.0  # seconds between tries while everything queued is held as mail
+DEPOSIT_AGAIN = 3600.0  # seconds after which a stored message is deposited again (idempotent)
 
 
 class PeerLink:
-    """Our outgoing socket to one peer's endpoint, and the acknowledgements awaited on it."""
+    """Our outgoing socket to one peer's endpoint, and the answers awaited on it."""
 
     def __init__(self, ws: ClientConnection, key: str, tasks: Tasks) -> None:
         self.ws = ws
@@ -65,20 +74,29 @@ class PeerLink:
         return not self.reader.done()
 
 
+class Paths:
+    """Which contacts answer only through the seeds, remembered for a while. No I/O."""
+
+    def __init__(self, memory: float) -> None:
+        self.memory = memory
+        self.relay_since: dict[str, float] = {}
+
+    def relay_only(self, folded: str, now: float) -> bool:
+        since = self.relay_since.get(folded)
+        return since is not None and now - since < self.memory
+
+    def remember_relay(self, folded: str, now: float) -> None:
+        self.relay_since[folded] = now
+
+    def direct_works(self, folded: str) -> None:
+        self.relay_since.pop(folded, None)
+
+
 @dataclass
-class Resolver:
-    """Lookups through the seed, cached for a while, each answer's key checked against the pin."""
-
-    seed: SeedClient
-    cache: RecordCache
-
-    async def resolve(self, name: str) -> Found:
-        now = time.monotonic()
-        found = self.cache.get(name, now)
-        if found is None:
-            found = await self.seed.lookup(name)
-            self.cache.put(name, found, now)
-        return found
+class Route:
+    path: MsgPath
+    found: Found
+    link: PeerLink | None = None
 
 
 class Delivery:
@@ -86,27 +104,35 @@ class Delivery:
 
     def __init__(
         self,
+        identity: Identity,
         name: str,
         config: UserConfig,
         outbox: Outbox,
         store: UserStore,
         boxes: Boxes,
-        resolver: Resolver,
+        book: RecordBook,
         pins: KeyPins,
+        seed: SeedClient,
+        presence: dict[str, bool],
         emit: Callable[[Event], None],
     ) -> None:
+        self.identity = identity
         self.name = name
         self.config = config
         self.outbox = outbox
         self.store = store
         self.boxes = boxes
-        self.resolver = resolver
+        self.book = book
         self.pins = pins
+        self.seed = seed
+        self.presence = presence
         self.emit = emit
+        self.paths = Paths(config.relay_memory)
         self.tasks = Tasks(log)
         self.workers: dict[str, asyncio.Task[None]] = {}
         self.wake: dict[str, asyncio.Event] = {}
         self.links: dict[str, PeerLink] = {}
+        self.bogus_acks = 0
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -133,12 +159,41 @@ class Delivery:
         if self.outbox.settle(msg.peer, msg.id) is not None:
             self._record(msg, state, reason)
 
-    def _record(self, msg: StoredMessage, state: MsgState, reason: str | None) -> None:
+    def _record(
+        self, msg: StoredMessage, state: MsgState, reason: str | None, path: MsgPath | None = None
+    ) -> None:
         self.store.set_state(msg.peer, msg.id, state, reason)
-        self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason))
+        self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason, path=path))
+
+    # ------------------------------------------------------------------ acknowledgements, any path
+
+    def acked(self, ack: Ack) -> bool:
+        """An ack by any path: the message is delivered only if its proof opens to it."""
+        msg = self.outbox.find(ack.id)
+        if msg is None:
+            return False
+        key = self._recipient_key(msg)
+        if key is None or not self.boxes.proof_holds(
+            key, ack.proof, self.name, msg.id, msg.recipient
+        ):
+            self.bogus_acks += 1
+            log.info("ignored an ack for %s whose proof does not open", msg.id)
+            return False
+        self.finish(msg, "delivered")
+        self.kick_if_waiting(msg.peer)
+        return True
+
+    def _recipient_key(self, msg: StoredMessage) -> str | None:
+        contact = self.store.contact(msg.recipient)
+        if contact is not None and contact.key is not None:
+            return contact.key
+        found = self.book.get(msg.recipient, time.monotonic())
+        return found.record.key if found is not None else None
+
+    # ------------------------------------------------------------------ the worker
 
     async def _deliver(self, peer: str) -> None:
-        """Deliver one recipient's queue in order, retrying with backoff until acked or expired."""
+        """Deliver one recipient's queue, retrying with backoff until every message is acked or expired."""
         wake = self.wake.setdefault(peer, asyncio.Event())
         while True:
             if not self.outbox.has(peer):
@@ -151,64 +206,109 @@ class Delivery:
             name = self.outbox.recipient(peer)
             if name is None:
                 continue
-            wait_reason = await self._pump(peer, name, wake)
+            route = await self._route(peer, name)
+            if isinstance(route, Route):
+                pump = {
+                    "direct": self._pump_direct,
+                    "relay": self._pump_relay,
+                    "mail": self._pump_mail,
+                }
+                wait_reason = await pump[route.path](peer, route, wake)
+            else:
+                wait_reason = route or None
             if wait_reason is None:
                 self.outbox.progressed(peer)
                 continue
             if not self.outbox.has(peer):
                 continue
             delay, news = self.outbox.wait(peer, wait_reason)
+            if self.outbox.all_stored(peer):
+                delay = STORED_RECHECK  # held by the mesh: the recipient's return wakes us
+            delay = min(delay, self.outbox.until_expiry(peer, now_ms()) / 1000)
             if news:
                 for msg in self.outbox.messages(peer):
-                    self.emit(
-                        MessageState(
-                            id=msg.id, to=msg.recipient, state="queued", reason=wait_reason
+                    if msg.id not in self.outbox.queues[peer].stored:
+                        self.emit(
+                            MessageState(
+                                id=msg.id, to=msg.recipient, state="queued", reason=wait_reason
+                            )
                         )
-                    )
             try:
                 async with asyncio.timeout(delay):
                     await wake.wait()
             except TimeoutError:
                 pass
 
-    async def _connect(self, peer: str, name: str) -> tuple[PeerLink, Found] | str:
-        """The recipient's live link, or why there cannot be one now ('' when its messages failed)."""
+    async def _route(self, peer: str, name: str) -> Route | str:
+        """How to reach the recipient now, or why not ('' when its messages failed)."""
         try:
-            found = await self.resolver.resolve(name)
+            found = await self._resolve(name)
         except RemoteError as exc:
-            if exc.code in (ErrorCode.NOT_FOUND, ErrorCode.INVALID_NAME):
-                for msg in self.outbox.messages(peer):
-                    self.finish(msg, "failed", f"unknown name: nobody is registered as {name}")
-                return ""
+            if exc.code == ErrorCode.NOT_FOUND:
+                return self._unknown(peer, name)
             return f"seed refused the lookup ({exc.code})"
         except (SeedUnavailable, ConnectionLost):
             return "no seed reachable"
         key = found.record.key
         if not self.pins.holds(name, key):
             return "held: the recipient's key changed (accept it to send)"
-        if not found.online:
-            return "recipient offline"
+        folded = fold_name(name)
+        if not self.presence.get(folded, found.online):
+            return Route("mail", found)
+        now = time.monotonic()
+        if found.record.endpoint == RELAY_ENDPOINT or self.paths.relay_only(folded, now):
+            return Route("relay", found)
         link = self.links.get(peer)
         if link is None or not link.alive or link.key != key:
             try:
-                ws = await dial(found.record.endpoint, self.config.max_frame, timeout=3.0)
+                ws = await dial(
+                    found.record.endpoint, self.config.max_frame, timeout=self.config.direct_timeout
+                )
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-                self.resolver.cache.forget(name)
-                return f"recipient unreachable ({exc.__class__.__name__})"
+                log.debug("%s's endpoint does not answer (%s): relaying", name, exc)
+                self.paths.remember_relay(folded, now)
+                return Route("relay", found)
             link = self.links[peer] = PeerLink(ws, key, self.tasks)
-        return link, found
+        return Route("direct", found, link)
 
-    async def _pump(self, peer: str, name: str, wake: asyncio.Event) -> str | None:
-        """Keep up to a window of messages in flight, in order, until the queue is empty or the link fails.
+    async def _resolve(self, name: str) -> Found:
+        """The recipient's record; when no seed knows it, hand our seed our contacts' last records
+        (a seed that lost its directory learns them again) and ask once more."""
+        try:
+            return await self.book.resolve(name)
+        except RemoteError as exc:
+            if exc.code != ErrorCode.NOT_FOUND or not await self.book.publish_contacts():
+                raise
+        return await self.book.resolve(name)
+
+    def _unknown(self, peer: str, name: str) -> str:
+        """No seed knows the name: its messages fail, unless we hold a record of it (then wait)."""
+        if self.book.last_record(name) is None:
+            for msg in self.outbox.messages(peer):
+                self.finish(msg, "failed", f"unknown name: nobody is registered as {name}")
+            return ""
+        return "no seed knows the recipient yet"
+
+    def _seal(self, msg: StoredMessage, found: Found) -> str:
+        return self.boxes.seal(
+            found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text
+        )
+
+    def _sent(self, msg: StoredMessage, path: MsgPath) -> None:
+        self.emit(MessageState(id=msg.id, to=msg.recipient, state="sent", path=path))
+
+    # ------------------------------------------------------------------ direct
+
+    async def _pump_direct(self, peer: str, route: Route, wake: asyncio.Event) -> str | None:
+        """Keep up to a window in flight on the recipient's endpoint until the queue is empty or the link fails.
 
         Returns None when it is worth going on at once, else why delivery must wait.
         """
-        connected = await self._connect(peer, name)
-        if isinstance(connected, str):
-            return connected or None
-        link, found = connected
+        link, found = route.link, route.found
+        assert link is not None
         self.outbox.rewind(peer)
         trouble: list[str] = []
+        folded = fold_name(found.record.name)
 
         def answered(msg: StoredMessage, fut: asyncio.Future[Ack | Error]) -> None:
             wake.set()
@@ -220,7 +320,13 @@ class Delivery:
                 return
             reply = fut.result()
             if isinstance(reply, Ack):
-                self.finish(msg, "delivered")
+                if not self.acked(reply):
+                    # an endpoint that cannot prove it is the recipient is not the way to it
+                    self.outbox.returned(peer, msg.id)
+                    self.paths.remember_relay(folded, time.monotonic())
+                    trouble.append("the endpoint did not answer as the recipient")
+                else:
+                    self.paths.direct_works(folded)
             elif reply.code in RETRY_CODES:
                 self.outbox.returned(peer, msg.id)
                 trouble.append(f"recipient asks to retry ({reply.code}: {reply.message})")
@@ -234,12 +340,8 @@ class Delivery:
                 for msg in self.outbox.next_batch(peer):
                     fut = link.acks.expect(msg.id)
                     fut.add_done_callback(partial(answered, msg))
-                    link.out.push(
-                        self.boxes.seal(
-                            found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text
-                        )
-                    )
-                    self.emit(MessageState(id=msg.id, to=msg.recipient, state="sent"))
+                    link.out.push(self._seal(msg, found))
+                    self._sent(msg, "direct")
                 if not self.outbox.in_flight(peer):
                     break
                 wake.clear()
@@ -247,13 +349,95 @@ class Delivery:
                     async with asyncio.timeout(self.config.ack_timeout):
                         await wake.wait()
                 except TimeoutError:
-                    self.resolver.cache.forget(name)
+                    self.book.forget(found.record.name)
                     await link.ws.close()
                     return "no acknowledgement from the recipient"
         finally:
             for msg_id in self.outbox.in_flight_ids(peer):
                 link.acks.forget(msg_id)
         if trouble:
-            self.resolver.cache.forget(name)
+            self.book.forget(found.record.name)
+            if trouble[0] == "the endpoint did not answer as the recipient":
+                return None  # try again at once, through the seeds
             return trouble[0]
+        return None
+
+    # ------------------------------------------------------------------ relay
+
+    async def _pump_relay(self, peer: str, route: Route, wake: asyncio.Event) -> str | None:
+        """Relay a window at a time through our seed; acks come back by relay (or any path).
+        A message with no ack a while after the seed took it goes to mail."""
+        found = route.found
+        self.outbox.rewind(peer)
+        trouble: list[str] = []
+        to = found.record.name
+
+        async def relay_one(msg: StoredMessage) -> None:
+            fid = uuid.uuid4().hex
+            text = f'{{"type":"relay","id":"{fid}","to":"{to}","frame":{self._seal(msg, found)}}}'
+            try:
+                await self.seed.request_text(fid, text)
+            except RemoteError as exc:
+                self.outbox.returned(peer, msg.id)
+                if exc.code == ErrorCode.OFFLINE:
+                    self.presence[fold_name(to)] = False
+                    trouble.append("recipient offline")
+                else:
+                    trouble.append(f"the seed refused the relay ({exc.code})")
+            except (SeedUnavailable, ConnectionLost):
+                self.outbox.returned(peer, msg.id)
+                trouble.append("no seed reachable")
+            else:
+                if self.outbox.find(msg.id) is not None:
+                    self.outbox.relayed(peer, msg.id, time.monotonic())
+                    self._sent(msg, "relay")
+            finally:
+                wake.set()
+
+        while self.outbox.has(peer) and not trouble:
+            batch = self.outbox.next_batch(peer)
+            for msg in batch:
+                self.tasks.spawn(relay_one(msg), f"relay {msg.id}")
+            if not self.outbox.in_flight(peer):
+                break
+            wake.clear()
+            try:
+                async with asyncio.timeout(
+                    min(self.config.relay_ack_timeout, self.config.ack_timeout)
+                ):
+                    await wake.wait()
+            except TimeoutError:
+                pass
+            late = self.outbox.overdue(peer, time.monotonic(), self.config.relay_ack_timeout)
+            if late:
+                await self._deposit(peer, found, late)
+                return "no acknowledgement yet; held by the mesh"
+        return trouble[0] if trouble else None
+
+    # ------------------------------------------------------------------ mail
+
+    async def _pump_mail(self, peer: str, route: Route, wake: asyncio.Event) -> str | None:
+        """The recipient is offline: the mesh holds the messages until it comes back."""
+        pending = self.outbox.to_store(peer, time.monotonic(), DEPOSIT_AGAIN)
+        problem = await self._deposit(peer, route.found, pending)
+        return problem or "recipient offline; held by the mesh"
+
+    async def _deposit(self, peer: str, found: Found, messages: list[StoredMessage]) -> str | None:
+        """Deposit each message as a mail item signed by us; why not, when a deposit fails."""
+        to = found.record.name
+        for msg in messages:
+            chat = CARRIED.validate_json(self._seal(msg, found))
+            item = sign_mail(self.identity, to, self.name, chat, now_ms())
+            try:
+                await self.seed.send(Deposit(type="deposit", id=uuid.uuid4().hex, item=item))
+            except RemoteError as exc:
+                if exc.code == ErrorCode.QUOTA:
+                    return f"the mesh holds no more mail for {to} now ({exc.message})"
+                if exc.code == ErrorCode.NOT_FOUND:
+                    await self.book.publish_contacts()
+                return f"the seed refused the mail ({exc.code}: {exc.message})"
+            except (SeedUnavailable, ConnectionLost):
+                return "no seed reachable"
+            if self.outbox.stored(peer, msg.id, time.monotonic()):
+                self._record(msg, "stored", None, "mail")
         return None

@@ -44,6 +44,7 @@ class SeedState:
     rtt_ms: float | None
     home: bool
     embedded: bool = False
+    key: str | None = None  # the key the mesh listed it with (what it must prove)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,78 +1,154 @@
-"""Receiving: the direct endpoint, where each `chat` is verified, opened, stored once, then acknowledged.
+"""Receiving, by every path: each `chat` is verified, opened, stored once, then acknowledged end to end.
 
-A message is acknowledged only once it is on disk, and a copy of one already stored is
-acknowledged again without being shown twice; nothing a peer sends can end the handler.
+A chat comes straight to the endpoint, relayed by the seeds, or as mail; it is treated the same
+way whichever path it took, and acknowledged only once it is on disk. The ack goes back on the
+same socket for a direct chat, else relayed to the sender, or deposited as mail when the sender
+is offline; mail is taken (deleted from the mesh) once handled. Nothing a peer sends can end
+the handler, and strangers flooding the endpoint cost the seed link nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ..clock import now_ms
+from ..config import UserConfig
 from ..crypto.boxes import Boxes
-from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
+from ..crypto.keys import Identity
+from ..crypto.signing import sign_mail, sign_take
+from ..errors import (
+    ConnectionLost,
+    ErrorCode,
+    ProtocolError,
+    RemoteError,
+    SeedUnavailable,
+    StoreError,
+)
+from ..runtime import Tasks
+from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
-from ..wire.protocol import DIRECT, Ack, Chat, ChatPlain, Found, dump, error_frame, parse
+from ..wire.protocol import (
+    DIRECT,
+    MAX_TAKE_IDS,
+    Ack,
+    CarriedAck,
+    CarriedChat,
+    Chat,
+    ChatPlain,
+    Deposit,
+    Found,
+    MailItem,
+    Relay,
+    Relayed,
+    Take,
+    Taken,
+    TakenId,
+    dump,
+    error_frame,
+    parse,
+)
 from ..wire.sender import Sender
-from ..wire.sockets import frames
-from .contacts import KeyPins
-from .delivery import Resolver
+from ..wire.sockets import close_now, frames
+from .contacts import KeyPins, RecordBook
 from .events import Event, MessageReceived
 from .store import StoredMessage, UserStore
 
 log = logging.getLogger("p2p.user.inbox")
 
+DAY_MS = 86_400_000
+AckBack = Callable[[str], None]  # sends an ack frame's text back the way the chat came
+
 
 class Inbox:
     def __init__(
         self,
+        identity: Identity,
         name: str,
+        config: UserConfig,
         boxes: Boxes,
-        resolver: Resolver,
+        book: RecordBook,
         pins: KeyPins,
         store: UserStore,
+        seed_send: Callable[[Relay | Deposit | Take], Awaitable[object]],
+        presence: dict[str, bool],
         on_new_sender: Callable[[str], None],
+        on_ack: Callable[[Ack], bool],
         emit: Callable[[Event], None],
     ) -> None:
+        self.identity = identity
         self.name = name
         self.folded = fold_name(name)
+        self.config = config
         self.boxes = boxes
-        self.resolver = resolver
+        self.book = book
         self.pins = pins
         self.store = store
+        self.seed_send = seed_send
+        self.presence = presence
         self.on_new_sender = on_new_sender
+        self.on_ack = on_ack
         self.emit = emit
+        self.tasks = Tasks(log)
+        self.oldest_ms = int((config.expire_after + DAY_MS / 1000) * 1000)
+        self.to_take: list[TakenId] = []
+        self.take_soon: asyncio.Handle | None = None
+
+    async def stop(self) -> None:
+        await self.tasks.cancel_all()
+
+    # ------------------------------------------------------------------ the direct endpoint
 
     async def serve(self, ws: ServerConnection) -> None:
         """One peer's socket to our endpoint: it may only send `chat`; every frame gets an answer."""
         out = Sender(ws)
+        loop = asyncio.get_running_loop()
+        limit = RateLimit(self.config.peer_rate, self.config.peer_burst, loop.time())
         try:
             async for raw in frames(ws):
+                verdict = limit.check(loop.time())
+                if verdict is Verdict.CUT:
+                    await close_now(ws, 1008, "rate limit exceeded repeatedly")
+                    return
+                if verdict is Verdict.REFUSE:
+                    out.push(error_frame(ErrorCode.RATE_LIMITED, "too many frames; slow down"))
+                    continue
                 try:
                     frame = parse(DIRECT, raw)
                     if not isinstance(frame, Chat):
                         raise ProtocolError(
                             ErrorCode.BAD_REQUEST,
                             "this endpoint accepts only chat frames",
-                            frame.id,
+                            getattr(frame, "id", None),
                         )
-                    await self.receive(out, frame)
+                    await self.receive(frame, out.push)
                 except ProtocolError as exc:
                     out.push(error_frame(exc.code, exc.message, exc.frame_id))
+                except Exception as exc:  # noqa: BLE001 - a peer's frame must never end the handler
+                    if isinstance(exc, (ConnectionClosed, asyncio.CancelledError)):
+                        raise
+                    out.push(error_frame(ErrorCode.BAD_REQUEST, "the frame could not be read"))
         except ConnectionClosed:
             pass
 
+    # ------------------------------------------------------------------ by any path
+
     async def _sender(self, name: str, chat_id: str) -> Found:
-        """The sender's record, or ProtocolError with what to answer."""
+        """The sender's verified record, or ProtocolError with what to answer."""
         try:
-            return await self.resolver.resolve(name)
-        except RemoteError:
+            return await self.book.resolve(name, inbound=True)
+        except RemoteError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                raise ProtocolError(
+                    ErrorCode.BAD_BOX, f"the sender {name!r} is not registered", chat_id
+                ) from None
             raise ProtocolError(
-                ErrorCode.BAD_BOX, f"the sender {name!r} is not registered", chat_id
+                ErrorCode.INTERNAL, "cannot resolve the sender now; retry", chat_id
             ) from None
         except (SeedUnavailable, ConnectionLost):
             raise ProtocolError(
@@ -84,16 +160,26 @@ class Inbox:
         try:
             return found, self.boxes.open(found.record.key, chat)
         except ProtocolError:
-            self.resolver.cache.forget(chat.from_)  # a stale cache? ask the seed once more
+            self.book.forget(chat.from_)  # a stale cache? ask the seed once more
             found = await self._sender(chat.from_, chat.id)
             return found, self.boxes.open(found.record.key, chat)
 
-    async def receive(self, out: Sender, chat: Chat) -> None:
+    async def receive(self, chat: Chat, ack_back: AckBack) -> asyncio.Future[int]:
+        """Check, open and store a chat, then acknowledge it with `ack_back` once it is on disk.
+
+        The store's future is returned (the endpoint does not wait for it: the next frame is read
+        while this one commits). ProtocolError says what to answer (only a direct socket can carry
+        the answer back).
+        """
         if fold_name(chat.to) != self.folded:
             raise ProtocolError(
                 ErrorCode.BAD_BOX, f"this endpoint is {self.name}, not {chat.to}", chat.id
             )
         found, inner = await self._open(chat)
+        if inner.ts < now_ms() - self.oldest_ms:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, "the message is older than anything still delivered", chat.id
+            )
         sender = found.record.name
         if self.store.contact(sender) is None:
             self.on_new_sender(sender)
@@ -106,19 +192,14 @@ class Inbox:
         stored = self.store.add_message(
             StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text)
         )
+        proof = self.boxes.ack_proof(found.record.key, chat.from_, chat.id, chat.to)
 
         def ack(fut: asyncio.Future[int]) -> None:
             """Acknowledge once stored (copies too); only a message stored for the first time is shown."""
             if fut.cancelled() or fut.exception() is not None:
-                out.push(
-                    error_frame(
-                        ErrorCode.INTERNAL,
-                        f"could not store the message: {fut.exception()}",
-                        chat.id,
-                    )
-                )
+                log.error("could not store a message from %s: %s", sender, fut.exception())
                 return
-            out.push(dump(Ack(type="ack", id=chat.id)))
+            ack_back(dump(Ack(type="ack", id=chat.id, proof=proof)))
             if n := fut.result():
                 self.emit(
                     MessageReceived(
@@ -127,3 +208,102 @@ class Inbox:
                 )
 
         stored.add_done_callback(ack)
+        return stored
+
+    def _ack_through_seeds(self, sender: str) -> AckBack:
+        """An ack for a chat that came through the seeds: relayed when the sender is online, else mail."""
+
+        def send(text: str) -> None:
+            ack = CarriedAck.model_validate_json(text)
+            self.tasks.spawn(self._send_ack(sender, ack), f"ack to {sender}")
+
+        return send
+
+    async def _send_ack(self, sender: str, ack: CarriedAck) -> None:
+        if self.presence.get(fold_name(sender), True):
+            try:
+                await self.seed_send(Relay(type="relay", id=uuid.uuid4().hex, to=sender, frame=ack))
+                return
+            except RemoteError as exc:
+                if exc.code != ErrorCode.OFFLINE:
+                    log.debug("relaying an ack to %s failed: %s", sender, exc)
+                    return  # the sender sends again and is acked again
+            except (SeedUnavailable, ConnectionLost):
+                return
+        item = sign_mail(self.identity, sender, self.name, ack, now_ms())
+        try:
+            await self.seed_send(Deposit(type="deposit", id=uuid.uuid4().hex, item=item))
+        except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
+            log.debug("depositing an ack for %s failed: %s", sender, exc)
+
+    def on_relayed(self, relayed: Relayed) -> None:
+        """A frame the seeds relayed to us: a chat to receive, or an ack for one of ours."""
+        carried = relayed.frame
+        if isinstance(carried, CarriedAck):
+            self.on_ack(carried)
+            return
+        self.tasks.spawn(
+            self._receive_quietly(carried, self._ack_through_seeds(carried.from_)), "relayed chat"
+        )
+
+    async def _receive_quietly(self, chat: CarriedChat, ack_back: AckBack) -> None:
+        """Receive a chat that has no socket to answer on: a refusal cannot travel back; it is logged."""
+        try:
+            await self.receive(chat, ack_back)
+        except ProtocolError as exc:
+            log.info(
+                "refused a chat from %s that came through the seeds: %s", chat.from_, exc.message
+            )
+
+    def on_mail(self, items: list[MailItem]) -> None:
+        """Mail the mesh held for us, oldest first: handled in that order like anything else,
+        then taken once what it brought is on disk."""
+        self.tasks.spawn(self._handle_mail(items), "mail")
+
+    async def _handle_mail(self, items: list[MailItem]) -> None:
+        handled: list[tuple[TakenId, asyncio.Future[int] | None]] = []
+        for item in items:
+            if fold_name(item.to) != self.folded:
+                continue
+            carried = item.frame
+            ident: TakenId = (item.from_, carried.type, carried.id)
+            if isinstance(carried, CarriedAck):
+                self.on_ack(carried)
+                handled.append((ident, None))
+                continue
+            try:
+                saving = await self.receive(carried, self._ack_through_seeds(carried.from_))
+            except ProtocolError as exc:
+                log.info("refused mail from %s: %s", carried.from_, exc.message)
+                if exc.code != ErrorCode.INTERNAL:  # worth another try later otherwise
+                    handled.append((ident, None))
+                continue
+            handled.append((ident, saving))
+        for ident, pending in handled:
+            if pending is not None:
+                try:
+                    await asyncio.shield(pending)
+                except StoreError:
+                    continue
+            self._take(ident)
+
+    def _take(self, ident: TakenId) -> None:
+        """Take handled mail in batches (one signed take per loop turn, at most MAX_TAKE_IDS ids)."""
+        self.to_take.append(ident)
+        if len(self.to_take) >= MAX_TAKE_IDS:
+            self._send_takes()
+        elif self.take_soon is None:
+            self.take_soon = asyncio.get_running_loop().call_soon(self._send_takes)
+
+    def _send_takes(self) -> None:
+        self.take_soon = None
+        while self.to_take:
+            ids, self.to_take = self.to_take[:MAX_TAKE_IDS], self.to_take[MAX_TAKE_IDS:]
+            taken = sign_take(self.identity, self.name, ids, now_ms())
+            self.tasks.spawn(self._send_take(taken), "take")
+
+    async def _send_take(self, taken: Taken) -> None:
+        try:
+            await self.seed_send(Take(type="take", id=uuid.uuid4().hex, taken=taken))
+        except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
+            log.debug("a take failed (the mail comes again and is taken then): %s", exc)

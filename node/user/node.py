@@ -8,9 +8,12 @@ contacts, store) and holds no protocol logic of its own.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, serve
 
@@ -18,15 +21,16 @@ from ..clock import now_ms
 from ..config import UserConfig
 from ..crypto.boxes import Boxes
 from ..crypto.keys import Identity
-from ..crypto.signing import sign_record
+from ..crypto.signing import sign_record, sign_session
 from ..errors import ErrorCode, InvalidInput
-from ..runtime import Service
+from ..runtime import Service, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
+from ..wire.limits import RateLimit
 from ..wire.names import fold_name, require_name
-from ..wire.protocol import MAX_TEXT, Found, Presence, Record
-from ..wire.sockets import SERVER_OPTIONS, listen_url
-from .contacts import KeyPins, RecordCache
-from .delivery import Delivery, Resolver
+from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, SessionAuth
+from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen_url
+from .contacts import KeyPins, RecordBook
+from .delivery import Delivery
 from .events import (
     ConnState,
     ContactAdded,
@@ -39,16 +43,17 @@ from .events import (
     NameRegistered,
     PresenceChanged,
     SeedStatus,
+    SessionReplaced,
 )
 from .inbox import Inbox
 from .outbox import Outbox
-from .seed_client import SeedClient
+from .seed_client import SeedCallbacks, SeedClient
 from .store import Contact, StoredMessage, UserStore
 
 log = logging.getLogger("p2p.user")
 
 WINDOW = 256
-RECORD_TTL = 60.0  # seconds a resolved record is trusted before asking the seed again
+RECORD_TTL = 60.0  # seconds a verified lookup answer is used before asking the seed again
 RETRY_FIRST = 0.5
 
 
@@ -59,6 +64,7 @@ class UserNode(Service):
         self.folded = fold_name(self.name)
         self.subscribers: list[EventStream] = []
         self.server: Server | None = None
+        self.inbox: Inbox
         self.endpoint = ""
         self.embedded_seeds = embedded_seeds or set()
         self.fatal: ErrorEvent | None = None
@@ -67,42 +73,64 @@ class UserNode(Service):
 
     async def start(self) -> None:
         cfg = self.config
+        raise_file_limit()
         self.data_dir: Path = cfg.data_dir or default_data_dir("users", self.folded)
         secure_dir(self.data_dir)
         self.identity = Identity.load_or_create(self.data_dir)
         self.boxes = Boxes(self.identity)
         self.store = UserStore(self.data_dir / "user.sqlite3")
         self.store.start()
+        self.presence: dict[str, bool] = {}
         self.seed = SeedClient(
             cfg.seeds,
-            make_record=self._make_record,
-            on_registered=self._on_registered,
-            on_presence=self._on_presence,
-            on_status=self._on_status,
-            on_fatal=self._on_fatal,
+            SeedCallbacks(
+                make_record=self._make_record,
+                sign_session=self._sign_session,
+                on_registered=self._on_registered,
+                on_presence=self._on_presence,
+                on_relayed=lambda relayed: self.inbox.on_relayed(relayed),
+                on_mail=lambda items: self.inbox.on_mail(items),
+                on_status=self._on_status,
+                on_fatal=self._on_fatal,
+                on_replaced=self._on_replaced,
+            ),
         )
         self.seed.embedded = set(self.embedded_seeds)
         self.pins = KeyPins(self.store, self.emit)
-        self.resolver = Resolver(self.seed, RecordCache(RECORD_TTL))
+        inbound = RateLimit(cfg.inbound_lookup_rate, cfg.inbound_lookup_burst, time.monotonic())
+        self.book = RecordBook(self.seed, self.store, RECORD_TTL, inbound)
         self.outbox = Outbox(WINDOW, int(cfg.expire_after * 1000), RETRY_FIRST, cfg.retry_max)
         self.delivery = Delivery(
-            self.name, cfg, self.outbox, self.store, self.boxes, self.resolver, self.pins, self.emit
+            self.identity,
+            self.name,
+            cfg,
+            self.outbox,
+            self.store,
+            self.boxes,
+            self.book,
+            self.pins,
+            self.seed,
+            self.presence,
+            self.emit,
         )
         self.inbox = Inbox(
+            self.identity,
             self.name,
+            cfg,
             self.boxes,
-            self.resolver,
+            self.book,
             self.pins,
             self.store,
+            seed_send=self.seed.send,
+            presence=self.presence,
             on_new_sender=self._new_sender,
+            on_ack=self.delivery.acked,
             emit=self.emit,
         )
-        self.server = await serve(
-            self.inbox.serve, cfg.host, cfg.port, max_size=cfg.max_frame, **SERVER_OPTIONS
-        )
-        self.endpoint = cfg.advertise or listen_url(self.server, cfg.host)[1]
+        self.endpoint = await self._serve_endpoint()
         for msg in self.store.pending():
-            self.outbox.add(msg)
+            self.outbox.add(msg, stored_at=0.0 if msg.state == "stored" else None)
+        self.last_ts = max((m.ts for m in self.outbox.peer_messages()), default=0)
         self.seed.watch(c.name for c in self.store.contacts())
         self.seed.watch(r for peer in self.outbox.peers() if (r := self.outbox.recipient(peer)))
         self.seed.start()
@@ -110,8 +138,34 @@ class UserNode(Service):
             self.delivery.kick(peer)
         log.info("user %s serving %s (key %s)", self.name, self.endpoint, self.identity.fingerprint)
 
+    def _serves_endpoint(self) -> bool:
+        """Whether to accept direct connections: when asked to (--host, --advertise), or when every
+        seed is on this machine (so peers are too); else the record says `relay:` and peers reach
+        us through our home seed, as they must behind NAT."""
+        cfg = self.config
+        if cfg.host is not None or cfg.advertise is not None:
+            return True
+        return all(_is_loopback(url) for url in cfg.seeds)
+
+    async def _serve_endpoint(self) -> str:
+        cfg = self.config
+        if not self._serves_endpoint():
+            return RELAY_ENDPOINT
+        host = cfg.host or ("0.0.0.0" if cfg.advertise else "127.0.0.1")
+        gate = AddressGate(cfg.max_peer_connections_per_address, cfg.max_peer_connections)
+        self.server = await serve(
+            self.inbox.serve,
+            host,
+            cfg.port,
+            max_size=cfg.max_frame,
+            open_timeout=5,
+            **{**SERVER_OPTIONS, "create_connection": gated(gate)},
+        )
+        return cfg.advertise or listen_url(self.server, host)[1]
+
     async def stop(self) -> None:
         await self.delivery.stop()
+        await self.inbox.stop()
         await self.seed.stop()
         if self.server is not None:
             self.server.close()
@@ -133,6 +187,16 @@ class UserNode(Service):
         seq = await self.store.next_seq(now_ms())
         return sign_record(self.identity, self.name, self.endpoint, seq)
 
+    def _sign_session(self, name: str, seed_key: str, nonce: str) -> SessionAuth:
+        return sign_session(self.identity, name, seed_key, nonce, now_ms())
+
+    def _on_replaced(self, message: str) -> None:
+        self.emit(SessionReplaced(name=self.name, message=message))
+
+    def reconnect(self) -> None:
+        """Take the name back after a newer session replaced this one (that one is told in turn)."""
+        self.seed.reconnect()
+
     def _on_registered(self, seed: str, url: str) -> None:
         self.emit(NameRegistered(name=self.name, seed=seed, url=url, endpoint=self.endpoint))
 
@@ -151,11 +215,12 @@ class UserNode(Service):
                 name=frame.name, online=frame.online, seed=frame.seed, last_seen=frame.last_seen
             )
         )
-        if frame.online:
-            folded = fold_name(frame.name)
-            if folded in self.delivery.wake:
-                self.resolver.cache.forget(frame.name)  # it may have a new endpoint
-                self.delivery.kick_if_waiting(folded)
+        folded = fold_name(frame.name)
+        was = self.presence.get(folded)
+        self.presence[folded] = frame.online
+        if frame.online and was is not True and folded in self.delivery.wake:
+            self.book.forget(frame.name)  # it may have a new endpoint
+            self.delivery.kick_if_waiting(folded)
 
     # ------------------------------------------------------------------ contacts and seeds
 
@@ -187,7 +252,20 @@ class UserNode(Service):
         self._on_status(self.seed.state, self.seed.home_name, f"added {url}")
 
     async def lookup(self, name: str) -> Found:
-        return await self.seed.lookup(name)
+        """A fresh, verified answer from the seed (its record's signature and name checked)."""
+        self.book.forget(name)
+        return await self.book.resolve(name)
+
+    def path_to(self, name: str) -> str | None:
+        """How messages reach `name` now: 'direct', 'relay only', or None when not known yet."""
+        found = self.book.get(name, time.monotonic())
+        if found is None:
+            return None
+        if found.record.endpoint == RELAY_ENDPOINT or self.delivery.paths.relay_only(
+            fold_name(name), time.monotonic()
+        ):
+            return "relay only"
+        return "direct"
 
     def accept_key(self, name: str) -> str | None:
         """The user trusts a contact's new key: pin it and let traffic flow again."""
@@ -240,7 +318,8 @@ class UserNode(Service):
             raise InvalidInput("an empty message is not sent")
         if self.store.contact(to) is None:
             self.add_contact(to)
-        msg = StoredMessage.new_outgoing(str(uuid.uuid4()), self.name, to, now_ms(), text)
+        self.last_ts = max(now_ms(), self.last_ts + 1)  # (ts, id) orders a conversation
+        msg = StoredMessage.new_outgoing(str(uuid.uuid4()), self.name, to, self.last_ts, text)
         durable = self.store.add_message(msg)
         self.outbox.add(msg)
         self.delivery.kick(msg.peer)
@@ -252,3 +331,13 @@ class UserNode(Service):
 
     def pending_count(self) -> int:
         return self.outbox.pending_count()
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

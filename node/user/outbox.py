@@ -1,9 +1,11 @@
 """The outbox as a state machine with no I/O: what to send next to whom, how many in flight, when to retry.
 
 Per recipient, messages leave in the order they were queued, at most `window` unacknowledged at
-once; a lost connection puts everything unacknowledged back in line, in order, so the recipient
-stores them in order. Delays double while a recipient cannot be reached and reset on progress.
-The delivery code (delivery.py) does the I/O and asks this what to do; tests drive it directly.
+once; a lost connection puts everything unacknowledged back in line, in order. A message stays
+until its end-to-end acknowledgement, whatever path it took: sent straight to the recipient,
+relayed through the seeds, or stored by them as mail. Delays double while a recipient cannot be
+reached and reset on progress. The delivery code (delivery.py) does the I/O and asks this what
+to do; tests drive it directly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class PeerQueue:
     messages: dict[str, StoredMessage] = field(default_factory=dict)
     unsent: deque[str] = field(default_factory=deque)
     inflight: set[str] = field(default_factory=set)
+    relayed: dict[str, float] = field(
+        default_factory=dict
+    )  # id -> when the seed took it (relay_ok)
+    stored: dict[str, float] = field(default_factory=dict)  # id -> when the mesh took it as mail
     waiting_for: str | None = None  # why delivery waits, as last reported
 
 
@@ -33,17 +39,30 @@ class Outbox:
         self.retry_first = retry_first
         self.retry_max = retry_max
         self.queues: dict[str, PeerQueue] = {}
+        self.peer_of: dict[str, str] = {}  # message id -> recipient, for acks by any path
 
-    def add(self, msg: StoredMessage) -> None:
-        """Queue a message behind the recipient's others."""
+    def add(self, msg: StoredMessage, stored_at: float | None = None) -> None:
+        """Queue a message behind the recipient's others (`stored_at`: held as mail already)."""
         queue = self.queues.get(msg.peer)
         if queue is None:
             queue = self.queues[msg.peer] = PeerQueue(Backoff(self.retry_first, self.retry_max))
         queue.messages[msg.id] = msg
         queue.unsent.append(msg.id)
+        self.peer_of[msg.id] = msg.peer
+        if stored_at is not None:
+            queue.stored[msg.id] = stored_at
+
+    def find(self, msg_id: str) -> StoredMessage | None:
+        """The queued message with this id, whoever it is for."""
+        peer = self.peer_of.get(msg_id)
+        queue = self.queues.get(peer) if peer is not None else None
+        return queue.messages.get(msg_id) if queue is not None else None
 
     def peers(self) -> list[str]:
         return list(self.queues)
+
+    def peer_messages(self) -> list[StoredMessage]:
+        return [m for q in self.queues.values() for m in q.messages.values()]
 
     def pending_count(self) -> int:
         return sum(len(q.messages) for q in self.queues.values())
@@ -85,11 +104,20 @@ class Outbox:
             self.settle(peer, msg.id)
         return old
 
+    def until_expiry(self, peer: str, now: int) -> int:
+        """Milliseconds until the oldest queued message expires (0 when one has)."""
+        queue = self.queues.get(peer)
+        if queue is None or not queue.messages:
+            return 0
+        oldest = min(m.ts for m in queue.messages.values())
+        return max(0, oldest + self.expire_ms - now)
+
     def rewind(self, peer: str) -> None:
         """A new connection: everything unacknowledged goes back in line, in the order queued."""
         queue = self.queues.get(peer)
         if queue is not None:
             queue.inflight.clear()
+            queue.relayed.clear()
             queue.unsent = deque(queue.messages)
 
     def next_batch(self, peer: str) -> list[StoredMessage]:
@@ -120,6 +148,52 @@ class Outbox:
         queue = self.queues.get(peer)
         if queue is not None:
             queue.inflight.discard(msg_id)
+            queue.relayed.pop(msg_id, None)
+
+    def relayed(self, peer: str, msg_id: str, now: float) -> None:
+        """The seed took a relayed message on its way (relay_ok): only an ack says it arrived."""
+        queue = self.queues.get(peer)
+        if queue is not None and msg_id in queue.messages:
+            queue.relayed[msg_id] = now
+
+    def overdue(self, peer: str, now: float, timeout: float) -> list[StoredMessage]:
+        """Relayed messages with no ack `timeout` seconds after relay_ok: they go to mail."""
+        queue = self.queues.get(peer)
+        if queue is None:
+            return []
+        late = [i for i, at in queue.relayed.items() if now - at >= timeout]
+        return [queue.messages[i] for i in late if i in queue.messages]
+
+    def stored(self, peer: str, msg_id: str, now: float) -> bool:
+        """The mesh holds the message as mail; True the first time (the state to report)."""
+        queue = self.queues.get(peer)
+        if queue is None or msg_id not in queue.messages:
+            return False
+        first = msg_id not in queue.stored
+        queue.stored[msg_id] = now
+        queue.inflight.discard(msg_id)
+        queue.relayed.pop(msg_id, None)
+        return first
+
+    def to_store(self, peer: str, now: float, again_after: float) -> list[StoredMessage]:
+        """Messages to deposit as mail: those never stored, and those stored longer ago than
+        `again_after` (a deposit is idempotent; a seed that lost the item gets it back)."""
+        queue = self.queues.get(peer)
+        if queue is None:
+            return []
+        return [
+            m
+            for i, m in queue.messages.items()
+            if now - queue.stored.get(i, -again_after) >= again_after
+        ]
+
+    def all_stored(self, peer: str) -> bool:
+        queue = self.queues.get(peer)
+        return (
+            queue is not None
+            and bool(queue.messages)
+            and all(i in queue.stored for i in queue.messages)
+        )
 
     def settle(self, peer: str, msg_id: str) -> StoredMessage | None:
         """A message leaves the outbox (delivered, failed or expired); None when it had already."""
@@ -127,6 +201,9 @@ class Outbox:
         if queue is None:
             return None
         queue.inflight.discard(msg_id)
+        queue.relayed.pop(msg_id, None)
+        queue.stored.pop(msg_id, None)
+        self.peer_of.pop(msg_id, None)
         return queue.messages.pop(msg_id, None)
 
     # ------------------------------------------------------------------ waiting

@@ -1,8 +1,11 @@
-"""A user's link to the seed mesh: one registered socket, failover to another seed when it drops.
+"""A user's link to the seed mesh: one registered socket with a session proof, failover when it drops.
 
-The link picks a random seed among those configured and learned, registers, re-sends the watch
-list, and answers requests by id. When the socket drops it tries the other seeds at once, then
-backs off while none answers; callers' requests wait for the next home seed instead of failing.
+The link picks a random seed among those configured and those the mesh vouches for (listed in
+`seeds` with a key, checked against the key the seed proves in its challenge), proves its key
+on the socket's challenge, re-sends the watch list, and answers requests by id. When the socket
+drops it tries the other seeds at once, then backs off while none answers; callers' requests
+wait for the next home seed instead of failing. A seed closing the session because the name
+registered again elsewhere stops the loop until `reconnect()`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -23,15 +27,25 @@ from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
 from ..wire.protocol import (
     FROM_SEED,
+    ChallengeFrame,
+    Deposit,
     Error,
     Found,
     Lookup,
+    MailItem,
+    MailPush,
     Presence,
+    Publish,
+    Published,
     Record,
     Register,
     Registered,
+    Relay,
+    Relayed,
     SeedList,
     Seeds,
+    SessionAuth,
+    Take,
     Watch,
     dump,
     parse,
@@ -47,41 +61,47 @@ BACKOFF_MAX = 10.0
 STATUS_EVERY = 2.0
 RENEW_EVERY = 6 * 3600.0  # re-sign the record well inside the 30-day name lease
 FATAL = (ErrorCode.NAME_TAKEN, ErrorCode.INVALID_NAME, ErrorCode.BAD_SIGNATURE)
+CLOSE_REPLACED = 4409  # the seed's word: the name registered again with a newer session
 
-Reply = Registered | Found | SeedList | Error | object
+
+@dataclass
+class SeedCallbacks:
+    """What the node hears from its seed link."""
+
+    make_record: Callable[[], Awaitable[Record]]
+    sign_session: Callable[[str, str, str], SessionAuth]  # (name, seed key, nonce)
+    on_registered: Callable[[str, str], None]
+    on_presence: Callable[[Presence], None]
+    on_relayed: Callable[[Relayed], None]
+    on_mail: Callable[[list[MailItem]], None]
+    on_status: Callable[[ConnState, str | None, str], None]
+    on_fatal: Callable[[ErrorCode, str], None]
+    on_replaced: Callable[[str], None]
 
 
 class SeedClient:
     """Keeps one registered socket to some seed of the mesh, and speaks the user-seed protocol."""
 
-    def __init__(
-        self,
-        urls: list[str],
-        make_record: Callable[[], Awaitable[Record]],
-        on_registered: Callable[[str, str], None],
-        on_presence: Callable[[Presence], None],
-        on_status: Callable[[ConnState, str | None, str], None],
-        on_fatal: Callable[[ErrorCode, str], None],
-    ) -> None:
+    def __init__(self, urls: list[str], callbacks: SeedCallbacks) -> None:
         self.configured = [u.rstrip("/") for u in urls]
-        self.learned: dict[str, SeedState] = {}  # url -> last known state
-        self.make_record = make_record
-        self.on_registered = on_registered
-        self.on_presence = on_presence
-        self.on_status = on_status
-        self.on_fatal = on_fatal
+        self.learned: dict[str, SeedState] = {}  # url -> last known state (listed ones carry a key)
+        self.cb = callbacks
         self.watching: set[str] = set()
         self.ws: ClientConnection | None = None
         self.home_url: str | None = None
         self.home_name: str | None = None
+        self.home_key: str | None = None
         self.ready = asyncio.Event()
         self.replies: Correlator[object] = Correlator()
         self.tasks = Tasks(log)
         self.state: ConnState = "connecting"
         self.record: Record | None = None
+        self.auth: SessionAuth | None = None
+        self.nonce: str | None = None
         self.embedded: set[str] = set()
         self.registered_at = 0.0
         self.retry = asyncio.Event()
+        self.replaced = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -93,14 +113,25 @@ class SeedClient:
             await self.ws.close(1001, "user going offline")
         await self.tasks.cancel_all()
 
+    def reconnect(self) -> None:
+        """After the name was taken over by a newer session: take it back (the other one is told)."""
+        if self.replaced:
+            self.replaced = False
+            self.start()
+
     def add_seed(self, url: str) -> None:
         url = url.rstrip("/")
         if url not in self.configured:
             self.configured.append(url)
         self.retry.set()
 
+    def vouched(self, url: str) -> bool:
+        """Configured by the user, or listed by a seed of the mesh with the key it must prove."""
+        known = self.learned.get(url)
+        return url in self.configured or (known is not None and known.key is not None)
+
     def candidates(self, exclude: str | None) -> list[str]:
-        urls = list(dict.fromkeys([*self.configured, *self.learned]))
+        urls = [u for u in dict.fromkeys([*self.configured, *self.learned]) if self.vouched(u)]
         others = [u for u in urls if u != exclude]
         random.shuffle(others)
         # seeds the mesh reported up first, then the rest; the one that just failed last
@@ -108,7 +139,7 @@ class SeedClient:
         return others + ([exclude] if exclude is not None and exclude in urls else [])
 
     def seed_states(self) -> tuple[SeedState, ...]:
-        urls = list(dict.fromkeys([*self.configured, *self.learned]))
+        urls = [u for u in dict.fromkeys([*self.configured, *self.learned]) if self.vouched(u)]
         out = []
         for url in urls:
             known = self.learned.get(url)
@@ -121,13 +152,14 @@ class SeedClient:
                     rtt_ms=known.rtt_ms if known else None,
                     home=home,
                     embedded=url in self.embedded,
+                    key=known.key if known else None,
                 )
             )
         return tuple(out)
 
     def _set_state(self, state: ConnState, detail: str = "") -> None:
         self.state = state
-        self.on_status(state, self.home_name if state == "connected" else None, detail)
+        self.cb.on_status(state, self.home_name if state == "connected" else None, detail)
 
     # ------------------------------------------------------------------ the connection loop
 
@@ -146,6 +178,7 @@ class SeedClient:
                     InvalidURI,
                     TimeoutError,
                     ConnectionClosed,
+                    ProtocolError,
                 ) as exc:
                     log.debug("seed %s unavailable: %s", url, exc)
                     self._mark(url, up=False)
@@ -153,13 +186,20 @@ class SeedClient:
                 except RemoteError as exc:
                     if exc.code in FATAL:
                         self._set_state("offline", f"{url} refused the registration: {exc.message}")
-                        self.on_fatal(exc.code, exc.message)
+                        self.cb.on_fatal(exc.code, exc.message)
                         return
                     log.warning("seed %s refused registration: %s", url, exc)
                     continue
                 backoff.reset()
                 last = url
-                await self._serve()  # until the socket drops
+                code = await self._serve()  # until the socket drops
+                if code == CLOSE_REPLACED:
+                    self.replaced = True
+                    self._set_state("offline", "the name registered again elsewhere")
+                    self.cb.on_replaced(
+                        "your name registered again from somewhere else (another app?)"
+                    )
+                    return
                 self._set_state("failing_over", f"lost {self.home_name or url}")
                 break
             else:
@@ -171,10 +211,25 @@ class SeedClient:
     async def _connect(self, url: str) -> None:
         ws = await dial(url, timeout=DIAL_TIMEOUT, ping_interval=5, ping_timeout=5)
         try:
-            self.record = await self.make_record()
-            fid = uuid.uuid4().hex
-            await ws.send(dump(Register(type="register", id=fid, record=self.record)))
             async with asyncio.timeout(DIAL_TIMEOUT * 2):
+                challenge = parse(FROM_SEED, await ws.recv())
+                if not isinstance(challenge, ChallengeFrame):
+                    raise ProtocolError(
+                        ErrorCode.BAD_REQUEST, f"the seed spoke first with {challenge.type}"
+                    )
+                listed = self.learned.get(url)
+                if url not in self.configured and (
+                    listed is None or listed.key != challenge.seed_key
+                ):
+                    raise ProtocolError(
+                        ErrorCode.BAD_SIGNATURE, "the seed is not the one the mesh listed"
+                    )
+                self.record = await self.cb.make_record()
+                auth = self.cb.sign_session(self.record.name, challenge.seed_key, challenge.nonce)
+                fid = uuid.uuid4().hex
+                await ws.send(
+                    dump(Register(type="register", id=fid, record=self.record, auth=auth))
+                )
                 while True:
                     reply = parse(FROM_SEED, await ws.recv())
                     if getattr(reply, "id", None) == fid:
@@ -186,16 +241,18 @@ class SeedClient:
             await ws.close()
             raise
         self.ws = ws
+        self.auth, self.nonce, self.home_key = auth, challenge.nonce, challenge.seed_key
         self.replies = Correlator()
         self.registered_at = time.monotonic()
         self.home_url = url
         self.home_name = reply.seed
-        self._mark(url, up=True, name=reply.seed)
+        self._mark(url, up=True, name=reply.seed, key=challenge.seed_key)
         self.ready.set()
         self._set_state("connected")
-        self.on_registered(reply.seed, url)
+        self.cb.on_registered(reply.seed, url)
 
-    async def _serve(self) -> None:
+    async def _serve(self) -> int | None:
+        """Read the socket until it drops; the close code the seed gave."""
         ws = self.ws
         assert ws is not None
         status = self.tasks.spawn(self._poll_seeds(), "seed list")
@@ -210,6 +267,7 @@ class SeedClient:
             if self.home_url:
                 self._mark(self.home_url, up=False)
             self.replies.close("seed connection lost")
+        return ws.close_code
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
@@ -219,10 +277,17 @@ class SeedClient:
                 except ProtocolError as exc:
                     log.warning("bad frame from seed: %s", exc.message)
                     continue
-                if isinstance(frame, Presence):
-                    self.on_presence(frame)
-                else:
-                    self.replies.resolve(frame.id, frame)
+                match frame:
+                    case Presence():
+                        self.cb.on_presence(frame)
+                    case Relayed():
+                        self.cb.on_relayed(frame)
+                    case MailPush():
+                        self.cb.on_mail(frame.items)
+                    case ChallengeFrame():
+                        pass
+                    case _:
+                        self.replies.resolve(frame.id, frame)
         except ConnectionClosed:
             pass
 
@@ -235,8 +300,10 @@ class SeedClient:
             if isinstance(reply, SeedList):
                 for info in reply.seeds:
                     url = info.url.rstrip("/")
-                    self.learned[url] = SeedState(url, info.name, info.up, info.rtt_ms, False)
-                self.on_status(self.state, self.home_name, "")
+                    self.learned[url] = SeedState(
+                        url, info.name, info.up, info.rtt_ms, False, key=info.key
+                    )
+                self.cb.on_status(self.state, self.home_name, "")
             await asyncio.sleep(STATUS_EVERY)
             if time.monotonic() - self.registered_at > RENEW_EVERY:
                 self.registered_at = time.monotonic()
@@ -245,46 +312,65 @@ class SeedClient:
                 except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
                     log.warning("lease renewal failed: %s", exc)
 
-    def _mark(self, url: str, up: bool, name: str | None = None) -> None:
+    def _mark(self, url: str, up: bool, name: str | None = None, key: str | None = None) -> None:
         old = self.learned.get(url)
         self.learned[url] = SeedState(
-            url, name or (old.name if old else None), up, old.rtt_ms if old else None, False
+            url,
+            name or (old.name if old else None),
+            up,
+            old.rtt_ms if old else None,
+            False,
+            key=key or (old.key if old else None),
         )
 
     # ------------------------------------------------------------------ requests
 
     async def request(
-        self, frame: Lookup | Seeds | Watch | Register, timeout: float = 5.0
+        self,
+        frame: Lookup | Seeds | Watch | Register | Publish | Relay | Deposit | Take,
+        timeout: float = 5.0,
     ) -> object:
         """Send a request on the home seed (waiting for one while failing over) and await its answer.
 
         SeedUnavailable when no seed answers in time, ConnectionLost when the socket drops while
         waiting, RemoteError when the seed answers `error`.
         """
-        try:
-            async with asyncio.timeout(timeout):
-                await self.ready.wait()
-                ws = self.ws
-                assert ws is not None
-                fut = self.replies.expect(frame.id)
-                try:
-                    await ws.send(dump(frame))
-                    reply = await fut
-                finally:
-                    self.replies.forget(frame.id)
-        except TimeoutError:
-            raise SeedUnavailable("no seed answered in time") from None
-        except ConnectionClosed:
-            raise ConnectionLost("seed connection lost") from None
-        if isinstance(reply, Error):
-            raise RemoteError(reply.code, reply.message)
-        return reply
+        return await self.request_text(frame.id, dump(frame), timeout)
 
     async def lookup(self, name: str, timeout: float = 5.0) -> Found:
         reply = await self.request(
             Lookup(type="lookup", id=uuid.uuid4().hex, name=name, hops=1), timeout
         )
         assert isinstance(reply, Found)
+        return reply
+
+    async def publish(self, records: list[Record]) -> int:
+        reply = await self.request(Publish(type="publish", id=uuid.uuid4().hex, records=records))
+        assert isinstance(reply, Published)
+        return reply.accepted
+
+    async def send(self, frame: Relay | Deposit | Take, timeout: float = 10.0) -> object:
+        return await self.request(frame, timeout)
+
+    async def request_text(self, frame_id: str, text: str, timeout: float = 10.0) -> object:
+        """A request already encoded (a relay of a sealed chat: no second encoding on the hot path)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.ready.wait()
+                ws = self.ws
+                assert ws is not None
+                fut = self.replies.expect(frame_id)
+                try:
+                    await ws.send(text)
+                    reply = await fut
+                finally:
+                    self.replies.forget(frame_id)
+        except TimeoutError:
+            raise SeedUnavailable("no seed answered in time") from None
+        except ConnectionClosed:
+            raise ConnectionLost("seed connection lost") from None
+        if isinstance(reply, Error):
+            raise RemoteError(reply.code, reply.message)
         return reply
 
     def watch(self, names: Iterable[str]) -> None:
@@ -308,9 +394,15 @@ class SeedClient:
             log.debug("watch not sent (%s); it is sent again on the next registration", exc)
 
     async def reregister(self) -> None:
-        """Send a fresh record on the current socket (a new endpoint, or to renew the lease)."""
-        self.record = await self.make_record()
-        await self.request(Register(type="register", id=uuid.uuid4().hex, record=self.record))
+        """A fresh record and session auth on the current socket (a new endpoint, or to renew the lease)."""
+        if self.home_key is None or self.nonce is None:
+            raise SeedUnavailable("not registered")
+        self.record = await self.cb.make_record()
+        auth = self.cb.sign_session(self.record.name, self.home_key, self.nonce)
+        await self.request(
+            Register(type="register", id=uuid.uuid4().hex, record=self.record, auth=auth)
+        )
+        self.auth = auth
 
 
 async def first_answering(urls: list[str], timeout: float) -> str | None:

@@ -48,6 +48,14 @@ STEPS = [
     CREATE INDEX IF NOT EXISTS messages_peer ON messages(peer, n);
     CREATE INDEX IF NOT EXISTS messages_pending ON messages(state) WHERE state IN ('queued', 'sent');
     """,
+    # 2: protocol revision 2: each contact's last verified record (published to a seed that lost
+    # it), conversations ordered by (ts, id) as messages arrive by several paths, stored mail
+    """
+    ALTER TABLE contacts ADD COLUMN record TEXT;
+    CREATE INDEX messages_order ON messages(peer, ts, id);
+    DROP INDEX messages_pending;
+    CREATE INDEX messages_pending ON messages(state) WHERE state IN ('queued', 'sent', 'stored');
+    """,
 ]
 
 
@@ -122,6 +130,7 @@ class Contact:
     key: str | None
     changed_key: str | None
     new: bool
+    record: str | None = None  # the JSON of its last verified record
 
 
 class UserStore:
@@ -168,8 +177,8 @@ class UserStore:
     # ------------------------------------------------------------------ contacts
 
     def _load_contacts(self) -> dict[str, Contact]:
-        rows = self._read("SELECT nkey, name, key, changed_key, new FROM contacts")
-        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4])) for r in rows}
+        rows = self._read("SELECT nkey, name, key, changed_key, new, record FROM contacts")
+        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows}
 
     def contacts(self) -> list[Contact]:
         return [self._contacts[k] for k in sorted(self._contacts)]
@@ -212,6 +221,13 @@ class UserStore:
         if fold_name(name) in self._contacts:
             self._set(name, changed_key=key)
             self._queue("contact_set", "changed_key", key, fold_name(name))
+
+    def keep_record(self, name: str, record_json: str) -> None:
+        """Remember a contact's latest verified record (to hand a seed that lost it)."""
+        contact = self.contact(name)
+        if contact is not None and contact.record != record_json:
+            self._set(name, record=record_json)
+            self._queue("contact_set", "record", record_json, fold_name(name))
 
     def accept_key(self, name: str) -> str | None:
         contact = self.contact(name)
@@ -274,17 +290,27 @@ class UserStore:
     def pending(self) -> list[StoredMessage]:
         """The outbox: outgoing messages not yet delivered nor failed, oldest first."""
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'sent') ORDER BY n"
+            f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'sent', 'stored') ORDER BY n"
         )
         return [StoredMessage.from_row(r) for r in rows]
 
     def history(
         self, peer: str, before: int | None = None, limit: int = 100
     ) -> list[StoredMessage]:
-        """One page of a conversation, oldest first, ending just before message number `before`."""
+        """One page of a conversation in (ts, id) order, ending just before message number `before`.
+
+        Messages reach a user by several paths (direct, relay, mail), so the order they were
+        stored in is not the conversation's: the contract orders it by (ts, id).
+        """
+        where, params = "peer = ?", [fold_name(peer)]
+        if before is not None:
+            mark = self._read("SELECT ts, id FROM messages WHERE n = ?", (before,))
+            if mark:
+                where += " AND (ts < ? OR (ts = ? AND id < ?))"
+                params += [mark[0][0], mark[0][0], mark[0][1]]
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?",
-            (fold_name(peer), before if before is not None else 2**62, limit),
+            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+            (*params, limit),
         )
         messages = [StoredMessage.from_row(r) for r in reversed(rows)]
         if self.unsaved:
@@ -296,7 +322,7 @@ class UserStore:
         return replace(msg, state=pending[0], reason=pending[1]) if pending else msg
 
 
-_CONTACT_COLUMNS = {"new", "key", "changed_key"}
+_CONTACT_COLUMNS = {"new", "key", "changed_key", "record"}
 
 
 def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:

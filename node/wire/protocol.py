@@ -1,7 +1,10 @@
-"""Wire protocol v1 as pydantic models: one discriminated union per direction, parsed once, no I/O.
+"""Wire protocol v1, revision 2, as pydantic models: one discriminated union per direction, no I/O.
 
 Every frame that crosses a socket is parsed here by a `TypeAdapter` built at import time, so the
-servers dispatch on model classes instead of poking at dicts. See docs/PROTOCOL.md.
+servers dispatch on model classes instead of poking at dicts. Objects carried inside a frame
+(records, session auths, mail items, takes, relayed frames) have exactly the fields their type
+defines: their signatures cover every field, so nothing may be dropped or added on the way.
+See docs/PROTOCOL.md.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -20,6 +23,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -28,9 +32,12 @@ from .names import NAME_RULE, is_valid_name
 
 SUBPROTOCOL = "p2pchat.v1"
 MAX_FRAME = 64 * 1024
+MAX_CARRIED = 48 * 1024  # a relayed frame, a record, a mail item: always fits once wrapped
 MAX_TEXT = 4000
-MAX_INT = 2**63 - 1  # SQLite INTEGER; larger numbers are refused as bad_request
-SYNC_CHUNK = 500
+MAX_INT = 2**53 - 1  # signed objects hold integers below 2^53 (exact in every JSON reader)
+MAX_BOX = 47_000  # base64 characters: a chat frame stays under MAX_CARRIED inside a mail item
+MAX_TAKE_IDS = 400  # a take of this many ids stays under MAX_CARRIED
+RELAY_ENDPOINT = "relay:"
 
 
 def _check_name(value: str) -> str:
@@ -51,20 +58,44 @@ def _b64(size: int | None, what: str) -> AfterValidator:
             raise PydanticCustomError("base64", f"{what} is not standard padded base64") from None
         if size is not None and len(raw) != size:
             raise PydanticCustomError("base64_size", f"{what} must decode to {size} bytes")
+        if base64.b64encode(raw).decode() != value:
+            raise PydanticCustomError("base64", f"{what} is not in canonical base64 form")
         return value
 
     return AfterValidator(check)
 
 
-def _check_endpoint(value: str) -> str:
+def ws_url_problem(value: str) -> str | None:
+    """Why `value` is not a ws:// or wss:// URL with a host and a valid port, or None when it is one."""
     try:
         parts = urlsplit(value)
         port = parts.port
-    except ValueError:
-        raise PydanticCustomError("endpoint", "endpoint is not a valid URL") from None
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise PydanticCustomError("endpoint", "endpoint must be a ws:// or wss:// URL with a host")
-    del port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("ws", "wss"):
+        return "a URL must start with ws:// or wss://"
+    if not parts.hostname:
+        return "the URL has no host"
+    if port == 0:
+        return "port 0 cannot be dialled"
+    return None
+
+
+def _check_url(value: str) -> str:
+    problem = ws_url_problem(value)
+    if problem:
+        raise PydanticCustomError("url", problem)
+    return value
+
+
+def _check_endpoint(value: str) -> str:
+    if value == RELAY_ENDPOINT:
+        return value
+    problem = ws_url_problem(value)
+    if problem:
+        raise PydanticCustomError(
+            "endpoint", f"endpoint must be {RELAY_ENDPOINT!r} or a ws:// URL: {problem}"
+        )
     return value
 
 
@@ -73,40 +104,143 @@ FrameId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Key = Annotated[str, _b64(32, "key")]
 Sig = Annotated[str, _b64(64, "sig")]
 Nonce = Annotated[str, _b64(24, "nonce")]
-Box = Annotated[str, StringConstraints(max_length=MAX_FRAME), _b64(None, "box")]
-Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_endpoint)]
+Challenge32 = Annotated[str, _b64(32, "nonce")]
+Epoch = Annotated[str, _b64(16, "epoch")]
+Box = Annotated[str, StringConstraints(max_length=MAX_BOX), _b64(None, "box")]
+Proof = Annotated[str, StringConstraints(max_length=1024), _b64(None, "proof")]
+Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_url)]
+Endpoint = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_endpoint)]
 Millis = Annotated[int, Field(ge=0, le=MAX_INT)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 PosInt = Annotated[int, Field(ge=1, le=MAX_INT)]
 SeedName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Rev = tuple[Epoch, Count]
 
 
 class Frame(BaseModel):
     """Base of every frame: strict types (no "5" for 5), unknown extra fields ignored."""
 
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
 
 
-class Record(BaseModel):
+class Exact(BaseModel):
+    """Base of every object carried inside a frame: strict types and exactly its own fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ---------------------------------------------------------------- carried objects
+
+
+class Record(Exact):
     """A user's signed claim to a name; every party verifies it before accepting it."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     name: Name
     key: Key
-    endpoint: Url
+    endpoint: Endpoint
     seq: PosInt
     sig: Sig
 
 
-class PresenceItem(BaseModel):
-    """A home seed's word on whether a name is online there, at its own clock."""
+class SessionAuth(Exact):
+    """A user's proof, signed by the record's key, that it holds this socket (the seed's challenge)."""
 
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    name: Name
+    seed_key: Key
+    nonce: Challenge32
+    at: Millis
+    sig: Sig
+
+
+class SeedAuth(Exact):
+    """A seed's proof of its key on a link: both keys and both nonces, signed by one side."""
+
+    at: Millis
+    dialler: Key
+    dialled: Key
+    challenge: Challenge32
+    hello_nonce: Challenge32
+    sig: Sig
+
+
+class Chat(Frame):
+    type: Literal["chat"]
+    id: FrameId
+    from_: Name = Field(alias="from")
+    to: Name
+    nonce: Nonce
+    box: Box
+
+
+class Ack(Frame):
+    type: Literal["ack"]
+    id: FrameId
+    proof: Proof
+
+
+class CarriedChat(Chat):
+    """A chat inside a relay or a mail item: exactly its fields, as sent on a direct socket."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CarriedAck(Ack):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+
+
+Carried = Annotated[Union[CarriedChat, CarriedAck], Field(discriminator="type")]
+"""A frame one user sends another through the seeds (relay or mail); seeds never open it."""
+
+
+class MailItem(Exact):
+    """A frame held by the seeds for an offline recipient, signed by its sender."""
+
+    to: Name
+    from_: Name = Field(alias="from")
+    frame: Carried
+    at: Millis
+    sig: Sig
+
+    def ident(self) -> tuple[str, str, str]:
+        """Its identity: (sender, frame type, frame id); a second deposit of it is the same item."""
+        return self.from_, self.frame.type, self.frame.id
+
+
+TakenId = tuple[Name, Literal["chat", "ack"], FrameId]
+
+
+class Taken(Exact):
+    """A recipient's signed word that it has these mail items: the only thing that deletes them."""
+
+    to: Name
+    ids: Annotated[list[TakenId], Field(min_length=1, max_length=MAX_TAKE_IDS)]
+    at: Millis
+    sig: Sig
+
+
+class PresenceItem(Exact):
+    """A home seed's word on whether a name is online there, at its own clock.
+
+    An online item carries the user's session auth at that seed, so no seed can claim a user
+    that never proved itself there.
+    """
 
     name: Name
     seed: SeedName
+    seed_key: Key
     online: bool
     at: Millis
+    auth: SessionAuth | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="after")
+    def _online_has_auth(self) -> Self:
+        if self.online and self.auth is None:
+            raise PydanticCustomError(
+                "presence", "an online presence item carries the session auth"
+            )
+        if not self.online and self.auth is not None:
+            raise PydanticCustomError("presence", "an offline presence item carries no auth")
+        return self
 
 
 class SeedInfo(BaseModel):
@@ -114,18 +248,19 @@ class SeedInfo(BaseModel):
 
     name: SeedName
     url: Url
-    key: Key | None
+    key: Key
     up: bool
     rtt_ms: float | None
 
 
-# ---------------------------------------------------------------- user -> seed (and seed -> seed lookups)
+# ---------------------------------------------------------------- user -> seed
 
 
 class Register(Frame):
     type: Literal["register"]
     id: FrameId
     record: Record
+    auth: SessionAuth
 
 
 class Lookup(Frame):
@@ -146,6 +281,31 @@ class Watch(Frame):
     names: Annotated[list[Name], Field(max_length=10_000)]
 
 
+class Publish(Frame):
+    type: Literal["publish"]
+    id: FrameId
+    records: Annotated[list[Record], Field(max_length=500)]
+
+
+class Relay(Frame):
+    type: Literal["relay"]
+    id: FrameId
+    to: Name
+    frame: Carried
+
+
+class Deposit(Frame):
+    type: Literal["deposit"]
+    id: FrameId
+    item: MailItem
+
+
+class Take(Frame):
+    type: Literal["take"]
+    id: FrameId
+    taken: Taken
+
+
 class SeedHello(Frame):
     type: Literal["seed_hello"]
     id: FrameId
@@ -153,9 +313,21 @@ class SeedHello(Frame):
     url: Url
     key: Key
     seeds: Annotated[list[Url], Field(max_length=1000)]
+    since: Rev | None
+    nonce: Challenge32
+    auth: SeedAuth
 
 
 # ---------------------------------------------------------------- seed -> user
+
+
+class ChallengeFrame(Frame):
+    """The first frame on every socket a seed accepts: the nonce a session or a seed signs."""
+
+    type: Literal["challenge"]
+    nonce: Challenge32
+    seed: SeedName
+    seed_key: Key
 
 
 class Registered(Frame):
@@ -176,7 +348,7 @@ class Found(Frame):
 class SeedList(Frame):
     type: Literal["seed_list"]
     id: FrameId
-    seeds: list[SeedInfo]
+    seeds: Annotated[list[SeedInfo], Field(max_length=1000)]
 
 
 class Watching(Frame):
@@ -190,6 +362,42 @@ class Presence(Frame):
     online: bool
     seed: str | None
     last_seen: Millis | None
+
+
+class Published(Frame):
+    type: Literal["published"]
+    id: FrameId
+    accepted: Count
+
+
+class RelayOk(Frame):
+    type: Literal["relay_ok"]
+    id: FrameId
+
+
+class Relayed(Frame):
+    """A frame another user relayed to this socket's user; `from` is a hint, the box is the proof."""
+
+    type: Literal["relayed"]
+    from_: Name = Field(alias="from")
+    frame: Carried
+
+
+class Deposited(Frame):
+    type: Literal["deposited"]
+    id: FrameId
+
+
+class Took(Frame):
+    type: Literal["took"]
+    id: FrameId
+
+
+class MailPush(Frame):
+    """Mail held for this socket's user, oldest first."""
+
+    type: Literal["mail"]
+    items: Annotated[list[MailItem], Field(max_length=2000)]
 
 
 class Error(Frame):
@@ -209,38 +417,39 @@ class SeedWelcome(Frame):
     url: Url
     key: Key
     seeds: Annotated[list[Url], Field(max_length=1000)]
+    since: Rev | None
+    auth: SeedAuth
 
 
 class Sync(Frame):
     type: Literal["sync"]
-    records: Annotated[list[Record], Field(max_length=SYNC_CHUNK)]
-    presence: Annotated[list[PresenceItem], Field(max_length=SYNC_CHUNK)] = []
+    records: Annotated[list[Record], Field(max_length=5000)] = []
+    presence: Annotated[list[PresenceItem], Field(max_length=5000)] = []
+    mail: Annotated[list[MailItem], Field(max_length=5000)] = []
+    taken: Annotated[list[Taken], Field(max_length=5000)] = []
+    rev: Rev
     done: bool
 
 
 class Gossip(Frame):
     type: Literal["gossip"]
-    records: Annotated[list[Record], Field(max_length=SYNC_CHUNK)] = []
-    presence: Annotated[list[PresenceItem], Field(max_length=SYNC_CHUNK)] = []
+    records: Annotated[list[Record], Field(max_length=5000)] = []
+    presence: Annotated[list[PresenceItem], Field(max_length=5000)] = []
+    mail: Annotated[list[MailItem], Field(max_length=5000)] = []
+    taken: Annotated[list[Taken], Field(max_length=5000)] = []
+    rev: Rev
+
+
+class PeerRelay(Frame):
+    """A relayed frame on its way to `to`'s home seed (no id: it is not answered)."""
+
+    type: Literal["relay"]
+    from_: Name = Field(alias="from")
+    to: Name
+    frame: Carried
 
 
 # ---------------------------------------------------------------- user <-> user
-
-
-class Chat(Frame):
-    type: Literal["chat"]
-    id: FrameId
-    from_: Name = Field(alias="from")
-    to: Name
-    nonce: Nonce
-    box: Box
-
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
-
-
-class Ack(Frame):
-    type: Literal["ack"]
-    id: FrameId
 
 
 class ChatPlain(BaseModel):
@@ -257,16 +466,34 @@ class ChatPlain(BaseModel):
 
 # ---------------------------------------------------------------- the unions, one per direction
 
-ToSeed = Annotated[Union[Register, Lookup, Seeds, Watch, SeedHello], Field(discriminator="type")]
+ToSeed = Annotated[
+    Union[Register, Lookup, Seeds, Watch, Publish, Relay, Deposit, Take, SeedHello],
+    Field(discriminator="type"),
+]
 """What a seed's server accepts from whoever dials it (users, and a seed opening a link)."""
 
 FromSeed = Annotated[
-    Union[Registered, Found, SeedList, Watching, Presence, Error], Field(discriminator="type")
+    Union[
+        ChallengeFrame,
+        Registered,
+        Found,
+        SeedList,
+        Watching,
+        Presence,
+        Published,
+        RelayOk,
+        Relayed,
+        Deposited,
+        Took,
+        MailPush,
+        Error,
+    ],
+    Field(discriminator="type"),
 ]
-"""What a user receives from its seed."""
+"""What a user receives from its seed (and a dialling seed, before the welcome)."""
 
 SeedLink = Annotated[
-    Union[SeedWelcome, Sync, Gossip, Lookup, Found, Error], Field(discriminator="type")
+    Union[SeedWelcome, Sync, Gossip, Lookup, Found, Error, PeerRelay], Field(discriminator="type")
 ]
 """What travels on an established seed-to-seed link, in either direction."""
 
@@ -278,6 +505,18 @@ FROM_SEED: TypeAdapter[Any] = TypeAdapter(FromSeed)
 SEED_LINK: TypeAdapter[Any] = TypeAdapter(SeedLink)
 DIRECT: TypeAdapter[Any] = TypeAdapter(Direct)
 CHAT_PLAIN: TypeAdapter[ChatPlain] = TypeAdapter(ChatPlain)
+CARRIED: TypeAdapter[Any] = TypeAdapter(Carried)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return obj
 
 
 def readable_id(raw: str | bytes) -> str | None:
@@ -322,6 +561,16 @@ def parse(adapter: TypeAdapter[Any], raw: str | bytes) -> Any:
             ErrorCode.BAD_REQUEST, "binary frames are not allowed; send JSON text frames"
         )
     try:
+        json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"an object has the key {exc} twice", readable_id(raw)
+        ) from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "frame nests too deeply", None) from None
+    except ValueError:
+        pass  # not JSON: the validator below says so
+    try:
         return adapter.validate_json(raw)
     except ValidationError as exc:
         code, message = describe(exc)
@@ -332,7 +581,12 @@ def parse(adapter: TypeAdapter[Any], raw: str | bytes) -> Any:
 
 def dump(frame: BaseModel) -> str:
     """Serialise a frame to its wire text (aliases on, so `from_` goes out as `from`)."""
-    return frame.model_dump_json(by_alias=True)
+    return frame.model_dump_json(by_alias=True, exclude_none=False)
+
+
+def dump_obj(obj: BaseModel) -> dict[str, Any]:
+    """A carried object as the plain JSON object it is on the wire (for signing and sizing)."""
+    return obj.model_dump(by_alias=True, mode="json")
 
 
 def error_frame(code: ErrorCode, message: str, frame_id: str | None = None) -> str:

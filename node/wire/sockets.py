@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +35,77 @@ class FairReads:
 
 class FairServerConnection(FairReads, ServerConnection):
     pass
+
+
+def address_group(host: str) -> str:
+    """The unit a per-address cap counts: an IPv4 address, or an IPv6 /64 (one home, one provider)."""
+    if ":" not in host:
+        return host
+    if host.startswith("::ffff:") and "." in host:
+        return host.removeprefix("::ffff:")
+    try:
+        full = ipaddress.IPv6Address(host.split("%", 1)[0]).exploded
+    except ValueError:
+        return host
+    return ":".join(full.split(":")[:4]) + "::/64"
+
+
+class AddressGate:
+    """Live connections per address group, capped: one address cannot take every socket.
+
+    Checked when the TCP connection is made, before any handshake: an idle socket that never
+    speaks counts as much as a busy one.
+    """
+
+    def __init__(self, per_address: int, total: int | None = None) -> None:
+        self.per_address = per_address
+        self.total = total
+        self.live: dict[str, int] = {}
+        self.count = 0
+        self.refused = 0
+
+    def admit(self, host: str) -> bool:
+        group = address_group(host)
+        count = self.live.get(group, 0)
+        if count >= self.per_address or (self.total is not None and self.count >= self.total):
+            self.refused += 1
+            return False
+        self.live[group] = count + 1
+        self.count += 1
+        return True
+
+    def release(self, host: str) -> None:
+        self.count -= 1
+        group = address_group(host)
+        count = self.live.get(group, 0) - 1
+        if count > 0:
+            self.live[group] = count
+        else:
+            self.live.pop(group, None)
+
+
+def gated(gate: AddressGate) -> type[FairServerConnection]:
+    """A server connection class that drops, at once, a connection over its address's cap."""
+
+    class GatedConnection(FairServerConnection):
+        admitted: str | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            host = str(peer[0]) if peer else ""
+            if gate.admit(host):
+                self.admitted = host
+            elif isinstance(transport, asyncio.Transport):
+                transport.abort()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            if self.admitted is not None:
+                gate.release(self.admitted)
+                self.admitted = None
+
+    return GatedConnection
 
 
 class FairClientConnection(FairReads, ClientConnection):

@@ -19,7 +19,7 @@ def history(data_dir, peer: str) -> list[tuple[str, str]]:
     db = sqlite3.connect(data_dir / "user.sqlite3")
     try:
         return db.execute(
-            "SELECT id, text FROM messages WHERE peer = ? AND outgoing = 0 ORDER BY n",
+            "SELECT id, text FROM messages WHERE peer = ? AND outgoing = 0 ORDER BY ts, id",
             (peer.lower(),),
         ).fetchall()
     finally:
@@ -59,7 +59,19 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
                     delivered.add(e.id)
             return delivered >= set(sent_ids)
 
-        await eventually(all_delivered, timeout=60, what="every message to be acknowledged")
+        try:
+            await eventually(all_delivered, timeout=60, what="every message to be acknowledged")
+        except AssertionError:
+            left = sender.outbox.messages("rcpt")
+            q = sender.outbox.queues.get("rcpt")
+            print(
+                "LEFT",
+                len(left),
+                q and (len(q.inflight), len(q.relayed), len(q.stored), q.waiting_for),
+                sender.presence,
+                sender.delivery.workers.get("rcpt"),
+            )
+            raise
         assert sender.pending_count() == 0
         await asyncio.to_thread(incarnations[-1].stop)
 

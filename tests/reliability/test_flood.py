@@ -15,7 +15,7 @@ from node.clock import now_ms
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_record
 
-from ..helpers import RawClient, record
+from ..helpers import FakeSeed, RawClient, record
 from ..procs import SeedProc
 from .test_fuzz import Bystander
 
@@ -100,25 +100,14 @@ async def test_gossip_flood_from_a_peer_is_bounded(tmp_path):
     config.write_text("[seed]\npeer_rate = 50.0\npeer_burst = 100.0\n")
     seed = await asyncio.to_thread(SeedProc, tmp_path / "seed", "gossip-seed", config=config)
     try:
-        peer = await RawClient.open(seed.url)
-        welcome = await peer.request(
-            {
-                "type": "seed_hello",
-                "name": "noisy",
-                "url": "ws://127.0.0.1:1",
-                "key": Identity.generate().key,
-                "seeds": [],
-            }
-        )
-        assert welcome["type"] == "seed_welcome"
+        peer = FakeSeed()
+        await peer.connect(seed.url, "noisy")
         owner = Identity.generate()
         for i in range(400):
             rec = sign_record(owner, "gossiped", "ws://127.0.0.1:9", now_ms() + i)
-            await peer.send_raw(
-                json.dumps({"type": "gossip", "records": [rec.model_dump()], "presence": []})
-            )
-        await asyncio.wait_for(peer.ws.wait_closed(), 10)
-        assert peer.ws.close_code == 1008
+            await peer.gossip(records=[rec.model_dump()])
+        await asyncio.wait_for(peer.client.ws.wait_closed(), 10)
+        assert peer.client.ws.close_code == 1008
         user = await RawClient.open(seed.url)
         found = await user.request({"type": "lookup", "name": "gossiped", "hops": 0})
         assert (

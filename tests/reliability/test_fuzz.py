@@ -154,8 +154,9 @@ def frames(draw):
 class Fuzzer:
     """One connection that is reopened whenever a frame closed it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, challenged: bool = True) -> None:
         self.url = url
+        self.challenged = challenged  # a seed speaks first, with its challenge
         self.stack = ExitStack()
         self.ws = None
         self.closes: list[int] = []
@@ -172,6 +173,8 @@ class Fuzzer:
                     proxy=None,
                 )
             )
+            if self.challenged:
+                assert json.loads(self.ws.recv(timeout=5))["type"] == "challenge"
         try:
             if kind == "binary":
                 self.ws.send(data)
@@ -300,7 +303,7 @@ def chat_frames(draw):
 def test_fuzz_user_endpoint(live, full):
     seed, user = live
     endpoint = user.registered()["endpoint"]
-    fuzzer = Fuzzer(endpoint)
+    fuzzer = Fuzzer(endpoint, challenged=False)
 
     @examples(full)
     @given(chat_frames() | frames())
@@ -313,5 +316,6 @@ def test_fuzz_user_endpoint(live, full):
     assert not user.events("message"), "a fuzzed frame was shown as a message"
     # the user still works: it resolves and answers through its seed
     with connect(seed.url, subprotocols=["p2pchat.v1"], compression=None, proxy=None) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "challenge"
         ws.send(json.dumps({"type": "lookup", "id": "x", "name": "fuzzuser"}))
         assert json.loads(ws.recv(timeout=5))["online"] is True

@@ -99,8 +99,9 @@ async def test_a_seed_database_from_before_versioning_keeps_its_records(tmp_path
     old.close()
     store = SeedStore(path)
     assert schema_version(store.db) == len(SEED_STEPS)
-    assert list(store.load_records()) == [(rec, 7)]
-    assert store.load_seed_urls() == ["ws://127.0.0.1:5002"]
+    # renewed kept; claimed 0 (settled long ago) and change number 0 (older than any sync point)
+    assert list(store.load_records()) == [(rec, 7, 0, 0)]
+    assert [u.url for u in store.load_seed_urls()] == ["ws://127.0.0.1:5002"]
     await store.close()
 
 

@@ -1,0 +1,278 @@
+"""Relay and mail on the seed side: frames between users who cannot meet directly, never opened.
+
+A relayed frame goes to every home seed where its recipient is online; a deposited item is
+committed to disk before `deposited`, replicated to every seed, handed to its recipient when
+it proves its session, and deleted only by the recipient's signed take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..clock import now_ms
+from ..crypto.signing import verify_mail, verify_take
+from ..errors import ErrorCode, ProtocolError
+from ..wire.limits import RateLimit
+from ..wire.names import fold_name
+from ..wire.protocol import (
+    MAX_FRAME,
+    CarriedChat,
+    Deposit,
+    Deposited,
+    MailItem,
+    PeerRelay,
+    Relay,
+    Relayed,
+    RelayOk,
+    Take,
+    Taken,
+    Took,
+    dump,
+    error_frame,
+)
+from .mailbox import MINUTE_MS, ident_of
+
+if TYPE_CHECKING:
+    from .server import Seed, Session
+
+log = logging.getLogger("p2p.seed.post")
+
+MAX_HOMES = 4
+
+
+class Post:
+    def __init__(self, seed: Seed) -> None:
+        self.seed = seed
+
+    def _fail(self, session: Session, code: ErrorCode, message: str, frame_id: str) -> None:
+        session.out.push(error_frame(code, message, frame_id))
+
+    # ------------------------------------------------------------------ relay
+
+    def relay(self, session: Session, frame: Relay) -> None:
+        seed = self.seed
+        if session.folded is None:
+            return self._fail(
+                session, ErrorCode.NOT_REGISTERED, "relay needs a registered socket", frame.id
+            )
+        sender = seed.directory.display_name(session.folded) or session.folded
+        carried = frame.frame
+        if isinstance(carried, CarriedChat) and fold_name(carried.from_) != session.folded:
+            return self._fail(
+                session,
+                ErrorCode.BAD_REQUEST,
+                "a relayed chat must be from this socket's name",
+                frame.id,
+            )
+        size = len(dump(carried))
+        loop_now = asyncio.get_running_loop().time()
+        if session.relay_budget is None:
+            session.relay_budget = RateLimit(
+                seed.config.relay_rate, seed.config.relay_burst, loop_now
+            )
+        if not session.relay_budget.allows(loop_now, size):
+            seed.count("relay_rate_limited")
+            return self._fail(
+                session, ErrorCode.RATE_LIMITED, "relay budget spent; slow down", frame.id
+            )
+        to = fold_name(frame.to)
+        if to not in seed.directory.entries:
+            return self._fail(
+                session, ErrorCode.NOT_FOUND, f"no user named {frame.to!r} is registered", frame.id
+            )
+        handed = 0
+        for home in seed.directory.homes(to)[:MAX_HOMES]:
+            if home == seed.key:
+                handed += self.hand_relayed(sender, to, carried)
+            else:
+                handed += seed.mesh.relay(
+                    home, PeerRelay(type="relay", from_=sender, to=frame.to, frame=carried)
+                )
+        if not handed:
+            return self._fail(session, ErrorCode.OFFLINE, f"{frame.to} is online nowhere", frame.id)
+        session.out.push(dump(RelayOk(type="relay_ok", id=frame.id)))
+
+    def hand_relayed(self, sender: str, to: str, carried: Any) -> int:
+        """Push a relayed frame to the recipient's socket here; 1 when it had one."""
+        target = self.seed.bound.get(fold_name(to))
+        if target is None:
+            return 0
+        target.out.push(dump(Relayed(type="relayed", from_=sender, frame=carried)))
+        return 1
+
+    def peer_relay(self, frame: PeerRelay) -> None:
+        """A relay that came over a seed link: ours to hand over when the recipient is here."""
+        if not self.hand_relayed(frame.from_, frame.to, frame.frame):
+            self.seed.count("relay_not_here")
+
+    # ------------------------------------------------------------------ mail
+
+    def _item_problem(self, item: MailItem, now: int, fresh: bool) -> ProtocolError | None:
+        """Why an item may not be held (deposit or replica), or None. Checks the signature last."""
+        directory = self.seed.directory
+        if item.to not in directory:
+            return ProtocolError(ErrorCode.NOT_FOUND, f"no user named {item.to!r} is registered")
+        sender_key = directory.key_of(item.from_)
+        if sender_key is None:
+            return ProtocolError(ErrorCode.NOT_FOUND, f"no user named {item.from_!r} is registered")
+        if fresh and abs(item.at - now) > MINUTE_MS:
+            return ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                "the item's time is more than a minute from this seed's clock",
+            )
+        if item.at > now + MINUTE_MS:
+            return ProtocolError(ErrorCode.BAD_REQUEST, "the item is from the future")
+        carried = item.frame
+        if isinstance(carried, CarriedChat) and (
+            fold_name(carried.from_) != fold_name(item.from_)
+            or fold_name(carried.to) != fold_name(item.to)
+        ):
+            return ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                "the chat inside is not from the item's sender to its recipient",
+            )
+        if not verify_mail(item, sender_key):
+            return ProtocolError(
+                ErrorCode.BAD_SIGNATURE, "the item's signature does not verify for its sender"
+            )
+        return None
+
+    def _hold(self, item: MailItem, source: str | None) -> asyncio.Future[Any]:
+        """Hold a checked item: disk, gossip, and the recipient's socket here once committed."""
+        seed = self.seed
+        rev = seed.next_rev()
+        text, fut = seed.mailbox.add(item, rev)
+        seed.mesh.gossip("mail", text, rev, source)
+
+        def committed(f: asyncio.Future[Any]) -> None:
+            if f.cancelled() or f.exception() is not None or not f.result():
+                return
+            target = seed.bound.get(fold_name(item.to))
+            if target is not None:
+                target.out.push(f'{{"type":"mail","items":[{text}]}}')
+
+        fut.add_done_callback(committed)
+        return fut
+
+    def deposit(self, session: Session, frame: Deposit) -> None:
+        seed, item = self.seed, frame.item
+        if session.folded is None:
+            return self._fail(
+                session, ErrorCode.NOT_REGISTERED, "deposit needs a registered socket", frame.id
+            )
+        if fold_name(item.from_) != session.folded:
+            return self._fail(
+                session,
+                ErrorCode.BAD_REQUEST,
+                "an item may only be deposited by its sender",
+                frame.id,
+            )
+        now = now_ms()
+        problem = self._item_problem(item, now, fresh=True)
+        if problem is not None:
+            return self._fail(session, problem.code, problem.message, frame.id)
+        ident = ident_of(item)
+        reply = dump(Deposited(type="deposited", id=frame.id))
+        if seed.mailbox.holds(ident) or seed.mailbox.was_taken(ident):
+            session.out.push(reply)  # a second deposit of an item is a success
+            return
+        refusal = seed.mailbox.refusal(item, len(dump(item)), now)
+        if refusal is not None:
+            seed.count("mail_quota")
+            return self._fail(session, ErrorCode.QUOTA, refusal, frame.id)
+        fut = self._hold(item, None)
+
+        def answer(f: asyncio.Future[Any]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                session.out.push(
+                    error_frame(ErrorCode.INTERNAL, "the item could not be stored", frame.id)
+                )
+            else:
+                session.out.push(reply)
+
+        fut.add_done_callback(answer)
+
+    def accept_replica(self, item: MailItem, now: int, source: str) -> int:
+        """An item from a peer, under the same checks; 1 when it is new here, 0 when held already."""
+        seed = self.seed
+        ident = ident_of(item)
+        if seed.mailbox.holds(ident):
+            return 0  # held already: dropped before its signature is checked
+        if seed.mailbox.was_taken(ident):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "the item was taken already")
+        problem = self._item_problem(item, now, fresh=False)
+        if problem is not None:
+            raise problem
+        refusal = seed.mailbox.refusal(item, len(dump(item)), now)
+        if refusal is not None:
+            raise ProtocolError(ErrorCode.QUOTA, refusal)
+        self._hold(item, source)
+        return 1
+
+    async def hand_over_mail(self, session: Session) -> None:
+        """Everything held for a user whose session just proved itself, oldest first, in frames that fit."""
+        if session.folded is None:
+            return
+        texts = await self.seed.mailbox.items_for(session.folded)
+        limit = min(self.seed.config.max_frame, MAX_FRAME) - 64
+        chunk: list[str] = []
+        size = 0
+        for text in texts:
+            if chunk and size + len(text) + 1 > limit:
+                session.out.push('{"type":"mail","items":[' + ",".join(chunk) + "]}")
+                chunk, size = [], 0
+            chunk.append(text)
+            size += len(text) + 1
+        if chunk:
+            session.out.push('{"type":"mail","items":[' + ",".join(chunk) + "]}")
+
+    # ------------------------------------------------------------------ takes
+
+    def _take_problem(self, taken: Taken, now: int) -> ProtocolError | None:
+        key = self.seed.directory.key_of(taken.to)
+        if key is None:
+            return ProtocolError(ErrorCode.NOT_FOUND, f"no user named {taken.to!r} is registered")
+        if taken.at > now + MINUTE_MS:
+            return ProtocolError(ErrorCode.BAD_REQUEST, "the take is from the future")
+        if taken.at + self.seed.mailbox.limits.keep_ms + MINUTE_MS < now:
+            return ProtocolError(ErrorCode.BAD_REQUEST, "the take is past its lifetime")
+        if not verify_take(taken, key):
+            return ProtocolError(
+                ErrorCode.BAD_SIGNATURE, "the take's signature does not verify for its recipient"
+            )
+        return None
+
+    def take(self, session: Session, frame: Take) -> None:
+        seed, taken = self.seed, frame.taken
+        if session.folded is None:
+            return self._fail(
+                session, ErrorCode.NOT_REGISTERED, "take needs a registered socket", frame.id
+            )
+        if fold_name(taken.to) != session.folded:
+            return self._fail(
+                session, ErrorCode.BAD_REQUEST, "only the recipient takes its mail", frame.id
+            )
+        problem = self._take_problem(taken, now_ms())
+        if problem is not None:
+            return self._fail(session, problem.code, problem.message, frame.id)
+        rev = seed.next_rev()
+        fut = seed.mailbox.take(taken, rev)
+        seed.mesh.gossip("taken", dump(taken), rev, None)
+        reply = dump(Took(type="took", id=frame.id))
+        fut.add_done_callback(lambda f: session.out.push(reply))
+
+    def accept_take_replica(self, taken: Taken, now: int, source: str) -> int:
+        """A take from a peer: 1 when it took something new here, 0 when it changed nothing."""
+        seed = self.seed
+        idents = [(fold_name(s), t, i) for s, t, i in taken.ids]
+        if all(seed.mailbox.was_taken(ident) for ident in idents):
+            return 0
+        problem = self._take_problem(taken, now)
+        if problem is not None:
+            raise problem
+        rev = seed.next_rev()
+        seed.mailbox.take(taken, rev)
+        seed.mesh.gossip("taken", dump(taken), rev, source)
+        return 1
