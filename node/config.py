@@ -132,6 +132,7 @@ class UserConfig(BaseModel):
     host: str | None = None
     port: int = Field(0, ge=0, le=65535)
     advertise: Url | None = None
+    relay_only: bool = False
     data_dir: Path | None = None
     log_level: LogLevel = "warning"
     expire_after: float = Field(21 * 86_400.0, gt=0)

@@ -30,14 +30,8 @@ async def seeds(tmp_path):
         # is about them
         kw.setdefault("max_connections_per_address", 100_000)
         kw.setdefault("new_names_per_minute", 1e9)
-        cfg = SeedConfig(
-            host="127.0.0.1",
-            port=port,
-            name=name,
-            peers=peers or [],
-            data_dir=tmp_path / name,
-            **kw,
-        )
+        kw.setdefault("data_dir", tmp_path / name)
+        cfg = SeedConfig(host="127.0.0.1", port=port, name=name, peers=peers or [], **kw)
         seed = Seed(cfg)
         await seed.start()
         started.append(seed)

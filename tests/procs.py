@@ -23,10 +23,11 @@ def rss_kb(pid: int) -> int:
 class Proc:
     """A child process whose stderr (and stdout lines, for users) are collected by reader threads."""
 
-    def __init__(self, args: list[str], stdin: bool = False) -> None:
+    def __init__(self, args: list[str], stdin: bool = False, netns: str | None = None) -> None:
         self.args = args
+        inside = ["ip", "netns", "exec", netns] if netns else []  # a host of the NAT lab
         self.p = subprocess.Popen(
-            [sys.executable, "-m", "node", *args],
+            [*inside, sys.executable, "-m", "node", *args],
             stdin=subprocess.PIPE if stdin else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -110,6 +111,8 @@ class SeedProc(Proc):
         port: int = 0,
         peers: tuple[str, ...] = (),
         config: Path | None = None,
+        host: str | None = None,
+        netns: str | None = None,
     ):
         args = [
             "seed",
@@ -131,7 +134,9 @@ class SeedProc(Proc):
         merged = data_dir.parent / f"{data_dir.name}-seed.toml"
         merged.write_text(text)
         args += ["--config", str(merged)]
-        super().__init__(args)
+        if host is not None:
+            args += ["--host", host]
+        super().__init__(args, netns=netns)
         self.name = name
         self.url = self.wait_for(
             lambda s: next(filter(None, map(listening_url, s.err)), None),
@@ -141,11 +146,11 @@ class SeedProc(Proc):
 
 
 class UserProc(Proc):
-    def __init__(self, data_dir: Path, name: str, seeds: list[str]):
+    def __init__(self, data_dir: Path, name: str, seeds: list[str], netns: str | None = None):
         args = ["user", "--name", name, "--data-dir", str(data_dir)]
         for s in seeds:
             args += ["--seed", s]
-        super().__init__(args, stdin=True)
+        super().__init__(args, stdin=True, netns=netns)
         self.name = name
 
     def registered(self, after: int = 0, timeout: float = 20.0) -> dict:
@@ -162,6 +167,12 @@ class UserProc(Proc):
     def events(self, kind: str) -> list[dict]:
         with self.cond:
             return [x for x in self.lines if x["event"] == kind]
+
+    def seen(self, predicate, timeout: float = 20.0, what: str = "a line") -> dict:
+        """The first stdout line that satisfies `predicate` (waiting for it)."""
+        return self.wait_for(
+            lambda s: next((x for x in s.lines if predicate(x)), None), timeout, what
+        )
 
 
 async def run_cli(*args: str, timeout: float = 30) -> tuple[int, str, str]:

@@ -14,7 +14,16 @@ from pathlib import Path
 
 from ..config import UserConfig, build
 
-USER_OPTION_KEYS = ("name", "seeds", "host", "port", "advertise", "data_dir", "log_level")
+USER_OPTION_KEYS = (
+    "name",
+    "seeds",
+    "host",
+    "port",
+    "advertise",
+    "relay_only",
+    "data_dir",
+    "log_level",
+)
 
 
 def setup_logging(level: str) -> None:
@@ -48,6 +57,12 @@ def add_user_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="port of the direct endpoint (default: a free one)")
     p.add_argument(
         "--advertise", metavar="URL", help="endpoint to publish instead of ws://HOST:PORT"
+    )
+    p.add_argument(
+        "--relay-only",
+        action="store_true",
+        default=None,
+        help="accept no direct connections: peers reach you through your seed (your address stays private)",
     )
     p.add_argument("--data-dir", type=Path, help="where your key, contacts and history live")
     p.add_argument("--config", type=Path, help="TOML file whose [user] table sets defaults")

@@ -222,5 +222,9 @@ class Mailbox:
             self.quotas.remove(to, sender, size)
         self.store.queue("expire", before, now)
 
+    def held_for(self, name: str) -> int:
+        """How many items are held for `name`."""
+        return self.quotas.items.get(("to", fold_name(name)), 0)
+
     def held_count(self) -> int:
         return sum(n for key, n in self.quotas.items.items() if key[0] == "to")

@@ -143,6 +143,8 @@ class UserNode(Service):
         seed is on this machine (so peers are too); else the record says `relay:` and peers reach
         us through our home seed, as they must behind NAT."""
         cfg = self.config
+        if cfg.relay_only:
+            return False
         if cfg.host is not None or cfg.advertise is not None:
             return True
         return all(_is_loopback(url) for url in cfg.seeds)
