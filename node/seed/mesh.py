@@ -15,6 +15,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from ..clock import now_ms
 from ..config import SeedConfig
 from ..crypto.keys import Identity
-from ..crypto.signing import sign_seed_auth, verify_record, verify_seed_auth
+from ..crypto.signing import sign_seed_auth, verify_record, verify_seed_auth, verify_session
 from ..errors import ConnectionLost, ErrorCode, ProtocolError
 from ..runtime import Tasks
 from ..wire.backoff import Backoff
@@ -48,6 +49,7 @@ from ..wire.protocol import (
     SeedHello,
     SeedInfo,
     SeedWelcome,
+    SessionAuth,
     Sync,
     Taken,
     dump,
@@ -64,6 +66,7 @@ from .urls import UrlBook
 log = logging.getLogger("p2p.mesh")
 
 HANDSHAKE_TIMEOUT = 5.0
+PIPELINE = 8  # frames of one link parsed and being checked ahead of the one being applied
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 AUTH_SKEW_MS = 60_000
@@ -101,6 +104,7 @@ class SeedSide(Protocol):
         mail: list[MailItem],
         taken: list[Taken],
         verified: bool = False,
+        auths_checked: dict[int, str] | None = None,
     ) -> Merged:
         """Apply what a peer sent under the rules of a user's own requests; what changed."""
 
@@ -115,7 +119,12 @@ class SeedSide(Protocol):
     def holds(self, record: Record) -> bool:
         """True when this very record is held already (dropped before its signature is checked)."""
 
-    def check_online(self, item: PresenceItem, link_key: str) -> ProtocolError | None:
+    def key_of(self, name: str) -> str | None:
+        """The key of the record held for `name`."""
+
+    def check_online(
+        self, item: PresenceItem, link_key: str, verified_with: str | None = None
+    ) -> ProtocolError | None:
         """Why a peer's online item may not count, or None."""
 
     def lookup_reply(self, frame: Lookup) -> str:
@@ -168,12 +177,39 @@ class Link:
         self.limit = limit
         self.lookups: Correlator[Found | None] = Correlator()
         self.sync_online: dict[str, tuple[int, int]] = {}
+        self.incoming: asyncio.Queue[Incoming] = asyncio.Queue(PIPELINE)
         self.synced = False  # its sync reached done: true
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
         self.closed = asyncio.Event()
 
     def dialer_key(self, own_key: str) -> str:
         return own_key if self.dialed else self.key
+
+
+@dataclass
+class Checked:
+    """Signatures in a frame, checked on a worker thread: which records and session auths hold."""
+
+    records: list[Record]  # the records not held here already, each with its verdict
+    records_ok: list[bool]
+    auths_ok: dict[int, str]  # id(presence item) -> the record key its session auth verified with
+
+
+@dataclass
+class Incoming:
+    """A parsed frame waiting its turn, its signatures checked meanwhile."""
+
+    frame: object
+    checked: asyncio.Future[Checked] | None = None
+
+
+def check_signatures(records: list[Record], auths: list[tuple[int, SessionAuth, str]]) -> Checked:
+    """Runs on a worker thread (Ed25519 verification releases the GIL): both cores check at once."""
+    return Checked(
+        records,
+        [verify_record(r) for r in records],
+        {ident: key for ident, auth, key in auths if verify_session(auth, key)},
+    )
 
 
 @dataclass
@@ -206,6 +242,7 @@ class Mesh:
         self.tasks = Tasks(log)
         self.unreachable: dict[str, asyncio.TimerHandle] = {}
         self.outgoing: list[tuple[str, str, int, str | None]] = []
+        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
         self.flush_scheduled = False
         self.dropped: dict[str, int] = {}
 
@@ -232,6 +269,7 @@ class Mesh:
             await close_now(link.ws, 1001, "seed shutting down")
         await asyncio.gather(*self.dialers.values(), return_exceptions=True)
         await self.tasks.cancel_all()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def drop(self, what: str) -> None:
         self.dropped[what] = self.dropped.get(what, 0) + 1
@@ -459,13 +497,17 @@ class Mesh:
             await close_now(link.ws, 1000, "duplicate link")
             link.closed.set()
             return
+        applier = self.tasks.spawn(self._applier(link), f"apply from {link.name}")
         try:
             self.tasks.spawn(self._send_sync(link, since), f"sync to {link.name}")
             async for raw in frames(link.ws):
-                await self._on_frame(link, raw)
+                incoming = self._receive(link, raw)
+                if incoming is not None:
+                    await link.incoming.put(incoming)
         except ConnectionClosed:
             pass
         finally:
+            applier.cancel()
             self._release(link)
 
     def _adopt(self, link: Link) -> bool:
@@ -556,7 +598,8 @@ class Mesh:
                     0
                 )  # building frames for a big directory takes turns with the rest
 
-    async def _on_frame(self, link: Link, raw: str | bytes) -> None:
+    def _receive(self, link: Link, raw: str | bytes) -> Incoming | None:
+        """Count, rate-limit and parse a frame; start checking its signatures on a worker thread."""
         self.seed.frames.received += 1
         verdict = link.limit.check(asyncio.get_running_loop().time())
         if verdict is not Verdict.ALLOW:
@@ -569,34 +612,53 @@ class Mesh:
                 self.tasks.spawn(
                     close_now(link.ws, 1008, "rate limit exceeded repeatedly"), "cut a peer"
                 )
-                return
+                return None
             link.out.push(
                 error_frame(
                     ErrorCode.RATE_LIMITED, "too many frames from this seed", readable_id(raw)
                 )
             )
-            return
+            return None
         try:
             frame = parse(SEED_LINK, raw)
         except ProtocolError as exc:
             link.intact = False
             log.warning("bad frame from peer %s: %s", link.name, exc.message)
             link.out.push(error_frame(exc.code, exc.message, exc.frame_id))
-            return
+            return None
+        if not isinstance(frame, Sync | Gossip):
+            return Incoming(frame)
+        fresh = [r for r in frame.records if not self.seed.holds(r)]
+        keys = {fold_name(r.name): r.key for r in frame.records}
+        auths = []
+        for item in frame.presence:
+            if item.auth is not None:
+                key = keys.get(fold_name(item.name)) or self.seed.key_of(item.name)
+                if key is not None:
+                    auths.append((id(item), item.auth, key))
+        if not fresh and not auths:
+            return Incoming(frame)
+        loop = asyncio.get_running_loop()
+        return Incoming(frame, loop.run_in_executor(self.pool, check_signatures, fresh, auths))
+
+    async def _applier(self, link: Link) -> None:
+        """Apply a link's frames in the order they came, each once its signatures are checked."""
+        while True:
+            incoming = await link.incoming.get()
+            checked = await incoming.checked if incoming.checked is not None else None
+            self._apply_frame(link, incoming.frame, checked)
+
+    def _apply_frame(self, link: Link, frame: object, checked: Checked | None) -> None:
         match frame:
             case Sync():
-                await self._apply(
-                    link, frame.records, frame.presence, frame.mail, frame.taken, sync=True
-                )
+                self._apply(link, frame, checked, sync=True)
                 if frame.done:
                     self.seed.merge_online_set(link.key, link.sync_online)
                     link.sync_online = {}
                     link.synced = True
                     self._advance(link, frame.rev)
             case Gossip():
-                await self._apply(
-                    link, frame.records, frame.presence, frame.mail, frame.taken, sync=False
-                )
+                self._apply(link, frame, checked, sync=False)
                 if link.synced:
                     self._advance(link, frame.rev)
             case Lookup():
@@ -622,21 +684,13 @@ class Mesh:
         self.sync_points[link.key] = rev
         self.seed.save_sync_point(link.key, rev[0], rev[1])
 
-    async def _apply(
-        self,
-        link: Link,
-        records: list[Record],
-        presence: list[PresenceItem],
-        mail: list[MailItem],
-        taken: list[Taken],
-        sync: bool,
-    ) -> None:
-        """Hand what a peer sent to the seed (signatures checked off the event loop); count refusals."""
-        fresh = [r for r in records if not self.seed.holds(r)]
+    def _apply(self, link: Link, frame: Sync | Gossip, checked: Checked | None, sync: bool) -> None:
+        """Hand what a peer sent to the seed, with the signatures already checked; count refusals."""
         verified: list[Record] = []
-        if fresh:
-            oks = await asyncio.to_thread(lambda: [verify_record(r) for r in fresh])
-            for record, ok in zip(fresh, oks):
+        auths_ok: dict[int, str] = {}
+        if checked is not None:
+            auths_ok = checked.auths_ok
+            for record, ok in zip(checked.records, checked.records_ok):
                 if ok:
                     verified.append(record)
                 else:
@@ -645,21 +699,24 @@ class Mesh:
                         record.name,
                         ProtocolError(ErrorCode.BAD_SIGNATURE, "record signature does not verify"),
                     )
+        presence = frame.presence
+        mine: list[PresenceItem] = []
         if sync:
             # the peer's own online set is replaced as a whole at done: true
             mine = [p for p in presence if p.online and p.seed_key == link.key]
             presence = [p for p in presence if not (p.online and p.seed_key == link.key)]
-        merged = self.seed.merge(link.key, verified, presence, mail, taken, verified=True)
+        merged = self.seed.merge(
+            link.key, verified, presence, frame.mail, frame.taken, True, auths_ok
+        )
         for name, exc in merged.refused:
             self._refused(link, name, exc)
-        if sync:
-            for item in mine:
-                problem = self.seed.check_online(item, link.key)
-                if problem is not None:
-                    self._refused(link, item.name, problem)
-                    continue
-                assert item.auth is not None
-                link.sync_online[fold_name(item.name)] = (item.at, item.auth.at)
+        for item in mine:
+            problem = self.seed.check_online(item, link.key, auths_ok.get(id(item)))
+            if problem is not None:
+                self._refused(link, item.name, problem)
+                continue
+            assert item.auth is not None
+            link.sync_online[fold_name(item.name)] = (item.at, item.auth.at)
         for item in presence:
             self.watch_reachability(item.seed_key)
 

@@ -691,9 +691,11 @@ class Seed(Service):
         mail: list[MailItem],
         taken: list[Taken],
         verified: bool = False,
+        auths_checked: dict[int, str] | None = None,
     ) -> Merged:
         now = now_ms()
         merged = Merged()
+        checked = auths_checked or {}
         for record in records:
             try:
                 outcome, loser = self.directory.accept(record, now, verified, from_peer=True)
@@ -706,7 +708,7 @@ class Seed(Service):
         moved: set[str] = set()
         for item in presence:
             try:
-                self.directory.check_presence(item, link_key, now)
+                self.directory.check_presence(item, link_key, now, checked.get(id(item)))
             except ProtocolError as exc:
                 merged.refused.append((item.name, exc))
                 continue
@@ -736,13 +738,18 @@ class Seed(Service):
     def record(self, name: str) -> Record | None:
         return self.directory.get(name)
 
+    def key_of(self, name: str) -> str | None:
+        return self.directory.key_of(name)
+
     def holds(self, record: Record) -> bool:
         entry = self.directory.entries.get(fold_name(record.name))
         return entry is not None and entry.same_as(record)
 
-    def check_online(self, item: PresenceItem, link_key: str) -> ProtocolError | None:
+    def check_online(
+        self, item: PresenceItem, link_key: str, verified_with: str | None = None
+    ) -> ProtocolError | None:
         try:
-            self.directory.check_presence(item, link_key, now_ms())
+            self.directory.check_presence(item, link_key, now_ms(), verified_with)
         except ProtocolError as exc:
             return exc
         if item.auth is not None:
