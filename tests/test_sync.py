@@ -101,8 +101,10 @@ async def test_a_new_seed_learns_a_big_directory(tmp_path, full):
                 ) as r:
                     return int(json.loads(r.read())["users_known"])
 
-            while await asyncio.to_thread(known) < count:
-                await asyncio.sleep(0.05)
+            async def all_known() -> bool:
+                return await asyncio.to_thread(known) >= count
+
+            await eventually(all_known, timeout=120, what="all users at the new seed")
             took = time.perf_counter() - t0
             print(f"\nsync: a new seed held all {count:,} users {took:.1f} s after it started")
             if full:
