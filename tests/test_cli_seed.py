@@ -39,3 +39,23 @@ async def test_seed_subprocess_health_lookup_and_sigterm(tmp_path):
     assert user.ws.close_code == 1001
     assert await asyncio.to_thread(seed.p.wait, 15) == 0
     await asyncio.to_thread(seed.wait_for, lambda s: "stopped" in s.err[-1], 10, "the stopped line")
+
+
+async def test_an_unusable_data_dir_is_one_clear_line_and_exit_2(tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    for args in (
+        ("seed", "--port", "0", "--data-dir", str(blocked / "seed")),
+        ("user", "--name", "Bob", "--data-dir", str(blocked / "bob")),
+    ):
+        code, out, err = await run_cli(*args)
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "cannot use the data dir" in lines[0] and "Traceback" not in err
+
+
+async def test_a_bad_seed_url_is_refused_with_the_reason():
+    code, _, err = await run_cli("user", "--name", "Bob", "--seed", "ws://")
+    assert code == 2 and "no host" in err and "seeds" in err
+    code, _, err = await run_cli("user", "--name", "Bob", "--seed", "ws://127.0.0.1:99999")
+    assert code == 2 and "port" in err.lower()

@@ -65,3 +65,12 @@ def test_cli_reports_config_error_and_exits_2(tmp_path):
     )
     assert proc.returncode == 2
     assert "bogus" in proc.stderr and ":2:" in proc.stderr and proc.stdout == ""
+
+
+def test_example_config_user_table_is_valid():
+    from node.config import UserConfig, read_table
+
+    example = Path(__file__).parent.parent / "config.example.toml"
+    values = read_table(example, "user")
+    values.pop("__text__")
+    UserConfig.model_validate(values)

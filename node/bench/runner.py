@@ -25,6 +25,8 @@ SCENARIOS = (
     "replication",
     "lookup-cost",
     "memory",
+    "relay",
+    "mail",
 )
 TEXT_SIZE = 200
 WINDOW = 256
@@ -59,6 +61,11 @@ class Procs:
             "max_connections = 100000\n"
             # every load generator runs on 127.0.0.1: the per-address caps would measure themselves
             "max_connections_per_address = 100000\nnew_names_per_minute = 1000000000.0\n"
+            # and relay and mail are measured at capacity, not at the per-user budget and quotas
+            "relay_rate = 1000000000\nrelay_burst = 1000000000\n"
+            "mail_per_recipient = 1000000\nmail_per_recipient_bytes = 1000000000\n"
+            "mail_per_sender = 1000000\nmail_per_sender_bytes = 1000000000\n"
+            "mail_per_pair = 1000000\nmail_per_pair_bytes = 1000000000\n"
         )
 
     async def _spawn(self, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
@@ -104,7 +111,10 @@ class Procs:
                 asyncio.ensure_future(_drain(proc.stderr))
                 return proc, url
 
-    async def user(self, name: str, seed: str) -> asyncio.subprocess.Process:
+    async def user(
+        self, name: str, seed: str, *extra: str, drain: bool = True
+    ) -> asyncio.subprocess.Process:
+        """A headless user, returned once registered (its output read and dropped, unless asked)."""
         proc = await self._spawn(
             "-m",
             "node",
@@ -115,6 +125,7 @@ class Procs:
             seed,
             "--data-dir",
             str(self.workdir / f"user-{name}"),
+            *extra,
             stdin=asyncio.subprocess.PIPE,
         )
         assert proc.stdout is not None and proc.stderr is not None
@@ -123,7 +134,8 @@ class Procs:
             if not line:
                 raise RuntimeError(f"user {name} exited before registering")
             if json.loads(line)["event"] == "registered":
-                asyncio.ensure_future(_drain(proc.stdout))
+                if drain:
+                    asyncio.ensure_future(_drain(proc.stdout))
                 asyncio.ensure_future(_drain(proc.stderr))
                 return proc
 
@@ -271,6 +283,100 @@ class Bench:
                 )
             )
 
+    async def _deliver(
+        self, procs: Procs, tag: str, count: int, mode: str, *receiver: str
+    ) -> dict[str, Any]:
+        """A fresh seed, a headless receiver (with `receiver` options) and a sending node's figures."""
+        seed = (await procs.seed(f"{tag}-seed"))[1]
+        await procs.user(f"{tag}-receiver", seed, *receiver)
+        got = await procs.work(
+            "deliver",
+            seed,
+            procs.workdir / f"{tag}-sender",
+            f"{tag}-sender",
+            f"{tag}-receiver",
+            count,
+            TEXT_SIZE,
+            mode,
+        )
+        await procs.stop_all()
+        return got
+
+    async def relay(self, procs: Procs) -> None:
+        """Relayed delivery (a relay-only receiver) against direct delivery, in the same run."""
+        count, few = self.n(10_000, 1_000), self.n(300, 100)
+        direct = await self._deliver(procs, "rd", count, "throughput")
+        relayed = await self._deliver(procs, "rr", count, "throughput", "--relay-only")
+        d_lat = await self._deliver(procs, "rdl", few, "latency")
+        r_lat = await self._deliver(procs, "rrl", few, "latency", "--relay-only")
+        self.rows.append(
+            Row(
+                "8 relay",
+                f"{count} relayed msgs/s, window {WINDOW}",
+                relayed["per_s"],
+                "msg/s",
+                direct["per_s"],
+                "direct delivery, same run",
+                ">= 0.3x",
+                relayed["per_s"] >= 0.3 * direct["per_s"],
+            )
+        )
+        self.rows.append(
+            Row(
+                "8 relay",
+                "p50 send to ack, relayed",
+                r_lat["p50_ms"],
+                "ms",
+                d_lat["p50_ms"],
+                "direct p50, same run",
+                "<= 2x",
+                r_lat["p50_ms"] <= 2 * d_lat["p50_ms"],
+            )
+        )
+
+    async def mail(self, procs: Procs) -> None:
+        """A returning user drains the mail held for it, against direct delivery in the same run."""
+        count = self.n(10_000, 1_000)
+        direct = await self._deliver(procs, "md", count, "throughput")
+        seed = (await procs.seed("mail-seed"))[1]
+        away = await procs.user("mail-receiver", seed)
+        await procs.stop(away)
+        await procs.work(
+            "deliver",
+            seed,
+            procs.workdir / "mail-sender",
+            "mail-sender",
+            "mail-receiver",
+            count,
+            TEXT_SIZE,
+            "store",
+        )
+        t0 = time.perf_counter()
+        back = await procs.user("mail-receiver", seed, drain=False)
+        registered = time.perf_counter()
+        assert back.stdout is not None
+        got = 0
+        while got < count:
+            line = await asyncio.wait_for(back.stdout.readline(), 120)
+            if not line:
+                raise RuntimeError("the returning user exited before reading its mail")
+            if json.loads(line)["event"] == "message":
+                got += 1
+        drained = count / (time.perf_counter() - registered)
+        self.say(f"  {count:,} mails read {time.perf_counter() - t0:.1f}s after the start")
+        self.rows.append(
+            Row(
+                "9 mail",
+                f"{count:,} mails drained by a returning user",
+                drained,
+                "msg/s",
+                direct["per_s"],
+                "direct delivery, same run",
+                ">= 0.5x",
+                drained >= 0.5 * direct["per_s"],
+            )
+        )
+
     async def registrations(self, procs: Procs) -> None:
         count = self.n(9_600, 1_600)
         verify = await procs.work("verify", self.n(20_000, 3_000))
@@ -332,7 +438,8 @@ class Bench:
 
     async def replication(self, procs: Procs) -> None:
         count = self.n(1_000, 200)
-        for shape, size, limit in (("line of 3", 3, 0.5), ("mesh of 8", 8, 1.0)):
+        mesh = self.n(8, 4)
+        for shape, size, limit in (("line of 3", 3, 0.5), (f"mesh of {mesh}", mesh, 1.0)):
             urls: list[str] = []
             first = (await procs.seed(f"rep{size}-0"))[1]
             urls.append(first)
@@ -358,7 +465,7 @@ class Bench:
                 await procs.stop(p)
 
     async def lookup_cost(self, procs: Procs) -> None:
-        sizes = (1, 2, 4) if self.quick else (1, 2, 4, 8, 16)
+        sizes = (1, 2) if self.quick else (1, 2, 4, 8, 16)
         count = self.n(300, 100)
         base = None
         for size in sizes:
@@ -399,7 +506,7 @@ class Bench:
                 await procs.stop(p)
 
     async def memory(self, procs: Procs) -> None:
-        users, conns = self.n(100_000, 5_000), self.n(5_000, 500)
+        users, conns = self.n(100_000, 1_000), self.n(5_000, 300)
         proc, url = await procs.seed("mem-seed")
         await asyncio.sleep(0.5)
         rss0 = rss_kb(proc.pid)

@@ -324,6 +324,15 @@ async def deliver(
     async with node:
         while not isinstance(await events.next(), NameRegistered):
             pass
+        if mode == "store":  # the recipient is away: every message held by the mesh as mail
+            node.add_contact(to)
+            ids = set(await asyncio.gather(*[node.send(to, text) for _ in range(count)]))
+            while ids:
+                e = await events.next()
+                if isinstance(e, MessageState) and e.state == "stored":
+                    ids.discard(e.id)
+            out({"stored": count})
+            return
         first = await settled(await node.send(to, "warm-up"))
         if first.state == "failed":
             raise SystemExit(f"the warm-up message failed: {first.reason}")

@@ -24,7 +24,7 @@ from ..config import SeedConfig
 from ..crypto.keys import Identity
 from ..crypto.signing import verify_session
 from ..errors import ErrorCode, ProtocolError
-from ..runtime import LogLimiter, Service, Tasks, raise_file_limit
+from ..runtime import LogLimiter, Service, Tasks, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
@@ -148,7 +148,7 @@ class Seed(Service):
     async def start(self) -> None:
         cfg = self.config
         raise_file_limit()
-        log.addFilter(self.quiet)
+        quiet_loop_errors(asyncio.get_running_loop(), self.quiet)
         self.server = await serve(
             self._handle,
             cfg.host,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ..errors import StoreError
+
 log = logging.getLogger("p2p.storage")
 
 
@@ -18,15 +20,22 @@ def default_data_dir(kind: str, name: str) -> Path:
 
 
 def secure_dir(path: Path) -> None:
-    """Create a private data dir (0700), or tighten one that others can read, with a warning."""
-    if not path.exists():
-        path.mkdir(parents=True, mode=0o700)
-        path.chmod(0o700)  # mkdir's mode is masked by the umask
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning("data dir %s was readable by others (mode %o); set to 0700", path, mode)
-        path.chmod(0o700)
+    """Create a private data dir (0700), or tighten one that others can read, with a warning.
+
+    StoreError, naming the dir and the reason, when it cannot be made or written.
+    """
+    try:
+        if not path.exists():
+            path.mkdir(parents=True, mode=0o700)
+            path.chmod(0o700)  # mkdir's mode is masked by the umask
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("data dir %s was readable by others (mode %o); set to 0700", path, mode)
+            path.chmod(0o700)
+        if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not a writable folder")
+    except OSError as exc:
+        raise StoreError(f"cannot use the data dir {path}: {exc.strerror or exc}") from None
 
 
 def tighten_file(path: Path) -> None:

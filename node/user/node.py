@@ -8,6 +8,7 @@ contacts, store) and holds no protocol logic of its own.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -23,7 +24,7 @@ from ..crypto.boxes import Boxes
 from ..crypto.keys import Identity
 from ..crypto.signing import sign_record, sign_session
 from ..errors import ErrorCode, InvalidInput
-from ..runtime import Service, raise_file_limit
+from ..runtime import LogLimiter, Service, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name, require_name
@@ -74,6 +75,7 @@ class UserNode(Service):
     async def start(self) -> None:
         cfg = self.config
         raise_file_limit()
+        quiet_loop_errors(asyncio.get_running_loop(), LogLimiter())
         self.data_dir: Path = cfg.data_dir or default_data_dir("users", self.folded)
         secure_dir(self.data_dir)
         self.identity = Identity.load_or_create(self.data_dir)
