@@ -135,7 +135,8 @@ async def handle_line(node: UserNode, line: str, write: Callable[[dict[str, Any]
 
 def send_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "send", help="register, deliver one message, and exit once it is acknowledged"
+        "send",
+        help="register, deliver one message, and exit once it is acknowledged or held as mail",
     )
     add_user_options(p)
     p.add_argument("--to", required=True, help="the recipient's name")
@@ -160,13 +161,20 @@ async def run_send(args: argparse.Namespace) -> int:
                         continue
                     if event.state == "delivered":
                         return 0
+                    if event.state == "stored":
+                        print(
+                            f"p2p-node send: {args.to} is offline; the mesh holds the message and "
+                            "hands it over when they come back",
+                            file=sys.stderr,
+                        )
+                        return 0
                     if event.state == "failed":
                         print(
                             f"p2p-node send: not delivered to {args.to}: {event.reason}",
                             file=sys.stderr,
                         )
                         return 1
-                    if event.reason:
+                    if event.reason and event.state == "queued":
                         print(
                             f"p2p-node send: {args.to}: {event.reason}; the message stays in the outbox "
                             f"and is retried the next time {config.name} runs",
