@@ -362,3 +362,27 @@ async def test_send_returns_once_durable_without_waiting_on_any_seed(users, tmp_
         assert [m.text for m in alice.history("newfriend")] == ["hello there"]
     finally:
         silent.close()
+
+
+async def test_the_older_of_two_sessions_of_one_name_is_told_and_stops(seeds, users, tmp_path):
+    """Two runs of one user (one key): the newer session keeps the name, the older is told plainly
+    and stops reconnecting (never fighting the newer one) until its user asks for the name back."""
+    from node.user.events import SessionReplaced
+
+    a, b = await two_seeds(seeds)
+    data = tmp_path / "sally"
+    older, older_ev = await users("sally", [a.url], data_dir=data)
+    await next_event(older_ev, registered)
+    newer, newer_ev = await users("sally", [b.url], data_dir=data)  # the same key, at another seed
+    await next_event(newer_ev, registered)
+    told = await next_event(older_ev, lambda e: isinstance(e, SessionReplaced))
+    assert "somewhere else" in told.message
+    assert older.seed.state == "offline" and newer.seed.state == "connected"
+    bob, bob_ev = await users("bob", [a.url])
+    msg_id = await bob.send("sally", "which one of you?")
+    await next_event(bob_ev, state(msg_id, "delivered"))
+    assert (await next_event(newer_ev, received)).text == "which one of you?"
+    # the older asks for its name back: now the other one is told
+    older.reconnect()
+    await next_event(older_ev, registered)
+    await next_event(newer_ev, lambda e: isinstance(e, SessionReplaced))
