@@ -280,8 +280,8 @@ class Inbox:
                 saving = await self.receive(carried, self._ack_through_seeds(carried.from_))
             except ProtocolError as exc:
                 log.info("refused mail from %s: %s", carried.from_, exc.message)
-                if exc.code != ErrorCode.INTERNAL:  # worth another try later otherwise
-                    handled.append((ident, None))
+                if exc.code != ErrorCode.INTERNAL and not self._held(carried.from_):
+                    handled.append((ident, None))  # else worth another try later: left with the mesh
                 continue
             handled.append((ident, saving))
         for ident, pending in handled:
@@ -291,6 +291,11 @@ class Inbox:
                 except StoreError:
                     continue
             self._take(ident)
+
+    def _held(self, sender: str) -> bool:
+        """Traffic from `sender` waits for its user to accept a changed key: keep its mail."""
+        contact = self.store.contact(sender)
+        return contact is not None and contact.changed_key is not None
 
     def _take(self, ident: TakenId) -> None:
         """Take handled mail in batches (one signed take per loop turn, at most MAX_TAKE_IDS ids)."""
