@@ -238,3 +238,255 @@ class FakeSeed:
             "at": at or now_ms(),
             "auth": auth,
         }
+
+
+# ---------------------------------------------------------------- attackers for the trust tests
+
+
+def hello_frame(
+    identity: Identity,
+    challenge: dict,
+    *,
+    name: str = "mallory",
+    url: str = "ws://127.0.0.1:1",
+    seeds: list[str] | None = None,
+    since: list | None = None,
+    key: str | None = None,
+    signer: Identity | None = None,
+    at: int | None = None,
+    challenge_nonce: str | None = None,
+) -> dict:
+    """A `seed_hello` answering `challenge`, with one part tampered with where a test says so:
+    `key` claims another key, `signer` signs with another one, `at` and `challenge_nonce` lie."""
+    import base64
+    import os
+
+    from node.crypto.signing import sign_seed_auth
+
+    claimed = key or identity.key
+    nonce = base64.b64encode(os.urandom(32)).decode()
+    auth = sign_seed_auth(
+        signer or identity,
+        True,
+        at if at is not None else now_ms(),
+        claimed,
+        challenge["seed_key"],
+        challenge_nonce or challenge["nonce"],
+        nonce,
+    ).model_dump()
+    return {
+        "type": "seed_hello",
+        "id": f"h{next(_ids)}",
+        "name": name,
+        "url": url,
+        "key": claimed,
+        "seeds": seeds or [],
+        "since": since,
+        "nonce": nonce,
+        "auth": auth,
+    }
+
+
+class SizedClient(RawClient):
+    """A RawClient that also keeps (type, encoded size) of every frame it reads."""
+
+    def __init__(self, ws) -> None:
+        self.sizes: list[tuple[str, int]] = []
+        super().__init__(ws)
+
+    async def _read_frames(self) -> None:
+        async for raw in self.ws:
+            msg = json.loads(raw)
+            size = len(raw.encode() if isinstance(raw, str) else raw)
+            self.sizes.append((msg.get("type"), size))
+            if msg.get("type") == "challenge" and self.challenge is None:
+                self.challenge = msg
+                self.challenged.set()
+                continue
+            fid = msg.get("id")
+            fut = self.replies.pop(fid, None) if fid is not None else None
+            if fut is not None:
+                fut.set_result(msg)
+            elif "id" not in msg:
+                await self.pushes.put(msg)
+            else:
+                await self.unmatched.put(msg)
+
+
+class StrangerLink(FakeSeed):
+    """A FakeSeed that also chooses the URL it claims for itself in its hello (and reads with a
+    SizedClient, so a test can measure the frames it gets)."""
+
+    async def connect(  # type: ignore[override]
+        self,
+        url: str,
+        name: str = "mallory",
+        seeds: list[str] | None = None,
+        since: list | None = None,
+        drain: bool = True,
+        own_url: str = "ws://127.0.0.1:1",
+    ) -> dict:
+        self.client = await SizedClient.open(url)
+        assert self.client.challenge is not None
+        frame = hello_frame(
+            self.identity, self.client.challenge, name=name, url=own_url, seeds=seeds, since=since
+        )
+        self.welcome = await self.client.request(frame)
+        assert self.welcome["type"] == "seed_welcome", self.welcome
+        self.sync = []
+        if drain:
+            await self.drain_sync()
+        return self.welcome
+
+
+class TcpCounter:
+    """A plain TCP service (not WebSocket): counts the connections it gets and closes each at once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1") -> TcpCounter:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.count += 1
+            writer.close()
+
+        self.server = await asyncio.start_server(handle, host, 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def url(self, path: str = "") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+class WsServer:
+    """A WebSocket server speaking p2pchat.v1 whose every frame is handed to `on_frame(ws, msg)`;
+    it counts the sockets it accepted and keeps every frame it got."""
+
+    def __init__(self, on_frame=None, on_open=None) -> None:
+        self.on_frame = on_frame
+        self.on_open = on_open
+        self.connections = 0
+        self.frames: list[dict] = []
+        self.sockets: list[Any] = []
+        self.server: Any = None
+        self.url = ""
+
+    async def start(self) -> WsServer:
+        from websockets.asyncio.server import serve
+
+        async def handle(ws: Any) -> None:
+            self.connections += 1
+            self.sockets.append(ws)
+            try:
+                if self.on_open is not None:
+                    await self.on_open(ws)
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    self.frames.append(msg)
+                    if self.on_frame is not None:
+                        await self.on_frame(ws, msg)
+            except ConnectionClosed:
+                pass
+            finally:
+                self.sockets.remove(ws)
+
+        self.server = await serve(
+            handle, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL], compression=None
+        )
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    def got(self, kind: str) -> list[dict]:
+        return [f for f in self.frames if f.get("type") == kind]
+
+    async def push(self, frame: dict) -> None:
+        for ws in list(self.sockets):
+            await ws.send(json.dumps(frame))
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+class StrangerSeed(WsServer):
+    """A hostile seed written from the protocol: a user node that registers here is told whatever
+    the test puts in `answers` (name -> `found` fields, or an error code) and `online`."""
+
+    def __init__(self, name: str = "evil") -> None:
+        super().__init__(on_frame=self._answer, on_open=self._challenge)
+        self.identity = Identity.generate()
+        self.name = name
+        self.answers: dict[str, dict | str] = {}
+        self.online: dict[str, bool] = {}
+
+    async def _challenge(self, ws: Any) -> None:
+        import base64
+        import os
+
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "challenge",
+                    "nonce": nonce,
+                    "seed": self.name,
+                    "seed_key": self.identity.key,
+                }
+            )
+        )
+
+    async def _answer(self, ws: Any, msg: dict) -> None:
+        kind, fid = msg.get("type"), msg.get("id")
+        reply: dict | None
+        if kind == "register":
+            reply = {"type": "registered", "id": fid, "seed": self.name}
+        elif kind == "seeds":
+            me = {"name": self.name, "url": self.url, "key": self.identity.key, "up": True}
+            reply = {"type": "seed_list", "id": fid, "seeds": [{**me, "rtt_ms": 0.0}]}
+        elif kind == "watch":
+            await ws.send(json.dumps({"type": "watching", "id": fid}))
+            for name in msg["names"]:
+                online = self.online.get(name.lower(), False)
+                await ws.send(json.dumps(self.presence(name, online)))
+            return
+        elif kind == "lookup":
+            answer = self.answers.get(msg["name"].lower(), "not_found")
+            if isinstance(answer, str):
+                reply = {"type": "error", "id": fid, "code": answer, "message": "no"}
+            else:
+                reply = {"type": "found", "id": fid, **answer}
+        elif kind == "relay":
+            reply = {"type": "relay_ok", "id": fid}
+        elif kind == "deposit":
+            reply = {"type": "deposited", "id": fid}
+        elif kind == "take":
+            reply = {"type": "took", "id": fid}
+        elif kind == "publish":
+            reply = {"type": "published", "id": fid, "accepted": 0}
+        else:
+            reply = None
+        if reply is not None:
+            await ws.send(json.dumps(reply))
+
+    def presence(self, name: str, online: bool) -> dict:
+        now = now_ms()
+        return {
+            "type": "presence",
+            "name": name,
+            "online": online,
+            "seed": self.name if online else None,
+            "last_seen": now,
+        }
+
+
+def found_fields(rec: dict, online: bool = True, seed: str = "evil") -> dict:
+    """The fields of a `found` frame for `rec` (a StrangerSeed answer)."""
+    return {"record": dict(rec), "online": online, "seed": seed, "last_seen": now_ms()}
