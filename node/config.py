@@ -41,7 +41,7 @@ class SeedConfig(BaseModel):
     max_seed_urls: int = Field(64, ge=0, le=1000)
     max_presence_per_peer: int = Field(200_000, ge=1)
     lease_days: float = Field(30.0, gt=0)
-    claim_window: float = Field(5.0, ge=0)
+    claim_window: float = Field(1.0, ge=0)
     lookup_timeout: float = Field(2.0, gt=0)
     unreachable_after: float = Field(30.0, gt=0)
     ping_interval: float = Field(20.0, gt=0)

@@ -110,3 +110,18 @@ def raise_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+QUIET = LogLimiter()
+
+
+def quiet_logger(name: str) -> logging.Logger:
+    """A logger whose repeated lines are rate limited (what a peer can provoke must not flood logs).
+
+    Filters on a logger see only what is logged to it, not to its children: every p2p-chat
+    module takes its logger from here, so they all share one limiter.
+    """
+    logger = logging.getLogger(name)
+    if QUIET not in logger.filters:
+        logger.addFilter(QUIET)
+    return logger

@@ -104,7 +104,7 @@ class Mailbox:
         self.limits = limits
         self.quotas = Quotas(limits)
         self.unsaved: dict[Ident, str] = {}  # accepted, not yet committed -> folded recipient
-        self.untaken: set[Ident] = set()  # taken, not yet committed
+        self.untaken: set[tuple[str, Ident]] = set()  # (recipient, ident) taken, not yet committed
 
     def load(self) -> None:
         """Count what the disk holds (at start)."""
@@ -121,12 +121,15 @@ class Mailbox:
             self.store.read("SELECT 1 FROM mail WHERE sender = ? AND type = ? AND id = ?", ident)
         )
 
-    def was_taken(self, ident: Ident) -> bool:
-        if ident in self.untaken:
+    def was_taken(self, to: str, ident: Ident) -> bool:
+        """Whether `to` took this item (only the recipient's own take counts)."""
+        folded = fold_name(to)
+        if (folded, ident) in self.untaken:
             return True
         return bool(
             self.store.read(
-                "SELECT 1 FROM taken_ids WHERE sender = ? AND type = ? AND id = ?", ident
+                "SELECT 1 FROM taken_ids WHERE recipient = ? AND sender = ? AND type = ? AND id = ?",
+                (folded, *ident),
             )
         )
 
@@ -159,9 +162,9 @@ class Mailbox:
         """Delete the items a recipient took and remember their ids; resolves once on disk."""
         to = fold_name(taken.to)
         idents: list[Ident] = [(fold_name(s), t, i) for s, t, i in taken.ids]
-        sizes = self._sizes(idents)
+        sizes = self._sizes(to, idents)
         for ident in idents:
-            self.untaken.add(ident)
+            self.untaken.add((to, ident))
             if ident in sizes:
                 self.quotas.remove(to, ident[0], sizes[ident])
         until = taken.at + self.limits.keep_ms + MINUTE_MS
@@ -169,16 +172,18 @@ class Mailbox:
         self.store.queue("taken_trim", to, self.limits.taken_per_recipient)
 
         def saved(_: asyncio.Future[Any]) -> None:
-            self.untaken.difference_update(idents)
+            self.untaken.difference_update((to, ident) for ident in idents)
 
         fut.add_done_callback(saved)
         return fut
 
-    def _sizes(self, idents: Sequence[Ident]) -> dict[Ident, int]:
+    def _sizes(self, to: str, idents: Sequence[Ident]) -> dict[Ident, int]:
+        """The sizes of the items held for `to` among `idents` (what a take of them frees)."""
         sizes = {}
         for ident in idents:
             rows = self.store.read(
-                "SELECT size FROM mail WHERE sender = ? AND type = ? AND id = ?", ident
+                "SELECT size FROM mail WHERE sender = ? AND type = ? AND id = ? AND recipient = ?",
+                (*ident, to),
             )
             if rows:
                 sizes[ident] = rows[0][0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import os
 import uuid
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ from ..config import SeedConfig
 from ..crypto.keys import Identity
 from ..crypto.signing import sign_seed_auth, verify_record, verify_seed_auth, verify_session
 from ..errors import ConnectionLost, ErrorCode, ProtocolError
-from ..runtime import Tasks
+from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
 from ..wire.limits import RateLimit, Verdict
@@ -58,15 +57,17 @@ from ..wire.protocol import (
     readable_id,
 )
 from ..wire.sender import FrameCounts, Sender
-from ..wire.sockets import close_now, dial, frames
+from ..wire.sockets import address_group, close_now, dial, frames
 from . import chunks
 from .store import SeedUrl
 from .urls import UrlBook
 
-log = logging.getLogger("p2p.mesh")
+log = quiet_logger("p2p.mesh")
 
 HANDSHAKE_TIMEOUT = 5.0
+LINK_QUEUE = 100_000  # frames queued for a peer before it counts as too slow reading
 PIPELINE = 8  # frames of one link parsed and being checked ahead of the one being applied
+PEER_LOOKUP_RATE, PEER_LOOKUP_BURST = 20.0, 40.0  # lookups a second asked of one peer
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 AUTH_SKEW_MS = 60_000
@@ -144,7 +145,7 @@ class SeedSide(Protocol):
     async def mail_since(self, rev: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
         """(rev, JSON) of the mail items and takes changed after `rev`, oldest first."""
 
-    def peer_relay(self, frame: PeerRelay) -> None: ...
+    def peer_relay(self, frame: PeerRelay, link_key: str) -> None: ...
 
     def save_url(self, seed: SeedUrl) -> None: ...
 
@@ -176,9 +177,14 @@ class Link:
         self.dialed = dialed
         self.limit = limit
         self.lookups: Correlator[Found | None] = Correlator()
+        # lookups this seed may ask of the peer: what users ask must never get us cut for flooding
+        self.asks = RateLimit(
+            PEER_LOOKUP_RATE, PEER_LOOKUP_BURST, asyncio.get_running_loop().time()
+        )
         self.sync_online: dict[str, tuple[int, int]] = {}
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue(PIPELINE)
         self.synced = False  # its sync reached done: true
+        self.since = asyncio.get_running_loop().time()  # when the link came up
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
         self.closed = asyncio.Event()
 
@@ -242,6 +248,7 @@ class Mesh:
         self.tasks = Tasks(log)
         self.unreachable: dict[str, asyncio.TimerHandle] = {}
         self.outgoing: list[tuple[str, str, int, str | None]] = []
+        self.asking: dict[str, asyncio.Future[Record | None]] = {}
         self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
         self.flush_scheduled = False
         self.dropped: dict[str, int] = {}
@@ -274,10 +281,10 @@ class Mesh:
     def drop(self, what: str) -> None:
         self.dropped[what] = self.dropped.get(what, 0) + 1
 
-    def learn(self, urls: Iterable[str]) -> None:
+    def learn(self, urls: Iterable[str], own_of: str | None = None) -> None:
         """URLs an authenticated peer passed on: keep within the bounds, dial the new ones."""
         wanted = [u for u in urls if u.rstrip("/") not in self.self_urls]
-        added, evicted = self.urls.learn(wanted, now_ms())
+        added, evicted = self.urls.learn(wanted, now_ms(), own_of)
         for url in evicted:
             self.seed.forget_url(url)
             task = self.dialers.pop(url, None)
@@ -308,10 +315,12 @@ class Mesh:
         try:
             while url in self.urls.known:
                 existing = self._linked_url(url)
-                if existing is not None:
+                if existing is not None and self.urls.fresh(url, now_ms()):
                     await existing.closed.wait()
                     await asyncio.sleep(BACKOFF_FIRST)
                     continue
+                # a link that came in claiming this URL proves nothing about it: dial it once to
+                # see which key answers there (a duplicate link is then closed by the rule)
                 try:
                     link = await self._dial(url)
                 except _SelfDial:
@@ -403,18 +412,45 @@ class Mesh:
         except BaseException:
             await ws.close()
             raise
+        news = not self.urls.fresh(url, now_ms())
         self.urls.verified(url, reply.key, now_ms())
         self.seed.save_url(self.urls.known[url])
         self.learn(reply.seeds)
+        if news:
+            self._introduce(reply.key)
         return Link(
             ws,
-            Sender(ws, limit=100_000, counts=self.seed.frames),
+            Sender(ws, limit=LINK_QUEUE, counts=self.seed.frames),
             reply.name,
             url,
             reply.key,
             dialed=True,
             limit=self._limit(),
         )
+
+    def _introduce(self, new_key: str) -> None:
+        """A URL was proven for the first time: the seeds linked before learn it from a fresh hello
+        (URL lists travel only in hellos and welcomes; the duplicate link is closed by the rule)."""
+        for link in list(self.links.values()):
+            if link.key != new_key and self.urls.fresh(link.url, now_ms()):
+                self.tasks.spawn(self._redial(link.url), f"introduce to {link.name}")
+
+    async def _redial(self, url: str) -> None:
+        try:
+            link = await self._dial(url)
+        except _SelfDial:
+            return
+        except (
+            OSError,
+            InvalidHandshake,
+            InvalidURI,
+            TimeoutError,
+            ConnectionClosed,
+            ProtocolError,
+        ) as exc:
+            log.debug("re-dialling %s to pass on a new URL failed: %s", url, exc)
+            return
+        await self._run(link)
 
     def _auth_problem(
         self,
@@ -438,10 +474,9 @@ class Mesh:
         return None
 
     def _passed_on(self) -> list[str]:
-        """The URLs a hello or welcome carries: those configured or authenticated within a day, and
-        those of the seeds linked now (each proved its key; whoever dials a URL verifies it)."""
-        urls = set(self.urls.listed(now_ms())) | {link.url for link in self.links.values()}
-        return sorted(urls - self.self_urls)[:256]
+        """The URLs a hello or welcome carries: those configured, and those this seed dialled and
+        found a seed's key at within a day. A URL a stranger merely claims is dialled here first."""
+        return sorted(set(self.urls.listed(now_ms())) - self.self_urls)[:256]
 
     def _since(self, key: str) -> tuple[str, int] | None:
         return self.sync_points.get(key)
@@ -484,7 +519,10 @@ class Mesh:
         )
         out.push(dump(welcome))
         # its own URL too: dialling it proves the URL reaches that key, then it is passed on
-        self.learn([hello.url, *hello.seeds])
+        peer = ws.remote_address
+        self.learn([hello.url], own_of=address_group(str(peer[0])) if peer else "")
+        self.learn(hello.seeds)
+        out.limit = LINK_QUEUE  # a link's queue, whichever side dialled
         link = Link(
             ws, out, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, limit=self._limit()
         )
@@ -494,6 +532,7 @@ class Mesh:
 
     async def _run(self, link: Link, since: tuple[str, int] | None = None) -> None:
         if not self._adopt(link):
+            await link.out.flush(1.0)  # the welcome first: the other side learns our key and URLs
             await close_now(link.ws, 1000, "duplicate link")
             link.closed.set()
             return
@@ -566,8 +605,14 @@ class Mesh:
             self.seed.home_lost(seed_key)
 
     def syncing(self) -> bool:
-        """True while some linked peer's sync is not done (a miss here may be a name not synced yet)."""
-        return any(not link.synced for link in self.links.values())
+        """True while some linked peer's sync is not done (a miss here may be a name not synced yet).
+
+        A peer whose sync has not ended within ten lookup timeouts of its link no longer counts: a
+        stranger that links and never finishes cannot make every miss wait on it.
+        """
+        now = asyncio.get_running_loop().time()
+        patience = 10 * self.seed.config.lookup_timeout
+        return any(not link.synced and now - link.since < patience for link in self.links.values())
 
     def frame_limit(self) -> int:
         return min(self.seed.config.max_frame, MAX_FRAME)
@@ -669,7 +714,7 @@ class Mesh:
                 if not link.lookups.resolve(frame.id, None) and frame.code != ErrorCode.NOT_FOUND:
                     log.warning("peer %s reports %s: %s", link.name, frame.code, frame.message)
             case PeerRelay():
-                self.seed.peer_relay(frame)
+                self.seed.peer_relay(frame, link.key)
             case SeedWelcome():
                 link.out.push(
                     error_frame(
@@ -744,9 +789,32 @@ class Mesh:
 
     async def ask_peers(self, name: str) -> Record | None:
         """Ask every peer at once with hops 0; the first `found` for that very name, whose record
-        holds here, wins; silence means not found."""
+        holds here, wins; silence means not found. One ask per name is in flight at a time, and
+        each peer is asked within a budget well under its rate limit."""
+        folded = fold_name(name)
+        asking = self.asking.get(folded)
+        if asking is not None:
+            return await asyncio.shield(asking)
+        fut: asyncio.Future[Record | None] = asyncio.get_running_loop().create_future()
+        self.asking[folded] = fut
+        try:
+            record = await self._ask_peers(name)
+            fut.set_result(record)
+            return record
+        except BaseException as exc:
+            fut.set_exception(exc if isinstance(exc, Exception) else ConnectionLost("cancelled"))
+            fut.exception()
+            raise
+        finally:
+            del self.asking[folded]
+
+    async def _ask_peers(self, name: str) -> Record | None:
         asked: list[tuple[Link, str, asyncio.Future[Found | None]]] = []
+        now = asyncio.get_running_loop().time()
         for link in self.links.values():
+            if not link.asks.allows(now):
+                self.drop("peer_lookup_budget")
+                continue
             fid = uuid.uuid4().hex
             asked.append((link, fid, link.lookups.expect(fid)))
             link.out.push(dump(Lookup(type="lookup", id=fid, name=name, hops=0)))
@@ -809,8 +877,9 @@ class Mesh:
         infos = [me]
         for key, known in sorted(self.known.items(), key=lambda kv: (kv[1].name, kv[0])):
             link = self.links.get(key)
-            if link is None and now - known.seen > DAY_MS:
-                continue
+            proven = self.urls.known.get(known.url)
+            if proven is None or proven.key != key or not self.urls.fresh(known.url, now):
+                continue  # listed only where this seed found that key itself, within a day
             rtt = round(link.ws.latency * 1000, 3) if link is not None and link.ws.latency else None
             infos.append(
                 SeedInfo(name=known.name, url=known.url, key=key, up=link is not None, rtt_ms=rtt)

@@ -8,12 +8,12 @@ it proves its session, and deleted only by the recipient's signed take.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ..clock import now_ms
 from ..crypto.signing import verify_mail, verify_take
 from ..errors import ErrorCode, ProtocolError
+from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
 from ..wire.protocol import (
@@ -37,7 +37,7 @@ from .mailbox import MINUTE_MS, ident_of
 if TYPE_CHECKING:
     from .server import Seed, Session
 
-log = logging.getLogger("p2p.seed.post")
+log = quiet_logger("p2p.seed.post")
 
 MAX_HOMES = 4
 
@@ -45,6 +45,8 @@ MAX_HOMES = 4
 class Post:
     def __init__(self, seed: Seed) -> None:
         self.seed = seed
+        # relays that came over seed links, budgeted per link and per recipient like a user's own
+        self.inbound: dict[str, RateLimit] = {}
 
     def _fail(self, session: Session, code: ErrorCode, message: str, frame_id: str) -> None:
         session.out.push(error_frame(code, message, frame_id))
@@ -102,10 +104,27 @@ class Post:
         target.out.push(dump(Relayed(type="relayed", from_=sender, frame=carried)))
         return 1
 
-    def peer_relay(self, frame: PeerRelay) -> None:
-        """A relay that came over a seed link: ours to hand over when the recipient is here."""
-        if not self.hand_relayed(frame.from_, frame.to, frame.frame):
-            self.seed.count("relay_not_here")
+    def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
+        """A relay that came over a seed link: ours to hand over when the recipient is here, within
+        the relay budget of that link and of that recipient (a stranger seed needs no user)."""
+        seed = self.seed
+        if fold_name(frame.to) not in seed.bound:
+            seed.count("relay_not_here")
+            return
+        size = len(dump(frame.frame))
+        now = asyncio.get_running_loop().time()
+        for key in (f"link {link_key}", f"to {fold_name(frame.to)}"):
+            bucket = self.inbound.get(key)
+            if bucket is None:
+                if len(self.inbound) > 100_000:
+                    self.inbound.clear()
+                bucket = self.inbound[key] = RateLimit(
+                    seed.config.relay_rate, seed.config.relay_burst, now
+                )
+            if not bucket.allows(now, size):
+                seed.count("relay_in_over_budget")
+                return
+        self.hand_relayed(frame.from_, frame.to, frame.frame)
 
     # ------------------------------------------------------------------ mail
 
@@ -175,7 +194,7 @@ class Post:
             return self._fail(session, problem.code, problem.message, frame.id)
         ident = ident_of(item)
         reply = dump(Deposited(type="deposited", id=frame.id))
-        if seed.mailbox.holds(ident) or seed.mailbox.was_taken(ident):
+        if seed.mailbox.holds(ident) or seed.mailbox.was_taken(item.to, ident):
             session.out.push(reply)  # a second deposit of an item is a success
             return
         refusal = seed.mailbox.refusal(item, len(dump(item)), now)
@@ -200,7 +219,7 @@ class Post:
         ident = ident_of(item)
         if seed.mailbox.holds(ident):
             return 0  # held already: dropped before its signature is checked
-        if seed.mailbox.was_taken(ident):
+        if seed.mailbox.was_taken(item.to, ident):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "the item was taken already")
         problem = self._item_problem(item, now, fresh=False)
         if problem is not None:
@@ -267,7 +286,7 @@ class Post:
         """A take from a peer: 1 when it took something new here, 0 when it changed nothing."""
         seed = self.seed
         idents = [(fold_name(s), t, i) for s, t, i in taken.ids]
-        if all(seed.mailbox.was_taken(ident) for ident in idents):
+        if all(seed.mailbox.was_taken(taken.to, ident) for ident in idents):
             return 0
         problem = self._take_problem(taken, now)
         if problem is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import os
 import re
 import time
@@ -24,7 +23,7 @@ from ..config import SeedConfig
 from ..crypto.keys import Identity
 from ..crypto.signing import verify_session
 from ..errors import ErrorCode, ProtocolError
-from ..runtime import LogLimiter, Service, Tasks, quiet_loop_errors, raise_file_limit
+from ..runtime import LogLimiter, Service, Tasks, quiet_logger, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
@@ -75,7 +74,7 @@ from .revs import Revs
 from .store import SeedStore, SeedUrl
 from .watchers import Watchers
 
-log = logging.getLogger("p2p.seed")
+log = quiet_logger("p2p.seed")
 
 LISTENING = "seed %s listening on %s (key %s, %d records)"
 AUTH_SKEW_MS = 60_000
@@ -768,8 +767,8 @@ class Seed(Service):
     async def mail_since(self, rev: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
         return await self.mailbox.changed_since(rev)
 
-    def peer_relay(self, frame: PeerRelay) -> None:
-        self.post.peer_relay(frame)
+    def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
+        self.post.peer_relay(frame, link_key)
 
     def save_url(self, seed: SeedUrl) -> None:
         self.store.save_seed_url(seed)

@@ -73,9 +73,9 @@ STEPS = [
         type TEXT NOT NULL,
         id TEXT NOT NULL,
         until INTEGER NOT NULL,
-        PRIMARY KEY (sender, type, id)
+        PRIMARY KEY (recipient, sender, type, id)
     ) WITHOUT ROWID;
-    CREATE INDEX taken_recipient ON taken_ids(recipient, until);
+    CREATE INDEX taken_until ON taken_ids(recipient, until);
     """,
 ]
 
@@ -220,10 +220,10 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
             db.execute(
                 "INSERT OR REPLACE INTO takes VALUES (?,?,?,?)", (rev, recipient, until, taken_json)
             )
-            for sender, mtype, mid in ids:
+            for sender, mtype, mid in ids:  # only the recipient's own items: nobody takes another's
                 db.execute(
-                    "DELETE FROM mail WHERE sender = ? AND type = ? AND id = ?",
-                    (sender, mtype, mid),
+                    "DELETE FROM mail WHERE sender = ? AND type = ? AND id = ? AND recipient = ?",
+                    (sender, mtype, mid, recipient),
                 )
                 db.execute(
                     "INSERT OR REPLACE INTO taken_ids VALUES (?,?,?,?,?)",
@@ -232,7 +232,7 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
         elif kind == "taken_trim":
             recipient, keep = args
             db.execute(
-                "DELETE FROM taken_ids WHERE (sender, type, id) IN (SELECT sender, type, id FROM taken_ids "
+                "DELETE FROM taken_ids WHERE (recipient, sender, type, id) IN (SELECT recipient, sender, type, id FROM taken_ids "
                 "WHERE recipient = ? ORDER BY until DESC LIMIT -1 OFFSET ?)",
                 (recipient, keep),
             )

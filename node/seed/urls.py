@@ -8,8 +8,9 @@ so a URL a stranger advertised is neither listed nor passed on until it proves a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from ..wire.limits import RateLimit
 from .store import SeedUrl
 
 DAY_MS = 86_400_000
@@ -22,10 +23,18 @@ class UrlBook:
     configured: set[str]
     known: dict[str, SeedUrl]
     failures: dict[str, int]
+    # new unproven URLs taken in: `max_unverified` at once, as many again an hour. Evicting the
+    # oldest for the newest would otherwise let a stranger, hello after hello, aim this seed's
+    # dials at any number of targets.
+    budget: RateLimit = field(default_factory=lambda: RateLimit(0, 0, 0))
+    # the URL a linking seed gives as its own: 64 an hour per address, apart from the lists, so
+    # a stranger's list cannot crowd out a genuine seed that links later
+    own: dict[str, RateLimit] = field(default_factory=dict)
 
     @classmethod
     def create(cls, configured: list[str], stored: list[SeedUrl], max_unverified: int) -> UrlBook:
-        book = cls(max_unverified, {u.rstrip("/") for u in configured}, {}, {})
+        budget = RateLimit(max_unverified / 3600, max(1, max_unverified), 0)
+        book = cls(max_unverified, {u.rstrip("/") for u in configured}, {}, {}, budget)
         for seed in stored:
             book.known[seed.url] = seed
         for url in book.configured:
@@ -37,13 +46,26 @@ class UrlBook:
         seed = self.known.get(url)
         return seed is not None and now - seed.verified < DAY_MS
 
-    def learn(self, urls: list[str], now: int) -> tuple[list[SeedUrl], list[str]]:
-        """URLs an authenticated peer listed: (the new ones kept, the ones evicted to make room)."""
+    def learn(
+        self, urls: list[str], now: int, own_of: str | None = None
+    ) -> tuple[list[SeedUrl], list[str]]:
+        """URLs an authenticated peer listed, or (`own_of` its address) the one it gives as its own:
+        (the new ones kept, the ones evicted to make room)."""
         added: list[SeedUrl] = []
+        if own_of is not None:
+            bucket = self.own.get(own_of)
+            if bucket is None:
+                if len(self.own) > 10_000:
+                    self.own.clear()
+                bucket = self.own[own_of] = RateLimit(64 / 3600, 64, now / 1000)
+        else:
+            bucket = self.budget
         for url in urls:
             url = url.rstrip("/")
             if url in self.known:
                 continue
+            if not bucket.allows(now / 1000):
+                break  # the rest is not taken in: too many new URLs lately
             seed = SeedUrl(url, None, now, 0)
             self.known[url] = seed
             added.append(seed)

@@ -18,6 +18,8 @@ def open_db(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        # another process may hold the write lock (two apps of one user share a data dir): wait
+        db.execute("PRAGMA busy_timeout=5000")
         return db
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the database {path}: {exc}") from None

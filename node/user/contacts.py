@@ -5,13 +5,13 @@ resolved records, each verified: no seed is believed about a record it cannot pr
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 
 from ..crypto.keys import fingerprint
 from ..crypto.signing import verify_record
 from ..errors import ConnectionLost, ErrorCode, RemoteError, SeedUnavailable
+from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
 from ..wire.protocol import Found, Record, dump
@@ -19,9 +19,9 @@ from .events import Event, KeyChanged
 from .seed_client import SeedClient
 from .store import UserStore
 
-log = logging.getLogger("p2p.user.contacts")
+log = quiet_logger("p2p.user.contacts")
 
-NEGATIVE_TTL = 60.0  # seconds a name nobody holds is not asked about again (a flood of strangers)
+NEGATIVE_TTL = 10.0  # seconds a name nobody holds is not asked about again (a flood of strangers)
 PUBLISH_EVERY = 30.0  # seconds between publishing contacts' records to a seed that lost them
 
 

@@ -10,7 +10,6 @@ What to send and when is the outbox's call (outbox.py); this module does the I/O
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from ..crypto.boxes import Boxes
 from ..crypto.keys import Identity
 from ..crypto.signing import sign_mail
 from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
-from ..runtime import Tasks
+from ..runtime import Tasks, quiet_logger
 from ..wire.correlator import Correlator
 from ..wire.names import fold_name
 from ..wire.protocol import CARRIED, DIRECT, RELAY_ENDPOINT, Ack, Deposit, Error, Found, parse
@@ -38,7 +37,7 @@ from .outbox import Outbox
 from .seed_client import SeedClient
 from .store import StoredMessage, UserStore
 
-log = logging.getLogger("p2p.user.delivery")
+log = quiet_logger("p2p.user.delivery")
 
 RETRY_CODES = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
 STORED_RECHECK = 600.0  # seconds between tries while everything queued is held as mail

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -31,7 +30,7 @@ from ..errors import (
     SeedUnavailable,
     StoreError,
 )
-from ..runtime import Tasks
+from ..runtime import Tasks, quiet_logger
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
@@ -59,7 +58,7 @@ from .contacts import KeyPins, RecordBook
 from .events import Event, MessageReceived
 from .store import StoredMessage, UserStore
 
-log = logging.getLogger("p2p.user.inbox")
+log = quiet_logger("p2p.user.inbox")
 
 DAY_MS = 86_400_000
 
@@ -67,6 +66,8 @@ DAY_MS = 86_400_000
 def ack_text(msg_id: str, proof: str) -> str:
     """An `ack` frame for our own, already valid fields (built directly: this is the hot path)."""
     return '{"type":"ack","id":%s,"proof":"%s"}' % (json.dumps(msg_id), proof)
+
+
 AckBack = Callable[[str], None]  # sends an ack frame's text back the way the chat came
 
 
@@ -144,13 +145,17 @@ class Inbox:
     # ------------------------------------------------------------------ by any path
 
     async def _sender(self, name: str, chat_id: str) -> Found:
-        """The sender's verified record, or ProtocolError with what to answer."""
+        """The sender's verified record, or ProtocolError with what to answer.
+
+        A sender no seed knows is answered `internal` (retry), not refused: a name registered a
+        moment ago at another seed may not have reached ours yet.
+        """
         try:
             return await self.book.resolve(name, inbound=True)
         except RemoteError as exc:
             if exc.code == ErrorCode.NOT_FOUND:
                 raise ProtocolError(
-                    ErrorCode.BAD_BOX, f"the sender {name!r} is not registered", chat_id
+                    ErrorCode.INTERNAL, f"the sender {name!r} is not known here yet; retry", chat_id
                 ) from None
             raise ProtocolError(
                 ErrorCode.INTERNAL, "cannot resolve the sender now; retry", chat_id
@@ -160,14 +165,21 @@ class Inbox:
                 ErrorCode.INTERNAL, "cannot resolve the sender now; retry", chat_id
             ) from None
 
-    async def _open(self, chat: Chat) -> tuple[Found, ChatPlain]:
+    async def _open(self, chat: Chat) -> tuple[str, str, ChatPlain]:
+        """(sender's name, its key, the plaintext). A contact's pinned key is tried first: a box
+        from a contact opens with no lookup at all, and junk in a contact's name costs none."""
+        contact = self.store.contact(chat.from_)
+        if contact is not None and contact.key is not None:
+            try:
+                return contact.name, contact.key, self.boxes.open(contact.key, chat)
+            except ProtocolError:
+                pass  # a new key, perhaps: the seed's record says (and the pin holds it back)
         found = await self._sender(chat.from_, chat.id)
-        try:
-            return found, self.boxes.open(found.record.key, chat)
-        except ProtocolError:
-            self.book.forget(chat.from_)  # a stale cache? ask the seed once more
-            found = await self._sender(chat.from_, chat.id)
-            return found, self.boxes.open(found.record.key, chat)
+        if contact is not None and found.record.key == contact.key:
+            raise ProtocolError(
+                ErrorCode.BAD_BOX, "the box does not open with the sender's key", chat.id
+            )
+        return found.record.name, found.record.key, self.boxes.open(found.record.key, chat)
 
     async def receive(self, chat: Chat, ack_back: AckBack) -> asyncio.Future[int]:
         """Check, open and store a chat, then acknowledge it with `ack_back` once it is on disk.
@@ -180,15 +192,14 @@ class Inbox:
             raise ProtocolError(
                 ErrorCode.BAD_BOX, f"this endpoint is {self.name}, not {chat.to}", chat.id
             )
-        found, inner = await self._open(chat)
+        sender, key, inner = await self._open(chat)
         if inner.ts < now_ms() - self.oldest_ms:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, "the message is older than anything still delivered", chat.id
             )
-        sender = found.record.name
         if self.store.contact(sender) is None:
             self.on_new_sender(sender)
-        if not self.pins.holds(sender, found.record.key):
+        if not self.pins.holds(sender, key):
             raise ProtocolError(
                 ErrorCode.BAD_BOX,
                 f"{self.name} holds messages from {sender}: its key changed",
@@ -197,7 +208,7 @@ class Inbox:
         stored = self.store.add_message(
             StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text)
         )
-        proof = self.boxes.ack_proof(found.record.key, chat.from_, chat.id, chat.to)
+        proof = self.boxes.ack_proof(key, chat.from_, chat.id, chat.to)
 
         def ack(fut: asyncio.Future[int]) -> None:
             """Acknowledge once stored (copies too); only a message stored for the first time is shown."""
@@ -281,7 +292,9 @@ class Inbox:
             except ProtocolError as exc:
                 log.info("refused mail from %s: %s", carried.from_, exc.message)
                 if exc.code != ErrorCode.INTERNAL and not self._held(carried.from_):
-                    handled.append((ident, None))  # else worth another try later: left with the mesh
+                    handled.append(
+                        (ident, None)
+                    )  # else worth another try later: left with the mesh
                 continue
             handled.append((ident, saving))
         for ident, pending in handled:

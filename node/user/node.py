@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..crypto.boxes import Boxes
 from ..crypto.keys import Identity
 from ..crypto.signing import sign_record, sign_session
 from ..errors import ErrorCode, InvalidInput
-from ..runtime import LogLimiter, Service, quiet_loop_errors, raise_file_limit
+from ..runtime import LogLimiter, Service, quiet_logger, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name, require_name
@@ -51,7 +50,7 @@ from .outbox import Outbox
 from .seed_client import SeedCallbacks, SeedClient
 from .store import Contact, StoredMessage, UserStore
 
-log = logging.getLogger("p2p.user")
+log = quiet_logger("p2p.user")
 
 WINDOW = 256
 RECORD_TTL = 60.0  # seconds a verified lookup answer is used before asking the seed again

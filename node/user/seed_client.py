@@ -11,7 +11,6 @@ registered again elsewhere stops the loop until `reconnect()`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 import uuid
@@ -22,7 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
-from ..runtime import Tasks
+from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
 from ..wire.protocol import (
@@ -53,7 +52,7 @@ from ..wire.protocol import (
 from ..wire.sockets import dial, frames
 from .events import ConnState, SeedState
 
-log = logging.getLogger("p2p.user.seed")
+log = quiet_logger("p2p.user.seed")
 
 DIAL_TIMEOUT = 1.5
 BACKOFF_FIRST = 0.25
@@ -298,11 +297,16 @@ class SeedClient:
             except (RemoteError, SeedUnavailable, ConnectionLost):
                 return
             if isinstance(reply, SeedList):
+                # the list as the mesh gives it now (bounded), plus the seeds the user configured
+                kept = {
+                    u: st
+                    for u, st in self.learned.items()
+                    if u in self.configured or u == self.home_url
+                }
                 for info in reply.seeds:
                     url = info.url.rstrip("/")
-                    self.learned[url] = SeedState(
-                        url, info.name, info.up, info.rtt_ms, False, key=info.key
-                    )
+                    kept[url] = SeedState(url, info.name, info.up, info.rtt_ms, False, key=info.key)
+                self.learned = kept
                 self.cb.on_status(self.state, self.home_name, "")
             await asyncio.sleep(STATUS_EVERY)
             if time.monotonic() - self.registered_at > RENEW_EVERY:
