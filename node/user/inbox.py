@@ -89,6 +89,10 @@ class Inbox:
             return found, self.boxes.open(found.record.key, chat)
 
     async def receive(self, out: Sender, chat: Chat) -> None:
+        if self.store.is_blocked(chat.from_):  # before anything is looked up, stored or added
+            raise ProtocolError(
+                ErrorCode.BAD_BOX, "the recipient does not accept messages from you", chat.id
+            )
         if fold_name(chat.to) != self.folded:
             raise ProtocolError(
                 ErrorCode.BAD_BOX, f"this endpoint is {self.name}, not {chat.to}", chat.id

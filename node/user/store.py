@@ -48,6 +48,18 @@ STEPS = [
     CREATE INDEX IF NOT EXISTS messages_peer ON messages(peer, n);
     CREATE INDEX IF NOT EXISTS messages_pending ON messages(state) WHERE state IN ('queued', 'sent');
     """,
+    # step added for the terminal client: read markers, blocks, verified
+    # (what was stored before this step counts as read; blocked names need not be contacts)
+    """
+    ALTER TABLE contacts ADD COLUMN read_upto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE contacts ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+    UPDATE contacts SET read_upto = (SELECT COALESCE(MAX(n), 0) FROM messages);
+    CREATE TABLE IF NOT EXISTS blocked (
+        nkey TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        since INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -122,6 +134,8 @@ class Contact:
     key: str | None
     changed_key: str | None
     new: bool
+    read_upto: int = 0  # number n of the last message the user has read
+    verified: bool = False  # the user compared the pinned key's fingerprint out of band
 
 
 class UserStore:
@@ -132,6 +146,7 @@ class UserStore:
         self.reader = open_db(path)
         self.committer: GroupCommitter | None = None
         self._contacts = self._load_contacts()
+        self._blocked: dict[str, str] = dict(self._read("SELECT nkey, name FROM blocked"))
         rows = self._read("SELECT v FROM meta WHERE k = 'seq'")
         self._seq: int = rows[0][0] if rows else 0
         self.unsaved: dict[tuple[str, str], tuple[str, str | None]] = {}
@@ -168,8 +183,10 @@ class UserStore:
     # ------------------------------------------------------------------ contacts
 
     def _load_contacts(self) -> dict[str, Contact]:
-        rows = self._read("SELECT nkey, name, key, changed_key, new FROM contacts")
-        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4])) for r in rows}
+        rows = self._read(
+            "SELECT nkey, name, key, changed_key, new, read_upto, verified FROM contacts"
+        )
+        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4]), r[5], bool(r[6])) for r in rows}
 
     def contacts(self) -> list[Contact]:
         return [self._contacts[k] for k in sorted(self._contacts)]
@@ -186,8 +203,11 @@ class UserStore:
         folded = fold_name(name)
         if folded in self._contacts:
             return False
-        self._contacts[folded] = Contact(name, None, None, new)
+        # what is already in the history with this name counts as read (a contact added again)
+        upto = self._read("SELECT COALESCE(MAX(n), 0) FROM messages WHERE peer = ?", (folded,))
+        self._contacts[folded] = Contact(name, None, None, new, upto[0][0])
         self._queue("contact_add", folded, name, int(new), now)
+        self._queue("contact_set", "read_upto", upto[0][0], folded)
         return True
 
     def remove_contact(self, name: str) -> bool:
@@ -212,6 +232,8 @@ class UserStore:
         if fold_name(name) in self._contacts:
             self._set(name, changed_key=key)
             self._queue("contact_set", "changed_key", key, fold_name(name))
+            if key is not None:  # a verified mark was for the old key
+                self.set_verified(name, False)
 
     def accept_key(self, name: str) -> str | None:
         contact = self.contact(name)
@@ -295,8 +317,81 @@ class UserStore:
         pending = self.unsaved.get((msg.peer, msg.id)) if msg.outgoing else None
         return replace(msg, state=pending[0], reason=pending[1]) if pending else msg
 
+    # ------------------------------------------------------------------ for the terminal client
+    # read markers, blocks, verified marks and search (added with the step for the terminal client)
 
-_CONTACT_COLUMNS = {"new", "key", "changed_key"}
+    def mark_read(self, name: str, n: int) -> None:
+        """The user has read the conversation with `name` up to message number `n` (never moves back)."""
+        contact = self.contact(name)
+        if contact is not None and n > contact.read_upto:
+            self._set(name, read_upto=n)
+            self._queue("contact_set", "read_upto", n, fold_name(name))
+
+    def unread(self) -> dict[str, int]:
+        """Incoming messages after each contact's read marker, by folded name (only those with some)."""
+        counts: dict[str, int] = {}
+        for folded, contact in self._contacts.items():
+            rows = self._read(
+                "SELECT COUNT(*) FROM messages WHERE peer = ? AND n > ? AND outgoing = 0",
+                (folded, contact.read_upto),
+            )
+            if rows[0][0]:
+                counts[folded] = rows[0][0]
+        return counts
+
+    def set_verified(self, name: str, verified: bool) -> None:
+        if fold_name(name) in self._contacts:
+            self._set(name, verified=verified)
+            self._queue("contact_set", "verified", int(verified), fold_name(name))
+
+    def block(self, name: str, now: int) -> bool:
+        """Refuse `name`'s messages from now on; False when it was blocked already."""
+        folded = fold_name(name)
+        if folded in self._blocked:
+            return False
+        self._blocked[folded] = name
+        self._queue("block", folded, name, now)
+        return True
+
+    def unblock(self, name: str) -> bool:
+        folded = fold_name(name)
+        if self._blocked.pop(folded, None) is None:
+            return False
+        self._queue("unblock", folded)
+        return True
+
+    def is_blocked(self, name: str) -> bool:
+        """From memory, like contacts: asked for every message that arrives."""
+        return fold_name(name) in self._blocked
+
+    def blocked(self) -> list[str]:
+        return [self._blocked[k] for k in sorted(self._blocked)]
+
+    def search(self, peer: str, text: str, limit: int = 50) -> list[StoredMessage]:
+        """Messages with `peer` whose text holds `text` (ASCII case folded), newest first."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND text LIKE ? ESCAPE '\\' "
+            "ORDER BY n DESC LIMIT ?",
+            (fold_name(peer), pattern, limit),
+        )
+        return [self._overlay(StoredMessage.from_row(r)) for r in rows]
+
+    def history_after(self, peer: str, after: int, limit: int = 100) -> list[StoredMessage]:
+        """One page of a conversation, oldest first, starting just after message number `after`."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND n > ? ORDER BY n LIMIT ?",
+            (fold_name(peer), after, limit),
+        )
+        return [self._overlay(StoredMessage.from_row(r)) for r in rows]
+
+    def history_around(self, peer: str, n: int, limit: int = 100) -> list[StoredMessage]:
+        """About `limit` messages with message `n` in the middle, oldest first."""
+        before = self.history(peer, n + 1, limit // 2 + 1)
+        return before + self.history_after(peer, n, limit - len(before))
+
+
+_CONTACT_COLUMNS = {"new", "key", "changed_key", "read_upto", "verified"}
 
 
 def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
@@ -324,6 +419,10 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
             )
         elif kind == "contact_remove":
             db.execute("DELETE FROM contacts WHERE nkey = ?", args)
+        elif kind == "block":
+            db.execute("INSERT OR REPLACE INTO blocked(nkey, name, since) VALUES (?, ?, ?)", args)
+        elif kind == "unblock":
+            db.execute("DELETE FROM blocked WHERE nkey = ?", args)
         elif kind == "contact_set":
             column, value, folded = args
             assert column in _CONTACT_COLUMNS
