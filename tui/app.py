@@ -89,7 +89,7 @@ class ChatApp(App):
         Binding("ctrl+t", "timestamps", "Full times", show=False),
         Binding("pageup", "page_up", "Older", show=False, priority=True),
         Binding("pagedown", "page_down", "Newer", show=False, priority=True),
-        Binding("ctrl+end,ctrl+g", "newest", "Newest", show=False, priority=True),
+        Binding("ctrl+end,ctrl+g,alt+end", "newest", "Newest", show=False, priority=True),
         Binding("escape", "focus_input", "Input", show=False),
     ]
 

@@ -47,10 +47,11 @@ ALIASES = {
 KEYS: list[tuple[str, str]] = [
     ("Enter", "send"),
     ("ctrl+j", "new line (shift+enter or alt+enter too, where the terminal tells them apart)"),
-    ("Tab", "complete a name or command; with nothing to complete, next pane"),
+    ("Tab", "complete a name or command; after a space or on an empty line, next pane"),
+    ("Up / Down", "in the input: what you sent before"),
     ("Esc", "back to the input line (and close the contacts overlay)"),
     ("PageUp / PageDown", "scroll the conversation; older and newer history load as you go"),
-    ("ctrl+end / ctrl+g", "jump to the newest line"),
+    ("ctrl+end / ctrl+g", "jump to the newest line (alt+end too)"),
     ("ctrl+n", "next conversation with unread messages"),
     ("ctrl+l", "contacts (an overlay on narrow terminals)"),
     ("ctrl+b", "show or hide the side panes"),
