@@ -242,7 +242,9 @@ class ChatApp(App):
             case SeedStatus():
                 self.on_seed_status(event)
             case PresenceChanged():
-                entry = self.contacts.entry(event.name)
+                entry = self.contacts.get(event.name)
+                if entry is None:  # no longer a contact
+                    return
                 entry.online, entry.last_seen = event.online, event.last_seen
                 self.contacts.changed(event.name)
             case MessageReceived():
@@ -350,10 +352,12 @@ class ChatApp(App):
             StoredMessage.new_incoming(event.id, event.from_, event.to, event.ts, event.text),
             n=event.n,
         )
-        entry = self.contacts.entry(event.from_)
         if self.showing(event.from_) and self.chat.add(msg):
             if self.node is not None:
                 self.node.mark_read(event.from_, event.n)
+            return
+        entry = self.contacts.get(event.from_)
+        if entry is None:  # blocked or removed since it was stored: it stays in the history only
             return
         entry.unread += 1
         self.contacts.changed(event.from_)

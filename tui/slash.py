@@ -292,16 +292,18 @@ class Slash:
             return
         r = found.record
         contact = node.contact(r.name)
-        pinned = ""
-        if contact is not None and contact.key is not None:
-            pinned = (
-                "  (the pinned key)" if contact.key == r.key else "  (DIFFERS from the pinned key)"
+        if contact is None or contact.key is None:
+            pinned = "not pinned yet"
+        elif contact.key != r.key:
+            pinned = "DIFFERS from the pinned key"
+        else:
+            pinned = "the pinned key, " + (
+                "verified ✔" if contact.verified else f"not verified (/verify {r.name})"
             )
         state = f"online at {found.seed}" if found.online else "offline"
-        self.say(
-            f"{r.name}: {state}\n  key {fingerprint(r.key)}{pinned}\n"
-            f"  endpoint {r.endpoint}  seq {r.seq}\n  " + "\n  ".join(local)
-        )
+        extra = [f for f in local if f.startswith(("blocked", "KEY CHANGED"))]
+        lines = [f"key {fingerprint(r.key)} ({pinned})", f"endpoint {r.endpoint}  seq {r.seq}"]
+        self.say(f"{r.name}: {state}\n  " + "\n  ".join([*lines, *extra]))
 
     def do_verify(self, name: str) -> None:
         require_name(name)
@@ -326,9 +328,11 @@ class Slash:
         entry.verified = True
         self.app.contacts.changed(name)
         mine = node.my_fingerprint()
+        you = f"you ({self.app.me})"
+        width = max(len(you), len(name))
         self.say(
             f"Compare these with {name} out of band (in person, on a call):\n"
-            f"  you ({self.app.me})  {mine}\n  {name}  {theirs}\n"
+            f"  {you.ljust(width)}  {mine}\n  {name.ljust(width)}  {theirs}\n"
             f"{name} is now marked verified ✔. If what {name} reads out differs, "
             f"/unverify {name} and do not trust this key. A changed key clears the mark."
         )

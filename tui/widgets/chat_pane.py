@@ -75,6 +75,7 @@ class ChatPane(VerticalScroll):
         self.has_newer = False
         self.new_below = 0
         self.paging = False
+        self.queued_pages = 0  # PageUp/PageDown pressed while a page was read
         self.full_times = False
         self.notes: list[str] = []  # system lines shown, newest last
         self.placeholder: Static | None = None
@@ -89,9 +90,15 @@ class ChatPane(VerticalScroll):
         return [c for c in self.children if isinstance(c, MessageLine)]
 
     def visible_lines(self) -> list[MessageLine]:
-        """The message lines at least partly inside the visible part of the pane."""
-        view = self.content_region
-        return [line for line in self.message_lines() if line.region.overlaps(view)]
+        """The message lines at least partly in view (from the layout and the scroll offset, so
+        it is right as soon as the view has moved, before the screen is painted again)."""
+        top = self.scroll_y
+        bottom = top + self.scrollable_content_region.height
+        return [
+            line
+            for line in self.message_lines()
+            if line.virtual_region.y < bottom and line.virtual_region.bottom > top
+        ]
 
     def newest_n(self) -> int:
         return max((line.msg.n for line in self.lines.values()), default=0)
@@ -294,35 +301,29 @@ class ChatPane(VerticalScroll):
     async def load_older(self) -> bool:
         """Read the page before the window and put it above, the view staying where it is."""
         lines = self.message_lines()
-        if self.paging or not self.has_older or self.source is None or self.peer is None:
+        if not lines or not self.has_older or self.source is None or self.peer is None:
             return False
-        if not lines:
+        page = self.source.history(self.peer, lines[0].msg.n, PAGE)
+        self.has_older = bool(page) and bool(self.source.history(self.peer, page[0].n, 1))
+        old_marker, self.marker = self.marker, None
+        widgets = self._build(page, None)
+        if not widgets:
+            self.marker = old_marker
             return False
-        self.paging = True
-        try:
-            page = self.source.history(self.peer, lines[0].msg.n, PAGE)
-            self.has_older = bool(page) and bool(self.source.history(self.peer, page[0].n, 1))
-            old_marker, self.marker = self.marker, None
-            widgets = self._build(page, None)
-            if not widgets:
-                self.marker = old_marker
-                return False
-            old_height = self.virtual_size.height
-            if self.marker is None:
-                self.marker = old_marker
-            elif old_marker is not None:
-                await old_marker.remove()  # the first unread message is further up
-            first = self.children[0] if self.children else None
-            if isinstance(first, DayLine) and first.day == day_of(page[-1].ts):
-                await first.remove()  # the day goes on across the pages
-            await self.mount_all(widgets, before=0)
-            await self._laid_out(old_height)
-            grown = self.virtual_size.height - old_height
-            self.scroll_to(y=self.scroll_y + grown, animate=False, immediate=True)
-            await self._trim_bottom()
-            return True
-        finally:
-            self.paging = False
+        old_height = self.virtual_size.height
+        if self.marker is None:
+            self.marker = old_marker
+        elif old_marker is not None:
+            await old_marker.remove()  # the first unread message is further up
+        first = self.children[0] if self.children else None
+        if isinstance(first, DayLine) and first.day == day_of(page[-1].ts):
+            await first.remove()  # the day goes on across the pages
+        await self.mount_all(widgets, before=0)
+        await self._laid_out(old_height)
+        grown = self.virtual_size.height - old_height
+        self.scroll_to(y=self.scroll_y + grown, animate=False, immediate=True)
+        await self._trim_bottom()
+        return True
 
     async def _trim_bottom(self) -> None:
         lines = self.message_lines()
@@ -337,51 +338,51 @@ class ChatPane(VerticalScroll):
 
     async def load_newer(self) -> bool:
         """Read the page after the window and put it below; the oldest widgets go, the view stays."""
-        if self.paging or not self.has_newer or self.source is None or self.peer is None:
+        if not self.has_newer or self.source is None or self.peer is None:
             return False
-        self.paging = True
-        try:
-            page = self.source.history_after(self.peer, self.newest_n(), PAGE)
-            self.has_newer = bool(page) and bool(
-                self.source.history_after(self.peer, page[-1].n, 1)
-            )
-            lines = self.message_lines()
+        page = self.source.history_after(self.peer, self.newest_n(), PAGE)
+        self.has_newer = bool(page) and bool(self.source.history_after(self.peer, page[-1].n, 1))
+        lines = self.message_lines()
+        old_height = self.virtual_size.height
+        await self.mount_all(self._build(page, lines[-1] if lines else None))
+        await self._laid_out(old_height)
+        lines = self.message_lines()
+        if len(lines) > WINDOW:
+            keep_from = lines[len(lines) - WINDOW]
+            shift = keep_from.virtual_region.y
+            drop = list(self.children)[: list(self.children).index(keep_from)]
+            self._drop(drop)
             old_height = self.virtual_size.height
-            await self.mount_all(self._build(page, lines[-1] if lines else None))
+            await self.remove_children(drop)
             await self._laid_out(old_height)
-            lines = self.message_lines()
-            if len(lines) > WINDOW:
-                keep_from = lines[len(lines) - WINDOW]
-                shift = keep_from.virtual_region.y
-                drop = list(self.children)[: list(self.children).index(keep_from)]
-                self._drop(drop)
-                old_height = self.virtual_size.height
-                await self.remove_children(drop)
-                await self._laid_out(old_height)
-                self.scroll_to(y=max(0, self.scroll_y - shift), animate=False, immediate=True)
-                self.has_older = True
-            if not self.has_newer:
-                self.anchor()
-                self.release_anchor()  # engaged again once the user reaches the end
-            return True
-        finally:
-            self.paging = False
+            self.scroll_to(y=max(0, self.scroll_y - shift), animate=False, immediate=True)
+            self.has_older = True
+        if not self.has_newer:
+            self.anchor()
+            self.release_anchor()  # engaged again once the user reaches the end
+        return True
+
+    def scroll_pages(self, pages: int) -> None:
+        """Scroll by whole pages at once (Textual's own page scroll waits for a refresh, so keys
+        pressed quickly one after the other would move one page in all)."""
+        height = self.scrollable_content_region.height
+        self.scroll_to(y=self.scroll_y + pages * height, animate=False, immediate=True)
 
     def page_up(self) -> None:
-        if self.paging:
-            return
-        if self.scroll_y < self.scrollable_content_region.height and self.has_older:
+        if self.paging:  # a page is being read: go on from where it leaves the view
+            self.queued_pages -= 1
+        elif self.scroll_y < self.scrollable_content_region.height and self.has_older:
             self.page_in("older", then_scroll=True)
         else:
-            self.scroll_page_up(animate=False)
+            self.scroll_pages(-1)
 
     def page_down(self) -> None:
         if self.paging:
-            return
-        if self.at_end() and self.has_newer:
+            self.queued_pages += 1
+        elif self.at_end() and self.has_newer:
             self.page_in("newer", then_scroll=True)
         else:
-            self.scroll_page_down(animate=False)
+            self.scroll_pages(+1)
 
     def jump_to_newest(self) -> None:
         """The newest line, at the bottom of the pane (reading the last page again if needed)."""
@@ -410,18 +411,30 @@ class ChatPane(VerticalScroll):
         elif new <= 0 < old and self.has_older:
             self.page_in("older")
 
+    def page_in(self, which: str, then_scroll: bool = False) -> None:
+        """Read the page before or after the window, then scroll on by the pages asked for.
+
+        `paging` is set here, before the worker runs, so keys that come meanwhile are counted
+        (not lost, nor starting a second read).
+        """
+        self.paging = True
+        self.queued_pages = (-1 if which == "older" else 1) if then_scroll else 0
+        self._page_in(which)
+
     @work(group="page", exit_on_error=False)
-    async def page_in(self, which: str, then_scroll: bool = False) -> None:
-        """Read the page before or after the window, then go on scrolling (a worker: see _laid_out)."""
-        if which == "older":
-            await self.load_older()
-            if then_scroll:
-                self.scroll_page_up(animate=False)
-        else:
-            await self.load_newer()
-            if then_scroll:
-                self.scroll_page_down(animate=False)
-            self._check_caught_up()
+    async def _page_in(self, which: str) -> None:
+        """A worker, never a key handler: see _laid_out."""
+        try:
+            if which == "older":
+                await self.load_older()
+            else:
+                await self.load_newer()
+        finally:
+            self.paging = False
+        pages, self.queued_pages = self.queued_pages, 0
+        if pages:
+            self.scroll_pages(pages)
+        self._check_caught_up()
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         # the wheel at the top of the window reads the page before, so it never sticks there

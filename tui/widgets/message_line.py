@@ -66,15 +66,14 @@ class MessageLine(Static):
     """One message; its state mark changes in place as the node reports progress."""
 
     def __init__(self, msg: StoredMessage, me: str, full_times: bool = False) -> None:
-        classes = "outgoing" if msg.outgoing else "incoming"
-        super().__init__(classes=classes, markup=False)
         self.msg = msg
         self.me = me
         self.state = msg.state
         self.reason = msg.reason
         self.path: str | None = None
         self.full_times = full_times
-        self.update(self.message_text())
+        classes = "outgoing" if msg.outgoing else "incoming"
+        super().__init__(self.message_text(), classes=classes, markup=False)
 
     def set_state(self, state: str, reason: str | None, path: str | None = None) -> None:
         self.state, self.reason = state, reason
