@@ -1,10 +1,16 @@
-"""The p2p-chat Textual app: a face on the node core, holding no networking of its own."""
+"""The p2p-chat Textual app: a face on the node core, holding no networking of its own.
+
+It draws from node events only (through the bridge), reads history pages and search results
+through the UserNode API, and runs every network call in a worker that cannot take the app down.
+The slash commands live in `slash.py`; this module is layout, keys and what each event shows.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from textual import events, on, work
@@ -12,11 +18,10 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Footer, Header
 
 from node.config import UserConfig
-from node.crypto.keys import fingerprint
-from node.errors import ConnectionLost, InvalidInput, P2PError, RemoteError, SeedUnavailable
+from node.errors import InvalidInput, P2PError
 from node.seed.server import Seed
 from node.storage.files import default_data_dir, secure_dir
 from node.user.events import (
@@ -30,30 +35,38 @@ from node.user.events import (
     NameRegistered,
     PresenceChanged,
     SeedStatus,
+    SessionReplaced,
 )
 from node.user.node import UserNode
 from node.user.seed_client import first_answering
 from node.user.store import StoredMessage
 from node.wire.names import fold_name, require_name
+from node.wire.protocol import MAX_TEXT
 
 from .bridge import NodeEvent, pump
-from .commands import Command, CommandError, help_text, parse
+from .commands import Command, CommandError, parse
 from .embedded import host_seed
+from .notifier import Notifier
+from .safe import safe_text
 from .settings import Settings
-from .widgets.chat_input import ChatInput
+from .slash import Slash
 from .widgets.chat_pane import ChatPane
+from .widgets.composer import Composer
 from .widgets.contacts_pane import ContactsPane
+from .widgets.jump_bar import JumpBar
+from .widgets.search_dialog import SearchDialog
 from .widgets.seeds_pane import SeedsPane
 
 log = logging.getLogger("p2p.tui")
 
-PAGE = 100
 STATE_LABEL = {
     "connecting": "connecting",
     "connected": "connected",
     "failing_over": "failing over",
     "offline": "offline",
 }
+REPLACED = "in use elsewhere"
+CHAT_KEYS = {"page_up", "page_down", "newest"}
 
 
 class ChatApp(App):
@@ -61,11 +74,23 @@ class ChatApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "p2p-chat"
+    # the class lands on the screen: narrow hides the side panes (ctrl+l / ctrl+b bring them back
+    # over the chat), short keeps the Seeds pane small
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-medium"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+n", "next_unread", "Next unread"),
-        Binding("ctrl+l", "focus_contacts", "Contacts"),
-        Binding("pageup", "older", "Older", show=False),
+        Binding("ctrl+l", "contacts", "Contacts"),
+        Binding("ctrl+r", "search", "Search"),
+        Binding("f1", "help", "Help"),
+        Binding("f2", "fingerprint", "My key"),
+        Binding("ctrl+b", "toggle_side", "Side panes", show=False),
+        Binding("ctrl+t", "timestamps", "Full times", show=False),
+        Binding("pageup", "page_up", "Older", show=False, priority=True),
+        Binding("pagedown", "page_down", "Newer", show=False, priority=True),
+        Binding("ctrl+end,ctrl+g,alt+end", "newest", "Newest", show=False, priority=True),
+        Binding("escape", "focus_input", "Input", show=False),
     ]
 
     def __init__(
@@ -87,36 +112,37 @@ class ChatApp(App):
         self.current: str | None = None
         self.settings = Settings()
         self.state = "connecting"
+        self.replaced = False
         self.home: str | None = None
+        self.notifier = Notifier(self, lambda: self.settings.bell, lambda: self.settings.desktop)
+        self.slash = Slash(self)
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
+        # kept by reference: events and commands reach them while a dialog is the active screen
+        self.composer = Composer(self.completion_names, self.check_input, id="input")
+        self.seeds = SeedsPane(id="seeds")
+        self.contacts = ContactsPane(id="contacts")
+        self.chat = ChatPane(id="chat")
+        self.jump_bar = JumpBar(id="jump", markup=False)
+        self.side = Vertical(self.seeds, self.contacts, id="side")
         yield Header()
+        with Vertical(id="bottom"):  # docked; first, so the composer leads the focus order
+            yield self.composer
+            yield Footer()
         with Horizontal(id="main"):
-            with Vertical(id="side"):
-                yield SeedsPane(id="seeds")
-                yield ContactsPane(id="contacts")
-            yield ChatPane(id="chat")
-        yield ChatInput(self.completion_names, id="input")
-        yield Footer()
-
-    @property
-    def contacts(self) -> ContactsPane:
-        return self.query_one(ContactsPane)
-
-    @property
-    def chat(self) -> ChatPane:
-        return self.query_one(ChatPane)
+            yield self.side
+            with Vertical(id="conversation"):
+                yield self.chat
+                yield self.jump_bar
 
     def on_mount(self) -> None:
-        self.title = f"p2p-chat · {self.config.name}"
+        self.title = f"p2p-chat · {safe_text(self.me)}"
         self.sub_title = "connecting"
-        self.query_one(ChatInput).focus()
+        self.jump_bar.show_count(0)
+        self.composer.focus()
         self.start_node()
-
-    def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < 90, "-narrow")
 
     def completion_names(self) -> list[str]:
         return self.contacts.names()
@@ -128,11 +154,12 @@ class ChatApp(App):
         """Find a seed (or start the embedded one), start the node, then pump its events."""
         secure_dir(self.data_dir)
         settings_path = self.data_dir / "tui.toml"
-        self.settings, warning = Settings.load(settings_path)
-        if warning:
+        self.settings, warnings = Settings.load(settings_path)
+        for warning in warnings:
             self.chat.system(warning, classes="error")
         if self.settings.theme and self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
+        self.chat.set_full_times(self.settings.full_times)
         seeds = list(dict.fromkeys([*self.config.seeds, *self.settings.seeds]))
         embedded: set[str] = set()
         if self.embedded_allowed and await first_answering(seeds, self.probe_timeout) is None:
@@ -140,23 +167,27 @@ class ChatApp(App):
             if url:
                 embedded.add(url)
                 seeds = [url, *[s for s in seeds if s != url]]
-        self.node = UserNode(
+        node = UserNode(
             self.config.model_copy(update={"seeds": seeds, "data_dir": self.data_dir}), embedded
         )
-        stream = self.node.subscribe()
+        stream = node.subscribe()
         try:
-            await self.node.start()
+            await node.start()
         except (P2PError, OSError) as exc:
             self.chat.system(f"cannot start: {exc}", classes="error")
             return
-        for contact in self.node.contacts():
+        self.node = node
+        unread = node.unread()
+        for contact in node.contacts():
             entry = self.contacts.entry(contact.name)
             entry.new = contact.new
             entry.held = contact.changed_key is not None
+            entry.verified = contact.verified
+            entry.unread = unread.get(fold_name(contact.name), 0)
             self.contacts.changed(contact.name)
         for name in self.settings.contacts:
-            if self.node.store.contact(name) is None:
-                self.node.add_contact(name)
+            if node.contact(name) is None and not node.is_blocked(name):
+                node.add_contact(name)
         await pump(stream, self)
 
     async def start_embedded_seed(self) -> str | None:
@@ -176,13 +207,13 @@ class ChatApp(App):
         )
         return seed.url
 
-    @work(exclusive=True, group="embed")
+    @work(exclusive=True, group="embed", exit_on_error=False)
     async def embed_when_alone(self) -> None:
         """The seed we used went away (another app's embedded seed, say): host one here instead."""
         if not self.embedded_allowed or self.embedded is not None or self.node is None:
             return
         await asyncio.sleep(2.0)
-        if self.state != "offline" or self.node is None:
+        if self.state != "offline" or self.node is None or self.replaced:
             return
         if await first_answering(list(self.node.seed.candidates(None)), self.probe_timeout) is None:
             url = await self.start_embedded_seed()
@@ -209,15 +240,11 @@ class ChatApp(App):
             case NameRegistered():
                 self.home = event.seed
             case SeedStatus():
-                if event.state == "offline" and self.state != "offline":
-                    self.embed_when_alone()
-                self.state = event.state
-                self.home = event.home if event.state == "connected" else self.home
-                label = STATE_LABEL.get(event.state, event.state)
-                self.sub_title = f"{label} · home {event.home}" if event.home else label
-                self.query_one(SeedsPane).show(event.seeds)
+                self.on_seed_status(event)
             case PresenceChanged():
-                entry = self.contacts.entry(event.name)
+                entry = self.contacts.get(event.name)
+                if entry is None:  # no longer a contact
+                    return
                 entry.online, entry.last_seen = event.online, event.last_seen
                 self.contacts.changed(event.name)
             case MessageReceived():
@@ -235,41 +262,113 @@ class ChatApp(App):
                 self.contacts.forget(event.name)
                 self.save_settings()
             case KeyChanged():
-                entry = self.contacts.entry(event.name)
-                entry.held = True
-                self.contacts.changed(event.name)
-                self.chat.system(
-                    f"{event.message}. Old key {event.old_fingerprint}, new key {event.new_fingerprint}.",
-                    classes="error",
-                )
-                self.notify(event.message, title="Key changed", severity="warning")
+                self.on_key_changed(event)
+            case SessionReplaced():
+                self.on_session_replaced(event)
             case ErrorEvent():
                 self.chat.system(event.message, classes="error")
-                self.notify(event.message, severity="error")
+                self.notify(safe_text(event.message), severity="error", markup=False)
+
+    def on_seed_status(self, event: SeedStatus) -> None:
+        if event.state == "connected":
+            self.replaced = False
+        elif event.state == "offline" and self.state != "offline" and not self.replaced:
+            self.embed_when_alone()
+        self.state = event.state
+        self.home = event.home if event.state == "connected" else self.home
+        self.seeds.show(event.seeds)
+        self.show_state()
+
+    def show_state(self) -> None:
+        """The header's second half: the connection, and unread messages the side may hide."""
+        if self.replaced:
+            state = REPLACED
+        else:
+            state = STATE_LABEL.get(self.state, self.state)
+            if self.state == "connected" and self.home and self.size.width >= 70:
+                state += f" · home {safe_text(self.home)}"
+        unread = self.contacts.unread_total
+        self.sub_title = f"{state} · {unread} unread" if unread else state
+
+    def on_resize(self, event: events.Resize) -> None:
+        name = safe_text(self.me)
+        self.title = f"p2p-chat · {name}" if event.size.width >= 70 else name
+        self.show_state()
+
+    def on_session_replaced(self, event: SessionReplaced) -> None:
+        """Another session holds the name now: say so plainly and do not fight it."""
+        self.replaced = True
+        self.show_state()
+        self.chat.system(
+            f"{event.message}\nYour name {self.me} was registered again from somewhere else "
+            "(another app with your name and key). This app stopped connecting, so the two do "
+            f"not take the name from each other; messages to {self.me} now go there. "
+            "/reconnect takes the name back here.",
+            classes="error",
+        )
+        self.notify(
+            f"{safe_text(event.message)}; /reconnect takes it back",
+            title="Name in use elsewhere",
+            severity="warning",
+            markup=False,
+        )
+
+    def on_key_changed(self, event: KeyChanged) -> None:
+        entry = self.contacts.entry(event.name)
+        was_verified = entry.verified
+        entry.held, entry.verified = True, False
+        self.contacts.changed(event.name)
+        cleared = (
+            f" {event.name} was marked verified: that mark is cleared, it was for the old key."
+            if was_verified
+            else ""
+        )
+        self.chat.system(
+            f"{event.message}. Old key {event.old_fingerprint}, new key "
+            f"{event.new_fingerprint}.{cleared}",
+            classes="error",
+        )
+        self.notify(
+            safe_text(event.message) + cleared,
+            title="Key changed",
+            severity="warning",
+            markup=False,
+        )
 
     def showing(self, peer: str) -> bool:
-        return self.current is not None and fold_name(self.current) == peer
+        return self.current is not None and fold_name(self.current) == fold_name(peer)
 
     def on_message_queued(self, event: MessageQueued) -> None:
-        msg = StoredMessage.new_outgoing(event.id, event.from_, event.to, event.ts, event.text)
-        if self.showing(msg.peer):
-            self.chat.add(msg)
+        if not self.showing(event.to):
+            return
+        if not self.chat.following():
+            self.chat.jump_to_newest()  # what you send is what you look at
+        self.chat.add(
+            StoredMessage.new_outgoing(event.id, event.from_, event.to, event.ts, event.text)
+        )
 
     def on_message_received(self, event: MessageReceived) -> None:
-        msg = StoredMessage.new_incoming(event.id, event.from_, event.to, event.ts, event.text)
-        if self.showing(msg.peer):
-            self.chat.add(msg)
+        msg = replace(
+            StoredMessage.new_incoming(event.id, event.from_, event.to, event.ts, event.text),
+            n=event.n,
+        )
+        if self.showing(event.from_) and self.chat.add(msg):
+            if self.node is not None:
+                self.node.mark_read(event.from_, event.n)
             return
-        entry = self.contacts.entry(event.from_)
+        entry = self.contacts.get(event.from_)
+        if entry is None:  # blocked or removed since it was stored: it stays in the history only
+            return
         entry.unread += 1
         self.contacts.changed(event.from_)
-        self.notify(event.text[:80], title=f"Message from {event.from_}")
+        if not self.showing(event.from_):
+            self.notifier.message(event.from_, event.text)
 
     def on_message_state(self, event: MessageState) -> None:
-        if self.chat.set_state(event.id, event.state, event.reason):
+        if self.chat.set_state(event.id, event.state, event.reason, event.path):
             return
         if event.state == "failed":
-            self.notify(f"to {event.to}: {event.reason}", title="Not delivered", severity="error")
+            self.notifier.failed(event.to, event.reason or "")
 
     def watch_theme(self, theme: str) -> None:
         if self.settings.theme != theme and self.node is not None:
@@ -283,208 +382,248 @@ class ChatApp(App):
         try:
             self.settings.save(self.data_dir / "tui.toml")
         except OSError as exc:
-            self.notify(f"cannot save settings: {exc}", severity="error")
+            self.notify(f"cannot save settings: {exc}", severity="error", markup=False)
 
     # ------------------------------------------------------------------ conversations
 
     @on(ContactsPane.Opened)
     def on_contact_opened(self, message: ContactsPane.Opened) -> None:
         self.open_conversation(message.name)
-        self.query_one(ChatInput).focus()
+        self.action_focus_input()
 
-    def open_conversation(self, name: str) -> None:
-        entry = self.contacts.entry(name)
-        self.current = entry.name
-        entry.unread = 0
-        if entry.new and self.node is not None:
-            entry.new = False
-            self.node.mark_seen(entry.name)
-        self.contacts.changed(entry.name)
-        page = self.node.history(entry.name, limit=PAGE) if self.node else []
-        self.chat.open(entry.name, page, PAGE)
+    def open_conversation(self, name: str, around: int | None = None) -> None:
+        node = self.node
+        if node is None:
+            self.chat.system("still starting; try again in a moment", classes="error")
+            return
+        entry = self.contacts.get(name)
+        shown = entry.name if entry is not None else name
+        contact = node.contact(name)
+        self.current = shown
+        self.chat.open(shown, self.me, node, contact.read_upto if contact else 0, around)
+        if around is None:
+            node.mark_read(shown, self.chat.newest_n())
+        if entry is not None:
+            entry.unread = 0
+            if entry.new:
+                entry.new = False
+                node.mark_seen(entry.name)
+                self.chat.system(
+                    f"{shown} wrote to you first. Reply to keep talking; "
+                    f"/block {shown} refuses their messages from now on."
+                )
+            self.contacts.changed(entry.name)
 
-    @on(ChatPane.NeedOlder)
-    def on_need_older(self, message: ChatPane.NeedOlder) -> None:
-        if self.node is not None:
-            self.chat.prepend(
-                self.node.history(message.peer, before=message.before, limit=PAGE), PAGE
+    @on(ContactsPane.UnreadChanged)
+    def on_unread_changed(self) -> None:
+        self.show_state()
+
+    @on(ChatPane.Below)
+    def on_below(self, message: ChatPane.Below) -> None:
+        self.jump_bar.show_count(message.count)
+
+    @on(ChatPane.CaughtUp)
+    def on_caught_up(self, message: ChatPane.CaughtUp) -> None:
+        if self.node is not None and self.showing(message.peer):
+            self.node.mark_read(message.peer, message.upto)
+            entry = self.contacts.get(message.peer)
+            if entry is not None and entry.unread:
+                entry.unread = 0
+                self.contacts.changed(entry.name)
+
+    @on(JumpBar.Clicked)
+    def on_jump_clicked(self) -> None:
+        self.action_newest()
+
+    # ------------------------------------------------------------------ the composer
+
+    def check_input(self, text: str) -> str | None:
+        """Why `text` cannot be sent as it stands (it then stays in the composer), or None."""
+        try:
+            parsed = parse(text.rstrip().lstrip("\n"))
+        except CommandError as exc:
+            return str(exc)
+        if isinstance(parsed, str):
+            if self.current is None:
+                return "no conversation is open: pick a contact, or /msg NAME TEXT"
+            return self.check_message(self.current, parsed)
+        if parsed.name == "msg":
+            try:
+                require_name(parsed.args[0])
+            except InvalidInput as exc:
+                return str(exc)
+            return self.check_message(*parsed.args)
+        if parsed.name == "me":
+            if self.current is None:
+                return "no conversation is open for /me"
+            return self.check_message(self.current, "/me " + parsed.args[0])
+        return None
+
+    def check_message(self, to: str, text: str) -> str | None:
+        if self.node is None:
+            return "still starting: your text is kept, send it again in a moment"
+        if fold_name(to) == fold_name(self.me):
+            return "you cannot send a message to yourself"
+        if len(text) > MAX_TEXT:
+            return (
+                f"a message holds at most {MAX_TEXT:,} characters and this one has "
+                f"{len(text):,}: shorten or split it (it is still in the input)"
             )
+        if self.node.is_blocked(to):
+            return f"{to} is blocked: /unblock {to} to write to them"
+        return None
 
-    def action_older(self) -> None:
-        self.chat.action_older()
-        self.chat.scroll_page_up()
+    @on(Composer.Refused)
+    def on_refused(self, message: Composer.Refused) -> None:
+        self.chat.system(message.reason, classes="error")
+
+    @on(Composer.Submitted)
+    def on_submitted(self, message: Composer.Submitted) -> None:
+        parsed = parse(message.text.rstrip().lstrip("\n"))  # checked before it was taken
+        if isinstance(parsed, str):
+            if self.current is not None:
+                self.slash.send(self.current, parsed)
+            return
+        self.slash.run(parsed)
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing while Contacts or the chat has focus goes to the composer, not nowhere."""
+        composer = self.composer
+        if (
+            event.is_printable
+            and event.character
+            and self.focused is not composer
+            and len(self.screen_stack) == 1
+            and event.key not in self.screen.active_bindings
+        ):
+            event.stop()
+            self.close_overlay()
+            composer.focus()
+            composer.insert(event.character)
+
+    # ------------------------------------------------------------------ keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # the paging keys belong to the chat only on the main screen, and not to the contacts list
+        if action in CHAT_KEYS:
+            return len(self.screen_stack) == 1 and not isinstance(self.focused, ContactsPane)
+        return True
+
+    def action_page_up(self) -> None:
+        self.chat.page_up()
+
+    def action_page_down(self) -> None:
+        self.chat.page_down()
+
+    def action_newest(self) -> None:
+        self.chat.jump_to_newest()
 
     def action_next_unread(self) -> None:
-        for entry in self.contacts.entries.values():
-            if entry.unread:
+        for entry in sorted(self.contacts.entries.values(), key=lambda e: fold_name(e.name)):
+            if entry.unread and not self.showing(entry.name):
                 self.open_conversation(entry.name)
                 return
         self.notify("no unread messages")
 
-    def action_focus_contacts(self) -> None:
+    def action_focus_input(self) -> None:
+        self.close_overlay()
+        self.composer.focus()
+
+    def action_contacts(self) -> None:
+        side = self.side
+        side.remove_class("-hidden")
+        if self.screen.has_class("-narrow"):
+            side.add_class("-overlay")
         self.contacts.focus()
 
-    # ------------------------------------------------------------------ the input line
+    def action_toggle_side(self) -> None:
+        side = self.side
+        if self.screen.has_class("-narrow"):
+            if side.has_class("-overlay"):
+                self.action_focus_input()
+            else:
+                self.action_contacts()
+        else:
+            side.toggle_class("-hidden")
+            if side.has_class("-hidden") and self.focused is None:
+                self.composer.focus()
 
-    @on(Input.Submitted, "#input")
-    def on_input(self, event: Input.Submitted) -> None:
-        line = event.value.strip()
-        event.input.value = ""
-        if not line:
-            return
-        try:
-            parsed = parse(line)
-        except CommandError as exc:
-            self.chat.system(str(exc), classes="error")
-            return
-        if isinstance(parsed, str):
-            if self.current is None:
-                self.chat.system(
-                    "no conversation is open: pick a contact, or /msg NAME TEXT", classes="error"
-                )
-                return
-            self.send(self.current, parsed)
-            return
-        self.run_command(parsed)
+    def close_overlay(self) -> None:
+        self.side.remove_class("-overlay")
 
-    def run_command(self, cmd: Command) -> None:
-        match cmd.name:
-            case "help":
-                self.chat.system(help_text())
-            case "quit":
-                self.exit()
-            case "msg":
-                name, text = cmd.args
-                try:
-                    require_name(name)
-                except InvalidInput as exc:
-                    self.chat.system(str(exc), classes="error")
-                    return
-                self.open_conversation(name)
-                self.send(name, text)
-            case "add":
-                self.add_contact(cmd.args[0])
-            case "remove":
-                self.remove_contact(cmd.args[0])
-            case "whois":
-                self.whois(cmd.args[0])
-            case "accept":
-                self.accept_key(cmd.args[0])
-            case "seed":
-                self.add_seed(cmd.args[0])
+    def action_search(self) -> None:
+        self.slash.search("")
 
-    def node_ready(self) -> UserNode | None:
-        if self.node is None:
-            self.chat.system("still starting; try again in a moment", classes="error")
-        return self.node
+    def action_help(self) -> None:
+        self.slash.run(Command("help", ()))
 
-    @work(group="actions")
-    async def send(self, to: str, text: str) -> None:
-        node = self.node_ready()
-        if node is None:
-            return
-        try:
-            await node.send(to, text)  # its line is drawn from the queued event
-        except P2PError as exc:
-            self.chat.system(str(exc), classes="error")
+    def action_fingerprint(self) -> None:
+        self.slash.run(Command("fingerprint", ()))
 
-    @work(group="actions")
-    async def add_contact(self, name: str) -> None:
-        node = self.node_ready()
-        if node is None:
-            return
-        try:
-            added = node.add_contact(name)
-        except P2PError as exc:
-            self.chat.system(str(exc), classes="error")
-            return
-        if not added:
-            self.chat.system(f"{name} is already a contact")
+    def action_timestamps(self) -> None:
+        self.slash.run(Command("timestamps", ()))
 
-    @work(group="actions")
-    async def remove_contact(self, name: str) -> None:
-        node = self.node_ready()
-        if node is not None and not node.remove_contact(name):
-            self.chat.system(f"{name} is not a contact", classes="error")
+    def open_search(self, query: str) -> None:
+        node, peer = self.node, self.current
+        if node is None or peer is None:
+            self.chat.system("open a conversation to search it", classes="error")
+            return
 
-    @work(group="actions")
-    async def whois(self, name: str) -> None:
-        node = self.node_ready()
-        if node is None:
-            return
-        try:
-            found = await node.lookup(name)
-        except RemoteError as exc:
-            self.chat.system(f"{name}: {exc.message}", classes="error")
-            return
-        except (SeedUnavailable, ConnectionLost) as exc:
-            self.chat.system(f"cannot look up {name} now: {exc}", classes="error")
-            return
-        r = found.record
-        contact = node.store.contact(r.name)
-        pinned = ""
-        if contact is not None and contact.key is not None:
-            pinned = (
-                "  (pinned key matches)"
-                if contact.key == r.key
-                else "  (DIFFERS from the pinned key)"
-            )
-        state = f"online at {found.seed}" if found.online else "offline"
-        self.chat.system(
-            f"{r.name}: {state}\n  key {fingerprint(r.key)}{pinned}\n  endpoint {r.endpoint}  seq {r.seq}"
-        )
+        def jump(n: int | None) -> None:
+            if n is not None and self.current is not None:
+                self.open_conversation(self.current, around=n)
+            self.action_focus_input()
 
-    @work(group="actions")
-    async def accept_key(self, name: str) -> None:
-        node = self.node_ready()
-        if node is None:
-            return
-        key = node.accept_key(name)
-        if key is None:
-            self.chat.system(f"{name} has no changed key to accept", classes="error")
-            return
-        entry = self.contacts.entry(name)
-        entry.held = False
-        self.contacts.changed(name)
-        self.chat.system(f"accepted {name}'s new key {fingerprint(key)}; held messages flow again")
-
-    @work(group="actions")
-    async def add_seed(self, url: str) -> None:
-        node = self.node_ready()
-        if node is None:
-            return
-        if not url.startswith(("ws://", "wss://")):
-            self.chat.system("a seed URL starts with ws:// or wss://", classes="error")
-            return
-        node.add_seed(url)
-        if url not in self.settings.seeds:
-            self.settings.seeds.append(url)
-            self.save_settings()
-        self.chat.system(f"added seed {url}")
+        self.push_screen(SearchDialog(peer, lambda q: node.search(peer, q), query), jump)
 
     # ------------------------------------------------------------------ command palette
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand(
-            "Help", "List the chat commands", lambda: self.run_command(Command("help", ()))
-        )
+        run = self.slash.run
+        yield SystemCommand("Help", "List the chat commands and keys", self.action_help)
         yield SystemCommand(
             "Next unread",
             "Open the next conversation with unread messages",
             self.action_next_unread,
         )
-        for name in self.contacts.names():
+        yield SystemCommand(
+            "My fingerprint", "Show your own key fingerprint", self.action_fingerprint
+        )
+        yield SystemCommand("Search", "Search the open conversation", self.action_search)
+        yield SystemCommand(
+            "Full timestamps", "Dates and seconds on or off", self.action_timestamps
+        )
+        yield SystemCommand(
+            "Side panes", "Show or hide Seeds and Contacts", self.action_toggle_side
+        )
+        yield SystemCommand("Seeds", "List every seed known", lambda: run(Command("seeds", ())))
+        if self.replaced:
             yield SystemCommand(
-                f"Open {name}",
-                f"Open the conversation with {name}",
+                "Reconnect", "Take your name back here", lambda: run(Command("reconnect", ()))
+            )
+        for name in self.contacts.names():
+            shown = safe_text(name)
+            yield SystemCommand(
+                f"Open {shown}",
+                f"Open the conversation with {shown}",
                 lambda n=name: self.open_conversation(n),
             )
-            yield SystemCommand(
-                f"Whois {name}", f"Show {name}'s key and record", lambda n=name: self.whois(n)
-            )
-            yield SystemCommand(
-                f"Remove {name}",
-                f"Remove {name} from contacts",
-                lambda n=name: self.remove_contact(n),
-            )
+            for verb, what in (
+                ("whois", "Show {}'s key, marks and record"),
+                ("verify", "Compare fingerprints with {} and mark verified"),
+                ("block", "Refuse {}'s messages"),
+                ("remove", "Remove {} from contacts"),
+            ):
+                yield SystemCommand(
+                    f"{verb.capitalize()} {shown}",
+                    what.format(shown),
+                    lambda v=verb, n=name: run(Command(v, (n,))),
+                )
+        if self.node is not None:
+            for name in self.node.blocked():
+                yield SystemCommand(
+                    f"Unblock {safe_text(name)}",
+                    "Accept their messages again",
+                    lambda n=name: run(Command("unblock", (n,))),
+                )

@@ -1,19 +1,66 @@
-"""What the input line understands: plain text, or a slash command with its arguments."""
+"""What the input line understands: plain text, or a slash command with its arguments.
+
+The table below is the one list of commands: /help prints it, Tab completes from it, and the
+README lists the same. Aliases are the names weechat and irssi users type for the same thing.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+# name -> (usage, what it does); in a usage, TEXT takes the rest of the input (lines included),
+# [X] is optional, and every other word is one argument
 COMMANDS: dict[str, tuple[str, str]] = {
     "msg": ("NAME TEXT", "send TEXT to NAME and open that conversation"),
+    "open": ("NAME", "open the conversation with NAME"),
+    "me": ("TEXT", "send an action: '* Sally waves'"),
+    "close": ("", "close the open conversation"),
+    "search": ("TEXT", "search this conversation's whole history; Enter jumps to a hit"),
     "add": ("NAME", "add a contact and follow their presence"),
-    "remove": ("NAME", "remove a contact"),
-    "whois": ("NAME", "show a name's key fingerprint and record"),
+    "remove": ("NAME", "remove a contact (the history stays)"),
+    "block": ("[NAME]", "refuse NAME's messages, unseen; no NAME lists who is blocked"),
+    "unblock": ("NAME", "accept NAME's messages again"),
+    "whois": ("NAME", "show NAME's key fingerprint, verified mark, presence and record"),
+    "verify": ("NAME", "show both fingerprints to compare out of band, mark NAME verified"),
+    "unverify": ("NAME", "take the verified mark off NAME"),
     "accept": ("NAME", "trust a contact's new key after it changed"),
-    "seed": ("URL", "add a seed to register with"),
-    "help": ("", "list the commands"),
+    "fingerprint": ("", "show your own key fingerprint (F2)"),
+    "seed": ("URL", "add a seed to register with (ws://HOST:PORT)"),
+    "seeds": ("", "list every seed known, up or down"),
+    "reconnect": ("", "take your name back after it was used elsewhere"),
+    "notify": ("[SETTING VALUE]", "alerts: /notify bell on|off, /notify desktop off|osc9|osc777"),
+    "timestamps": ("", "show dates and seconds on every line, or not (ctrl+t)"),
+    "help": ("", "list the commands and keys"),
     "quit": ("", "leave (ctrl+q does too)"),
 }
+ALIASES = {
+    "query": "open",
+    "q": "open",
+    "j": "open",
+    "ignore": "block",
+    "unignore": "unblock",
+    "part": "close",
+    "exit": "quit",
+    "fp": "fingerprint",
+}
+KEYS: list[tuple[str, str]] = [
+    ("Enter", "send"),
+    ("ctrl+j", "new line (shift+enter or alt+enter too, where the terminal tells them apart)"),
+    ("Tab", "complete a name or command; after a space or on an empty line, next pane"),
+    ("Up / Down", "in the input: what you sent before"),
+    ("Esc", "back to the input line (and close the contacts overlay)"),
+    ("PageUp / PageDown", "scroll the conversation; older and newer history load as you go"),
+    ("ctrl+end / ctrl+g", "jump to the newest line (alt+end too)"),
+    ("ctrl+n", "next conversation with unread messages"),
+    ("ctrl+l", "contacts (an overlay on narrow terminals)"),
+    ("ctrl+b", "show or hide the side panes"),
+    ("ctrl+r", "search this conversation (/search)"),
+    ("ctrl+t", "full timestamps on or off"),
+    ("F1 / F2", "help / your own key fingerprint"),
+    ("ctrl+p", "command palette: open, whois, verify, block, themes"),
+    ("ctrl+q", "quit"),
+]
 
 
 class CommandError(ValueError):
@@ -26,30 +73,51 @@ class Command:
     args: tuple[str, ...]
 
 
+_HEAD = re.compile(r"/(\S*)\s?(.*)", re.DOTALL)
+
+
 def parse(line: str) -> Command | str:
     """A Command for `/name args`, else the line itself as text to send (`//x` sends `/x`)."""
     if not line.startswith("/") or line.startswith("//"):
         return line[1:] if line.startswith("//") else line
-    head, _, rest = line[1:].partition(" ")
-    name = head.lower()
+    match = _HEAD.fullmatch(line)
+    assert match is not None
+    head, rest = match.group(1), match.group(2)
+    name = ALIASES.get(head.lower(), head.lower())
     if name not in COMMANDS:
         raise CommandError(f"unknown command /{head}; /help lists them")
     usage, _ = COMMANDS[name]
     wanted = usage.split()
-    rest = rest.strip()
-    if not wanted:
-        return Command(name, ())
-    if wanted[-1] == "TEXT":
-        first, _, text = rest.partition(" ")
-        if not first or not text.strip():
-            raise CommandError(f"usage: /{name} {usage}")
-        return Command(name, (first, text.strip()))
-    if len(rest.split()) != 1:
-        raise CommandError(f"usage: /{name} {usage}")
-    return Command(name, (rest,))
+    bad = CommandError(f"usage: /{name} {usage}".rstrip())
+    if wanted and wanted[-1] == "TEXT":
+        words = len(wanted) - 1
+        parts = rest.lstrip().split(None, words)
+        if len(parts) < words + 1 or not parts[words].strip():
+            raise bad
+        return Command(name, (*parts[:words], parts[words].strip("\n")))
+    args = rest.split()
+    required = [w for w in wanted if not w.startswith("[")]
+    if not wanted and args:
+        raise bad
+    if wanted and wanted[0].startswith("["):
+        if len(args) > len(" ".join(wanted).split()):
+            raise bad
+        return Command(name, tuple(args))
+    if len(args) != len(required):
+        raise bad
+    return Command(name, tuple(args))
+
+
+def completions() -> list[str]:
+    """Every command and alias, for Tab."""
+    return sorted([*COMMANDS, *ALIASES])
 
 
 def help_text() -> str:
-    lines = [f"/{name} {usage}".ljust(22) + f" {what}" for name, (usage, what) in COMMANDS.items()]
-    lines.append("plain text".ljust(22) + " goes to the open conversation; Tab completes names")
+    lines = [f"/{name} {usage}".ljust(24) + f" {what}" for name, (usage, what) in COMMANDS.items()]
+    lines.append("plain text".ljust(24) + " goes to the open conversation (//text sends /text)")
+    aliases = ", ".join(f"/{a} = /{c}" for a, c in ALIASES.items())
+    lines.append(f"aliases: {aliases}")
+    lines.append("keys:")
+    lines.extend(f"  {key}".ljust(24) + f" {what}" for key, what in KEYS)
     return "\n".join(lines)

@@ -1,15 +1,26 @@
-"""The app's own settings in the data dir (`tui.toml`): contacts and added seeds, kept between runs."""
+"""The app's own settings in the data dir (`tui.toml`): contacts, added seeds, theme and alerts.
+
+A file that cannot be read is kept aside, and a saved seed that is no longer a usable URL is
+skipped with a warning: nothing in this file can stop the app from starting.
+"""
 
 from __future__ import annotations
 
 import logging
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from node.errors import InvalidInput
+
+from .seed_url import check_seed_url
+
 log = logging.getLogger("p2p.tui")
+
+Desktop = Literal["off", "osc9", "osc777"]
 
 
 class Settings(BaseModel):
@@ -18,22 +29,37 @@ class Settings(BaseModel):
     contacts: list[str] = []
     seeds: list[str] = []
     theme: str | None = None
+    bell: bool = False  # ring the terminal bell for a message in a conversation not open
+    desktop: Desktop = "off"  # and/or ask the terminal for a desktop notification
+    full_times: bool = False  # dates and seconds on every line, not just HH:MM
 
     @classmethod
-    def load(cls, path: Path) -> tuple[Settings, str | None]:
-        """The settings, and a warning when the file was unusable (it is kept aside, not lost)."""
+    def load(cls, path: Path) -> tuple[Settings, list[str]]:
+        """The settings, and warnings for what was unusable (a bad file is kept aside, not lost)."""
         if not path.exists():
-            return cls(), None
+            return cls(), []
         try:
-            return cls.model_validate(tomllib.loads(path.read_text(encoding="utf-8"))), None
-        except (tomllib.TOMLDecodeError, ValidationError, OSError) as exc:
+            settings = cls.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (tomllib.TOMLDecodeError, ValidationError, OSError, UnicodeDecodeError) as exc:
             backup = path.with_suffix(".toml.bad")
-            path.replace(backup)
+            try:
+                path.replace(backup)
+            except OSError:
+                pass
             first = str(exc).splitlines()[0]
             return (
                 cls(),
-                f"{path.name} was unusable ({first}); kept as {backup.name}, starting afresh",
+                [f"{path.name} was unusable ({first}); kept as {backup.name}, starting afresh"],
             )
+        warnings = []
+        seeds = []
+        for url in settings.seeds:
+            try:
+                seeds.append(check_seed_url(url))
+            except InvalidInput as exc:
+                warnings.append(f"{path.name}: skipped the saved seed {exc}")
+        settings.seeds = seeds
+        return settings, warnings
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

@@ -75,6 +75,7 @@ def add_user_options(p: argparse.ArgumentParser) -> None:
 
 def user_config(args: argparse.Namespace) -> UserConfig:
     """The [user] table of --config overlaid with the options given on the command line."""
-    overrides = {k: getattr(args, k, None) for k in USER_OPTION_KEYS}
+    # only the options given: a key present in the overrides is not blamed on the file
+    overrides = {k: v for k in USER_OPTION_KEYS if (v := getattr(args, k, None)) is not None}
     config: UserConfig = build(UserConfig, args.config, "user", overrides)
     return config

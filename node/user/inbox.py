@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -61,6 +62,7 @@ from .store import StoredMessage, UserStore
 log = quiet_logger("p2p.user.inbox")
 
 DAY_MS = 86_400_000
+REFRESH_EVERY = 10.0  # seconds between fresh lookups of a contact whose box did not open
 
 
 def ack_text(msg_id: str, proof: str) -> str:
@@ -103,6 +105,7 @@ class Inbox:
         self.tasks = Tasks(log)
         self.oldest_ms = int((config.expire_after + DAY_MS / 1000) * 1000)
         self.to_take: list[TakenId] = []
+        self.refreshed: dict[str, float] = {}  # folded name -> when its record was last re-asked
         self.take_soon: asyncio.Handle | None = None
 
     async def stop(self) -> None:
@@ -176,9 +179,19 @@ class Inbox:
                 pass  # a new key, perhaps: the seed's record says (and the pin holds it back)
         found = await self._sender(chat.from_, chat.id)
         if contact is not None and found.record.key == contact.key:
-            raise ProtocolError(
-                ErrorCode.BAD_BOX, "the box does not open with the sender's key", chat.id
-            )
+            # the pinned key is what the seed said too, a while ago: ask it again, at most once in
+            # a while per name (junk in a contact's name must not cost a lookup each)
+            now = time.monotonic()
+            folded = fold_name(chat.from_)
+            if now - self.refreshed.get(folded, -REFRESH_EVERY) < REFRESH_EVERY:
+                raise ProtocolError(
+                    ErrorCode.BAD_BOX, "the box does not open with the sender's key", chat.id
+                )
+            self.refreshed[folded] = now
+            if len(self.refreshed) > 10_000:
+                self.refreshed.clear()
+            self.book.forget(chat.from_)
+            found = await self._sender(chat.from_, chat.id)
         return found.record.name, found.record.key, self.boxes.open(found.record.key, chat)
 
     async def receive(self, chat: Chat, ack_back: AckBack) -> asyncio.Future[int]:
@@ -188,6 +201,10 @@ class Inbox:
         while this one commits). ProtocolError says what to answer (only a direct socket can carry
         the answer back).
         """
+        if self.store.is_blocked(chat.from_):  # before anything is looked up, stored or added
+            raise ProtocolError(
+                ErrorCode.BAD_BOX, "the recipient does not accept messages from you", chat.id
+            )
         if fold_name(chat.to) != self.folded:
             raise ProtocolError(
                 ErrorCode.BAD_BOX, f"this endpoint is {self.name}, not {chat.to}", chat.id

@@ -20,7 +20,7 @@ from websockets.asyncio.server import Server, serve
 from ..clock import now_ms
 from ..config import UserConfig
 from ..crypto.boxes import Boxes
-from ..crypto.keys import Identity
+from ..crypto.keys import Identity, fingerprint
 from ..crypto.signing import sign_record, sign_session
 from ..errors import ErrorCode, InvalidInput
 from ..runtime import LogLimiter, Service, quiet_logger, quiet_loop_errors, raise_file_limit
@@ -334,6 +334,84 @@ class UserNode(Service):
 
     def pending_count(self) -> int:
         return self.outbox.pending_count()
+
+    # ------------------------------------------------------------------ for the terminal client
+    # read markers, blocks, verification, search and paging around a message: what a chat
+    # screen needs beyond the events; each is a thin call into the store or the key pins
+
+    def my_fingerprint(self) -> str:
+        """This user's key fingerprint, to read out to a contact who compares it."""
+        return fingerprint(self.identity.key)
+
+    def contact(self, name: str) -> Contact | None:
+        return self.store.contact(name)
+
+    def unread(self) -> dict[str, int]:
+        """Incoming messages after each contact's read marker, by folded name; kept across restarts."""
+        return self.store.unread()
+
+    def mark_read(self, name: str, n: int) -> None:
+        """The user has seen the conversation with `name` up to message number `n`."""
+        self.store.mark_read(name, n)
+
+    def block(self, name: str) -> bool:
+        """Refuse `name`'s messages before they are stored, and drop it from the contacts.
+
+        False when it was blocked already. A blocked name writing gets an error it can show
+        ("does not accept messages from you"), and never becomes a contact.
+        """
+        require_name(name)
+        added = self.store.block(name, now_ms())
+        self.remove_contact(name)
+        return added
+
+    def unblock(self, name: str) -> bool:
+        return self.store.unblock(name)
+
+    def blocked(self) -> list[str]:
+        return self.store.blocked()
+
+    def is_blocked(self, name: str) -> bool:
+        return self.store.is_blocked(name)
+
+    async def verify(self, name: str) -> str:
+        """Mark a contact's pinned key as verified; the fingerprint of that key.
+
+        A contact without a pinned key yet has it looked up (and pinned) first, so this may raise
+        RemoteError, SeedUnavailable or ConnectionLost; InvalidInput when there is nothing to verify.
+        """
+        contact = self.store.contact(name)
+        if contact is None:
+            raise InvalidInput(f"{name} is not a contact (/add {name} first)")
+        if contact.changed_key is not None:
+            raise InvalidInput(f"{contact.name}'s key changed: /accept {contact.name} first")
+        key = contact.key
+        if key is None:
+            found = await self.book.resolve(name)
+            if not self.pins.holds(name, found.record.key):
+                raise InvalidInput(f"{contact.name}'s key changed: /accept {contact.name} first")
+            key = found.record.key
+        self.store.set_verified(name, True)
+        return fingerprint(key)
+
+    def unverify(self, name: str) -> bool:
+        contact = self.store.contact(name)
+        if contact is None or not contact.verified:
+            return False
+        self.store.set_verified(name, False)
+        return True
+
+    def search(self, peer: str, text: str, limit: int = 50) -> list[StoredMessage]:
+        """Messages with `peer` holding `text`, newest first, from the whole history on disk."""
+        return self.store.search(peer, text, limit)
+
+    def history_around(self, peer: str, n: int, limit: int = 100) -> list[StoredMessage]:
+        """A page of history with message `n` in its middle (to jump to a search hit)."""
+        return self.store.history_around(peer, n, limit)
+
+    def history_after(self, peer: str, after: int, limit: int = 100) -> list[StoredMessage]:
+        """The page of history just after message `after` (paging down from a search hit)."""
+        return self.store.history_after(peer, after, limit)
 
 
 def _is_loopback(url: str) -> bool:

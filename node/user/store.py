@@ -56,6 +56,18 @@ STEPS = [
     DROP INDEX messages_pending;
     CREATE INDEX messages_pending ON messages(state) WHERE state IN ('queued', 'sent', 'stored');
     """,
+    # 3: the terminal client: read markers, blocks, verified marks (what was stored before this
+    # step counts as read; blocked names need not be contacts)
+    """
+    ALTER TABLE contacts ADD COLUMN read_upto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE contacts ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+    UPDATE contacts SET read_upto = (SELECT COALESCE(MAX(n), 0) FROM messages);
+    CREATE TABLE IF NOT EXISTS blocked (
+        nkey TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        since INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -131,6 +143,8 @@ class Contact:
     changed_key: str | None
     new: bool
     record: str | None = None  # the JSON of its last verified record
+    read_upto: int = 0  # number n of the last message the user has read
+    verified: bool = False  # the user compared the pinned key's fingerprint out of band
 
 
 class UserStore:
@@ -141,6 +155,7 @@ class UserStore:
         self.reader = open_db(path)
         self.committer: GroupCommitter | None = None
         self._contacts = self._load_contacts()
+        self._blocked: dict[str, str] = dict(self._read("SELECT nkey, name FROM blocked"))
         rows = self._read("SELECT v FROM meta WHERE k = 'seq'")
         self._seq: int = rows[0][0] if rows else 0
         self.unsaved: dict[tuple[str, str], tuple[str, str | None]] = {}
@@ -177,8 +192,10 @@ class UserStore:
     # ------------------------------------------------------------------ contacts
 
     def _load_contacts(self) -> dict[str, Contact]:
-        rows = self._read("SELECT nkey, name, key, changed_key, new, record FROM contacts")
-        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows}
+        rows = self._read(
+            "SELECT nkey, name, key, changed_key, new, record, read_upto, verified FROM contacts"
+        )
+        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4]), r[5], r[6], bool(r[7])) for r in rows}
 
     def contacts(self) -> list[Contact]:
         return [self._contacts[k] for k in sorted(self._contacts)]
@@ -195,8 +212,11 @@ class UserStore:
         folded = fold_name(name)
         if folded in self._contacts:
             return False
-        self._contacts[folded] = Contact(name, None, None, new)
+        # what is already in the history with this name counts as read (a contact added again)
+        upto = self._read("SELECT COALESCE(MAX(n), 0) FROM messages WHERE peer = ?", (folded,))
+        self._contacts[folded] = Contact(name, None, None, new, read_upto=upto[0][0])
         self._queue("contact_add", folded, name, int(new), now)
+        self._queue("contact_set", "read_upto", upto[0][0], folded)
         return True
 
     def remove_contact(self, name: str) -> bool:
@@ -221,6 +241,8 @@ class UserStore:
         if fold_name(name) in self._contacts:
             self._set(name, changed_key=key)
             self._queue("contact_set", "changed_key", key, fold_name(name))
+            if key is not None:  # a verified mark was for the old key
+                self.set_verified(name, False)
 
     def keep_record(self, name: str, record_json: str) -> None:
         """Remember a contact's latest verified record (to hand a seed that lost it)."""
@@ -321,8 +343,92 @@ class UserStore:
         pending = self.unsaved.get((msg.peer, msg.id)) if msg.outgoing else None
         return replace(msg, state=pending[0], reason=pending[1]) if pending else msg
 
+    # ------------------------------------------------------------------ for the terminal client
+    # read markers, blocks, verified marks and search (added with the step for the terminal client)
 
-_CONTACT_COLUMNS = {"new", "key", "changed_key", "record"}
+    def mark_read(self, name: str, n: int) -> None:
+        """The user has read the conversation with `name` up to message number `n` (never moves back)."""
+        contact = self.contact(name)
+        if contact is not None and n > contact.read_upto:
+            self._set(name, read_upto=n)
+            self._queue("contact_set", "read_upto", n, fold_name(name))
+
+    def unread(self) -> dict[str, int]:
+        """Incoming messages after each contact's read marker, by folded name (only those with some)."""
+        counts: dict[str, int] = {}
+        for folded, contact in self._contacts.items():
+            rows = self._read(
+                "SELECT COUNT(*) FROM messages WHERE peer = ? AND n > ? AND outgoing = 0",
+                (folded, contact.read_upto),
+            )
+            if rows[0][0]:
+                counts[folded] = rows[0][0]
+        return counts
+
+    def set_verified(self, name: str, verified: bool) -> None:
+        if fold_name(name) in self._contacts:
+            self._set(name, verified=verified)
+            self._queue("contact_set", "verified", int(verified), fold_name(name))
+
+    def block(self, name: str, now: int) -> bool:
+        """Refuse `name`'s messages from now on; False when it was blocked already."""
+        folded = fold_name(name)
+        if folded in self._blocked:
+            return False
+        self._blocked[folded] = name
+        self._queue("block", folded, name, now)
+        return True
+
+    def unblock(self, name: str) -> bool:
+        folded = fold_name(name)
+        if self._blocked.pop(folded, None) is None:
+            return False
+        self._queue("unblock", folded)
+        return True
+
+    def is_blocked(self, name: str) -> bool:
+        """From memory, like contacts: asked for every message that arrives."""
+        return fold_name(name) in self._blocked
+
+    def blocked(self) -> list[str]:
+        return [self._blocked[k] for k in sorted(self._blocked)]
+
+    def search(self, peer: str, text: str, limit: int = 50) -> list[StoredMessage]:
+        """Messages with `peer` whose text holds `text` (ASCII case folded), newest first."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND text LIKE ? ESCAPE '\\' "
+            "ORDER BY n DESC LIMIT ?",
+            (fold_name(peer), pattern, limit),
+        )
+        return [self._overlay(StoredMessage.from_row(r)) for r in rows]
+
+    def history_after(self, peer: str, after: int, limit: int = 100) -> list[StoredMessage]:
+        """One page of a conversation in (ts, id) order, starting just after message number `after`."""
+        where, params = "peer = ?", [fold_name(peer)]
+        mark = self._read("SELECT ts, id FROM messages WHERE n = ?", (after,))
+        if mark:
+            where += " AND (ts > ? OR (ts = ? AND id > ?))"
+            params += [mark[0][0], mark[0][0], mark[0][1]]
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY ts, id LIMIT ?",
+            (*params, limit),
+        )
+        return [self._overlay(StoredMessage.from_row(r)) for r in rows]
+
+    def history_around(self, peer: str, n: int, limit: int = 100) -> list[StoredMessage]:
+        """About `limit` messages with message `n` in the middle, in (ts, id) order."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE n = ? AND peer = ?", (n, fold_name(peer))
+        )
+        if not rows:
+            return self.history(peer, limit=limit)
+        middle = self._overlay(StoredMessage.from_row(rows[0]))
+        before = self.history(peer, n, limit // 2)
+        return [*before, middle, *self.history_after(peer, n, limit - len(before) - 1)]
+
+
+_CONTACT_COLUMNS = {"new", "key", "changed_key", "record", "read_upto", "verified"}
 
 
 def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
@@ -350,6 +456,10 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
             )
         elif kind == "contact_remove":
             db.execute("DELETE FROM contacts WHERE nkey = ?", args)
+        elif kind == "block":
+            db.execute("INSERT OR REPLACE INTO blocked(nkey, name, since) VALUES (?, ?, ?)", args)
+        elif kind == "unblock":
+            db.execute("DELETE FROM blocked WHERE nkey = ?", args)
         elif kind == "contact_set":
             column, value, folded = args
             assert column in _CONTACT_COLUMNS

@@ -21,3 +21,17 @@ def test_mistakes_say_how_to_write_it(line):
     with pytest.raises(CommandError) as info:
         parse(line)
     assert "usage" in str(info.value) or "unknown command" in str(info.value)
+
+
+def test_the_readme_lists_every_command_alias_and_key():
+    from pathlib import Path
+
+    from tui.commands import ALIASES, COMMANDS, KEYS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## The terminal client")[1].split("\n## ")[0]
+    for name in [*COMMANDS, *ALIASES]:
+        assert f"`/{name}" in section, name
+    for key, _ in KEYS:
+        for part in key.split(" / "):
+            assert part in section, part

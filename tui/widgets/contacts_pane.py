@@ -1,15 +1,23 @@
-"""The Contacts pane: presence mark, last seen, unread count; selecting one opens the conversation."""
+"""The Contacts pane: presence, last seen, unread count and marks; selecting one opens it.
+
+"seen 5m ago" is redrawn every `SEEN_EVERY` seconds, so it stays true while the app runs.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
+from node.wire.names import fold_name
+
+from ..safe import safe_text
 
 
 @dataclass
@@ -18,14 +26,15 @@ class ContactEntry:
     online: bool = False
     last_seen: int | None = None
     unread: int = 0
-    new: bool = False
+    new: bool = False  # wrote first and was not looked at yet
     held: bool = False  # its key changed and is not accepted yet
+    verified: bool = False  # the user compared its key's fingerprint
 
 
-def ago(ms: int | None, now: float | None = None) -> str:
+def ago(ms: int | None, now: float) -> str:
     if ms is None:
         return "never seen"
-    seconds = max(0, (now or time.time()) - ms / 1000)
+    seconds = max(0.0, now - ms / 1000)
     for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
         if seconds >= size:
             return f"seen {int(seconds // size)}{unit} ago"
@@ -33,6 +42,15 @@ def ago(ms: int | None, now: float | None = None) -> str:
 
 
 class ContactsPane(OptionList):
+    SEEN_EVERY: ClassVar[float] = 30.0
+
+    class UnreadChanged(Message):
+        """The total of unread messages over all contacts changed (the header shows it)."""
+
+        def __init__(self, total: int) -> None:
+            super().__init__()
+            self.total = total
+
     class Opened(Message):
         """The user picked a contact: open its conversation."""
 
@@ -43,32 +61,41 @@ class ContactsPane(OptionList):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.entries: dict[str, ContactEntry] = {}
+        self.clock: Callable[[], float] = time.time
+        self.unread_total = 0
 
     def on_mount(self) -> None:
         self.border_title = "Contacts"
+        self.set_interval(self.SEEN_EVERY, self.refresh_seen)
 
     def on_focus(self) -> None:
         if self.highlighted is None and self.option_count:
             self.highlighted = 0
 
     def entry(self, name: str) -> ContactEntry:
-        key = name.lower()
+        key = fold_name(name)
         if key not in self.entries:
             self.entries[key] = ContactEntry(name)
             self._rebuild()
         return self.entries[key]
 
+    def get(self, name: str) -> ContactEntry | None:
+        return self.entries.get(fold_name(name))
+
     def forget(self, name: str) -> None:
-        if self.entries.pop(name.lower(), None) is not None:
+        if self.entries.pop(fold_name(name), None) is not None:
             self._rebuild()
+            self._count_unread()
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries.values()]
 
     def render_entry(self, entry: ContactEntry) -> Text:
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append("● " if entry.online else "○ ", style="green" if entry.online else "dim")
-        text.append(entry.name, style="bold" if entry.unread else "")
+        text.append(safe_text(entry.name), style="bold" if entry.unread else "")
+        if entry.verified:
+            text.append(" ✔", style="green")
         if entry.unread:
             text.append(f" ({entry.unread})", style="bold yellow")
         if entry.new:
@@ -76,12 +103,25 @@ class ContactsPane(OptionList):
         if entry.held:
             text.append(" key changed", style="bold red")
         if not entry.online:
-            text.append(f"  {ago(entry.last_seen)}", style="dim")
+            text.append(f"  {ago(entry.last_seen, self.clock())}", style="dim")
         return text
 
     def changed(self, name: str) -> None:
         entry = self.entry(name)
-        self.replace_option_prompt(entry.name.lower(), self.render_entry(entry))
+        self.replace_option_prompt(fold_name(entry.name), self.render_entry(entry))
+        self._count_unread()
+
+    def _count_unread(self) -> None:
+        total = sum(e.unread for e in self.entries.values())
+        if total != self.unread_total:
+            self.unread_total = total
+            self.post_message(self.UnreadChanged(total))
+
+    def refresh_seen(self) -> None:
+        """Redraw every offline contact's "seen … ago" against the clock now."""
+        for entry in self.entries.values():
+            if not entry.online:
+                self.changed(entry.name)
 
     def _rebuild(self) -> None:
         highlighted = self.highlighted

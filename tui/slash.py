@@ -1,0 +1,454 @@
+"""What each slash command does in the app; the command table itself is in commands.py.
+
+Commands that wait on the network run as workers that report failures in the chat instead of
+ending the app. Every answer says what happened, and what to type to undo or go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from node.crypto.keys import fingerprint
+from node.errors import (
+    ConnectionLost,
+    ErrorCode,
+    InvalidInput,
+    P2PError,
+    RemoteError,
+    SeedUnavailable,
+)
+from node.user.node import UserNode
+from node.wire.names import require_name
+
+from .commands import Command, help_text
+from .seed_url import check_seed_url
+from .settings import Settings
+from .widgets.chat_pane import ChatPane
+from .widgets.contacts_pane import ContactsPane, ago
+from .widgets.seeds_pane import SeedsPane
+
+
+class Host(Protocol):
+    """What the commands use of the app (the app itself; a Protocol keeps imports one way)."""
+
+    me: str
+    node: UserNode | None
+    current: str | None
+    state: str
+    replaced: bool
+    settings: Settings
+    chat: ChatPane
+    contacts: ContactsPane
+    seeds: SeedsPane
+
+    def open_conversation(self, name: str, around: int | None = None) -> None: ...
+    def open_search(self, query: str) -> None: ...
+    def save_settings(self) -> None: ...
+    def show_state(self) -> None: ...
+    def exit(self) -> None: ...
+    def notify(self, message: str, *, title: str = "", markup: bool = True) -> None: ...
+    def run_worker(
+        self, work: Coroutine[Any, Any, None], *, name: str, group: str, exit_on_error: bool
+    ) -> object: ...
+
+
+log = logging.getLogger("p2p.tui")
+
+LOOKUP_TIMEOUT = 3.0
+
+
+class Slash:
+    """Runs parsed commands against the app and its node."""
+
+    def __init__(self, app: Host) -> None:
+        self.app = app
+
+    # ------------------------------------------------------------------ helpers
+
+    def say(self, text: str) -> None:
+        self.app.chat.system(text)
+
+    def error(self, text: str) -> None:
+        self.app.chat.system(text, classes="error")
+
+    def node(self) -> UserNode | None:
+        if self.app.node is None:
+            self.error("still starting; try again in a moment")
+        return self.app.node
+
+    def background(self, work: Coroutine[Any, Any, object], name: str) -> None:
+        """Run `work` in a worker; an unexpected failure is shown, never the end of the app."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except P2PError as exc:
+                self.error(str(exc))
+
+        self.app.run_worker(guarded(), name=name, group="actions", exit_on_error=False)
+
+    def connected(self) -> bool:
+        return self.app.state == "connected" and not self.app.replaced
+
+    # ------------------------------------------------------------------ dispatch
+
+    def run(self, cmd: Command) -> None:
+        handler = getattr(self, f"do_{cmd.name}")
+        try:
+            handler(*cmd.args)
+        except InvalidInput as exc:
+            self.error(str(exc))
+
+    def send(self, to: str, text: str) -> None:
+        node = self.node()
+        if node is None:
+            return
+        self.background(node.send(to, text), "send")  # its line comes from the queued event
+
+    # ------------------------------------------------------------------ conversations
+
+    def do_msg(self, name: str, text: str) -> None:
+        require_name(name)
+        node = self.node()
+        if node is None:
+            return
+        new = node.contact(name) is None
+        self.app.open_conversation(name)
+        self.send(name, text)
+        if new:
+            self.background(self.check_new_name(name), "check name")
+
+    async def check_new_name(self, name: str) -> None:
+        """A name first written to by /msg stays a contact only if someone holds it."""
+        node = self.app.node
+        if node is None or not self.connected():
+            return
+        try:
+            await asyncio.wait_for(node.lookup(name), LOOKUP_TIMEOUT)
+        except RemoteError as exc:
+            if exc.code == ErrorCode.NOT_FOUND and node.remove_contact(name):
+                self.error(
+                    f"nobody is registered as {name}: not kept as a contact (check the spelling; "
+                    "the message will fail unless the name is registered within a day)"
+                )
+        except (SeedUnavailable, ConnectionLost, TimeoutError):
+            pass
+
+    def do_open(self, name: str) -> None:
+        require_name(name)
+        self.app.open_conversation(name)
+
+    def do_me(self, text: str) -> None:
+        if self.app.current is not None:
+            self.send(self.app.current, "/me " + text)
+
+    def do_close(self) -> None:
+        self.app.current = None
+        self.app.chat.close()
+
+    def do_search(self, query: str = "") -> None:
+        self.search(query)
+
+    def search(self, query: str) -> None:
+        self.app.open_search(query)
+
+    # ------------------------------------------------------------------ contacts
+
+    def do_add(self, name: str) -> None:
+        require_name(name)
+        node = self.node()
+        if node is None:
+            return
+        if node.is_blocked(name):
+            self.error(f"{name} is blocked: /unblock {name} first")
+            return
+        if not node.add_contact(name):
+            self.say(f"{name} is already a contact")
+            return
+        self.background(self.check_added(name), "check added")
+
+    async def check_added(self, name: str) -> None:
+        node = self.app.node
+        if node is None:
+            return
+        if not self.connected():
+            self.say(f"added {name} (not checked: no seed reachable now)")
+            return
+        try:
+            found = await asyncio.wait_for(node.lookup(name), LOOKUP_TIMEOUT)
+        except RemoteError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                self.error(
+                    f"nobody is registered as {name} yet; added anyway (you will see them come "
+                    f"online if they register), /remove {name} to undo"
+                )
+            else:
+                self.say(f"added {name} (the seed could not check the name: {exc.message})")
+            return
+        except (SeedUnavailable, ConnectionLost, TimeoutError):
+            self.say(f"added {name} (not checked: no seed answered)")
+            return
+        state = "online" if found.online else "offline"
+        self.say(f"added {found.record.name} ({state}, key {fingerprint(found.record.key)})")
+
+    def do_remove(self, name: str) -> None:
+        node = self.node()
+        if node is None:
+            return
+        if node.remove_contact(name):
+            self.say(f"removed {name} from contacts; the history stays (/add {name} to undo)")
+        else:
+            self.error(f"{name} is not a contact")
+
+    def do_block(self, name: str | None = None) -> None:
+        node = self.node()
+        if node is None:
+            return
+        if name is None:
+            blocked = node.blocked()
+            self.say(
+                "blocked: " + ", ".join(blocked) if blocked else "nobody is blocked (/block NAME)"
+            )
+            return
+        if node.block(name):
+            self.say(
+                f"blocked {name}: their messages are refused unseen (they are told you do not "
+                f"accept them) and they are not a contact. /unblock {name} undoes it."
+            )
+        else:
+            self.say(f"{name} was blocked already")
+
+    def do_unblock(self, name: str) -> None:
+        node = self.node()
+        if node is None:
+            return
+        if node.unblock(name):
+            self.say(f"unblocked {name}: their messages arrive again (/add {name} to follow them)")
+        else:
+            self.error(f"{name} is not blocked")
+
+    # ------------------------------------------------------------------ identity
+
+    def local_facts(self, name: str) -> list[str]:
+        """What this app knows about `name` without asking anyone."""
+        node = self.app.node
+        facts: list[str] = []
+        contact = node.contact(name) if node else None
+        entry = self.app.contacts.get(name)
+        if node is not None and node.is_blocked(name):
+            facts.append("blocked")
+        if contact is None:
+            facts.append("not a contact")
+        else:
+            if contact.key:
+                mark = "verified ✔" if contact.verified else "not verified (/verify)"
+                facts.append(f"pinned key {fingerprint(contact.key)}, {mark}")
+            else:
+                facts.append("no key pinned yet (pinned at the first message or lookup)")
+            if contact.changed_key:
+                facts.append(
+                    f"KEY CHANGED to {fingerprint(contact.changed_key)}: held until /accept"
+                )
+        if entry is not None:
+            facts.append(
+                "online"
+                if entry.online
+                else ago(entry.last_seen, self.app.contacts.clock()).replace("seen", "last seen")
+            )
+        return facts
+
+    def do_whois(self, name: str) -> None:
+        require_name(name)
+        if self.node() is None:
+            return
+        if not self.connected():  # answer at once with what is known here
+            facts = "\n  ".join(["no seed reachable now; known here:", *self.local_facts(name)])
+            self.say(f"{name}: {facts}")
+            return
+        self.background(self.whois(name), "whois")
+
+    async def whois(self, name: str) -> None:
+        node = self.app.node
+        if node is None:
+            return
+        local = self.local_facts(name)
+        try:
+            found = await asyncio.wait_for(node.lookup(name), LOOKUP_TIMEOUT)
+        except RemoteError as exc:
+            why = (
+                f"nobody is registered as {name}"
+                if exc.code == ErrorCode.NOT_FOUND
+                else exc.message
+            )
+            self.say(f"{name}: {why}\n  " + "\n  ".join(local))
+            return
+        except (SeedUnavailable, ConnectionLost, TimeoutError):
+            facts = "\n  ".join(["no seed answered; known here:", *local])
+            self.say(f"{name}: {facts}")
+            return
+        r = found.record
+        contact = node.contact(r.name)
+        if contact is None or contact.key is None:
+            pinned = "not pinned yet"
+        elif contact.key != r.key:
+            pinned = "DIFFERS from the pinned key"
+        else:
+            pinned = "the pinned key, " + (
+                "verified ✔" if contact.verified else f"not verified (/verify {r.name})"
+            )
+        state = f"online at {found.seed}" if found.online else "offline"
+        extra = [f for f in local if f.startswith(("blocked", "KEY CHANGED"))]
+        lines = [f"key {fingerprint(r.key)} ({pinned})", f"endpoint {r.endpoint}  seq {r.seq}"]
+        self.say(f"{r.name}: {state}\n  " + "\n  ".join([*lines, *extra]))
+
+    def do_verify(self, name: str) -> None:
+        require_name(name)
+        if self.node() is not None:
+            self.background(self.verify(name), "verify")
+
+    async def verify(self, name: str) -> None:
+        node = self.app.node
+        if node is None:
+            return
+        try:
+            theirs = await node.verify(name)
+        except RemoteError as exc:
+            self.error(f"cannot verify {name}: {exc.message}")
+            return
+        except (SeedUnavailable, ConnectionLost, TimeoutError):
+            self.error(
+                f"cannot verify {name} now: no key is pinned for them yet and no seed answers"
+            )
+            return
+        entry = self.app.contacts.entry(name)
+        entry.verified = True
+        self.app.contacts.changed(name)
+        mine = node.my_fingerprint()
+        you = f"you ({self.app.me})"
+        width = max(len(you), len(name))
+        self.say(
+            f"Compare these with {name} out of band (in person, on a call):\n"
+            f"  {you.ljust(width)}  {mine}\n  {name.ljust(width)}  {theirs}\n"
+            f"{name} is now marked verified ✔. If what {name} reads out differs, "
+            f"/unverify {name} and do not trust this key. A changed key clears the mark."
+        )
+
+    def do_unverify(self, name: str) -> None:
+        node = self.node()
+        if node is None:
+            return
+        if node.unverify(name):
+            entry = self.app.contacts.entry(name)
+            entry.verified = False
+            self.app.contacts.changed(name)
+            self.say(f"{name} is no longer marked verified")
+        else:
+            self.error(f"{name} is not marked verified")
+
+    def do_accept(self, name: str) -> None:
+        node = self.node()
+        if node is None:
+            return
+        key = node.accept_key(name)
+        if key is None:
+            self.error(f"{name} has no changed key to accept")
+            return
+        entry = self.app.contacts.entry(name)
+        entry.held = False
+        self.app.contacts.changed(name)
+        self.say(
+            f"accepted {name}'s new key {fingerprint(key)}; held messages flow again "
+            f"(/verify {name} to compare it with them)"
+        )
+
+    def do_fingerprint(self) -> None:
+        node = self.node()
+        if node is None:
+            return
+        mine = node.my_fingerprint()
+        self.say(f"your key fingerprint ({self.app.me}): {mine}")
+        self.app.notify(mine, title="Your key fingerprint", markup=False)
+
+    # ------------------------------------------------------------------ seeds and the name
+
+    def do_seed(self, url: str) -> None:
+        node = self.node()
+        if node is None:
+            return
+        url = check_seed_url(url)
+        node.add_seed(url)
+        settings = self.app.settings
+        if url not in settings.seeds:
+            settings.seeds.append(url)
+            self.app.save_settings()
+        self.say(f"added seed {url}")
+
+    def do_seeds(self) -> None:
+        seeds = self.app.seeds.seeds
+        if not seeds:
+            self.say("no seed known yet")
+            return
+        lines = []
+        for s in seeds:
+            up = "up" if s.up else ("down" if s.up is False else "not tried")
+            marks = "".join([" home" if s.home else "", " embedded" if s.embedded else ""])
+            rtt = f" {s.rtt_ms:.1f} ms" if s.rtt_ms else ""
+            lines.append(f"  {s.name or '?'} {s.url} {up}{rtt}{marks}")
+        self.say("seeds:\n" + "\n".join(lines))
+
+    def do_reconnect(self) -> None:
+        node = self.node()
+        if node is None:
+            return
+        reconnect = getattr(node, "reconnect", None)
+        if reconnect is None:
+            self.error("this version cannot take the name back while running: restart p2p-tui")
+            return
+        self.app.replaced = False
+        self.app.state = "connecting"
+        self.app.show_state()
+        self.say(f"taking the name {self.app.me} back here; the other session will be told")
+
+        async def go() -> None:
+            result = reconnect()
+            if inspect.isawaitable(result):
+                await result
+
+        self.background(go(), "reconnect")
+
+    # ------------------------------------------------------------------ settings
+
+    def do_notify(self, what: str | None = None, value: str | None = None) -> None:
+        settings = self.app.settings
+        if what is None:
+            self.say(
+                f"alerts for messages in conversations not open: bell "
+                f"{'on' if settings.bell else 'off'}, desktop {settings.desktop} "
+                "(/notify bell on|off, /notify desktop off|osc9|osc777)"
+            )
+            return
+        if what == "bell" and value in ("on", "off"):
+            settings.bell = value == "on"
+        elif what == "desktop" and value in ("off", "osc9", "osc777"):
+            settings.desktop = value  # type: ignore[assignment]
+        else:
+            raise InvalidInput("usage: /notify bell on|off, or /notify desktop off|osc9|osc777")
+        self.app.save_settings()
+        self.do_notify()
+
+    def do_timestamps(self) -> None:
+        settings = self.app.settings
+        settings.full_times = not settings.full_times
+        self.app.chat.set_full_times(settings.full_times)
+        self.app.save_settings()
+        self.say("full timestamps " + ("on" if settings.full_times else "off") + " (ctrl+t)")
+
+    def do_help(self) -> None:
+        self.say(help_text())
+
+    def do_quit(self) -> None:
+        self.app.exit()

@@ -1,0 +1,130 @@
+"""One line of a conversation: a message with its time, sender and delivery state; and the
+separator lines between them (a new day, where the user stopped reading)."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+from rich.text import Text
+from textual.widgets import Static
+
+from node.user.store import StoredMessage
+from node.wire.names import fold_name
+
+from ..safe import safe_text
+
+# (mark, words, style) per state of an outgoing message; `sent` names the path when known
+STATE_MARKS: dict[str, tuple[str, str, str]] = {
+    "queued": ("…", "queued", "dim"),
+    "sent": ("✓", "sent", "dim"),
+    "stored": ("✉", "stored for the recipient", "yellow"),
+    "delivered": ("✓✓", "delivered", "green"),
+    "failed": ("✗", "failed", "red"),
+}
+SENT_BY_PATH = {"direct": "sent direct", "relay": "relayed", "mail": "mailed"}
+# readable on dark and light themes alike; a name keeps its colour everywhere, across runs
+NAME_COLOURS = [
+    "dodger_blue2",
+    "green4",
+    "dark_orange3",
+    "magenta3",
+    "turquoise4",
+    "red3",
+    "purple3",
+    "gold3",
+    "deep_pink3",
+    "chartreuse4",
+]
+ME_STYLE = "bold"
+
+
+def name_style(name: str) -> str:
+    """The colour of a name: the same for everyone who sees it, from a hash of the folded name."""
+    return "bold " + NAME_COLOURS[zlib.crc32(fold_name(name).encode()) % len(NAME_COLOURS)]
+
+
+def clock(ms: int, full: bool = False) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S" if full else "%H:%M", time.localtime(ms / 1000))
+
+
+def day_of(ms: int) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(ms / 1000))
+
+
+def day_title(ms: int) -> str:
+    t = time.localtime(ms / 1000)
+    return time.strftime(f"%A {t.tm_mday} %B %Y", t)
+
+
+def is_action(text: str) -> bool:
+    """A /me message: sent as text starting with '/me ', shown as '* name does'."""
+    return text.startswith("/me ")
+
+
+class MessageLine(Static):
+    """One message; its state mark changes in place as the node reports progress."""
+
+    def __init__(self, msg: StoredMessage, me: str, full_times: bool = False) -> None:
+        self.msg = msg
+        self.me = me
+        self.state = msg.state
+        self.reason = msg.reason
+        self.path: str | None = None
+        self.full_times = full_times
+        classes = "outgoing" if msg.outgoing else "incoming"
+        super().__init__(self.message_text(), classes=classes, markup=False)
+
+    def set_state(self, state: str, reason: str | None, path: str | None = None) -> None:
+        self.state, self.reason = state, reason
+        self.path = path or self.path
+        self.update(self.message_text())
+
+    def set_full_times(self, full: bool) -> None:
+        if full != self.full_times:
+            self.full_times = full
+            self.update(self.message_text())
+
+    def state_words(self) -> tuple[str, str, str]:
+        mark, words, style = STATE_MARKS.get(self.state, ("", self.state, ""))
+        if self.state == "sent" and self.path in SENT_BY_PATH:
+            words = SENT_BY_PATH[self.path]
+        return mark, words, style
+
+    def message_text(self) -> Text:
+        msg = self.msg
+        text = Text()
+        stamp = clock(msg.ts, self.full_times) + " "
+        text.append(stamp, style="dim")
+        who = ME_STYLE if msg.outgoing else name_style(msg.sender)
+        indent = "\n" + " " * len(stamp)  # the lines of a message start under its first
+        if is_action(msg.text):
+            text.append("* ", style=who)
+            text.append(safe_text(msg.sender), style=who)
+            body = safe_text(msg.text[4:], multiline=True).replace("\n", indent)
+            text.append(" " + body, style="italic")
+        else:
+            text.append(safe_text(msg.sender), style=who)
+            text.append(": ")
+            text.append(safe_text(msg.text, multiline=True).replace("\n", indent))
+        if msg.outgoing:
+            mark, words, style = self.state_words()
+            text.append(f"  {mark} {words}", style=style)
+            if self.reason and self.state in ("queued", "failed"):
+                text.append(f" ({safe_text(self.reason)})", style=style)
+        return text
+
+
+class DayLine(Static):
+    """Where a new day starts in the conversation."""
+
+    def __init__(self, ms: int) -> None:
+        super().__init__(f"─── {day_title(ms)} ───", classes="day", markup=False)
+        self.day = day_of(ms)
+
+
+class ReadMarker(Static):
+    """Where the unread messages began when the conversation was opened."""
+
+    def __init__(self) -> None:
+        super().__init__("─── new since you last read ───", classes="marker", markup=False)
