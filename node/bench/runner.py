@@ -440,13 +440,12 @@ class Bench:
         count = self.n(1_000, 200)
         mesh = self.n(8, 4)
         for shape, size, limit in (("line of 3", 3, 0.5), (f"mesh of {mesh}", mesh, 1.0)):
-            urls: list[str] = []
-            first = (await procs.seed(f"rep{size}-0"))[1]
-            urls.append(first)
-            for i in range(1, size):
-                # the line: each seed knows only the previous one; the mesh: every seed knows the first
-                peer = urls[-1] if size == 3 else first
-                urls.append((await procs.seed(f"rep{size}-{i}", [peer]))[1])
+            urls = [(await procs.seed(f"rep{size}-0"))[1]]
+            if size == 3:  # the line: each seed knows only the previous one
+                for i in range(1, size):
+                    urls.append((await procs.seed(f"rep{size}-{i}", [urls[-1]]))[1])
+            else:  # the mesh: every seed knows the first
+                urls += await self._seeds_knowing(procs, f"rep{size}", size, urls[0])
             await _until(partial(fully_linked, urls), 30)
             reg = await procs.work("register", urls[0], count, 32, f"rep{size}-user")
             await _until(partial(all_know, urls, count), 30, poll=0.005)
@@ -464,14 +463,21 @@ class Bench:
             for p in list(procs.running):
                 await procs.stop(p)
 
+    @staticmethod
+    async def _seeds_knowing(procs: Procs, tag: str, size: int, first: str) -> list[str]:
+        """Seeds 1..size-1 of a mesh, each given only the first seed, started at once."""
+        started = await asyncio.gather(
+            *(procs.seed(f"{tag}-{i}", [first]) for i in range(1, size))
+        )
+        return [url for _, url in started]
+
     async def lookup_cost(self, procs: Procs) -> None:
         sizes = (1, 2) if self.quick else (1, 2, 4, 8, 16)
         count = self.n(300, 100)
         base = None
         for size in sizes:
             urls = [(await procs.seed(f"lc{size}-0"))[1]]
-            for i in range(1, size):
-                urls.append((await procs.seed(f"lc{size}-{i}", [urls[0]]))[1])
+            urls += await self._seeds_knowing(procs, f"lc{size}", size, urls[0])
             await procs.work("register", urls[0], 1, 1, f"lc{size}-user")
             await _until(partial(all_know, urls, 1), 30)
             await _until(partial(fully_linked, urls), 30)

@@ -102,7 +102,7 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
 
 
 async def test_seed_churn_under_load(tmp_path, users, full):
-    pairs, seconds, every = (15, 60.0, 4.0) if full else (3, 8.0, 2.0)
+    pairs, seconds, every = (15, 60.0, 4.0) if full else (3, 4.0, 1.0)
     seeds = [await asyncio.to_thread(SeedProc, tmp_path / "s0", "s0")]
     for i in (1, 2):
         seeds.append(

@@ -62,7 +62,7 @@ async def test_thousands_of_idle_connections_and_new_users_are_still_served(tmp_
 
 
 async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, full):
-    count, seconds = (50, 60.0) if full else (10, 8.0)
+    count, seconds = (50, 60.0) if full else (8, 4.0)
     seeds = [await asyncio.to_thread(SeedProc, tmp_path / "s0", "s0")]
     seeds.append(await asyncio.to_thread(SeedProc, tmp_path / "s1", "s1", 0, (seeds[0].url,)))
     urls = [s.url for s in seeds]
