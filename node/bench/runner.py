@@ -466,9 +466,7 @@ class Bench:
     @staticmethod
     async def _seeds_knowing(procs: Procs, tag: str, size: int, first: str) -> list[str]:
         """Seeds 1..size-1 of a mesh, each given only the first seed, started at once."""
-        started = await asyncio.gather(
-            *(procs.seed(f"{tag}-{i}", [first]) for i in range(1, size))
-        )
+        started = await asyncio.gather(*(procs.seed(f"{tag}-{i}", [first]) for i in range(1, size)))
         return [url for _, url in started]
 
     async def lookup_cost(self, procs: Procs) -> None:
