@@ -49,9 +49,15 @@ class Headless:
         await self.proc.stdin.drain()
 
     async def stop(self) -> int:
+        """Terminate and return the exit code; a process that will not go is killed (and fails)."""
         if self.proc.returncode is None:
             self.proc.terminate()
-        return await asyncio.wait_for(self.proc.wait(), 15)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 15)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            return -9
 
 
 def ev(kind: str, **fields):
@@ -87,8 +93,8 @@ async def test_two_headless_users_chat_through_pipes(seeds, tmp_path):
         await bob.say("@Sally still alive")
         assert (await sally.expect(ev("message")))["text"] == "still alive"
     finally:
-        assert await bob.stop() == 0
-        assert await sally.stop() == 0
+        codes = (await bob.stop(), await sally.stop())
+        assert codes == (0, 0)
 
 
 async def test_exit_on_eof_delivers_what_is_queued_then_exits(seeds, tmp_path):

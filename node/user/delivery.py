@@ -204,6 +204,7 @@ class Delivery:
                 self._record(msg, "failed", f"expired undelivered ({noted or 'no answer'})")
             name = self.outbox.recipient(peer)
             if name is None:
+                await asyncio.sleep(0)  # a turn that waited for nothing still lets others run
                 continue
             route = await self._route(peer, name)
             if isinstance(route, Route):
@@ -217,6 +218,7 @@ class Delivery:
                 wait_reason = route or None
             if wait_reason is None:
                 self.outbox.progressed(peer)
+                await asyncio.sleep(0)
                 continue
             if not self.outbox.has(peer):
                 continue
