@@ -1,4 +1,4 @@
-"""The hand-built canonical record bytes equal the contract's json.dumps definition, for any input."""
+"""The hand-built canonical bytes (records, ack proofs) equal the contract's json.dumps definition, for any input."""
 
 import json
 
@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from node.crypto.signing import RECORD_PREFIX as RECORD_SIG_PREFIX
+from node.crypto.signing import ack_bytes
 from node.crypto.signing import record_bytes as record_signed_bytes
 
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True)
@@ -20,3 +21,13 @@ def test_signed_bytes_match_the_contract(name, key, endpoint, seq):
         + json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     )
     assert record_signed_bytes(name, key, endpoint, seq) == contract
+
+
+@given(names, st.text(min_size=1, max_size=64), names)
+def test_ack_bytes_match_the_contract(sender, msg_id, recipient):
+    said = {"from": sender, "id": msg_id, "to": recipient}
+    contract = (
+        b"p2pchat-ack-v1:"
+        + json.dumps(said, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert ack_bytes(sender, msg_id, recipient) == contract

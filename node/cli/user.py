@@ -62,26 +62,36 @@ async def run_user(args: argparse.Namespace) -> int:
 
     shown = 0
 
-    def show(event: Event) -> None:
-        """Print an event; a message at most once here, and marked shown once printed."""
+    def show(events: list[Event]) -> None:
+        """Print events in one write; a message at most once here, marked shown once printed."""
         nonlocal shown
-        if isinstance(event, MessageReceived):
-            if event.n <= shown:
-                return  # printed already, from the replay
-            write(event_line(event))
-            shown = event.n
-            node.mark_shown(event.n)
-        else:
-            write(event_line(event))
+        lines = []
+        newest = shown
+        for event in events:
+            if isinstance(event, MessageReceived):
+                if event.n <= newest:
+                    continue  # printed already, from the replay
+                newest = event.n
+            lines.append(json.dumps(event_line(event), ensure_ascii=False) + "\n")
+        if lines:
+            out.write("".join(lines))
+            out.flush()
+        if newest > shown:
+            shown = newest
+            node.mark_shown(newest)
 
     async def printer() -> None:
-        async for event in stream:
-            show(event)
+        """Whatever has queued up since the last turn goes out together (one write, one mark)."""
+        queue = stream.queue
+        while True:
+            events = [await queue.get()]
+            while not queue.empty():
+                events.append(queue.get_nowait())
+            show(events)
 
     async with node:
         # messages stored by an earlier run that was killed before it printed them come first
-        for event in node.unshown():
-            show(event)
+        show(list(node.unshown()))
         printing = asyncio.ensure_future(printer())
         reading = asyncio.ensure_future(read_commands(node, write))
         stop = asyncio.ensure_future(wait_for_signal())
@@ -91,8 +101,10 @@ async def run_user(args: argparse.Namespace) -> int:
             while node.pending_count() and not stop.done():
                 await asyncio.wait({stop}, timeout=0.1)
         await asyncio.sleep(0)  # let the printer write what is queued
+        rest = []
         while not stream.queue.empty():
-            show(stream.queue.get_nowait())
+            rest.append(stream.queue.get_nowait())
+        show(rest)
         for t in (printing, reading, stop):
             t.cancel()
     return 0

@@ -17,9 +17,7 @@ from ..errors import ErrorCode, ProtocolError
 from ..wire.names import fold_name
 from ..wire.protocol import CHAT_PLAIN, Chat, ChatPlain
 from .keys import Identity, b64, unb64
-from .signing import canonical
-
-ACK_PREFIX = b"p2pchat-ack-v1:"
+from .signing import ACK_PREFIX, ack_bytes
 
 
 class Boxes:
@@ -85,7 +83,7 @@ class Boxes:
 
     def ack_proof(self, sender_key: str, sender: str, msg_id: str, recipient: str) -> str:
         """The proof an ack carries: only the recipient could box these bytes to the sender's key."""
-        plain = ACK_PREFIX + canonical({"from": sender, "id": msg_id, "to": recipient})
+        plain = ack_bytes(sender, msg_id, recipient)
         nonce = os.urandom(Box.NONCE_SIZE)
         return b64(nonce + self.box(sender_key).encrypt(plain, nonce).ciphertext)
 
@@ -98,6 +96,8 @@ class Boxes:
             plain = self.box(recipient_key).decrypt(raw[Box.NONCE_SIZE :], raw[: Box.NONCE_SIZE])
         except (CryptoError, ValueError):
             return False
+        if plain == ack_bytes(sender, msg_id, recipient):
+            return True  # as we spell the names; below, the same names in other letter cases
         if not plain.startswith(ACK_PREFIX):
             return False
         try:

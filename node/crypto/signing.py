@@ -27,6 +27,7 @@ HELLO_PREFIX = b"p2pchat-seed-hello-v1:"
 WELCOME_PREFIX = b"p2pchat-seed-welcome-v1:"
 MAIL_PREFIX = b"p2pchat-mail-v1:"
 TAKE_PREFIX = b"p2pchat-take-v1:"
+ACK_PREFIX = b"p2pchat-ack-v1:"
 
 
 def canonical(obj: dict[str, Any]) -> bytes:
@@ -47,6 +48,20 @@ def record_bytes(name: str, key: str, endpoint: str, seq: int) -> bytes:
         key.encode(),
         name.encode(),
         seq,
+    )
+
+
+def ack_bytes(sender: str, msg_id: str, recipient: str) -> bytes:
+    """The bytes an ack proof boxes: the prefix plus canonical {"from","id","to"}.
+
+    Spelled out like `record_bytes` (every ack builds or checks one): valid names never need
+    escaping, so only the message id, which the peer chose, goes through the JSON encoder.
+    """
+    return b'%s{"from":"%s","id":%s,"to":"%s"}' % (
+        ACK_PREFIX,
+        sender.encode(),
+        json.dumps(msg_id, ensure_ascii=False).encode(),
+        recipient.encode(),
     )
 
 
