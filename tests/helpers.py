@@ -59,9 +59,13 @@ class RawClient:
         except ConnectionClosed:
             pass
 
+    def _seen(self, raw: str | bytes, msg: dict) -> None:
+        """Every frame read, before it is sorted (a subclass may keep something of it)."""
+
     async def _read_frames(self) -> None:
         async for raw in self.ws:
             msg = json.loads(raw)
+            self._seen(raw, msg)
             if msg.get("type") == "challenge" and self.challenge is None:
                 self.challenge = msg
                 self.challenged.set()
@@ -294,23 +298,8 @@ class SizedClient(RawClient):
         self.sizes: list[tuple[str, int]] = []
         super().__init__(ws)
 
-    async def _read_frames(self) -> None:
-        async for raw in self.ws:
-            msg = json.loads(raw)
-            size = len(raw.encode() if isinstance(raw, str) else raw)
-            self.sizes.append((msg.get("type"), size))
-            if msg.get("type") == "challenge" and self.challenge is None:
-                self.challenge = msg
-                self.challenged.set()
-                continue
-            fid = msg.get("id")
-            fut = self.replies.pop(fid, None) if fid is not None else None
-            if fut is not None:
-                fut.set_result(msg)
-            elif "id" not in msg:
-                await self.pushes.put(msg)
-            else:
-                await self.unmatched.put(msg)
+    def _seen(self, raw: str | bytes, msg: dict) -> None:
+        self.sizes.append((msg.get("type"), len(raw.encode() if isinstance(raw, str) else raw)))
 
 
 class StrangerLink(FakeSeed):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from websockets.asyncio.connection import Connection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed
 
 from ..clock import now_ms
 from ..config import SeedConfig
@@ -57,7 +57,7 @@ from ..wire.protocol import (
     readable_id,
 )
 from ..wire.sender import FrameCounts, Sender
-from ..wire.sockets import address_group, close_now, dial, frames
+from ..wire.sockets import DIAL_FAILED, address_group, close_now, dial, frames
 from . import chunks
 from .store import SeedUrl
 from .urls import UrlBook
@@ -327,14 +327,7 @@ class Mesh:
                     log.debug("%s is this seed's own URL; not dialling it", url)
                     self.self_urls.add(url)
                     return
-                except (
-                    OSError,
-                    InvalidHandshake,
-                    InvalidURI,
-                    TimeoutError,
-                    ConnectionClosed,
-                    ProtocolError,
-                ) as exc:
+                except (*DIAL_FAILED, ProtocolError) as exc:
                     if self.urls.failed(url, now_ms()):
                         log.info("forgetting %s: it never completed a handshake", url)
                         self.seed.forget_url(url)
@@ -440,14 +433,7 @@ class Mesh:
             link = await self._dial(url)
         except _SelfDial:
             return
-        except (
-            OSError,
-            InvalidHandshake,
-            InvalidURI,
-            TimeoutError,
-            ConnectionClosed,
-            ProtocolError,
-        ) as exc:
+        except (*DIAL_FAILED, ProtocolError) as exc:
             log.debug("re-dialling %s to pass on a new URL failed: %s", url, exc)
             return
         await self._run(link)

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage.committer import GroupCommitter
-from ..storage.migrations import migrate
-from ..storage.sqlite import open_db
+from ..storage.migrations import open_versioned
 from ..wire.protocol import Record
 
 # numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
@@ -95,9 +94,7 @@ class SeedStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = open_db(path)
-        migrate(self.db, STEPS, path)
-        self.reader = open_db(path)
+        self.db, self.reader = open_versioned(path, STEPS)
         self.committer: GroupCommitter | None = None
 
     @property

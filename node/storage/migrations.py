@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import StoreError
+from .sqlite import open_db
 
 
 def schema_version(db: sqlite3.Connection) -> int:
@@ -34,3 +35,12 @@ def migrate(db: sqlite3.Connection, steps: Sequence[str], path: Path) -> int:
                 db.execute("ROLLBACK")
             raise StoreError(f"cannot migrate {path} to schema {number}: {exc}") from None
     return len(steps)
+
+
+def open_versioned(
+    path: Path, steps: Sequence[str]
+) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    """A store's two connections: the writer, migrated to the newest version, and a reader."""
+    db = open_db(path)
+    migrate(db, steps, path)
+    return db, open_db(path)

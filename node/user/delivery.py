@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed
 
 from ..clock import now_ms
 from ..config import UserConfig
@@ -30,7 +30,7 @@ from ..wire.correlator import Correlator
 from ..wire.names import fold_name
 from ..wire.protocol import CARRIED, DIRECT, RELAY_ENDPOINT, Ack, Deposit, Error, Found, parse
 from ..wire.sender import Sender
-from ..wire.sockets import dial, frames
+from ..wire.sockets import DIAL_FAILED, dial, frames
 from .contacts import KeyPins, RecordBook
 from .events import Event, MessageState, MsgPath, MsgState
 from .outbox import Outbox
@@ -265,7 +265,7 @@ class Delivery:
                 ws = await dial(
                     found.record.endpoint, self.config.max_frame, timeout=self.config.direct_timeout
                 )
-            except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            except DIAL_FAILED as exc:
                 log.debug("%s's endpoint does not answer (%s): relaying", name, exc)
                 self.paths.remember_relay(folded, now)
                 return Route("relay", found)

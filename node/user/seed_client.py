@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed
 
 from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
 from ..runtime import Tasks, quiet_logger
@@ -49,7 +49,7 @@ from ..wire.protocol import (
     dump,
     parse,
 )
-from ..wire.sockets import dial, frames
+from ..wire.sockets import DIAL_FAILED, dial, frames
 from .events import ConnState, SeedState
 
 log = quiet_logger("p2p.user.seed")
@@ -171,14 +171,7 @@ class SeedClient:
                 tried_any = True
                 try:
                     await self._connect(url)
-                except (
-                    OSError,
-                    InvalidHandshake,
-                    InvalidURI,
-                    TimeoutError,
-                    ConnectionClosed,
-                    ProtocolError,
-                ) as exc:
+                except (*DIAL_FAILED, ProtocolError) as exc:
                     log.debug("seed %s unavailable: %s", url, exc)
                     self._mark(url, up=False)
                     continue
@@ -422,7 +415,7 @@ async def first_answering(urls: list[str], timeout: float) -> str | None:
         for done in asyncio.as_completed(tasks, timeout=timeout):
             try:
                 return await done
-            except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed):
+            except DIAL_FAILED:
                 continue
     except TimeoutError:
         return None

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage.committer import GroupCommitter
-from ..storage.migrations import migrate
-from ..storage.sqlite import open_db
+from ..storage.migrations import open_versioned
 from ..wire.names import fold_name
 
 # numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
@@ -150,9 +149,7 @@ class Contact:
 class UserStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = open_db(path)
-        migrate(self.db, STEPS, path)
-        self.reader = open_db(path)
+        self.db, self.reader = open_versioned(path, STEPS)
         self.committer: GroupCommitter | None = None
         self._contacts = self._load_contacts()
         self._blocked: dict[str, str] = dict(self._read("SELECT nkey, name FROM blocked"))

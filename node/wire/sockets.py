@@ -10,6 +10,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from .protocol import MAX_FRAME, SUBPROTOCOL
 
@@ -143,6 +144,10 @@ async def frames(ws: Connection) -> AsyncIterator[str | bytes]:
     async for raw in ws:
         yield raw
         await turns.one_done()
+
+
+DIAL_FAILED = (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed)
+"""What dialling a peer raises when it is down, slow, misaddressed or not speaking WebSocket."""
 
 
 async def dial(
