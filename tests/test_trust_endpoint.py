@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidHandshake
 from node.clock import now_ms
 from node.crypto.boxes import Boxes
 from node.crypto.keys import Identity
-from node.user.events import MessageState, NameRegistered, SeedStatus
+from node.user.events import MessageState, NameRegistered, PresenceChanged, SeedStatus
 from node.wire.sockets import dial
 
 from .helpers import (
@@ -328,3 +328,21 @@ async def test_a_chat_whose_box_disagrees_with_its_frame_is_refused(seeds, users
         assert reply["type"] == "ack" and [m.id for m in victim.history("mallory")] == [mid]
     finally:
         await ws.close()
+
+
+async def test_strangers_who_write_cannot_crowd_contacts_out_of_presence(seeds, users):
+    """A seed follows at most `max_watch` names per socket and refuses a whole request over it:
+    the names the user chose are watched first, strangers after, in requests that fit."""
+    a = await seeds("a", max_watch=150)
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, lambda e: isinstance(e, NameRegistered))
+    sally, sally_ev = await users("sally", [a.url])
+    for i in range(300):  # what 300 throwaway names writing once leave behind
+        sally.add_contact(f"stranger{i:03d}", new=True)
+    sally.add_contact("bob")
+    await next_event(sally_ev, lambda e: isinstance(e, NameRegistered))
+    online = await next_event(
+        sally_ev, lambda e: isinstance(e, PresenceChanged) and e.name == "bob", timeout=10
+    )
+    assert online.online is True
+    assert "bob" in sally.seed.watched and len(sally.seed.watched) <= 150

@@ -132,7 +132,8 @@ class UserNode(Service):
         for msg in self.store.pending():
             self.outbox.add(msg, stored_at=0.0 if msg.state == "stored" else None)
         self.last_ts = max((m.ts for m in self.outbox.peer_messages()), default=0)
-        self.seed.watch(c.name for c in self.store.contacts())
+        for contact in self.store.contacts():
+            self.seed.watch([contact.name], chosen=not contact.new)
         self.seed.watch(r for peer in self.outbox.peers() if (r := self.outbox.recipient(peer)))
         self.seed.start()
         for peer in self.outbox.peers():
@@ -236,7 +237,7 @@ class UserNode(Service):
         added = self.store.add_contact(name, now_ms(), new=new)
         if added:
             self.emit(ContactAdded(name=name, new=new))
-        self.seed.watch([name])
+        self.seed.watch([name], chosen=not new)
         return added
 
     def _new_sender(self, name: str) -> None:
@@ -279,6 +280,7 @@ class UserNode(Service):
 
     def mark_seen(self, name: str) -> None:
         self.store.mark_seen(name)
+        self.seed.watch([name])  # the user looked: followed like a contact they chose
 
     def history(
         self, peer: str, before: int | None = None, limit: int = 100

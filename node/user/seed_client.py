@@ -24,6 +24,7 @@ from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, Seed
 from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
+from ..wire.names import fold_name
 from ..wire.protocol import (
     FROM_SEED,
     ChallengeFrame,
@@ -51,6 +52,8 @@ from ..wire.protocol import (
 )
 from ..wire.sockets import DIAL_FAILED, dial, frames
 from .events import ConnState, SeedState
+
+WATCH_CHUNK = 100  # names per watch request: a seed's cap refuses a whole request
 
 log = quiet_logger("p2p.user.seed")
 
@@ -85,7 +88,10 @@ class SeedClient:
         self.configured = [u.rstrip("/") for u in urls]
         self.learned: dict[str, SeedState] = {}  # url -> last known state (listed ones carry a key)
         self.cb = callbacks
-        self.watching: set[str] = set()
+        # names to follow -> chosen by the user (True) or a stranger who wrote (False)
+        self.watching: dict[str, bool] = {}
+        self.watched: set[str] = set()  # sent on this socket (a seed's watch list only grows)
+        self.watch_full = False  # the seed refused more names on this socket
         self.ws: ClientConnection | None = None
         self.home_url: str | None = None
         self.home_name: str | None = None
@@ -248,8 +254,9 @@ class SeedClient:
         ws = self.ws
         assert ws is not None
         status = self.tasks.spawn(self._poll_seeds(), "seed list")
+        self.watched, self.watch_full = set(), False
         if self.watching:
-            self.tasks.spawn(self._send_watch(sorted(self.watching)), "re-watch")
+            self.tasks.spawn(self._send_watch(self._by_priority()), "re-watch")
         try:
             await self._read(ws)
         finally:
@@ -370,25 +377,52 @@ class SeedClient:
             raise RemoteError(reply.code, reply.message)
         return reply
 
-    def watch(self, names: Iterable[str]) -> None:
+    def watch(self, names: Iterable[str], chosen: bool = True) -> None:
         """Follow these names' presence: sent now when connected, and again on every new home seed.
 
         Nothing waits for the seed: a contact added while no seed answers is watched once one does.
-        The seed answers each name with its presence now, already watched or not.
+        The seed answers each name with its presence now, already watched or not. A seed follows
+        only so many names per socket (`max_watch`), so the names the user chose go first and
+        strangers who wrote (`chosen` False) after them: a crowd of strangers cannot take the
+        places of the user's contacts.
         """
-        wanted = list(names)
-        self.watching.update(wanted)
+        wanted = []
+        for name in names:
+            self.watching[name] = self.watching.get(name, False) or chosen
+            if name not in self.watched:
+                wanted.append(name)
         if wanted and self.ready.is_set():
             self.tasks.spawn(self._send_watch(wanted), "watch")
 
     def unwatch(self, name: str) -> None:
-        self.watching.discard(name)
+        self.watching.pop(name, None)
+
+    def _by_priority(self) -> list[str]:
+        return sorted(self.watching, key=lambda name: (not self.watching[name], fold_name(name)))
 
     async def _send_watch(self, names: list[str]) -> None:
-        try:
-            await self.request(Watch(type="watch", id=uuid.uuid4().hex, names=names))
-        except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
-            log.debug("watch not sent (%s); it is sent again on the next registration", exc)
+        """Watch in chunks, in the order given, until the seed will follow no more."""
+        for i in range(0, len(names), WATCH_CHUNK):
+            chunk = [n for n in names[i : i + WATCH_CHUNK] if n not in self.watched]
+            if not chunk:
+                continue
+            try:
+                await self.request(Watch(type="watch", id=uuid.uuid4().hex, names=chunk))
+            except RemoteError as exc:
+                if not self.watch_full:
+                    log.warning(
+                        "%s follows no more names on this socket (%s): presence of %d contacts "
+                        "is not followed",
+                        self.home_name,
+                        exc.code,
+                        len(names) - i,
+                    )
+                self.watch_full = True
+                return
+            except (SeedUnavailable, ConnectionLost) as exc:
+                log.debug("watch not sent (%s); it is sent again on the next registration", exc)
+                return
+            self.watched.update(chunk)
 
     async def reregister(self) -> None:
         """A fresh record and session auth on the current socket (a new endpoint, or to renew the lease)."""
