@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Coroutine
 from typing import Any, Self
 
@@ -87,6 +88,38 @@ class LogLimiter(logging.Filter):
         if len(self.seen) > 10_000:
             self.seen.clear()
         return count < self.burst
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a terminal shows
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character escaped (`\\x1b`), for a log line on a terminal."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
+
+
+class LiteralFormatter(logging.Formatter):
+    """Log lines carry names and URLs that peers chose: an escape sequence in one must reach an
+    operator's terminal as visible text, never recolour it or set its title."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def configure_logging(level: str, handler: logging.Handler) -> None:
+    """Every line through one handler, escaped (LiteralFormatter) and rate limited (LogLimiter)."""
+    handler.setFormatter(LiteralFormatter(LOG_FORMAT))
+    handler.addFilter(LogLimiter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 def quiet_loop_errors(loop: asyncio.AbstractEventLoop, limiter: LogLimiter) -> None:

@@ -59,3 +59,24 @@ async def test_a_bad_seed_url_is_refused_with_the_reason():
     assert code == 2 and "no host" in err and "seeds" in err
     code, _, err = await run_cli("user", "--name", "Bob", "--seed", "ws://127.0.0.1:99999")
     assert code == 2 and "port" in err.lower()
+
+
+async def test_a_peer_seeds_hostile_name_reaches_the_log_as_visible_text(tmp_path):
+    """Seed names are the peers' own choice (any 1-64 characters): one carrying escape
+    sequences and a bidi override must land in the operator's log escaped, not recolour the
+    terminal or set its title."""
+    hostile = "\x1b[31mEV\u202eIL\x1b]0;pwn\x07"
+    a = await asyncio.to_thread(SeedProc, tmp_path / "a", "a")
+    b = await asyncio.to_thread(SeedProc, tmp_path / "b", hostile, 0, (a.url,))
+    try:
+        line = await asyncio.to_thread(
+            a.wait_for,
+            lambda p: next((x for x in p.err if "peer " in x and " up" in x), None),
+            20,
+            "the link logged",
+        )
+        assert "\\x1b[31mEV\\u202eIL\\x1b]0;pwn\\x07" in line
+        assert not any(ch in "".join(a.err) for ch in "\x1b\x07\u202e")
+    finally:
+        await asyncio.to_thread(b.stop)
+        await asyncio.to_thread(a.stop)

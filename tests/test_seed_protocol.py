@@ -113,6 +113,7 @@ async def test_lookup_of_unknown_name_is_not_found_and_invalid_name_is_invalid_n
     for bad in ["-dash", "a" * 33, "sp ace", "../etc", "ümlaut", ""]:
         reply = await client.request({"type": "lookup", "name": bad})
         assert reply["code"] == "invalid_name", (bad, reply)
+        assert repr(bad) in reply["message"], reply  # the error names what was refused
         reply = await client.request(
             {"type": "register", "record": {**record(Identity.generate(), "ok"), "name": bad}}
         )

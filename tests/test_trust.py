@@ -815,8 +815,12 @@ async def test_mail_is_deposited_and_taken_only_by_its_own_parties(seeds):
     # a marker deposited after the take reaches b after it (one link, in order)
     marker = _chat("alice", "bob")
     await deposit(alice, sign_mail(alice_id, "bob", "alice", marker, now_ms()))
-    await eventually(lambda: a.mailbox.holds(("alice", "chat", marker.id)), what="marker at a")
-    await eventually(lambda: b.mailbox.holds(("alice", "chat", marker.id)), what="marker at b")
+    await eventually(
+        lambda: a.mailbox.holds("bob", ("alice", "chat", marker.id)), what="marker at a"
+    )
+    await eventually(
+        lambda: b.mailbox.holds("bob", ("alice", "chat", marker.id)), what="marker at b"
+    )
     # held counts what is on disk: wait for the marker's commit at b (holds() sees it before)
     await eventually(
         lambda: _held_for(b, "bob") >= 2 or not b.mailbox.unsaved, what="the marker committed at b"
@@ -1003,3 +1007,29 @@ async def test_user_misses_cannot_make_a_seed_flood_its_peers_off_the_mesh(seeds
     # (the link may have been replaced by a duplicate: links are re-dialled to prove URLs)
     assert link.ws.close_code != 1008, "b cut its link with a over lookups a's users asked"
     assert linked(b, a.key) and b.mesh.links[a.key].limit.refused == 0
+
+
+async def test_an_ack_whose_id_a_third_party_borrowed_is_still_held_for_its_recipient(seeds):
+    """Beyond the list: an ack's id is the id its chat came with, chosen by the chat's sender.
+    Mallory, who saw the id of alice's message to bob go by (any linked seed does), writes to
+    bob with the same id; bob's ack to mallory must not stand in for his ack to alice: both are
+    held, each for its own recipient, and alice is handed hers."""
+    a = await seeds("a")
+    alice_id, bob_id, mallory_id = Identity.generate(), Identity.generate(), Identity.generate()
+    for identity, name in ((alice_id, "alice"), (mallory_id, "mallory")):
+        client, _ = await register(a.url, identity, name)
+        await client.close()  # both offline: bob's acks go as mail
+    bob, _ = await register(a.url, bob_id, "bob")
+    borrowed = base64.b16encode(os.urandom(8)).decode()
+    for to in ("mallory", "alice"):
+        ack = {"type": "ack", "id": borrowed, "proof": b64rand(72)}
+        from node.wire.protocol import CARRIED
+
+        item = sign_mail(bob_id, to, "bob", CARRIED.validate_python(ack), now_ms())
+        reply = await bob.request({"type": "deposit", "item": item.model_dump(by_alias=True)})
+        assert reply["type"] == "deposited", reply
+    alice, _ = await register(a.url, alice_id, "alice")
+    push = await alice.next_push()
+    while push["type"] != "mail":
+        push = await alice.next_push()
+    assert [(i["from"], i["frame"]["id"]) for i in push["items"]] == [("bob", borrowed)]

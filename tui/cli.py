@@ -12,6 +12,7 @@ import sys
 
 from node.cli.common import add_user_options, user_config
 from node.errors import P2PError
+from node.runtime import configure_logging
 from node.storage.files import default_data_dir, secure_dir
 from node.wire.names import fold_name, require_name
 
@@ -39,11 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         secure_dir(data_dir)
         # the screen belongs to the app: logs go to a file in the data dir
-        logging.basicConfig(
-            filename=data_dir / "tui.log",
-            level=getattr(logging, config.log_level.upper()),
-            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        )
+        configure_logging(config.log_level, logging.FileHandler(data_dir / "tui.log"))
     except (P2PError, OSError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         if not why.startswith("cannot use the data dir"):

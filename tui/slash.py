@@ -132,8 +132,8 @@ class Slash:
         except RemoteError as exc:
             if exc.code == ErrorCode.NOT_FOUND and node.remove_contact(name):
                 self.error(
-                    f"nobody is registered as {name}: not kept as a contact (check the spelling; "
-                    "the message will fail unless the name is registered within a day)"
+                    f"nobody is registered as {name}: not kept as a contact, and the message "
+                    "was not sent (check the spelling)"
                 )
         except (SeedUnavailable, ConnectionLost, TimeoutError):
             pass

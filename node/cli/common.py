@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..config import UserConfig, build
-from ..runtime import LogLimiter
+from ..runtime import configure_logging
 
 USER_OPTION_KEYS = (
     "name",
@@ -28,15 +28,9 @@ USER_OPTION_KEYS = (
 
 
 def setup_logging(level: str) -> None:
-    """Log to stderr, each repeated line at most a few times a minute (a flood must not fill disks)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(LogLimiter())
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    """Log to stderr, each repeated line at most a few times a minute (a flood must not fill disks),
+    with control characters escaped."""
+    configure_logging(level, logging.StreamHandler(sys.stderr))
 
 
 async def wait_for_signal() -> None:

@@ -103,7 +103,8 @@ class Mailbox:
         self.store = store
         self.limits = limits
         self.quotas = Quotas(limits)
-        self.unsaved: dict[Ident, str] = {}  # accepted, not yet committed -> folded recipient
+        # accepted, not yet committed: (folded recipient, ident) -> encoded size
+        self.unsaved: dict[tuple[str, Ident], int] = {}
         self.untaken: set[tuple[str, Ident]] = set()  # (recipient, ident) taken, not yet committed
 
     def load(self) -> None:
@@ -114,11 +115,18 @@ class Mailbox:
         for to, sender, count, size in rows:
             self.quotas.add(to, sender, size, count)
 
-    def holds(self, ident: Ident) -> bool:
-        if ident in self.unsaved:
+    def holds(self, to: str, ident: Ident) -> bool:
+        """Whether the item `ident` for `to` is held. Items are told apart by recipient as well:
+        an ack's id is chosen by the other party, so (from, type, id) alone would let a third
+        party's ack with a borrowed id stand in for the real one."""
+        folded = fold_name(to)
+        if (folded, ident) in self.unsaved:
             return True
         return bool(
-            self.store.read("SELECT 1 FROM mail WHERE sender = ? AND type = ? AND id = ?", ident)
+            self.store.read(
+                "SELECT 1 FROM mail WHERE recipient = ? AND sender = ? AND type = ? AND id = ?",
+                (folded, *ident),
+            )
         )
 
     def was_taken(self, to: str, ident: Ident) -> bool:
@@ -145,15 +153,16 @@ class Mailbox:
         ident = ident_of(item)
         to, sender = fold_name(item.to), ident[0]
         self.quotas.add(to, sender, len(text))
-        self.unsaved[ident] = to
+        self.unsaved[(to, ident)] = len(text)
         fut = self.store.submit(
             "mail", (sender, ident[1], ident[2], to, item.at, len(text), rev, text)
         )
 
         def saved(f: asyncio.Future[Any]) -> None:
-            self.unsaved.pop(ident, None)
+            self.unsaved.pop((to, ident), None)
             if f.cancelled() or f.exception() is not None or not f.result():
-                self.quotas.remove(to, sender, len(text))  # not stored (or held already)
+                if (to, ident) not in self.untaken:  # a take counted it off already
+                    self.quotas.remove(to, sender, len(text))  # not stored (or held already)
 
         fut.add_done_callback(saved)
         return text, fut
@@ -164,9 +173,11 @@ class Mailbox:
         idents: list[Ident] = [(fold_name(s), t, i) for s, t, i in taken.ids]
         sizes = self._sizes(to, idents)
         for ident in idents:
+            # on disk, or accepted and still on its way there (a take can come first by gossip)
+            size = sizes.get(ident, self.unsaved.get((to, ident)))
+            if size is not None and (to, ident) not in self.untaken:
+                self.quotas.remove(to, ident[0], size)
             self.untaken.add((to, ident))
-            if ident in sizes:
-                self.quotas.remove(to, ident[0], sizes[ident])
         until = taken.at + self.limits.keep_ms + MINUTE_MS
         fut = self.store.submit("take", rev, to, until, dump(taken), idents)
         self.store.queue("taken_trim", to, self.limits.taken_per_recipient)
@@ -182,8 +193,8 @@ class Mailbox:
         sizes = {}
         for ident in idents:
             rows = self.store.read(
-                "SELECT size FROM mail WHERE sender = ? AND type = ? AND id = ? AND recipient = ?",
-                (*ident, to),
+                "SELECT size FROM mail WHERE recipient = ? AND sender = ? AND type = ? AND id = ?",
+                (to, *ident),
             )
             if rows:
                 sizes[ident] = rows[0][0]

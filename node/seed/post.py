@@ -194,7 +194,7 @@ class Post:
             return self._fail(session, problem.code, problem.message, frame.id)
         ident = ident_of(item)
         reply = dump(Deposited(type="deposited", id=frame.id))
-        if seed.mailbox.holds(ident) or seed.mailbox.was_taken(item.to, ident):
+        if seed.mailbox.holds(item.to, ident) or seed.mailbox.was_taken(item.to, ident):
             session.out.push(reply)  # a second deposit of an item is a success
             return
         refusal = seed.mailbox.refusal(item, len(dump(item)), now)
@@ -217,7 +217,7 @@ class Post:
         """An item from a peer, under the same checks; 1 when it is new here, 0 when held already."""
         seed = self.seed
         ident = ident_of(item)
-        if seed.mailbox.holds(ident):
+        if seed.mailbox.holds(item.to, ident):
             return 0  # held already: dropped before its signature is checked
         if seed.mailbox.was_taken(item.to, ident):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "the item was taken already")

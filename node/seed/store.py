@@ -54,7 +54,7 @@ STEPS = [
         size INTEGER NOT NULL,
         rev INTEGER NOT NULL,
         item TEXT NOT NULL,        -- the item's JSON
-        PRIMARY KEY (sender, type, id)
+        PRIMARY KEY (recipient, sender, type, id)
     ) WITHOUT ROWID;
     CREATE INDEX mail_recipient ON mail(recipient, at);
     CREATE INDEX mail_rev ON mail(rev);
@@ -219,8 +219,8 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
             )
             for sender, mtype, mid in ids:  # only the recipient's own items: nobody takes another's
                 db.execute(
-                    "DELETE FROM mail WHERE sender = ? AND type = ? AND id = ? AND recipient = ?",
-                    (sender, mtype, mid, recipient),
+                    "DELETE FROM mail WHERE recipient = ? AND sender = ? AND type = ? AND id = ?",
+                    (recipient, sender, mtype, mid),
                 )
                 db.execute(
                     "INSERT OR REPLACE INTO taken_ids VALUES (?,?,?,?,?)",

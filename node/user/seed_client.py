@@ -386,11 +386,9 @@ class SeedClient:
         strangers who wrote (`chosen` False) after them: a crowd of strangers cannot take the
         places of the user's contacts.
         """
-        wanted = []
-        for name in names:
+        wanted = list(names)
+        for name in wanted:
             self.watching[name] = self.watching.get(name, False) or chosen
-            if name not in self.watched:
-                wanted.append(name)
         if wanted and self.ready.is_set():
             self.tasks.spawn(self._send_watch(wanted), "watch")
 
@@ -403,9 +401,7 @@ class SeedClient:
     async def _send_watch(self, names: list[str]) -> None:
         """Watch in chunks, in the order given, until the seed will follow no more."""
         for i in range(0, len(names), WATCH_CHUNK):
-            chunk = [n for n in names[i : i + WATCH_CHUNK] if n not in self.watched]
-            if not chunk:
-                continue
+            chunk = names[i : i + WATCH_CHUNK]
             try:
                 await self.request(Watch(type="watch", id=uuid.uuid4().hex, names=chunk))
             except RemoteError as exc:

@@ -44,8 +44,8 @@ def _check_name(value: str) -> str:
     if not is_valid_name(value):
         raise PydanticCustomError(
             "invalid_name",
-            "invalid name {name!r}: " + NAME_RULE,
-            {"name": value[:40]},
+            "invalid name {name}: " + NAME_RULE,
+            {"name": repr(value[:40])},
         )
     return value
 

@@ -157,3 +157,41 @@ async def test_contacts_live_in_memory_and_reach_the_disk(tmp_path):
     assert [(c.name, c.key, c.changed_key) for c in again.contacts()] == [("Bob", "K2", None)]
     again.db.close()
     again.reader.close()
+
+
+async def test_a_take_before_the_item_reaches_the_disk_frees_its_quota_once(tmp_path):
+    """A take can arrive (by gossip) before the item it names is committed here: the mailbox's
+    counters must follow the disk, or phantom items end in `quota` refusals. A take repeated
+    before its commit frees nothing twice."""
+    from node.clock import now_ms
+    from node.crypto.signing import sign_mail, sign_take
+    from node.seed.mailbox import Mailbox, MailLimits
+    from node.wire.protocol import CARRIED
+
+    store = SeedStore(tmp_path / "seed.sqlite3")
+    store.start()
+    box = Mailbox(store, MailLimits())
+    alice, bob = Identity.generate(), Identity.generate()
+    frames = [
+        CARRIED.validate_python(
+            {
+                "type": "chat",
+                "id": f"m{i}",
+                "from": "alice",
+                "to": "bob",
+                "nonce": "A" * 32,
+                "box": "AAAA",
+            }
+        )
+        for i in range(3)
+    ]
+    adds = [
+        box.add(sign_mail(alice, "bob", "alice", f, now_ms()), rev=i)[1]
+        for i, f in enumerate(frames)
+    ]
+    taken = sign_take(bob, "bob", [["alice", "chat", "m0"], ["alice", "chat", "m1"]], now_ms())
+    takes = [box.take(taken, rev=10), box.take(taken, rev=11)]  # before any of the adds is saved
+    await asyncio.gather(*adds, *takes)
+    on_disk = store.read("SELECT COUNT(*) FROM mail WHERE recipient = 'bob'")[0][0]
+    assert on_disk == 1 and box.held_for("bob") == 1 and box.held_count() == 1
+    await store.close()
