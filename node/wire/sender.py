@@ -39,12 +39,16 @@ class Sender:
     ) -> None:
         self.ws = ws
         self.counts = counts
-        self.queue: deque[str] = deque()
+        # Made on the first push and dropped once drained: most sockets are idle, and an empty
+        # deque is 760 bytes.
+        self.queue: deque[str] | None = None
         self.task: asyncio.Task[None] | None = None
         self.limit = limit
         self.closing: asyncio.Task[None] | None = None
 
     def push(self, text: str) -> None:
+        if self.queue is None:
+            self.queue = deque()
         if len(self.queue) >= self.limit:
             log.warning("peer %s reads too slowly; closing", self.ws.remote_address)
             self.queue.clear()
@@ -68,11 +72,13 @@ class Sender:
 
     async def _drain(self) -> None:
         turns = Turns()
+        queue = self.queue
         try:
-            while self.queue:
-                await self.ws.send(self.queue.popleft())
+            while queue:
+                await self.ws.send(queue.popleft())
                 await turns.one_done()
         except ConnectionClosed:
-            self.queue.clear()
+            pass
         finally:
+            self.queue = None
             self.task = None
