@@ -312,3 +312,27 @@ async def test_mouse_selects_a_contact(seeds, users, tmp_path):
         await until(pilot, lambda: entry(app, "bob") is not None)
         await pilot.click(ContactsPane, offset=(3, 1))
         await until(pilot, lambda: app.query_one(ChatPane).peer == "bob")
+
+
+async def test_msg_to_a_name_in_another_case_shows_its_owners_spelling(seeds, users, tmp_path):
+    """Typed `/msg bob`, then a line: the conversation opens, and once bob's record is read the
+    contact and the title say Bob, as its owner registered it (the typed text never runs into
+    the name)."""
+    a = await seeds("a")
+    bob, bob_ev = await users("Bob", [a.url])
+    await next_event(bob_ev, lambda e: isinstance(e, NameRegistered))
+    app = make_app(tmp_path, "Sally", [a.url])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        await submit(pilot, "/msg bob")
+        assert app.query_one(Composer).value == ""
+        assert app.current == "bob"
+        await submit(pilot, "hi")
+        got = await next_event(bob_ev, lambda e: isinstance(e, MessageReceived))
+        assert got.text == "hi"
+        await until(
+            pilot, lambda: entry(app, "bob") is not None and entry(app, "bob").name == "Bob"
+        )
+        chat = app.query_one(ChatPane)
+        await until(pilot, lambda: app.current == "Bob" and chat.peer == "Bob")
+        assert "Bob" in str(chat.border_title)

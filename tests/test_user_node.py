@@ -16,6 +16,7 @@ from node.config import UserConfig
 from node.crypto.keys import Identity
 from node.errors import InvalidInput
 from node.user.events import (
+    ContactRespelled,
     KeyChanged,
     MessageReceived,
     MessageState,
@@ -386,3 +387,27 @@ async def test_the_older_of_two_sessions_of_one_name_is_told_and_stops(seeds, us
     older.reconnect()
     await next_event(older_ev, registered)
     await next_event(newer_ev, lambda e: isinstance(e, SessionReplaced))
+
+
+async def test_a_contact_typed_in_another_case_takes_its_owners_spelling(seeds, users, tmp_path):
+    """`/msg bob` for a user registered as Bob: once a record that proves itself shows the name,
+    the contact, its messages and the app show "Bob", also after a restart."""
+    a = await seeds("a")
+    alice, alice_ev = await users("alice", [a.url])
+    bob, bob_ev = await users("Bob", [a.url])
+    await next_event(alice_ev, registered)
+    await next_event(bob_ev, registered)
+    alice.add_contact("bob")
+    msg_id = await alice.send("bob", "hi")
+    spelled = await next_event(
+        alice_ev, lambda e: isinstance(e, ContactRespelled), what="the owner's spelling"
+    )
+    assert spelled.name == "Bob"
+    await next_event(alice_ev, state(msg_id, "delivered"))
+    await bob.send("alice", "hello")
+    got = await next_event(alice_ev, received)
+    assert got.from_ == "Bob"
+    assert [c.name for c in alice.contacts()] == ["Bob"]
+    await users.stop(alice)
+    again, _ = await users("alice", [a.url], data_dir=tmp_path / "user-alice")
+    assert [c.name for c in again.contacts()] == ["Bob"]

@@ -27,6 +27,7 @@ from node.storage.files import default_data_dir, secure_dir
 from node.user.events import (
     ContactAdded,
     ContactRemoved,
+    ContactRespelled,
     ErrorEvent,
     KeyChanged,
     MessageQueued,
@@ -260,6 +261,12 @@ class ChatApp(App):
                 self.save_settings()
             case ContactRemoved():
                 self.contacts.forget(event.name)
+                self.save_settings()
+            case ContactRespelled():
+                self.contacts.respell(event.name)
+                if self.current is not None and fold_name(self.current) == fold_name(event.name):
+                    self.current = event.name
+                    self.chat.respell(event.name)
                 self.save_settings()
             case KeyChanged():
                 self.on_key_changed(event)

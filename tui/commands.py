@@ -12,7 +12,7 @@ from dataclasses import dataclass
 # name -> (usage, what it does); in a usage, TEXT takes the rest of the input (lines included),
 # [X] is optional, and every other word is one argument
 COMMANDS: dict[str, tuple[str, str]] = {
-    "msg": ("NAME TEXT", "send TEXT to NAME and open that conversation"),
+    "msg": ("NAME TEXT", "send TEXT to NAME and open that conversation (no TEXT: just open it)"),
     "open": ("NAME", "open the conversation with NAME"),
     "me": ("TEXT", "send an action: '* Sally waves'"),
     "close": ("", "close the open conversation"),
@@ -92,6 +92,8 @@ def parse(line: str) -> Command | str:
     if wanted and wanted[-1] == "TEXT":
         words = len(wanted) - 1
         parts = rest.lstrip().split(None, words)
+        if name == "msg" and len(parts) == 1:
+            return Command("open", (parts[0],))  # as /query: the text comes next
         if len(parts) < words + 1 or not parts[words].strip():
             raise bad
         return Command(name, (*parts[:words], parts[words].strip("\n")))

@@ -15,7 +15,7 @@ from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
 from ..wire.protocol import Found, Record, dump
-from .events import Event, KeyChanged
+from .events import ContactRespelled, Event, KeyChanged
 from .seed_client import SeedClient
 from .store import UserStore
 
@@ -68,9 +68,17 @@ class RecordBook:
     spend their own budget, so strangers flooding the endpoint cost the seed link nothing.
     """
 
-    def __init__(self, seed: SeedClient, store: UserStore, ttl: float, inbound: RateLimit) -> None:
+    def __init__(
+        self,
+        seed: SeedClient,
+        store: UserStore,
+        ttl: float,
+        inbound: RateLimit,
+        emit: Callable[[Event], None],
+    ) -> None:
         self.seed = seed
         self.store = store
+        self.emit = emit
         self.ttl = ttl
         self.inbound = inbound
         self.found: dict[str, tuple[Found, float]] = {}
@@ -137,8 +145,12 @@ class RecordBook:
             raise RemoteError(ErrorCode.BAD_SIGNATURE, "the seed's answer does not prove itself")
         self.found[folded] = (found, now)
         self.missing.pop(folded, None)
-        if self.store.contact(name) is not None:
+        contact = self.store.contact(name)
+        if contact is not None:
             self.store.keep_record(name, dump(found.record))
+            # the owner's spelling, from a record that proves itself with the contact's own key
+            if contact.key in (None, found.record.key) and self.store.respell(found.record.name):
+                self.emit(ContactRespelled(name=found.record.name))
         return found
 
     def last_record(self, name: str) -> Record | None:

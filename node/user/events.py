@@ -115,6 +115,14 @@ class ContactRemoved(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ContactRespelled(Event):
+    """A contact's name as its owner registered it, once a verified record shows it: the user
+    may have typed `bob` for `Bob`, and the name is shown as its owner writes it."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class KeyChanged(Event):
     name: str
     old_fingerprint: str
@@ -148,6 +156,7 @@ EVENT_NAMES: dict[type, str] = {
     MessageQueued: "state",
     ContactAdded: "contact_added",
     ContactRemoved: "contact_removed",
+    ContactRespelled: "contact_respelled",
     KeyChanged: "key_changed",
     SessionReplaced: "session_replaced",
     ErrorEvent: "error",

@@ -99,7 +99,7 @@ class UserNode(Service):
         self.seed.embedded = set(self.embedded_seeds)
         self.pins = KeyPins(self.store, self.emit)
         inbound = RateLimit(cfg.inbound_lookup_rate, cfg.inbound_lookup_burst, time.monotonic())
-        self.book = RecordBook(self.seed, self.store, RECORD_TTL, inbound)
+        self.book = RecordBook(self.seed, self.store, RECORD_TTL, inbound, self.emit)
         self.outbox = Outbox(WINDOW, int(cfg.expire_after * 1000), RETRY_FIRST, cfg.retry_max)
         self.delivery = Delivery(
             self.identity,

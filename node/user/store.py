@@ -248,6 +248,16 @@ class UserStore:
             self._set(name, record=record_json)
             self._queue("contact_set", "record", record_json, fold_name(name))
 
+    def respell(self, spelling: str) -> bool:
+        """Write a contact's name as `spelling` (same name, other case); False when it already was."""
+        contact = self.contact(spelling)
+        if contact is None or contact.name == spelling:
+            return False
+        folded = fold_name(spelling)
+        self._contacts[folded] = replace(contact, name=spelling)
+        self._queue("contact_set", "name", spelling, folded)
+        return True
+
     def accept_key(self, name: str) -> str | None:
         contact = self.contact(name)
         if contact is None or contact.changed_key is None:
@@ -425,7 +435,7 @@ class UserStore:
         return [*before, middle, *self.history_after(peer, n, limit - len(before) - 1)]
 
 
-_CONTACT_COLUMNS = {"new", "key", "changed_key", "record", "read_upto", "verified"}
+_CONTACT_COLUMNS = {"name", "new", "key", "changed_key", "record", "read_upto", "verified"}
 
 
 def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:

@@ -16,7 +16,14 @@ def test_commands_with_their_arguments():
     assert parse("/help") == Command("help", ())
 
 
-@pytest.mark.parametrize("line", ["/msg bob", "/msg", "/add", "/add a b", "/nope"])
+def test_msg_with_a_name_alone_opens_the_conversation():
+    # what irssi and weechat users type before the text; refusing it kept "/msg bob" in the
+    # input, and the text typed next ran into the name
+    assert parse("/msg Bob") == Command("open", ("Bob",))
+    assert parse("/msg Bob ") == Command("open", ("Bob",))
+
+
+@pytest.mark.parametrize("line", ["/msg", "/add", "/add a b", "/nope"])
 def test_mistakes_say_how_to_write_it(line):
     with pytest.raises(CommandError) as info:
         parse(line)

@@ -120,6 +120,11 @@ class ChatPane(VerticalScroll):
 
     # ------------------------------------------------------------------ opening
 
+    def respell(self, peer: str) -> None:
+        """The open conversation's name as its owner spells it."""
+        self.peer = peer
+        self.border_title = safe_content(f"Chat with {peer}")
+
     def open(
         self,
         peer: str,

@@ -82,6 +82,13 @@ class ContactsPane(OptionList):
     def get(self, name: str) -> ContactEntry | None:
         return self.entries.get(fold_name(name))
 
+    def respell(self, name: str) -> None:
+        """Show a contact as its owner spells the name."""
+        entry = self.get(name)
+        if entry is not None:
+            entry.name = name
+            self.changed(name)
+
     def forget(self, name: str) -> None:
         if self.entries.pop(fold_name(name), None) is not None:
             self._rebuild()
