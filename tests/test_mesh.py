@@ -183,3 +183,37 @@ async def test_lookup_asks_peers_with_hops_0_and_first_found_wins(seeds):
     reply = await user.request({"type": "lookup", "name": "stillnobody"})
     assert reply["code"] == "not_found"
     assert fake.client.unmatched.empty()
+
+
+async def test_a_lookup_waits_for_a_record_a_peer_sent_that_is_still_being_checked(
+    seeds, monkeypatch
+):
+    """A name registered at b a moment ago: its record has reached a and is being verified on a
+    worker thread when a user asks a for it. The answer waits for the check instead of saying
+    `not_found` (which failed the user's first message to a friend who had just come online)."""
+    import threading
+
+    import node.seed.mesh as mesh_module
+
+    a = await seeds("a")
+    b = await seeds("b", peers=[a.url])
+    await eventually(lambda: linked(a, "b") and linked(b, "a"), what="the link")
+    release = threading.Event()
+    check = mesh_module.check_signatures
+
+    def slow_check(records, auths):
+        release.wait(10)  # a worker thread: the event loops go on
+        return check(records, auths)
+
+    monkeypatch.setattr(mesh_module, "check_signatures", slow_check)
+    bob = await RawClient.open(b.url)
+    reply = await bob.request({"type": "register", "record": record(Identity.generate(), "Bob")})
+    assert reply["type"] == "registered"
+    await eventually(lambda: a.mesh.arriving("bob"), what="bob's record at a, being checked")
+    asker = await RawClient.open(a.url)
+    before = a.frames.received
+    answer = asyncio.ensure_future(asker.request({"type": "lookup", "name": "bob", "hops": 1}))
+    await eventually(lambda: a.frames.received > before, what="the lookup at a")
+    release.set()
+    found = await answer
+    assert found["type"] == "found" and found["record"]["name"] == "Bob"

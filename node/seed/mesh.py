@@ -13,6 +13,7 @@ import asyncio
 import base64
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -183,6 +184,8 @@ class Link:
         )
         self.sync_online: dict[str, tuple[int, int]] = {}
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue(PIPELINE)
+        # names of records received and not applied yet (their signatures are being checked)
+        self.arriving: Counter[str] = Counter()
         self.synced = False  # its sync reached done: true
         self.since = asyncio.get_running_loop().time()  # when the link came up
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
@@ -207,6 +210,7 @@ class Incoming:
 
     frame: object
     checked: asyncio.Future[Checked] | None = None
+    names: list[str] = field(default_factory=list)  # folded names of the records it brings
 
 
 def check_signatures(records: list[Record], auths: list[tuple[int, SessionAuth, str]]) -> Checked:
@@ -251,6 +255,7 @@ class Mesh:
         self.asking: dict[str, asyncio.Future[Record | None]] = {}
         self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
         self.flush_scheduled = False
+        self.applied = asyncio.Event()  # set (and replaced) each time a link applies records
         self.dropped: dict[str, int] = {}
 
     # ------------------------------------------------------------------ life cycle
@@ -568,6 +573,9 @@ class Mesh:
     def _release(self, link: Link, replaced: bool = False) -> None:
         link.closed.set()
         link.lookups.close("the link closed")
+        if link.arriving:
+            link.arriving.clear()
+            self._applied()
         if self.links.get(link.key) is not link:
             return
         del self.links[link.key]
@@ -670,7 +678,11 @@ class Mesh:
         if not fresh and not auths:
             return Incoming(frame)
         loop = asyncio.get_running_loop()
-        return Incoming(frame, loop.run_in_executor(self.pool, check_signatures, fresh, auths))
+        names = [fold_name(r.name) for r in fresh]
+        link.arriving.update(names)
+        return Incoming(
+            frame, loop.run_in_executor(self.pool, check_signatures, fresh, auths), names
+        )
 
     async def _applier(self, link: Link) -> None:
         """Apply a link's frames in the order they came, each once its signatures are checked."""
@@ -678,6 +690,30 @@ class Mesh:
             incoming = await link.incoming.get()
             checked = await incoming.checked if incoming.checked is not None else None
             self._apply_frame(link, incoming.frame, checked)
+            if incoming.names:
+                link.arriving.subtract(incoming.names)
+                link.arriving += Counter()  # drops the names that reached zero
+                self._applied()
+
+    def arriving(self, name: str) -> bool:
+        """True while a peer's record for `name` is being checked: a miss now may be a name
+        registered at another seed a moment ago, so the answer waits for it."""
+        folded = fold_name(name)
+        return any(link.arriving[folded] > 0 for link in self.links.values())
+
+    async def settled(self, name: str) -> None:
+        """Wait until no link is checking a record for `name` (at most one lookup timeout)."""
+        try:
+            async with asyncio.timeout(self.seed.config.lookup_timeout):
+                while self.arriving(name):
+                    await self.applied.wait()
+        except TimeoutError:
+            pass
+
+    def _applied(self) -> None:
+        """Wake whoever waits on `settled`; the next wait is on a fresh event."""
+        self.applied.set()
+        self.applied = asyncio.Event()
 
     def _apply_frame(self, link: Link, frame: object, checked: Checked | None) -> None:
         match frame:

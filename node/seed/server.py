@@ -650,10 +650,21 @@ class Seed(Service):
         record = self.directory.get(frame.name)
         if record is not None:
             session.out.push(self.found_frame(frame.id, record))
+        elif self.mesh.arriving(frame.name):
+            self.tasks.spawn(self._lookup_arriving(session, frame), f"lookup {frame.name}")
         elif frame.hops >= 1 and self.mesh.syncing():
             self.tasks.spawn(self._lookup_peers(session, frame), f"lookup {frame.name}")
         else:
             session.out.push(self.not_found(frame))
+
+    async def _lookup_arriving(self, session: Session, frame: Lookup) -> None:
+        """A peer's record for the name is being checked: answer once it is applied."""
+        await self.mesh.settled(frame.name)
+        if session in self.sessions:
+            record = self.directory.get(frame.name)
+            session.out.push(
+                self.found_frame(frame.id, record) if record else self.not_found(frame)
+            )
 
     def not_found(self, frame: Lookup) -> str:
         return error_frame(
