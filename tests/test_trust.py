@@ -835,6 +835,43 @@ async def test_mail_is_deposited_and_taken_only_by_its_own_parties(seeds):
     assert [i["frame"]["id"] for i in push["items"]] == [chat.id, marker.id]
 
 
+async def test_mail_that_arrives_while_held_mail_is_handed_over_comes_after_it(seeds, monkeypatch):
+    """A user back online gets its mail oldest first. An item committed between the user's
+    registration and the handover of what was held went out on its own first, so a message
+    written later was shown before older ones (a flaky default test showed it under load)."""
+    a = await seeds("a")
+    alice_id, bob_id = Identity.generate(), Identity.generate()
+    alice, _ = await register(a.url, alice_id, "alice")
+    bob, _ = await register(a.url, bob_id, "bob")
+    await bob.close()
+
+    def deposit(chat) -> dict:
+        item = sign_mail(alice_id, "bob", "alice", chat, now_ms())
+        return alice.request({"type": "deposit", "item": item.model_dump(by_alias=True)})
+
+    older, newer = _chat("alice", "bob"), _chat("alice", "bob")
+    assert (await deposit(older))["type"] == "deposited"
+    gate = asyncio.Event()
+    read_held = a.mailbox.items_for
+
+    async def slow_read(name: str) -> list[str]:
+        texts = await read_held(name)
+        await gate.wait()  # the newer item commits while the held mail is being read
+        return texts
+
+    monkeypatch.setattr(a.mailbox, "items_for", slow_read)
+    bob_again, reply = await register(a.url, bob_id, "bob")
+    assert reply["type"] == "registered"
+    assert (await deposit(newer))["type"] == "deposited"
+    gate.set()
+    seen: list[str] = []
+    while len(seen) < 2:
+        push = await bob_again.next_push()
+        if push["type"] == "mail":
+            seen += [i["frame"]["id"] for i in push["items"] if i["frame"]["id"] not in seen]
+    assert seen == [older.id, newer.id]
+
+
 async def test_carried_frames_over_their_limit_and_relays_as_another_are_refused(seeds):
     """Beyond the list: carried frames. A chat carried in a relay or mail is at most 48 KiB
     encoded so that it fits once wrapped; a relayed chat must be from the socket's own name; a

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = quiet_logger("p2p.seed.post")
 
 MAX_HOMES = 4
+MAX_BACKLOG = 2_000  # mail items kept back for a session while its held mail is handed over
 
 
 class Post:
@@ -169,8 +170,12 @@ class Post:
             if f.cancelled() or f.exception() is not None or not f.result():
                 return
             target = seed.bound.get(fold_name(item.to))
-            if target is not None:
+            if target is None:
+                return
+            if target.mail_backlog is None:
                 target.out.push(f'{{"type":"mail","items":[{text}]}}')
+            elif len(target.mail_backlog) < MAX_BACKLOG:  # beyond: handed over next session
+                target.mail_backlog.append(text)
 
         fut.add_done_callback(committed)
         return fut
@@ -233,8 +238,12 @@ class Post:
     async def hand_over_mail(self, session: Session) -> None:
         """Everything held for a user whose session just proved itself, oldest first, in frames that fit."""
         if session.folded is None:
+            session.mail_backlog = None
             return
         texts = await self.seed.mailbox.items_for(session.folded)
+        backlog, session.mail_backlog = session.mail_backlog or [], None
+        handed = set(texts)
+        texts += [text for text in backlog if text not in handed]
         limit = min(self.seed.config.max_frame, MAX_FRAME) - 64
         chunk: list[str] = []
         size = 0

@@ -92,7 +92,18 @@ def listening_url(line: str) -> str | None:
 class Session:
     """One socket: its challenge, outgoing queue, rate bucket, and the name it proved it holds."""
 
-    __slots__ = ("ws", "out", "limit", "nonce", "folded", "key", "auth", "pinged", "relay_budget")
+    __slots__ = (
+        "ws",
+        "out",
+        "limit",
+        "nonce",
+        "folded",
+        "key",
+        "auth",
+        "pinged",
+        "relay_budget",
+        "mail_backlog",
+    )
 
     def __init__(self, ws: ServerConnection, limit: RateLimit, counts: FrameCounts) -> None:
         self.ws = ws
@@ -104,6 +115,9 @@ class Session:
         self.auth: SessionAuth | None = None
         self.pinged: asyncio.Future[float] | None = None
         self.relay_budget: RateLimit | None = None
+        # mail committed for this user while what was held is being handed over: it goes after
+        # that, so the user gets its mail oldest first (None once handed over)
+        self.mail_backlog: list[str] | None = None
 
     @property
     def host(self) -> str:
@@ -448,6 +462,8 @@ class Seed(Service):
         if outcome is not Outcome.SAME:
             self.record_changed(record, now, loser)
         first = session.auth is None
+        if first:
+            session.mail_backlog = []
         self._bind(session, folded, record.key, auth)
         reply = dump(Registered(type="registered", id=frame.id, seed=self.name))
         pending = self.unsynced.get(folded)
@@ -458,6 +474,7 @@ class Seed(Service):
         def durable(fut: asyncio.Future[None]) -> None:
             """Answer once the record is on disk (an identical resend waits for the first copy's commit)."""
             if fut.cancelled() or fut.exception() is not None:
+                session.mail_backlog = None
                 session.out.push(
                     error_frame(
                         ErrorCode.INTERNAL,
