@@ -217,3 +217,52 @@ async def test_a_lookup_waits_for_a_record_a_peer_sent_that_is_still_being_check
     release.set()
     found = await answer
     assert found["type"] == "found" and found["record"]["name"] == "Bob"
+
+
+async def test_a_bad_record_kept_in_flight_does_not_hold_back_the_answer(seeds, monkeypatch):
+    """A stranger seed keeps a forged record for bob being checked; bob's real record arrives
+    from b and is applied: the waiting lookup is answered then, not when the stranger's check
+    ends (a stranger must not be able to slow every lookup of a name to the timeout)."""
+    import threading
+
+    import node.seed.mesh as mesh_module
+
+    a = await seeds("a", lookup_timeout=30)  # far beyond the client's 5 s: a wait shows as failure
+    b = await seeds("b", peers=[a.url])
+    await eventually(lambda: linked(a, "b") and linked(b, "a"), what="the link")
+    stranger = FakeSeed()
+    await stranger.connect(a.url)
+    await stranger.sync_done()
+    forged_key = Identity.generate().key
+    hold_forged, hold_real = threading.Event(), threading.Event()
+    check = mesh_module.check_signatures
+
+    def slow_check(records, auths):
+        if any(r.key == forged_key for r in records):
+            hold_forged.wait(30)
+        elif any(r.name == "Bob" for r in records):
+            hold_real.wait(30)
+        return check(records, auths)
+
+    monkeypatch.setattr(mesh_module, "check_signatures", slow_check)
+    try:
+        await stranger.gossip(records=[{**record(Identity.generate(), "Bob"), "key": forged_key}])
+        await eventually(lambda: a.mesh.arriving("bob"), what="the forged record in flight")
+        owner = Identity.generate()
+        bob = await RawClient.open(b.url)
+        assert (await bob.request({"type": "register", "record": record(owner, "Bob")}))[
+            "type"
+        ] == "registered"
+        await eventually(
+            lambda: a.mesh.links[b.key].arriving["bob"] > 0, what="the real record in flight"
+        )
+        asker = await RawClient.open(a.url)
+        before = a.frames.received
+        answer = asyncio.ensure_future(asker.request({"type": "lookup", "name": "bob", "hops": 1}))
+        await eventually(lambda: a.frames.received > before, what="the lookup at a")
+        hold_real.set()
+        found = await answer
+        assert found["type"] == "found" and found["record"]["key"] == owner.key
+    finally:
+        hold_forged.set()
+        hold_real.set()

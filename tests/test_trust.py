@@ -872,6 +872,37 @@ async def test_mail_that_arrives_while_held_mail_is_handed_over_comes_after_it(s
     assert seen == [older.id, newer.id]
 
 
+async def test_a_handover_that_cannot_read_the_disk_does_not_hold_back_later_mail(
+    seeds, monkeypatch
+):
+    """Mail held back during a handover is released even when reading the held mail fails:
+    otherwise every later item for that user would wait for its next session."""
+    a = await seeds("a")
+    alice_id, bob_id = Identity.generate(), Identity.generate()
+    alice, _ = await register(a.url, alice_id, "alice")
+    read_held = a.mailbox.items_for
+    failed = asyncio.Event()
+
+    async def broken_read(name: str) -> list[str]:
+        monkeypatch.setattr(a.mailbox, "items_for", read_held)
+        failed.set()
+        raise OSError("disk read failed")
+
+    monkeypatch.setattr(a.mailbox, "items_for", broken_read)
+    bob, reply = await register(a.url, bob_id, "bob")
+    assert reply["type"] == "registered"
+    await asyncio.wait_for(failed.wait(), 5)
+    await eventually(lambda: a.bound["bob"].mail_backlog is None, what="the handover given up")
+    chat = _chat("alice", "bob")
+    item = sign_mail(alice_id, "bob", "alice", chat, now_ms())
+    deposited = await alice.request({"type": "deposit", "item": item.model_dump(by_alias=True)})
+    assert deposited["type"] == "deposited"
+    push = await bob.next_push()
+    while push["type"] != "mail":
+        push = await bob.next_push()
+    assert [i["frame"]["id"] for i in push["items"]] == [chat.id]
+
+
 async def test_carried_frames_over_their_limit_and_relays_as_another_are_refused(seeds):
     """Beyond the list: carried frames. A chat carried in a relay or mail is at most 48 KiB
     encoded so that it fits once wrapped; a relayed chat must be from the socket's own name; a

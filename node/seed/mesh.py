@@ -702,10 +702,11 @@ class Mesh:
         return any(link.arriving[folded] > 0 for link in self.links.values())
 
     async def settled(self, name: str) -> None:
-        """Wait until no link is checking a record for `name` (at most one lookup timeout)."""
+        """Wait until the name is held here or no link is checking a record for it (at most one
+        lookup timeout: a peer that keeps sending bad records for a name cannot hold it longer)."""
         try:
             async with asyncio.timeout(self.seed.config.lookup_timeout):
-                while self.arriving(name):
+                while self.seed.record(name) is None and self.arriving(name):
                     await self.applied.wait()
         except TimeoutError:
             pass

@@ -240,8 +240,14 @@ class Post:
         if session.folded is None:
             session.mail_backlog = None
             return
-        texts = await self.seed.mailbox.items_for(session.folded)
-        backlog, session.mail_backlog = session.mail_backlog or [], None
+        try:
+            texts = await self.seed.mailbox.items_for(session.folded)
+        except Exception as exc:  # noqa: BLE001 - the held mail stays on disk for the next session
+            log.warning("cannot read the mail held for %s: %s", session.folded, exc)
+            texts = []
+        finally:
+            # whatever came meanwhile goes now, and later mail goes live again
+            backlog, session.mail_backlog = session.mail_backlog or [], None
         handed = set(texts)
         texts += [text for text in backlog if text not in handed]
         limit = min(self.seed.config.max_frame, MAX_FRAME) - 64

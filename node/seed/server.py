@@ -675,10 +675,13 @@ class Seed(Service):
             session.out.push(self.not_found(frame))
 
     async def _lookup_arriving(self, session: Session, frame: Lookup) -> None:
-        """A peer's record for the name is being checked: answer once it is applied."""
+        """A peer's record for the name is being checked: answer once it is applied (and, when it
+        was refused, ask the peers still syncing, as any other miss would)."""
         await self.mesh.settled(frame.name)
+        record = self.directory.get(frame.name)
+        if record is None and frame.hops >= 1 and self.mesh.syncing():
+            record = await self.mesh.ask_peers(frame.name)
         if session in self.sessions:
-            record = self.directory.get(frame.name)
             session.out.push(
                 self.found_frame(frame.id, record) if record else self.not_found(frame)
             )
