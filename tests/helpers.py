@@ -159,6 +159,8 @@ class FakeSeed:
         self.epoch = base64.b64encode(os.urandom(16)).decode()
         self.n = 0
 
+    client_class: type[RawClient] = RawClient
+
     async def connect(
         self,
         url: str,
@@ -166,37 +168,15 @@ class FakeSeed:
         seeds: list[str] | None = None,
         since: list | None = None,
         drain: bool = True,
+        own_url: str = "ws://127.0.0.1:1",
     ) -> dict:
-        import base64
-        import os
-
-        from node.crypto.signing import sign_seed_auth
-
-        self.client = await RawClient.open(url)
-        challenge = self.client.challenge
-        assert challenge is not None
-        nonce = base64.b64encode(os.urandom(32)).decode()
-        auth = sign_seed_auth(
-            self.identity,
-            True,
-            now_ms(),
-            self.key,
-            challenge["seed_key"],
-            challenge["nonce"],
-            nonce,
-        ).model_dump()
-        self.welcome = await self.client.request(
-            {
-                "type": "seed_hello",
-                "name": name,
-                "url": "ws://127.0.0.1:1",
-                "key": self.key,
-                "seeds": seeds or [],
-                "since": since,
-                "nonce": nonce,
-                "auth": auth,
-            }
+        """Link to the seed at `url` as `name`, claiming `own_url` as this seed's URL."""
+        self.client = await self.client_class.open(url)
+        assert self.client.challenge is not None
+        frame = hello_frame(
+            self.identity, self.client.challenge, name=name, url=own_url, seeds=seeds, since=since
         )
+        self.welcome = await self.client.request(frame)
         assert self.welcome["type"] == "seed_welcome", self.welcome
         self.sync: list[dict] = []
         if drain:
@@ -303,29 +283,10 @@ class SizedClient(RawClient):
 
 
 class StrangerLink(FakeSeed):
-    """A FakeSeed that also chooses the URL it claims for itself in its hello (and reads with a
-    SizedClient, so a test can measure the frames it gets)."""
+    """A FakeSeed that reads with a SizedClient, so a test can measure the frames it gets (and,
+    like any FakeSeed, claims the URL it is given as its own)."""
 
-    async def connect(  # type: ignore[override]
-        self,
-        url: str,
-        name: str = "mallory",
-        seeds: list[str] | None = None,
-        since: list | None = None,
-        drain: bool = True,
-        own_url: str = "ws://127.0.0.1:1",
-    ) -> dict:
-        self.client = await SizedClient.open(url)
-        assert self.client.challenge is not None
-        frame = hello_frame(
-            self.identity, self.client.challenge, name=name, url=own_url, seeds=seeds, since=since
-        )
-        self.welcome = await self.client.request(frame)
-        assert self.welcome["type"] == "seed_welcome", self.welcome
-        self.sync = []
-        if drain:
-            await self.drain_sync()
-        return self.welcome
+    client_class = SizedClient
 
 
 class TcpCounter:
