@@ -88,6 +88,15 @@ async def prefill(tmp_path, owner: str, peer: str, count: int, text=None, start=
     await store.close()
 
 
+async def open_prefilled(pilot, app, peer: str) -> ChatPane:
+    """Open the conversation `prefill` wrote, once the node is up, and wait for its lines."""
+    await until(pilot, lambda: entry(app, peer) is not None and app.node is not None)
+    app.open_conversation(peer)
+    chat = app.chat
+    await until(pilot, lambda: chat.visible_lines())
+    return chat
+
+
 def shown_numbers(chat: ChatPane) -> set[int]:
     return {line.msg.n for line in chat.visible_lines()}
 
@@ -176,10 +185,7 @@ async def test_3_paging_up_shows_every_message_and_paging_down_works_from_the_in
     await prefill(tmp_path, "Sally", "bob", 330)
     app = make_app(tmp_path, "Sally", [a.url])
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: entry(app, "bob") is not None and app.node is not None)
-        app.open_conversation("bob")
-        chat = app.chat
-        await until(pilot, lambda: chat.visible_lines())
+        chat = await open_prefilled(pilot, app, "bob")
         seen = set(shown_numbers(chat))
         assert app.focused is app.composer
         for _ in range(200):
@@ -197,10 +203,7 @@ async def test_3_the_mouse_wheel_at_the_top_of_a_page_reads_the_page_before(seed
     await prefill(tmp_path, "Sally", "bob", 150)
     app = make_app(tmp_path, "Sally", [a.url])
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: entry(app, "bob") is not None and app.node is not None)
-        app.open_conversation("bob")
-        chat = app.chat
-        await until(pilot, lambda: chat.visible_lines())
+        chat = await open_prefilled(pilot, app, "bob")
         # two PageUps in one burst from the terminal (handled before a refresh) move two pages
         newest = max(shown_numbers(chat))
         height = chat.scrollable_content_region.height
@@ -521,9 +524,7 @@ async def test_search_reads_the_whole_history_and_jumps_to_the_hit(seeds, tmp_pa
     )
     app = make_app(tmp_path, "Sally", [a.url])
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: entry(app, "bob") is not None and app.node is not None)
-        app.open_conversation("bob")
-        await until(pilot, lambda: app.chat.visible_lines())
+        await open_prefilled(pilot, app, "bob")
         await type_in(pilot, "/search NEEDLE")
         await until(pilot, lambda: isinstance(app.screen, SearchDialog))
         assert [m.n for m in app.screen.hits] == [10]
