@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from node.clock import now_ms
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_record, sign_session
+from node.user.events import MessageReceived, MessageState, NameRegistered
 from node.wire.protocol import SUBPROTOCOL, frame_text
 from node.wire.sockets import dial
 
@@ -440,3 +441,37 @@ class StrangerSeed(WsServer):
 def found_fields(rec: dict, online: bool = True, seed: str = "evil") -> dict:
     """The fields of a `found` frame for `rec` (a StrangerSeed answer)."""
     return {"record": dict(rec), "online": online, "seed": seed, "last_seen": now_ms()}
+
+
+# ---------------------------------------------------------------- user node events
+
+
+def registered(e) -> bool:
+    return isinstance(e, NameRegistered)
+
+
+def received(e) -> bool:
+    return isinstance(e, MessageReceived)
+
+
+def in_state(msg_id: str, *states: str):
+    """A predicate for `next_event`: message `msg_id` reached one of `states`."""
+    return lambda e: isinstance(e, MessageState) and e.id == msg_id and e.state in states
+
+
+async def all_delivered(stream, ids: list[str]) -> None:
+    """Every one of `ids` delivered, in any order: acks come back by several paths."""
+    waiting = set(ids)
+    while waiting:
+        event = await next_event(
+            stream, lambda e: isinstance(e, MessageState) and e.state == "delivered"
+        )
+        waiting.discard(event.id)
+
+
+async def linked_seeds(seeds):
+    """Seeds a and b, linked both ways."""
+    a = await seeds("a")
+    b = await seeds("b", peers=[a.url])
+    await eventually(lambda: "a" in b.mesh.peer_names() and "b" in a.mesh.peer_names(), what="mesh")
+    return a, b

@@ -8,44 +8,26 @@ import os
 
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_mail, sign_take
-from node.user.events import MessageReceived, MessageState, NameRegistered
+from node.user.events import MessageState
 from node.wire.protocol import CARRIED
 
-from .helpers import RawClient, eventually, next_event, record
+from .helpers import (
+    RawClient,
+    all_delivered,
+    eventually,
+    in_state,
+    linked_seeds,
+    next_event,
+    received,
+    record,
+    registered,
+)
 
 RELAY_ONLY = {"relay_only": True}
 
 
-def registered(e) -> bool:
-    return isinstance(e, NameRegistered)
-
-
-def state_of(msg_id: str, *states: str):
-    return lambda e: isinstance(e, MessageState) and e.id == msg_id and e.state in states
-
-
-def received(e) -> bool:
-    return isinstance(e, MessageReceived)
-
-
 async def texts(stream, count: int) -> list[str]:
     return [(await next_event(stream, received)).text for _ in range(count)]
-
-
-async def all_delivered(stream, ids: list[str]) -> None:
-    waiting = set(ids)
-    while waiting:
-        event = await next_event(
-            stream, lambda e: isinstance(e, MessageState) and e.state == "delivered"
-        )
-        waiting.discard(event.id)
-
-
-async def linked_pair(seeds):
-    a = await seeds("a")
-    b = await seeds("b", peers=[a.url])
-    await eventually(lambda: "a" in b.mesh.peer_names() and "b" in a.mesh.peer_names(), what="mesh")
-    return a, b
 
 
 async def test_relay_only_users_chat_both_ways_through_one_seed(seeds, users):
@@ -58,18 +40,18 @@ async def test_relay_only_users_chat_both_ways_through_one_seed(seeds, users):
     bob.add_contact("alice")
 
     msg_id = await alice.send("bob", "through the seed")
-    sent = await next_event(alice_ev, state_of(msg_id, "sent"))
+    sent = await next_event(alice_ev, in_state(msg_id, "sent"))
     assert sent.path == "relay"
-    await next_event(alice_ev, state_of(msg_id, "delivered"))
+    await next_event(alice_ev, in_state(msg_id, "delivered"))
     assert (await next_event(bob_ev, received)).text == "through the seed"
     back = await bob.send("alice", "and back")
-    await next_event(bob_ev, state_of(back, "delivered"))
+    await next_event(bob_ev, in_state(back, "delivered"))
     assert (await next_event(alice_ev, received)).text == "and back"
     assert alice.path_to("bob") == "relay only"
 
 
 async def test_relay_only_users_chat_across_two_seeds(seeds, users):
-    a, b = await linked_pair(seeds)
+    a, b = await linked_seeds(seeds)
     alice, alice_ev = await users("alice", [a.url], **RELAY_ONLY)
     bob, bob_ev = await users("bob", [b.url], **RELAY_ONLY)
     for ev in (alice_ev, bob_ev):
@@ -79,7 +61,7 @@ async def test_relay_only_users_chat_across_two_seeds(seeds, users):
     await all_delivered(alice_ev, ids)
     assert await texts(bob_ev, 3) == ["hop 0", "hop 1", "hop 2"]
     reply = await bob.send("alice", "hop back")
-    await next_event(bob_ev, state_of(reply, "delivered"))
+    await next_event(bob_ev, in_state(reply, "delivered"))
 
 
 async def test_offline_recipient_gets_mail_in_order_once_after_the_sender_left(
@@ -92,7 +74,7 @@ async def test_offline_recipient_gets_mail_in_order_once_after_the_sender_left(
     alice, alice_ev = await users("alice", [a.url])
     ids = [await alice.send("bob", f"mail {i}") for i in range(5)]
     for msg_id in ids:  # the sender sees "stored": the mesh holds each one
-        stored = await next_event(alice_ev, state_of(msg_id, "stored"))
+        stored = await next_event(alice_ev, in_state(msg_id, "stored"))
         assert stored.path == "mail"
     await users.stop(alice)  # the sender goes offline too
 
@@ -109,13 +91,13 @@ async def test_offline_recipient_gets_mail_in_order_once_after_the_sender_left(
 
 
 async def test_mail_outlives_the_seed_that_took_it(seeds, users, tmp_path):
-    a, b = await linked_pair(seeds)
+    a, b = await linked_seeds(seeds)
     bob, bob_ev = await users("bob", [b.url])
     await next_event(bob_ev, registered)
     await users.stop(bob)
     alice, alice_ev = await users("alice", [a.url])
     msg_id = await alice.send("bob", "kept by the mesh")
-    await next_event(alice_ev, state_of(msg_id, "stored"))
+    await next_event(alice_ev, in_state(msg_id, "stored"))
     await eventually(lambda: b.mailbox.held_count() == 1 or None, what="the item replicated to b")
     await a.stop()  # the seed that took the deposit dies
     bob, bob_ev = await users("bob", [b.url], data_dir=tmp_path / "user-bob")
@@ -133,17 +115,17 @@ async def test_the_embedded_seed_handoff_delivers(seeds, users, tmp_path):
     for ev in (alice_ev, bob_ev):
         await next_event(ev, registered)
     hello = await alice.send("bob", "before")
-    await next_event(alice_ev, state_of(hello, "delivered"))
+    await next_event(alice_ev, in_state(hello, "delivered"))
     await users.stop(bob)
     await first.stop()
     fresh = await seeds("embedded-two", port=port, data_dir=tmp_path / "fresh-seed")
     await next_event(alice_ev, registered, timeout=15)
     msg_id = await alice.send("bob", "after the handoff")
-    await next_event(alice_ev, state_of(msg_id, "stored"), timeout=15)
+    await next_event(alice_ev, in_state(msg_id, "stored"), timeout=15)
     assert "bob" in fresh.directory
     bob, bob_ev = await users("bob", [fresh.url], data_dir=tmp_path / "user-bob")
     assert (await next_event(bob_ev, received)).text == "after the handoff"
-    await next_event(alice_ev, state_of(msg_id, "delivered"))
+    await next_event(alice_ev, in_state(msg_id, "delivered"))
 
 
 class FakeRecipient:
@@ -213,7 +195,7 @@ async def test_forged_acks_never_mark_delivered(seeds, users):
     assert alice.outbox.find(msg_id) is not None, "a forged ack marked the message delivered"
     # the real proof delivers it
     await bob.ack("alice", msg_id, bob.proof(alice.identity.key, "alice", msg_id))
-    await next_event(alice_ev, state_of(msg_id, "delivered"))
+    await next_event(alice_ev, in_state(msg_id, "delivered"))
 
 
 async def test_an_unacknowledged_relayed_message_goes_to_mail(seeds, users):
@@ -222,8 +204,8 @@ async def test_an_unacknowledged_relayed_message_goes_to_mail(seeds, users):
     await next_event(alice_ev, registered)
     bob = await FakeRecipient.register(a.url, "bob")  # it takes relayed frames and never acks
     msg_id = await alice.send("bob", "are you there")
-    await next_event(alice_ev, state_of(msg_id, "sent"))
-    stored = await next_event(alice_ev, state_of(msg_id, "stored"))
+    await next_event(alice_ev, in_state(msg_id, "sent"))
+    stored = await next_event(alice_ev, in_state(msg_id, "stored"))
     assert stored.path == "mail" and a.mailbox.held_count() == 1
     del bob
 
@@ -236,7 +218,7 @@ async def test_quotas_answer_quota_and_lose_nothing(seeds, users, tmp_path):
     alice, alice_ev = await users("alice", [a.url])
     ids = [await alice.send("bob", f"q{i}") for i in range(5)]
     for msg_id in ids[:3]:
-        await next_event(alice_ev, state_of(msg_id, "stored"))
+        await next_event(alice_ev, in_state(msg_id, "stored"))
     held = await next_event(
         alice_ev, lambda e: isinstance(e, MessageState) and e.reason and "no more mail" in e.reason
     )
@@ -290,7 +272,7 @@ async def test_only_the_recipient_can_take_its_mail(seeds, users, tmp_path):
     await users.stop(bob)
     alice, alice_ev = await users("alice", [a.url])
     msg_id = await alice.send("bob", "for bob only")
-    await next_event(alice_ev, state_of(msg_id, "stored"))
+    await next_event(alice_ev, in_state(msg_id, "stored"))
     mallory = Identity.generate()
     raw = await RawClient.open(a.url)
     await raw.request({"type": "register", "record": record(mallory, "mallory")})

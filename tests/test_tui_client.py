@@ -13,7 +13,6 @@ from node.config import UserConfig
 from node.user.events import (
     MessageReceived,
     MessageState,
-    NameRegistered,
     SeedState,
     SeedStatus,
     SessionReplaced,
@@ -26,7 +25,7 @@ from tui.widgets.contacts_pane import ContactsPane
 from tui.widgets.message_line import DayLine, MessageLine, ReadMarker, name_style
 from tui.widgets.search_dialog import SearchDialog
 
-from .helpers import next_event
+from .helpers import next_event, registered
 
 SIZE = (100, 30)
 DAY = 86_400_000
@@ -60,10 +59,6 @@ def notes(app) -> str:
 
 def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-def registered(e) -> bool:
-    return isinstance(e, NameRegistered)
 
 
 async def type_in(pilot, text: str) -> None:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from node.errors import InvalidInput
-from node.user.events import ContactAdded, MessageReceived, MessageState, NameRegistered
+from node.user.events import ContactAdded, MessageReceived, MessageState
 
-from .helpers import next_event
-
-
-def registered(e):
-    return isinstance(e, NameRegistered)
+from .helpers import next_event, registered
 
 
 async def test_a_blocked_sender_is_refused_never_stored_and_never_a_contact(seeds, users):

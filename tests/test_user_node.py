@@ -20,46 +20,25 @@ from node.user.events import (
     KeyChanged,
     MessageReceived,
     MessageState,
-    NameRegistered,
     PresenceChanged,
 )
 from node.user.node import UserNode
 from node.wire.sockets import dial
 
-from .helpers import RawClient, eventually, next_event, record
-
-
-def registered(e):
-    return isinstance(e, NameRegistered)
-
-
-def state(msg_id, *states):
-    return lambda e: isinstance(e, MessageState) and e.id == msg_id and e.state in states
-
-
-async def all_delivered(stream, ids: list[str]) -> None:
-    """Every one of `ids` delivered, in any order: acks come back by several paths."""
-    waiting = set(ids)
-    while waiting:
-        event = await next_event(
-            stream, lambda e: isinstance(e, MessageState) and e.state == "delivered"
-        )
-        waiting.discard(event.id)
-
-
-def received(e):
-    return isinstance(e, MessageReceived)
-
-
-async def two_seeds(seeds):
-    a = await seeds("a")
-    b = await seeds("b", peers=[a.url])
-    await eventually(lambda: "a" in b.mesh.peer_names() and "b" in a.mesh.peer_names(), what="mesh")
-    return a, b
+from .helpers import (
+    RawClient,
+    all_delivered,
+    in_state,
+    linked_seeds,
+    next_event,
+    received,
+    record,
+    registered,
+)
 
 
 async def test_delivery_across_seeds_with_states_and_history(seeds, users):
-    a, b = await two_seeds(seeds)
+    a, b = await linked_seeds(seeds)
     alice, alice_ev = await users("alice", [a.url])
     bob, bob_ev = await users("Bob", [b.url])
     await next_event(alice_ev, registered)
@@ -69,7 +48,7 @@ async def test_delivery_across_seeds_with_states_and_history(seeds, users):
     msg_id = await alice.send("bob", "hello bob ✓")
     states = []
     for wanted in ("queued", "sent", "delivered"):
-        states.append((await next_event(alice_ev, state(msg_id, wanted), what=wanted)).state)
+        states.append((await next_event(alice_ev, in_state(msg_id, wanted), what=wanted)).state)
     assert states == ["queued", "sent", "delivered"]
     got = await next_event(bob_ev, received)
     assert (got.id, got.from_, got.to, got.text) == (msg_id, "alice", "Bob", "hello bob ✓")
@@ -80,7 +59,7 @@ async def test_delivery_across_seeds_with_states_and_history(seeds, users):
     assert [(c.name, c.new) for c in bob.contacts()] == [("alice", True)]
 
     reply = await bob.send("alice", "hi alice")
-    await next_event(bob_ev, state(reply, "delivered"))
+    await next_event(bob_ev, in_state(reply, "delivered"))
     assert (await next_event(alice_ev, received)).text == "hi alice"
 
 
@@ -88,7 +67,7 @@ async def test_unknown_name_fails_with_a_reason(seeds, users):
     a = await seeds("a")
     alice, ev = await users("alice", [a.url])
     msg_id = await alice.send("nobody", "hello?")
-    failed = await next_event(ev, state(msg_id, "failed"))
+    failed = await next_event(ev, in_state(msg_id, "failed"))
     assert "unknown name" in failed.reason
     assert alice.pending_count() == 0
 
@@ -107,7 +86,7 @@ async def test_bad_input_is_refused_before_anything_is_sent(seeds, users, tmp_pa
 
 
 async def test_home_seed_killed_fails_over_within_3s_and_stays_reachable(seeds, users, full):
-    a, b = await two_seeds(seeds)
+    a, b = await linked_seeds(seeds)
     alice, alice_ev = await users("alice", [a.url, b.url])
     first = await next_event(alice_ev, registered)
     home, other = (a, b) if first.seed == "a" else (b, a)
@@ -124,7 +103,7 @@ async def test_home_seed_killed_fails_over_within_3s_and_stays_reachable(seeds, 
         assert elapsed < 3.0, f"re-registered after {elapsed:.2f}s"
 
     msg_id = await bob.send("alice", "still there?")
-    await next_event(bob_ev, state(msg_id, "delivered"))
+    await next_event(bob_ev, in_state(msg_id, "delivered"))
     assert (await next_event(alice_ev, received)).text == "still there?"
 
 
@@ -277,7 +256,7 @@ async def test_independent_client_receives_boxed_messages_from_a_node(seeds, use
         port = server.sockets[0].getsockname()[1]
         session = await indie_register(a.url, "indie", indie, f"ws://127.0.0.1:{port}")
         msg_id = await alice.send("indie", "to the independent client")
-        await next_event(alice_ev, state(msg_id, "delivered"))
+        await next_event(alice_ev, in_state(msg_id, "delivered"))
         plain = await asyncio.wait_for(inbox.get(), 5)
     assert plain["id"] == msg_id and plain["from"] == "alice" and plain["to"] == "indie"
     assert plain["text"] == "to the independent client" and abs(plain["ts"] - now_ms()) < 10_000
@@ -292,7 +271,7 @@ async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tm
     bob, bob_ev = await users("bob", [a.url])
     await next_event(bob_ev, registered)
     first = await alice.send("bob", "hello first bob")
-    await next_event(alice_ev, state(first, "delivered"))
+    await next_event(alice_ev, in_state(first, "delivered"))
     assert alice.store.contact("bob").key == bob.identity.key
     await users.stop(bob)
     await next_event(
@@ -314,11 +293,11 @@ async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tm
     assert bob2.history("alice") == []
     # and bob2's messages to alice are refused while the key is not accepted
     back = await bob2.send("alice", "it is me")
-    refused = await next_event(bob2_ev, state(back, "failed"))
+    refused = await next_event(bob2_ev, in_state(back, "failed"))
     assert "bad_box" in refused.reason and alice.history("bob")[-1].text != "it is me"
 
     assert alice.accept_key("bob") == bob2.identity.key
-    await next_event(alice_ev, state(held, "delivered"))
+    await next_event(alice_ev, in_state(held, "delivered"))
     assert (await next_event(bob2_ev, received)).text == "are you the same bob?"
 
 
@@ -329,7 +308,7 @@ async def test_undelivered_messages_expire_with_a_reason(seeds, users):
     await users.stop(bob)
     alice, ev = await users("alice", [a.url], expire_after=0.5, retry_max=0.2)
     msg_id = await alice.send("bob", "you will not get this")
-    failed = await next_event(ev, state(msg_id, "failed"))
+    failed = await next_event(ev, in_state(msg_id, "failed"))
     assert failed.reason.startswith("expired undelivered") and "recipient offline" in failed.reason
     assert alice.pending_count() == 0
     assert alice.history("bob")[-1].state == "failed"
@@ -370,7 +349,7 @@ async def test_the_older_of_two_sessions_of_one_name_is_told_and_stops(seeds, us
     and stops reconnecting (never fighting the newer one) until its user asks for the name back."""
     from node.user.events import SessionReplaced
 
-    a, b = await two_seeds(seeds)
+    a, b = await linked_seeds(seeds)
     data = tmp_path / "sally"
     older, older_ev = await users("sally", [a.url], data_dir=data)
     await next_event(older_ev, registered)
@@ -381,7 +360,7 @@ async def test_the_older_of_two_sessions_of_one_name_is_told_and_stops(seeds, us
     assert older.seed.state == "offline" and newer.seed.state == "connected"
     bob, bob_ev = await users("bob", [a.url])
     msg_id = await bob.send("sally", "which one of you?")
-    await next_event(bob_ev, state(msg_id, "delivered"))
+    await next_event(bob_ev, in_state(msg_id, "delivered"))
     assert (await next_event(newer_ev, received)).text == "which one of you?"
     # the older asks for its name back: now the other one is told
     older.reconnect()
@@ -403,7 +382,7 @@ async def test_a_contact_typed_in_another_case_takes_its_owners_spelling(seeds, 
         alice_ev, lambda e: isinstance(e, ContactRespelled), what="the owner's spelling"
     )
     assert spelled.name == "Bob"
-    await next_event(alice_ev, state(msg_id, "delivered"))
+    await next_event(alice_ev, in_state(msg_id, "delivered"))
     await bob.send("alice", "hello")
     got = await next_event(alice_ev, received)
     assert got.from_ == "Bob"
