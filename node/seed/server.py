@@ -665,38 +665,30 @@ class Seed(Service):
 
     def _lookup(self, session: Session, frame: Lookup) -> None:
         record = self.directory.get(frame.name)
-        if record is not None:
-            session.out.push(self.found_frame(frame.id, record))
-        elif self.mesh.arriving(frame.name):
-            self.tasks.spawn(self._lookup_arriving(session, frame), f"lookup {frame.name}")
-        elif frame.hops >= 1 and self.mesh.syncing():
-            self.tasks.spawn(self._lookup_peers(session, frame), f"lookup {frame.name}")
-        else:
-            session.out.push(self.not_found(frame))
+        if record is None and (
+            self.mesh.arriving(frame.name) or (frame.hops >= 1 and self.mesh.syncing())
+        ):
+            self.tasks.spawn(self._lookup_later(session, frame), f"lookup {frame.name}")
+            return
+        session.out.push(self._lookup_answer(frame, record))
 
-    async def _lookup_arriving(self, session: Session, frame: Lookup) -> None:
-        """A peer's record for the name is being checked: answer once it is applied (and, when it
-        was refused, ask the peers still syncing, as any other miss would)."""
-        await self.mesh.settled(frame.name)
+    async def _lookup_later(self, session: Session, frame: Lookup) -> None:
+        """A miss that may not be one: wait for a peer's record of the name being checked, then,
+        while a peer's sync is not done, ask the peers."""
+        if self.mesh.arriving(frame.name):
+            await self.mesh.settled(frame.name)
         record = self.directory.get(frame.name)
         if record is None and frame.hops >= 1 and self.mesh.syncing():
             record = await self.mesh.ask_peers(frame.name)
         if session in self.sessions:
-            session.out.push(
-                self.found_frame(frame.id, record) if record else self.not_found(frame)
-            )
+            session.out.push(self._lookup_answer(frame, record))
 
-    def not_found(self, frame: Lookup) -> str:
+    def _lookup_answer(self, frame: Lookup, record: Record | None) -> str:
+        if record is not None:
+            return self.found_frame(frame.id, record)
         return error_frame(
             ErrorCode.NOT_FOUND, f"no user named {frame.name!r} is registered", frame.id
         )
-
-    async def _lookup_peers(self, session: Session, frame: Lookup) -> None:
-        record = await self.mesh.ask_peers(frame.name)
-        if session in self.sessions:
-            session.out.push(
-                self.found_frame(frame.id, record) if record else self.not_found(frame)
-            )
 
     def found_frame(self, frame_id: str, record: Record) -> str:
         eff = self.directory.effective(fold_name(record.name), now_ms())
@@ -811,8 +803,7 @@ class Seed(Service):
         self.store.save_sync_point(key, epoch, since)
 
     def lookup_reply(self, frame: Lookup) -> str:
-        record = self.directory.get(frame.name)
-        return self.found_frame(frame.id, record) if record else self.not_found(frame)
+        return self._lookup_answer(frame, self.directory.get(frame.name))
 
     def home_lost(self, seed_key: str) -> None:
         self.presence_changed(self.directory.seed_lost(seed_key, now_ms()))
