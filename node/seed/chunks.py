@@ -1,4 +1,4 @@
-"""Sync and gossip frames cut by encoded size, never by count: every frame fits the frame limit.
+"""Sync, gossip and mail frames cut by encoded size, never by count: every frame fits the frame limit.
 
 Items arrive already encoded (a record, a presence item, a mail item, a take, each a JSON text),
 so a frame is assembled by concatenation and its size is known exactly. No I/O.
@@ -56,3 +56,23 @@ def frames(
         yield emit(True, max(high, final))
     elif pending:
         yield emit(False, max(high, final))
+
+
+def mail_frame(texts: list[str]) -> str:
+    """One `mail` frame holding the encoded items `texts`."""
+    return '{"type":"mail","items":[' + ",".join(texts) + "]}"
+
+
+def mail_frames(texts: Iterable[str], limit: int) -> Iterator[str]:
+    """`mail` frames holding the encoded items `texts` in order, each frame within `limit`."""
+    batch: list[str] = []
+    size = ENVELOPE
+    for text in texts:
+        cost = len(text.encode()) + 1
+        if batch and size + cost > limit:
+            yield mail_frame(batch)
+            batch, size = [], ENVELOPE
+        batch.append(text)
+        size += cost
+    if batch:
+        yield mail_frame(batch)

@@ -32,6 +32,7 @@ from ..wire.protocol import (
     dump,
     error_frame,
 )
+from . import chunks
 from .mailbox import MINUTE_MS, ident_of
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ class Post:
             if target is None:
                 return
             if target.mail_backlog is None:
-                target.out.push(f'{{"type":"mail","items":[{text}]}}')
+                target.out.push(chunks.mail_frame([text]))
             elif len(target.mail_backlog) < MAX_BACKLOG:  # beyond: handed over next session
                 target.mail_backlog.append(text)
 
@@ -250,17 +251,8 @@ class Post:
             backlog, session.mail_backlog = session.mail_backlog or [], None
         handed = set(texts)
         texts += [text for text in backlog if text not in handed]
-        limit = min(self.seed.config.max_frame, MAX_FRAME) - 64
-        chunk: list[str] = []
-        size = 0
-        for text in texts:
-            if chunk and size + len(text) + 1 > limit:
-                session.out.push('{"type":"mail","items":[' + ",".join(chunk) + "]}")
-                chunk, size = [], 0
-            chunk.append(text)
-            size += len(text) + 1
-        if chunk:
-            session.out.push('{"type":"mail","items":[' + ",".join(chunk) + "]}")
+        for frame in chunks.mail_frames(texts, min(self.seed.config.max_frame, MAX_FRAME)):
+            session.out.push(frame)
 
     # ------------------------------------------------------------------ takes
 
