@@ -147,9 +147,8 @@ class Mailbox:
             return "the item is older than the mail lifetime"
         return self.quotas.refusal(fold_name(item.to), fold_name(item.from_), size)
 
-    def add(self, item: MailItem, rev: int) -> tuple[str, asyncio.Future[Any]]:
-        """Hold an item checked by the caller; its JSON, and a future that resolves once it is on disk."""
-        text = dump(item)
+    def add(self, item: MailItem, text: str, rev: int) -> asyncio.Future[Any]:
+        """Hold an item checked by the caller (`text` its JSON); resolves once it is on disk."""
         ident = ident_of(item)
         to, sender = fold_name(item.to), ident[0]
         self.quotas.add(to, sender, len(text))
@@ -165,7 +164,7 @@ class Mailbox:
                     self.quotas.remove(to, sender, len(text))  # not stored (or held already)
 
         fut.add_done_callback(saved)
-        return text, fut
+        return fut
 
     def take(self, taken: Taken, rev: int) -> asyncio.Future[Any]:
         """Delete the items a recipient took and remember their ids; resolves once on disk."""

@@ -160,11 +160,12 @@ class Post:
             )
         return None
 
-    def _hold(self, item: MailItem, source: str | None) -> asyncio.Future[Any]:
-        """Hold a checked item: disk, gossip, and the recipient's socket here once committed."""
+    def _hold(self, item: MailItem, text: str, source: str | None) -> asyncio.Future[Any]:
+        """Hold a checked item (`text` its JSON): disk, gossip, and the recipient's socket here
+        once committed."""
         seed = self.seed
         rev = seed.next_rev()
-        text, fut = seed.mailbox.add(item, rev)
+        fut = seed.mailbox.add(item, text, rev)
         seed.mesh.gossip("mail", text, rev, source)
 
         def committed(f: asyncio.Future[Any]) -> None:
@@ -203,11 +204,12 @@ class Post:
         if seed.mailbox.holds(item.to, ident) or seed.mailbox.was_taken(item.to, ident):
             session.out.push(reply)  # a second deposit of an item is a success
             return
-        refusal = seed.mailbox.refusal(item, len(dump(item)), now)
+        text = dump(item)
+        refusal = seed.mailbox.refusal(item, len(text), now)
         if refusal is not None:
             seed.count("mail_quota")
             return self._fail(session, ErrorCode.QUOTA, refusal, frame.id)
-        fut = self._hold(item, None)
+        fut = self._hold(item, text, None)
 
         def answer(f: asyncio.Future[Any]) -> None:
             if f.cancelled() or f.exception() is not None:
@@ -230,10 +232,11 @@ class Post:
         problem = self._item_problem(item, now, fresh=False)
         if problem is not None:
             raise problem
-        refusal = seed.mailbox.refusal(item, len(dump(item)), now)
+        text = dump(item)
+        refusal = seed.mailbox.refusal(item, len(text), now)
         if refusal is not None:
             raise ProtocolError(ErrorCode.QUOTA, refusal)
-        self._hold(item, source)
+        self._hold(item, text, source)
         return 1
 
     async def hand_over_mail(self, session: Session) -> None:

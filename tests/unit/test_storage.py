@@ -17,6 +17,7 @@ from node.storage.migrations import migrate, schema_version
 from node.storage.sqlite import open_db
 from node.user.store import STEPS as USER_STEPS
 from node.user.store import StoredMessage, UserStore
+from node.wire.protocol import dump
 
 # the schemas as p2p-chat wrote them before databases carried a version (user_version 0)
 SEED_V0 = """
@@ -185,10 +186,8 @@ async def test_a_take_before_the_item_reaches_the_disk_frees_its_quota_once(tmp_
         )
         for i in range(3)
     ]
-    adds = [
-        box.add(sign_mail(alice, "bob", "alice", f, now_ms()), rev=i)[1]
-        for i, f in enumerate(frames)
-    ]
+    items = [sign_mail(alice, "bob", "alice", f, now_ms()) for f in frames]
+    adds = [box.add(item, dump(item), rev=i) for i, item in enumerate(items)]
     taken = sign_take(bob, "bob", [["alice", "chat", "m0"], ["alice", "chat", "m1"]], now_ms())
     takes = [box.take(taken, rev=10), box.take(taken, rev=11)]  # before any of the adds is saved
     await asyncio.gather(*adds, *takes)
