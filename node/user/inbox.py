@@ -70,7 +70,7 @@ def ack_text(msg_id: str, proof: str) -> str:
     return '{"type":"ack","id":%s,"proof":"%s"}' % (json.dumps(msg_id), proof)
 
 
-AckBack = Callable[[str], None]  # sends an ack frame's text back the way the chat came
+AckBack = Callable[[str, str], None]  # sends an ack (id, proof) back the way the chat came
 
 
 class Inbox:
@@ -135,7 +135,7 @@ class Inbox:
                             "this endpoint accepts only chat frames",
                             getattr(frame, "id", None),
                         )
-                    await self.receive(frame, out.push)
+                    await self.receive(frame, lambda i, p: out.push(ack_text(i, p)))
                 except ProtocolError as exc:
                     out.push(error_frame(exc.code, exc.message, exc.frame_id))
                 except Exception as exc:  # noqa: BLE001 - a peer's frame must never end the handler
@@ -155,18 +155,13 @@ class Inbox:
         """
         try:
             return await self.book.resolve(name, inbound=True)
-        except RemoteError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                raise ProtocolError(
-                    ErrorCode.INTERNAL, f"the sender {name!r} is not known here yet; retry", chat_id
-                ) from None
-            raise ProtocolError(
-                ErrorCode.INTERNAL, "cannot resolve the sender now; retry", chat_id
-            ) from None
-        except (SeedUnavailable, ConnectionLost):
-            raise ProtocolError(
-                ErrorCode.INTERNAL, "cannot resolve the sender now; retry", chat_id
-            ) from None
+        except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
+            why = (
+                f"the sender {name!r} is not known here yet; retry"
+                if isinstance(exc, RemoteError) and exc.code == ErrorCode.NOT_FOUND
+                else "cannot resolve the sender now; retry"
+            )
+            raise ProtocolError(ErrorCode.INTERNAL, why, chat_id) from None
 
     async def _open(self, chat: Chat) -> tuple[str, str, ChatPlain]:
         """(sender's name, its key, the plaintext). A contact's pinned key is tried first: a box
@@ -232,7 +227,7 @@ class Inbox:
             if fut.cancelled() or fut.exception() is not None:
                 log.error("could not store a message from %s: %s", sender, fut.exception())
                 return
-            ack_back(ack_text(chat.id, proof))
+            ack_back(chat.id, proof)
             if n := fut.result():
                 self.emit(
                     MessageReceived(
@@ -246,8 +241,8 @@ class Inbox:
     def _ack_through_seeds(self, sender: str) -> AckBack:
         """An ack for a chat that came through the seeds: relayed when the sender is online, else mail."""
 
-        def send(text: str) -> None:
-            ack = CarriedAck.model_validate_json(text)
+        def send(msg_id: str, proof: str) -> None:
+            ack = CarriedAck(type="ack", id=msg_id, proof=proof)
             self.tasks.spawn(self._send_ack(sender, ack), f"ack to {sender}")
 
         return send
