@@ -41,6 +41,7 @@ log = quiet_logger("p2p.user.delivery")
 
 RETRY_CODES = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
 STORED_RECHECK = 600.0  # seconds between tries while everything queued is held as mail
+NOT_THE_RECIPIENT = "the endpoint did not answer as the recipient"  # relay at once, not later
 DEPOSIT_AGAIN = 3600.0  # seconds after which a stored message is deposited again (idempotent)
 
 
@@ -325,7 +326,7 @@ class Delivery:
                     # an endpoint that cannot prove it is the recipient is not the way to it
                     self.outbox.returned(peer, msg.id)
                     self.paths.remember_relay(folded, time.monotonic())
-                    trouble.append("the endpoint did not answer as the recipient")
+                    trouble.append(NOT_THE_RECIPIENT)
                 else:
                     self.paths.direct_works(folded)
             elif reply.code in RETRY_CODES:
@@ -358,7 +359,7 @@ class Delivery:
                 link.acks.forget(msg_id)
         if trouble:
             self.book.forget(found.record.name)
-            if trouble[0] == "the endpoint did not answer as the recipient":
+            if trouble[0] == NOT_THE_RECIPIENT:
                 return None  # try again at once, through the seeds
             return trouble[0]
         return None
