@@ -14,6 +14,7 @@ from ..errors import InvalidInput
 from ..user.events import ErrorEvent, Event, EventStream, MessageReceived, MessageState
 from ..user.node import UserNode
 from .common import add_user_options, setup_logging, user_config, wait_for_signal
+from .lines import open_lines
 
 SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
 WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
@@ -47,7 +48,7 @@ def user_parser(sub: Any) -> None:
     p.add_argument(
         "--exit-on-eof",
         action="store_true",
-        help="stop at end of stdin, once the queue is delivered",
+        help="stop at end of stdin, once the queue is delivered or held by the mesh as mail",
     )
     p.set_defaults(run=run_user)
 
@@ -98,7 +99,7 @@ async def run_user(args: argparse.Namespace) -> int:
         waits = {stop, reading} if args.exit_on_eof else {stop}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         if args.exit_on_eof and reading.done():
-            while node.pending_count() and not stop.done():
+            while node.unsettled_count() and not stop.done():
                 await asyncio.wait({stop}, timeout=0.1)
         await asyncio.sleep(0)  # let the printer write what is queued
         rest = []
@@ -111,9 +112,7 @@ async def run_user(args: argparse.Namespace) -> int:
 
 
 async def read_commands(node: UserNode, write: Callable[[dict[str, Any]], None]) -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reader = await open_lines(sys.stdin, 1 << 20)
     while True:
         try:
             raw = await reader.readline()

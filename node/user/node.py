@@ -337,6 +337,10 @@ class UserNode(Service):
     def pending_count(self) -> int:
         return self.outbox.pending_count()
 
+    def unsettled_count(self) -> int:
+        """Messages neither delivered, failed, nor held by the mesh as mail."""
+        return self.outbox.unstored_count()
+
     # ------------------------------------------------------------------ for the terminal client
     # read markers, blocks, verification, search and paging around a message: what a chat
     # screen needs beyond the events; each is a thin call into the store or the key pins
