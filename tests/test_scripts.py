@@ -75,3 +75,39 @@ async def test_dev_null_with_exit_on_eof_exits_cleanly(seeds, tmp_path):
     assert code == 0, err
     assert "Traceback" not in err and "Error" not in err, err
     assert all(line["event"] != "error" for line in out)
+
+
+def without_rtt(line: dict) -> dict:
+    return {**line, "seeds": [{**s, "rtt_ms": None} for s in line["seeds"]]}
+
+
+async def test_seed_events_are_not_repeated_for_round_trip_times(seeds, tmp_path, monkeypatch):
+    """The node asks its seed for the seed list every few seconds; a `seed` line comes out only
+    when something besides a round-trip time changed."""
+    a = await seeds("a")
+    await seeds("b", peers=[a.url])
+    asked = 0
+    enough = asyncio.Event()
+    seed_infos = a.mesh.seed_infos
+
+    def counting():  # the seed list request, answered for real and counted
+        nonlocal asked
+        asked += 1
+        if asked >= 5:
+            enough.set()
+        return seed_infos()
+
+    monkeypatch.setattr(a.mesh, "seed_infos", counting)
+    bob = await Headless.start("Bob", a.url, tmp_path / "bob")
+    try:
+        await bob.expect(ev("registered"))
+        await asyncio.wait_for(enough.wait(), 60)
+    finally:
+        assert await bob.stop() == 0
+    rest = (await bob.proc.stdout.read()).decode().splitlines()
+    lines = [x for x in [*bob.lines, *map(json.loads, rest)] if x["event"] == "seed"]
+    assert lines, "no seed line at all"
+    repeats = [
+        b for a_, b in zip(lines, lines[1:], strict=False) if without_rtt(a_) == without_rtt(b)
+    ]
+    assert not repeats, f"{len(repeats)} of {len(lines)} seed lines repeat the one before"

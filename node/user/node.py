@@ -48,6 +48,7 @@ from .events import (
 from .inbox import Inbox
 from .outbox import Outbox
 from .seed_client import SeedCallbacks, SeedClient
+from .status import StatusFilter
 from .store import Contact, StoredMessage, UserStore
 
 log = quiet_logger("p2p.user")
@@ -68,6 +69,7 @@ class UserNode(Service):
         self.endpoint = ""
         self.embedded_seeds = embedded_seeds or set()
         self.fatal: ErrorEvent | None = None
+        self.status_filter = StatusFilter()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -205,7 +207,9 @@ class UserNode(Service):
         self.emit(NameRegistered(name=self.name, seed=seed, url=url, endpoint=self.endpoint))
 
     def _on_status(self, state: ConnState, home: str | None, detail: str) -> None:
-        self.emit(SeedStatus(state=state, home=home, seeds=self.seed.seed_states(), detail=detail))
+        event = SeedStatus(state=state, home=home, seeds=self.seed.seed_states(), detail=detail)
+        if self.status_filter.keep(event, time.monotonic()):
+            self.emit(event)
 
     def _on_fatal(self, code: ErrorCode, message: str) -> None:
         self.fatal = ErrorEvent(
