@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import sys
 
+from .procs import run_cli
 from .test_headless import Headless, ev
 
 
@@ -111,3 +113,103 @@ async def test_seed_events_are_not_repeated_for_round_trip_times(seeds, tmp_path
         b for a_, b in zip(lines, lines[1:], strict=False) if without_rtt(a_) == without_rtt(b)
     ]
     assert not repeats, f"{len(repeats)} of {len(lines)} seed lines repeat the one before"
+
+
+async def send_cli(seed_url: str, data_dir, to: str, text: str) -> tuple[int, str, str]:
+    return await run_cli(
+        "send",
+        "--name",
+        "Bob",
+        "--seed",
+        seed_url,
+        "--data-dir",
+        str(data_dir),
+        "--to",
+        to,
+        text,
+    )
+
+
+async def test_send_beside_a_running_node_hands_the_message_to_it(seeds, tmp_path):
+    """`p2p-node send` on the data dir of a running headless node goes through that node's
+    control socket: the running node sends it and keeps its session."""
+    a = await seeds("a")
+    sally = await Headless.start("Sally", a.url, tmp_path / "sally")
+    bob = await Headless.start("Bob", a.url, tmp_path / "bob")
+    try:
+        await sally.expect(ev("registered"))
+        await bob.expect(ev("registered"))
+        sock = tmp_path / "bob" / "control.sock"
+        assert stat.S_ISSOCK(sock.lstat().st_mode) and sock.stat().st_mode & 0o777 == 0o600
+
+        code, _, err = await send_cli(a.url, tmp_path / "bob", "Sally", "through the running node")
+        assert code == 0, err
+        assert (await sally.expect(ev("message")))["text"] == "through the running node"
+        queued = await bob.expect(lambda x: x.get("text") == "through the running node")
+        await bob.expect(ev("delivered", id=queued["id"]))  # Bob's running node sent it
+
+        code, _, err = await send_cli(a.url, tmp_path / "bob", "../etc", "x")
+        assert code == 2 and "name" in err and "Traceback" not in err
+
+        await bob.say("@Sally and still registered")
+        await bob.expect(ev("delivered"))
+        assert (await sally.expect(ev("message")))["text"] == "and still registered"
+        assert all(x["event"] != "session_replaced" for x in bob.lines)
+    finally:
+        assert await bob.stop() == 0
+        await sally.stop()
+    assert not (tmp_path / "bob" / "control.sock").exists()  # removed on exit
+
+
+async def test_a_stale_control_socket_is_replaced(seeds, tmp_path):
+    a = await seeds("a")
+    sally = await Headless.start("Sally", a.url, tmp_path / "sally")
+    first = await Headless.start("Bob", a.url, tmp_path / "bob")
+    try:
+        await sally.expect(ev("registered"))
+        await first.expect(ev("registered"))
+        first.proc.kill()  # no clean exit: the socket file stays behind
+        await first.proc.wait()
+        assert (tmp_path / "bob" / "control.sock").exists()
+        second = await Headless.start("Bob", a.url, tmp_path / "bob")
+        try:
+            await second.expect(ev("registered"))
+            code, _, err = await send_cli(a.url, tmp_path / "bob", "Sally", "after a crash")
+            assert code == 0, err
+            queued = await second.expect(lambda x: x.get("text") == "after a crash")
+            await second.expect(ev("delivered", id=queued["id"]))
+        finally:
+            assert await second.stop() == 0
+    finally:
+        await sally.stop()
+
+
+async def test_the_control_socket_answers_bad_requests_in_words(seeds, users, tmp_path):
+    from node.user.control import MAX_REQUEST, open_control
+
+    a = await seeds("a")
+    bob, _ = await users("Bob", [a.url], data_dir=tmp_path / "bob")
+
+    async def ask(raw: bytes) -> dict:
+        link = await open_control(tmp_path / "bob")
+        assert link is not None
+        reader, writer = link
+        writer.write(raw)
+        await writer.drain()
+        try:
+            return json.loads(await reader.readline())
+        finally:
+            writer.close()
+
+    for raw, code in [
+        (b"not json\n", "bad_request"),
+        (b'{"type": "send", "to": "Sally"}\n', "bad_request"),
+        (b'{"type": "send", "to": "Sally", "text": "x", "from": "Eve"}\n', "wrong_name"),
+        (b'{"type": "send", "to": "Bob", "text": "x"}\n', "bad_command"),
+        (b"x" * (MAX_REQUEST + 10) + b"\n", "bad_request"),
+    ]:
+        answer = await ask(raw)
+        assert answer["type"] == "error" and answer["code"] == code, answer
+        assert " " in answer["message"] and code not in answer["message"]
+    answer = await ask(b'{"type": "send", "to": "Sally", "text": "hi", "from": "bob"}\n')
+    assert answer["type"] == "queued" and answer["id"] and answer["from"] == "Bob"

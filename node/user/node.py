@@ -30,6 +30,7 @@ from ..wire.names import fold_name, require_name
 from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, SessionAuth
 from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen_url
 from .contacts import KeyPins, RecordBook
+from .control import ControlSocket
 from .delivery import Delivery
 from .events import (
     ConnState,
@@ -70,6 +71,7 @@ class UserNode(Service):
         self.embedded_seeds = embedded_seeds or set()
         self.fatal: ErrorEvent | None = None
         self.status_filter = StatusFilter()
+        self.control: ControlSocket | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -140,6 +142,8 @@ class UserNode(Service):
         self.seed.start()
         for peer in self.outbox.peers():
             self.delivery.kick(peer)
+        self.control = ControlSocket(self, self.data_dir)  # `p2p-node send` beside this node
+        await self.control.start()
         log.info("user %s serving %s (key %s)", self.name, self.endpoint, self.identity.fingerprint)
 
     def _serves_endpoint(self) -> bool:
@@ -170,6 +174,8 @@ class UserNode(Service):
         return cfg.advertise or listen_url(self.server, host)[1]
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
         await self.delivery.stop()
         await self.inbox.stop()
         await self.seed.stop()
@@ -182,6 +188,10 @@ class UserNode(Service):
         stream = EventStream()
         self.subscribers.append(stream)
         return stream
+
+    def unsubscribe(self, stream: EventStream) -> None:
+        if stream in self.subscribers:
+            self.subscribers.remove(stream)
 
     def emit(self, event: Event) -> None:
         for stream in self.subscribers:
