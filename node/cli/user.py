@@ -36,8 +36,9 @@ def event_line(event: Event) -> dict[str, Any]:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
     if isinstance(event, MessageState):
-        if body.get("path") is None:
-            body.pop("path", None)
+        for key in ("path", "code"):
+            if body.get(key) is None:
+                body.pop(key, None)
         if event.state in ("delivered", "failed"):
             body["event"] = event.state
             body.pop("state")
