@@ -86,14 +86,15 @@ def reachable(path: Path) -> Iterator[str]:
 async def open_control(
     data_dir: Path,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-    """A connection to the node running on `data_dir`, or None when none runs there."""
+    """A connection to the node running on `data_dir`, or None when none runs there (or none
+    can be reached: the caller then goes on as if alone, and reports a bad data dir itself)."""
     path = data_dir / CONTROL_NAME
     try:
         if not stat.S_ISSOCK(path.lstat().st_mode):
             return None
         with reachable(path) as name:
             return await asyncio.open_unix_connection(name, limit=MAX_REQUEST)
-    except (FileNotFoundError, ConnectionRefusedError):
+    except OSError:  # no such file, refused (stale), not a directory, no permission
         return None
 
 
