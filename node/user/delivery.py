@@ -263,7 +263,7 @@ class Delivery:
         except RemoteError as exc:
             if exc.code == ErrorCode.NOT_FOUND:
                 return self._unknown(peer, name)
-            return f"the seed refused the lookup: {exc.message}"
+            return f"the lookup of {name} failed: {exc.message}"
         except (SeedUnavailable, ConnectionLost):
             return "no seed reachable"
         key = found.record.key
