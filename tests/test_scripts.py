@@ -239,3 +239,38 @@ async def test_a_refusal_is_a_sentence_with_the_code_as_its_own_field(seeds, tmp
     finally:
         await bob.stop()
         await sally.stop()
+
+
+async def test_send_beside_the_terminal_app_goes_through_it(seeds, users, tmp_path):
+    """The same with Sally's terminal app running: it sends the message and stays connected."""
+    from node.user.events import MessageQueued, MessageReceived, NameRegistered
+
+    from .helpers import next_event
+    from .test_tui import SIZE, connected, make_app, until
+
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, lambda e: isinstance(e, NameRegistered))
+    app = make_app(tmp_path, "Sally", [a.url])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        assert app.node is not None
+        sally_ev = app.node.subscribe()
+        code, _, err = await run_cli(
+            "send",
+            "--name",
+            "Sally",
+            "--seed",
+            a.url,
+            "--data-dir",
+            str(tmp_path / "tui-Sally"),
+            "--to",
+            "bob",
+            "from a script",
+        )
+        assert code == 0, err
+        got = await next_event(bob_ev, lambda e: isinstance(e, MessageReceived))
+        assert got.text == "from a script" and got.from_ == "Sally"
+        sent = await next_event(sally_ev, lambda e: isinstance(e, MessageQueued))
+        assert sent.text == "from a script"  # the app's own node took it: one session
+        assert connected(app) and not app.replaced
