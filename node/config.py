@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from .errors import ConfigError
 from .wire.protocol import MAX_FRAME, Url
@@ -15,6 +15,8 @@ from .wire.protocol import MAX_FRAME, Url
 TABLES = ("seed", "user")
 LogLevel = Literal["debug", "info", "warning", "error"]
 M = TypeVar("M", bound=BaseModel)
+# a TOML file can only spell a path as a string: read one (with `~` expanded) despite strict mode
+DataDir = Annotated[Path, Strict(False), AfterValidator(lambda p: p.expanduser())]
 
 
 class SeedConfig(BaseModel):
@@ -27,7 +29,7 @@ class SeedConfig(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=64)
     url: Url | None = None
     peers: list[Url] = []
-    data_dir: Path | None = None
+    data_dir: DataDir | None = None
     log_level: LogLevel = "info"
     max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
     max_connections: int = Field(10_000, ge=1)
@@ -100,10 +102,15 @@ def read_table(path: Path, table: str) -> dict[str, Any]:
 
 
 def build(model: type[M], path: Path | None, table: str, overrides: dict[str, Any]) -> M:
-    """Validate file values overlaid with command-line overrides (those that were given)."""
+    """Validate file values overlaid with command-line overrides (those that were given).
+
+    An override of None is a flag not given: the file's value stays, and an error in it is
+    reported with the file, key and line.
+    """
     values: dict[str, Any] = read_table(path, table) if path else {}
     text = values.pop("__text__", "")
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    values.update(overrides)
     try:
         return model.model_validate(values)
     except ValidationError as exc:
@@ -133,7 +140,7 @@ class UserConfig(BaseModel):
     port: int = Field(0, ge=0, le=65535)
     advertise: Url | None = None
     relay_only: bool = False
-    data_dir: Path | None = None
+    data_dir: DataDir | None = None
     log_level: LogLevel = "warning"
     expire_after: float = Field(21 * 86_400.0, gt=0)
     ack_timeout: float = Field(10.0, gt=0)

@@ -60,7 +60,7 @@ class RemoteError(P2PError):
     """The other side answered a request with an `error` frame."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(message)  # people read the sentence; programs decide on `code`
         self.code = code
         self.message = message
 

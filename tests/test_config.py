@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,47 @@ def test_example_config_user_table_is_valid():
     values = read_table(example, "user")
     values.pop("__text__")
     UserConfig.model_validate(values)
+
+
+def uncommented_example(tmp_path: Path) -> Path:
+    """config.example.toml with every commented-out `# key = value` line switched on."""
+    example = Path(__file__).parent.parent / "config.example.toml"
+    text = re.sub(r"(?m)^# (\w+ = .+)$", r"\1", example.read_text())
+    return write(tmp_path, text)
+
+
+def test_every_key_of_the_example_loads_from_a_file(tmp_path):
+    """Each documented key, the commented-out ones included, is accepted as the example spells it."""
+    from node.config import UserConfig
+
+    path = uncommented_example(tmp_path)
+    text = path.read_text()
+    for model, table in ((SeedConfig, "seed"), (UserConfig, "user")):
+        cfg = build(model, path, table, {})
+        section = text.split(f"[{table}]", 1)[1].split("\n[", 1)[0]
+        keys = set(re.findall(r"(?m)^(\w+) = ", section))
+        assert keys == set(model.model_fields), f"[{table}] keys the example does not show"
+        assert isinstance(cfg.data_dir, Path) and "~" not in str(cfg.data_dir)
+    assert build(SeedConfig, path, "seed", {}).name == "seed1"
+
+
+def cli_error(path: Path, *argv: str) -> str:
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    "table, argv",
+    [
+        ("seed", ["-m", "node", "seed"]),
+        ("user", ["-m", "node", "user"]),
+        ("user", ["-c", "import sys; from tui.cli import main; sys.exit(main())"]),
+    ],
+    ids=["p2p-node seed", "p2p-node user", "p2p-tui"],
+)
+def test_a_bad_value_in_the_file_names_file_key_and_line_from_each_cli(tmp_path, table, argv):
+    """Flags left out are no overrides: the file's bad value is reported where it is."""
+    path = write(tmp_path, f'[{table}]\nname = "Sally"\nlog_level = "info"\nport = 70000\n')
+    err = cli_error(path, *argv, "--config", str(path))
+    assert f"{path}:4:" in err and "port" in err

@@ -81,7 +81,7 @@ async def test_first_contact_a_forged_or_misnamed_record_is_never_used(users):
                     isinstance(e, MessageState)
                     and e.id == i
                     and e.state == "queued"
-                    and "bad_signature" in (e.reason or "")
+                    and "does not prove itself" in (e.reason or "")
                 ),
                 what=f"the lookup for {to} refused as a lie",
             )

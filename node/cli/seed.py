@@ -40,7 +40,8 @@ async def run_seed(args: argparse.Namespace) -> int:
     from ..config import SeedConfig, build
     from ..seed.server import Seed
 
-    overrides = {k: getattr(args, k) for k in SEED_OPTION_KEYS}
+    # only the flags given: a flag left out is no override, and the file's value keeps its line
+    overrides = {k: v for k in SEED_OPTION_KEYS if (v := getattr(args, k, None)) is not None}
     config = build(SeedConfig, args.config, "seed", overrides)
     setup_logging(config.log_level)
     async with Seed(config):

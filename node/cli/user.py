@@ -11,9 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidInput
+from ..storage.files import default_data_dir
+from ..user.control import open_control, settled
 from ..user.events import ErrorEvent, Event, EventStream, MessageReceived, MessageState
 from ..user.node import UserNode
+from ..wire.names import fold_name, require_name
 from .common import add_user_options, setup_logging, user_config, wait_for_signal
+from .handover import report, say, send_through
+from .lines import open_lines
 
 SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
 WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
@@ -31,8 +36,9 @@ def event_line(event: Event) -> dict[str, Any]:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
     if isinstance(event, MessageState):
-        if body.get("path") is None:
-            body.pop("path", None)
+        for key in ("path", "code"):
+            if body.get(key) is None:
+                body.pop(key, None)
         if event.state in ("delivered", "failed"):
             body["event"] = event.state
             body.pop("state")
@@ -47,7 +53,7 @@ def user_parser(sub: Any) -> None:
     p.add_argument(
         "--exit-on-eof",
         action="store_true",
-        help="stop at end of stdin, once the queue is delivered",
+        help="stop at end of stdin, once the queue is delivered or held by the mesh as mail",
     )
     p.set_defaults(run=run_user)
 
@@ -98,7 +104,7 @@ async def run_user(args: argparse.Namespace) -> int:
         waits = {stop, reading} if args.exit_on_eof else {stop}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         if args.exit_on_eof and reading.done():
-            while node.pending_count() and not stop.done():
+            while node.unsettled_count() and not stop.done():
                 await asyncio.wait({stop}, timeout=0.1)
         await asyncio.sleep(0)  # let the printer write what is queued
         rest = []
@@ -111,9 +117,7 @@ async def run_user(args: argparse.Namespace) -> int:
 
 
 async def read_commands(node: UserNode, write: Callable[[dict[str, Any]], None]) -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reader = await open_lines(sys.stdin, 1 << 20)
     while True:
         try:
             raw = await reader.readline()
@@ -160,44 +164,28 @@ def send_parser(sub: Any) -> None:
 
 
 async def run_send(args: argparse.Namespace) -> int:
-    config, node, stream = prepare(args)
+    config = user_config(args)
+    name = require_name(config.name)
+    running = await open_control(config.data_dir or default_data_dir("users", fold_name(name)))
+    if running is not None:  # a node runs on this data dir: it sends, and keeps its session
+        setup_logging(config.log_level)
+        return await send_through(running, name, args.to, args.text, args.timeout)
+    _, node, stream = prepare(args)
+    later = f"the next time {config.name} runs"
     async with node:
         msg_id = await node.send(args.to, args.text)
         try:
             async with asyncio.timeout(args.timeout):
                 async for event in stream:
                     if isinstance(event, ErrorEvent) and event is node.fatal:
-                        print(f"p2p-node send: {event.message}", file=sys.stderr)
+                        say(event.message)
                         return 1
-                    if not isinstance(event, MessageState) or event.id != msg_id:
-                        continue
-                    if event.state == "delivered":
-                        return 0
-                    if event.state == "stored":
-                        print(
-                            f"p2p-node send: {args.to} is offline; the mesh holds the message and "
-                            "hands it over when they come back",
-                            file=sys.stderr,
-                        )
-                        return 0
-                    if event.state == "failed":
-                        print(
-                            f"p2p-node send: not delivered to {args.to}: {event.reason}",
-                            file=sys.stderr,
-                        )
-                        return 1
-                    if event.reason and event.state == "queued":
-                        print(
-                            f"p2p-node send: {args.to}: {event.reason}; the message stays in the outbox "
-                            f"and is retried the next time {config.name} runs",
-                            file=sys.stderr,
-                        )
-                        return 1
+                    if isinstance(event, MessageState) and event.id == msg_id and settled(event):
+                        return report(args.to, event.state, event.reason, later)
         except TimeoutError:
-            print(
-                f"p2p-node send: no acknowledgement from {args.to} within {args.timeout:g}s; the message "
-                f"stays in the outbox and is retried the next time {config.name} runs",
-                file=sys.stderr,
+            say(
+                f"no acknowledgement from {args.to} within {args.timeout:g}s; the message stays "
+                f"in the outbox and is retried {later}"
             )
             return 1
     return 1

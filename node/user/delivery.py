@@ -150,20 +150,35 @@ class Delivery:
         if peer in self.wake:
             self.wake[peer].set()
 
-    def finish(self, msg: StoredMessage, state: MsgState, reason: str | None = None) -> None:
+    def finish(
+        self,
+        msg: StoredMessage,
+        state: MsgState,
+        reason: str | None = None,
+        code: str | None = None,
+    ) -> None:
         """A message leaves the outbox: reported at once, its state written in the background.
 
         Should the process die before that write, the message is still queued on disk and is sent
         again; the recipient acknowledges the copy without showing it twice.
         """
         if self.outbox.settle(msg.peer, msg.id) is not None:
-            self._record(msg, state, reason)
+            self._record(msg, state, reason, code=code)
 
     def _record(
-        self, msg: StoredMessage, state: MsgState, reason: str | None, path: MsgPath | None = None
+        self,
+        msg: StoredMessage,
+        state: MsgState,
+        reason: str | None,
+        path: MsgPath | None = None,
+        code: str | None = None,
     ) -> None:
         self.store.set_state(msg.peer, msg.id, state, reason)
-        self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason, path=path))
+        self.emit(
+            MessageState(
+                id=msg.id, to=msg.recipient, state=state, reason=reason, path=path, code=code
+            )
+        )
 
     # ------------------------------------------------------------------ acknowledgements, any path
 
@@ -248,7 +263,7 @@ class Delivery:
         except RemoteError as exc:
             if exc.code == ErrorCode.NOT_FOUND:
                 return self._unknown(peer, name)
-            return f"seed refused the lookup ({exc.code})"
+            return f"the lookup of {name} failed: {exc.message}"
         except (SeedUnavailable, ConnectionLost):
             return "no seed reachable"
         key = found.record.key
@@ -331,11 +346,9 @@ class Delivery:
                     self.paths.direct_works(folded)
             elif reply.code in RETRY_CODES:
                 self.outbox.returned(peer, msg.id)
-                trouble.append(f"recipient asks to retry ({reply.code}: {reply.message})")
+                trouble.append(f"the recipient asks to try again later: {reply.message}")
             else:
-                self.finish(
-                    msg, "failed", f"refused by the recipient ({reply.code}: {reply.message})"
-                )
+                self.finish(msg, "failed", f"refused by the recipient: {reply.message}", reply.code)
 
         try:
             while self.outbox.has(peer) and not trouble:
@@ -385,7 +398,7 @@ class Delivery:
                     self.presence[fold_name(to)] = False
                     trouble.append("recipient offline")
                 else:
-                    trouble.append(f"the seed refused the relay ({exc.code})")
+                    trouble.append(f"the seed refused the relay: {exc.message}")
             except (SeedUnavailable, ConnectionLost):
                 self.outbox.returned(peer, msg.id)
                 trouble.append("no seed reachable")
@@ -437,7 +450,7 @@ class Delivery:
                     return f"the mesh holds no more mail for {to} now ({exc.message})"
                 if exc.code == ErrorCode.NOT_FOUND:
                     await self.book.publish_contacts()
-                return f"the seed refused the mail ({exc.code}: {exc.message})"
+                return f"the seed refused the mail: {exc.message}"
             except (SeedUnavailable, ConnectionLost):
                 return "no seed reachable"
             if self.outbox.stored(peer, msg.id, time.monotonic()):

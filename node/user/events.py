@@ -84,7 +84,9 @@ class MessageState(Event):
     """An outgoing message moved on (or was held back, `reason` saying why).
 
     `sent` carries the path it took (direct or relay), `stored` is mail held by the mesh for an
-    offline recipient, `delivered` comes only with an acknowledgement whose proof opens.
+    offline recipient, `delivered` comes only with an acknowledgement whose proof opens. `reason`
+    is a sentence for people; `code`, when a peer refused with one, is the protocol's code for
+    programs (never inside `reason`).
     """
 
     id: str
@@ -92,6 +94,7 @@ class MessageState(Event):
     state: MsgState
     reason: str | None = None
     path: MsgPath | None = None
+    code: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,6 +30,7 @@ from ..wire.names import fold_name, require_name
 from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, SessionAuth
 from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen_url
 from .contacts import KeyPins, RecordBook
+from .control import ControlSocket
 from .delivery import Delivery
 from .events import (
     ConnState,
@@ -48,6 +49,7 @@ from .events import (
 from .inbox import Inbox
 from .outbox import Outbox
 from .seed_client import SeedCallbacks, SeedClient
+from .status import StatusFilter
 from .store import Contact, StoredMessage, UserStore
 
 log = quiet_logger("p2p.user")
@@ -68,6 +70,8 @@ class UserNode(Service):
         self.endpoint = ""
         self.embedded_seeds = embedded_seeds or set()
         self.fatal: ErrorEvent | None = None
+        self.status_filter = StatusFilter()
+        self.control: ControlSocket | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -138,6 +142,8 @@ class UserNode(Service):
         self.seed.start()
         for peer in self.outbox.peers():
             self.delivery.kick(peer)
+        self.control = ControlSocket(self, self.data_dir)  # `p2p-node send` beside this node
+        await self.control.start()
         log.info("user %s serving %s (key %s)", self.name, self.endpoint, self.identity.fingerprint)
 
     def _serves_endpoint(self) -> bool:
@@ -168,6 +174,8 @@ class UserNode(Service):
         return cfg.advertise or listen_url(self.server, host)[1]
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
         await self.delivery.stop()
         await self.inbox.stop()
         await self.seed.stop()
@@ -180,6 +188,10 @@ class UserNode(Service):
         stream = EventStream()
         self.subscribers.append(stream)
         return stream
+
+    def unsubscribe(self, stream: EventStream) -> None:
+        if stream in self.subscribers:
+            self.subscribers.remove(stream)
 
     def emit(self, event: Event) -> None:
         for stream in self.subscribers:
@@ -205,7 +217,9 @@ class UserNode(Service):
         self.emit(NameRegistered(name=self.name, seed=seed, url=url, endpoint=self.endpoint))
 
     def _on_status(self, state: ConnState, home: str | None, detail: str) -> None:
-        self.emit(SeedStatus(state=state, home=home, seeds=self.seed.seed_states(), detail=detail))
+        event = SeedStatus(state=state, home=home, seeds=self.seed.seed_states(), detail=detail)
+        if self.status_filter.keep(event, time.monotonic()):
+            self.emit(event)
 
     def _on_fatal(self, code: ErrorCode, message: str) -> None:
         self.fatal = ErrorEvent(
@@ -336,6 +350,10 @@ class UserNode(Service):
 
     def pending_count(self) -> int:
         return self.outbox.pending_count()
+
+    def unsettled_count(self) -> int:
+        """Messages neither delivered, failed, nor held by the mesh as mail."""
+        return self.outbox.unstored_count()
 
     # ------------------------------------------------------------------ for the terminal client
     # read markers, blocks, verification, search and paging around a message: what a chat

@@ -67,6 +67,10 @@ class Outbox:
     def pending_count(self) -> int:
         return sum(len(q.messages) for q in self.queues.values())
 
+    def unstored_count(self) -> int:
+        """Messages queued and not held by the mesh as mail (what a one-shot sender waits for)."""
+        return sum(len(q.messages) - len(q.stored) for q in self.queues.values())
+
     def has(self, peer: str) -> bool:
         """True while something is queued for `peer`."""
         queue = self.queues.get(peer)
