@@ -6,7 +6,10 @@ driven by Pilot; the machine's shared folder is a temp dir (tests/conftest.py)."
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
+
+import pytest
 
 from node.config import UserConfig
 from tui.app import ChatApp
@@ -135,3 +138,25 @@ async def test_reconnect_tears_down_and_dials_the_configured_seeds_first(seeds, 
         await seeds("real", port=port)
         await type_in(pilot, "/reconnect")
         await until(pilot, lambda: connected(app) and app.home == "real")
+
+
+async def test_one_host_at_a_time_and_the_next_opens_the_same_store(tmp_path, monkeypatch):
+    """The shared folder is locked by the app hosting it: a second host (any port) is refused
+    while the first runs, and the next one after it opens the same store and seed key."""
+    from tui import embedded
+
+    monkeypatch.setattr(embedded, "LOCK_WAIT", 0.2)
+    first = await embedded.host_seed("Ann", 0, [])
+    try:
+        with pytest.raises(OSError) as refused:
+            await embedded.host_seed("Ben", 0, [])
+        assert refused.value.errno == errno.EBUSY
+        key = first.seed.key
+    finally:
+        await first.stop()
+    second = await embedded.host_seed("Ben", 0, [])
+    try:
+        assert second.seed.key == key and second.seed.name == "embedded-Ben"
+        assert second.seed.data_dir == embedded.embedded_seed_dir()
+    finally:
+        await second.stop()
