@@ -16,6 +16,7 @@ is dropped and it is dialled last from then on. Nothing a seed sends ends the co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -232,12 +233,13 @@ class SeedClient:
             try:
                 if await self._round(backoff):
                     return
-            except Exception:
+            except Exception:  # noqa: BLE001 - a bug on one attempt must not end the link
                 log.exception("the link to seed %s failed unexpectedly; failing over", self.trying)
                 if self.trying is not None:
                     self._mark(self.trying, up=False)
                     self.last = self.trying
-                self._set_state("failing_over", "unexpected error (see the log)")
+                with contextlib.suppress(Exception):  # the same bug may be in the status callback
+                    self._set_state("failing_over", "unexpected error (see the log)")
                 await backoff.sleep(self.retry)
 
     async def _round(self, backoff: Backoff) -> bool:
