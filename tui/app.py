@@ -198,7 +198,7 @@ class ChatApp(App):
             port, url = self.embedded_port, None
         try:
             seed = await host_seed(self.me, port, seeds, url)
-        except (OSError, P2PError) as exc:
+        except (OSError, P2PError, ValueError) as exc:  # ValueError: a seed URL it cannot link to
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.chat.system(
                 f"no seed answers and the embedded seed cannot start ({why}); "
