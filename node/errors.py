@@ -71,3 +71,11 @@ class ConnectionLost(P2PError):
 
 class SeedUnavailable(P2PError):
     """No seed could be reached (in time)."""
+
+
+class WrongReply(ProtocolError, ConnectionLost):
+    """A seed answered a request with a frame of another type: a protocol error by that seed.
+
+    The link to it is dropped (the node fails over), so the caller sees it as a lost seed
+    connection and retries as it would for any other.
+    """

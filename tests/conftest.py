@@ -20,6 +20,14 @@ def full(request) -> bool:
     return request.config.getoption("--full")
 
 
+@pytest.fixture(autouse=True)
+def embedded_seed_dir(tmp_path, monkeypatch):
+    """The machine's shared embedded-seed folder, per test: no test touches the real one."""
+    folder = tmp_path / "embedded-seed"
+    monkeypatch.setenv("P2P_CHAT_EMBEDDED_SEED_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 async def seeds(tmp_path):
     """Start real seeds on 127.0.0.1 port 0: `await seeds("a", peers=[...], **config)`."""

@@ -22,7 +22,6 @@ from textual.widgets import Footer, Header
 
 from node.config import UserConfig
 from node.errors import InvalidInput, P2PError
-from node.seed.server import Seed
 from node.storage.files import default_data_dir, secure_dir
 from node.user.events import (
     ContactAdded,
@@ -46,7 +45,7 @@ from node.wire.protocol import MAX_TEXT
 
 from .bridge import NodeEvent, pump
 from .commands import Command, CommandError, parse
-from .embedded import host_seed
+from .embedded import HostedSeed, embedded_address, host_seed
 from .notifier import Notifier
 from .safe import safe_text
 from .settings import Settings
@@ -71,7 +70,8 @@ CHAT_KEYS = {"page_up", "page_down", "newest"}
 
 
 class ChatApp(App):
-    """`ChatApp(config)`; tests pass their own config, data dir and embedded-seed port."""
+    """`ChatApp(config)`; tests pass their own config and data dir, and may pin the embedded
+    seed's port (by default the first configured seed on this machine, else 5001)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "p2p-chat"
@@ -98,7 +98,7 @@ class ChatApp(App):
         self,
         config: UserConfig,
         embedded_seed: bool = True,
-        embedded_port: int = 5001,
+        embedded_port: int | None = None,
         probe_timeout: float = 1.0,
     ) -> None:
         super().__init__()
@@ -108,7 +108,7 @@ class ChatApp(App):
         self.embedded_allowed = embedded_seed
         self.embedded_port = embedded_port
         self.probe_timeout = probe_timeout
-        self.embedded: Seed | None = None
+        self.embedded: HostedSeed | None = None
         self.node: UserNode | None = None
         self.current: str | None = None
         self.settings = Settings()
@@ -164,10 +164,10 @@ class ChatApp(App):
         seeds = list(dict.fromkeys([*self.config.seeds, *self.settings.seeds]))
         embedded: set[str] = set()
         if self.embedded_allowed and await first_answering(seeds, self.probe_timeout) is None:
-            url = await self.start_embedded_seed()
+            url = await self.start_embedded_seed(seeds)
             if url:
                 embedded.add(url)
-                seeds = [url, *[s for s in seeds if s != url]]
+                seeds = [url, *[s for s in seeds if s.rstrip("/") != url]]
         node = UserNode(
             self.config.model_copy(update={"seeds": seeds, "data_dir": self.data_dir}), embedded
         )
@@ -191,12 +191,17 @@ class ChatApp(App):
                 node.add_contact(name)
         await pump(stream, self)
 
-    async def start_embedded_seed(self) -> str | None:
+    async def start_embedded_seed(self, seeds: list[str]) -> str | None:
+        """Host the machine's embedded seed where the configured seeds say, linked to them all."""
+        port, url = embedded_address(seeds)
+        if self.embedded_port is not None:
+            port, url = self.embedded_port, None
         try:
-            seed = await host_seed(self.me, self.embedded_port, self.data_dir)
-        except OSError as exc:
+            seed = await host_seed(self.me, port, seeds, url)
+        except (OSError, P2PError, ValueError) as exc:  # ValueError: a seed URL it cannot link to
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.chat.system(
-                f"no seed answers and the embedded seed cannot start ({exc.strerror}); "
+                f"no seed answers and the embedded seed cannot start ({why}); "
                 "add one with /seed URL",
                 classes="error",
             )
@@ -204,7 +209,8 @@ class ChatApp(App):
         self.embedded = seed
         self.chat.system(
             f"No seed answered: started an embedded seed at {seed.url}. Others on this "
-            "machine can use it while this app runs."
+            "machine can use it while this app runs; the next app to host it takes over the "
+            "mail and names it holds."
         )
         return seed.url
 
@@ -217,7 +223,7 @@ class ChatApp(App):
         if self.state != "offline" or self.node is None or self.replaced:
             return
         if await first_answering(list(self.node.seed.candidates(None)), self.probe_timeout) is None:
-            url = await self.start_embedded_seed()
+            url = await self.start_embedded_seed(list(self.node.seed.configured))
             if url and self.node is not None:
                 self.node.seed.embedded.add(url)
                 self.node.add_seed(url)
@@ -605,10 +611,13 @@ class ChatApp(App):
             "Side panes", "Show or hide Seeds and Contacts", self.action_toggle_side
         )
         yield SystemCommand("Seeds", "List every seed known", lambda: run(Command("seeds", ())))
-        if self.replaced:
-            yield SystemCommand(
-                "Reconnect", "Take your name back here", lambda: run(Command("reconnect", ()))
-            )
+        yield SystemCommand(
+            "Reconnect",
+            "Take your name back here"
+            if self.replaced
+            else "Drop the seed link and dial again, configured seeds first",
+            lambda: run(Command("reconnect", ())),
+        )
         for name in self.contacts.names():
             shown = safe_text(name)
             yield SystemCommand(

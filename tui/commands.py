@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fingerprint": ("", "show your own key fingerprint (F2)"),
     "seed": ("URL", "add a seed to register with (ws://HOST:PORT)"),
     "seeds": ("", "list every seed known, up or down"),
-    "reconnect": ("", "take your name back after it was used elsewhere"),
+    "reconnect": ("", "dial the seeds again, configured ones first (takes your name back)"),
     "notify": ("[SETTING VALUE]", "alerts: /notify bell on|off, /notify desktop off|osc9|osc777"),
     "timestamps": ("", "show dates and seconds on every line, or not (ctrl+t)"),
     "help": ("", "list the commands and keys"),

@@ -408,10 +408,13 @@ class Slash:
         if reconnect is None:
             self.error("this version cannot take the name back while running: restart p2p-tui")
             return
+        if self.app.replaced:
+            self.say(f"taking the name {self.app.me} back here; the other session will be told")
+        else:
+            self.say("reconnecting: dialling the configured seeds first")
         self.app.replaced = False
         self.app.state = "connecting"
         self.app.show_state()
-        self.say(f"taking the name {self.app.me} back here; the other session will be told")
 
         async def go() -> None:
             result = reconnect()

@@ -99,6 +99,7 @@ class UserNode(Service):
                 on_fatal=self._on_fatal,
                 on_replaced=self._on_replaced,
             ),
+            return_every=cfg.retry_max,
         )
         self.seed.embedded = set(self.embedded_seeds)
         self.pins = KeyPins(self.store, self.emit)
@@ -210,7 +211,8 @@ class UserNode(Service):
         self.emit(SessionReplaced(name=self.name, message=message))
 
     def reconnect(self) -> None:
-        """Take the name back after a newer session replaced this one (that one is told in turn)."""
+        """Drop the seed link and dial again, configured seeds first; after a newer session
+        replaced this one, this takes the name back (that one is told in turn)."""
         self.seed.reconnect()
 
     def _on_registered(self, seed: str, url: str) -> None:

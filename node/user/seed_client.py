@@ -6,21 +6,35 @@ on the socket's challenge, re-sends the watch list, and answers requests by id. 
 drops it tries the other seeds at once, then backs off while none answers; callers' requests
 wait for the next home seed instead of failing. A seed closing the session because the name
 registered again elsewhere stops the loop until `reconnect()`.
+
+A seed the app hosts itself (embedded) is dialled after the others, and a node whose home is one
+probes the configured seeds every `return_every` seconds and goes back to the first
+that answers. A seed that answers a request with the wrong frame type broke the protocol: its link
+is dropped and it is dialled last from then on. Nothing a seed sends ends the connection loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
+from ..errors import (
+    ConnectionLost,
+    ErrorCode,
+    ProtocolError,
+    RemoteError,
+    SeedUnavailable,
+    WrongReply,
+)
 from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
@@ -29,8 +43,10 @@ from ..wire.protocol import (
     FROM_SEED,
     ChallengeFrame,
     Deposit,
+    Deposited,
     Error,
     Found,
+    Frame,
     Lookup,
     MailItem,
     MailPush,
@@ -42,10 +58,12 @@ from ..wire.protocol import (
     Registered,
     Relay,
     Relayed,
+    RelayOk,
     SeedList,
     Seeds,
     SessionAuth,
     Take,
+    Took,
     Watch,
     dump,
     parse,
@@ -64,6 +82,9 @@ STATUS_EVERY = 2.0
 RENEW_EVERY = 6 * 3600.0  # re-sign the record well inside the 30-day name lease
 FATAL = (ErrorCode.NAME_TAKEN, ErrorCode.INVALID_NAME, ErrorCode.BAD_SIGNATURE)
 CLOSE_REPLACED = 4409  # the seed's word: the name registered again with a newer session
+CLOSE_PROTOCOL = 1002  # we drop a seed that broke the protocol
+ANSWERS: dict[str, type[Frame]] = {"relay": RelayOk, "deposit": Deposited, "take": Took}
+R = TypeVar("R")
 
 
 @dataclass
@@ -84,7 +105,9 @@ class SeedCallbacks:
 class SeedClient:
     """Keeps one registered socket to some seed of the mesh, and speaks the user-seed protocol."""
 
-    def __init__(self, urls: list[str], callbacks: SeedCallbacks) -> None:
+    def __init__(
+        self, urls: list[str], callbacks: SeedCallbacks, return_every: float = BACKOFF_MAX
+    ) -> None:
         self.configured = [u.rstrip("/") for u in urls]
         self.learned: dict[str, SeedState] = {}  # url -> last known state (listed ones carry a key)
         self.cb = callbacks
@@ -107,11 +130,20 @@ class SeedClient:
         self.registered_at = 0.0
         self.retry = asyncio.Event()
         self.replaced = False
+        self.loop: asyncio.Task[None] | None = None
+        self.last: str | None = None  # the seed that was home last (or failed last): dialled last
+        self.trying: str | None = None
+        self.prefer: str | None = (
+            None  # dialled first on the next round (a configured seed is back)
+        )
+        self.configured_first = False  # the next round dials the configured seeds first
+        self.misbehaved: set[str] = set()  # seeds that broke the protocol: dialled after the others
+        self.return_every = return_every
 
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        self.tasks.spawn(self._run(), "seed connection")
+        self.loop = self.tasks.spawn(self._run(), "seed connection")
 
     async def stop(self) -> None:
         if self.ws is not None:
@@ -119,10 +151,19 @@ class SeedClient:
         await self.tasks.cancel_all()
 
     def reconnect(self) -> None:
-        """After the name was taken over by a newer session: take it back (the other one is told)."""
-        if self.replaced:
-            self.replaced = False
+        """Drop the link and dial again, the configured seeds first (`/reconnect`).
+
+        After the name was taken over by a newer session (or refused), this takes it back: the
+        other session is told.
+        """
+        self.replaced = False
+        self.configured_first = True
+        if self.loop is None or self.loop.done():
             self.start()
+        elif self.ws is not None:
+            self.tasks.spawn(self.ws.close(1000, "reconnecting"), "reconnect")
+        else:
+            self.retry.set()  # waiting out a backoff: dial now
 
     def add_seed(self, url: str) -> None:
         url = url.rstrip("/")
@@ -135,12 +176,25 @@ class SeedClient:
         known = self.learned.get(url)
         return url in self.configured or (known is not None and known.key is not None)
 
-    def candidates(self, exclude: str | None) -> list[str]:
+    def candidates(self, exclude: str | None, configured_first: bool = False) -> list[str]:
+        """The order to dial seeds in: a random one of the best kind first, spreading the load."""
         urls = [u for u in dict.fromkeys([*self.configured, *self.learned]) if self.vouched(u)]
         others = [u for u in urls if u != exclude]
         random.shuffle(others)
-        # seeds the mesh reported up first, then the rest; the one that just failed last
-        others.sort(key=lambda u: self.learned.get(u) is not None and self.learned[u].up is False)
+        # seeds that kept to the protocol first, others than an embedded one (a fallback for a
+        # machine alone), the configured ones when asked, then those the mesh reported up; the
+        # one that just failed last
+        others.sort(
+            key=lambda u: (
+                u in self.misbehaved,
+                u in self.embedded,
+                configured_first and u not in self.configured,
+                self.learned.get(u) is not None and self.learned[u].up is False,
+            )
+        )
+        if self.prefer in others:
+            others.remove(self.prefer)
+            others.insert(0, self.prefer)
         return others + ([exclude] if exclude is not None and exclude in urls else [])
 
     def seed_states(self) -> tuple[SeedState, ...]:
@@ -169,42 +223,66 @@ class SeedClient:
     # ------------------------------------------------------------------ the connection loop
 
     async def _run(self) -> None:
+        """Dial, register and serve, seed after seed, until the name is refused or taken over.
+
+        Nothing else ends it: an unexpected error is logged with its traceback, and the loop
+        backs off and fails over like for a seed that went away.
+        """
         backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
-        last: str | None = None
         while True:
-            tried_any = False
-            for url in self.candidates(exclude=last):
-                tried_any = True
-                try:
-                    await self._connect(url)
-                except (*DIAL_FAILED, ProtocolError) as exc:
-                    log.debug("seed %s unavailable: %s", url, exc)
-                    self._mark(url, up=False)
-                    continue
-                except RemoteError as exc:
-                    if exc.code in FATAL:
-                        self._set_state("offline", f"{url} refused the registration: {exc.message}")
-                        self.cb.on_fatal(exc.code, exc.message)
-                        return
-                    log.warning("seed %s refused registration: %s", url, exc)
-                    continue
-                backoff.reset()
-                last = url
-                code = await self._serve()  # until the socket drops
-                if code == CLOSE_REPLACED:
-                    self.replaced = True
-                    self._set_state("offline", "the name registered again elsewhere")
-                    self.cb.on_replaced(
-                        "your name registered again from somewhere else (another app?)"
-                    )
+            try:
+                if await self._round(backoff):
                     return
-                self._set_state("failing_over", f"lost {self.home_name or url}")
-                break
+            except Exception:  # noqa: BLE001 - a bug on one attempt must not end the link
+                log.exception("the link to seed %s failed unexpectedly; failing over", self.trying)
+                if self.trying is not None:
+                    self._mark(self.trying, up=False)
+                    self.last = self.trying
+                with contextlib.suppress(Exception):  # the same bug may be in the status callback
+                    self._set_state("failing_over", "unexpected error (see the log)")
+                await backoff.sleep(self.retry)
+
+    async def _round(self, backoff: Backoff) -> bool:
+        """Try the seeds in turn and serve the first that registers us, until its socket drops;
+        True when the loop must stop (the name refused for good, or registered again elsewhere)."""
+        configured_first, self.configured_first = self.configured_first, False
+        tried_any = False
+        for url in self.candidates(self.last, configured_first):
+            self.prefer = None
+            tried_any = True
+            self.trying = url
+            try:
+                await self._connect(url)
+            except (*DIAL_FAILED, ProtocolError) as exc:
+                log.debug("seed %s unavailable: %s", url, exc)
+                self._mark(url, up=False)
+                if isinstance(exc, ProtocolError):
+                    self.misbehaved.add(url)
+                continue
+            except RemoteError as exc:
+                if exc.code in FATAL:
+                    self._set_state("offline", f"{url} refused the registration: {exc.message}")
+                    self.cb.on_fatal(exc.code, exc.message)
+                    return True
+                log.warning("seed %s refused registration: %s", url, exc)
+                continue
+            backoff.reset()
+            self.last = url
+            code = await self._serve()  # until the socket drops
+            if code == CLOSE_REPLACED:
+                self.replaced = True
+                self._set_state("offline", "the name registered again elsewhere")
+                self.cb.on_replaced("your name registered again from somewhere else (another app?)")
+                return True
+            if self.prefer is not None:
+                self._set_state("failing_over", f"returning to {self.prefer}")
             else:
-                self._set_state(
-                    "offline", "no seed answers" if tried_any else "no seeds configured"
-                )
-                await backoff.sleep(self.retry)  # a seed was added: try at once
+                self._set_state("failing_over", f"lost {self.home_name or url}")
+            return False
+        self.trying = None
+        self._set_state("offline", "no seed answers" if tried_any else "no seeds configured")
+        await backoff.sleep(self.retry)  # a seed was added: try at once
+        return False
 
     async def _connect(self, url: str) -> None:
         ws = await dial(url, timeout=DIAL_TIMEOUT, ping_interval=5, ping_timeout=5)
@@ -234,7 +312,10 @@ class SeedClient:
                         break
             if isinstance(reply, Error):
                 raise RemoteError(reply.code, reply.message)
-            assert isinstance(reply, Registered)
+            if not isinstance(reply, Registered):
+                raise WrongReply(
+                    ErrorCode.BAD_REQUEST, f"the seed answered register with {reply.type}"
+                )
         except BaseException:
             await ws.close()
             raise
@@ -252,8 +333,12 @@ class SeedClient:
     async def _serve(self) -> int | None:
         """Read the socket until it drops; the close code the seed gave."""
         ws = self.ws
-        assert ws is not None
+        if ws is None:
+            return None
         status = self.tasks.spawn(self._poll_seeds(), "seed list")
+        back = None
+        if self.home_url in self.embedded and self._elsewhere():
+            back = self.tasks.spawn(self._return_home(ws), "return to a configured seed")
         self.watched, self.watch_full = set(), False
         if self.watching:
             self.tasks.spawn(self._send_watch(self._by_priority()), "re-watch")
@@ -261,6 +346,8 @@ class SeedClient:
             await self._read(ws)
         finally:
             status.cancel()
+            if back is not None:
+                back.cancel()
             self.ready.clear()
             self.ws = None
             if self.home_url:
@@ -276,19 +363,43 @@ class SeedClient:
                 except ProtocolError as exc:
                     log.warning("bad frame from seed: %s", exc.message)
                     continue
-                match frame:
-                    case Presence():
-                        self.cb.on_presence(frame)
-                    case Relayed():
-                        self.cb.on_relayed(frame)
-                    case MailPush():
-                        self.cb.on_mail(frame.items)
-                    case ChallengeFrame():
-                        pass
-                    case _:
-                        self.replies.resolve(frame.id, frame)
+                try:
+                    self._dispatch(frame)
+                except Exception:  # noqa: BLE001 - one frame must not end the link
+                    log.exception("handling a %s frame from the seed failed", frame.type)
         except ConnectionClosed:
             pass
+
+    def _dispatch(self, frame: object) -> None:
+        match frame:
+            case Presence():
+                self.cb.on_presence(frame)
+            case Relayed():
+                self.cb.on_relayed(frame)
+            case MailPush():
+                self.cb.on_mail(frame.items)
+            case ChallengeFrame():
+                pass
+            case _:
+                self.replies.resolve(getattr(frame, "id", None), frame)
+
+    def _elsewhere(self) -> list[str]:
+        """The configured seeds that are not hosted by an app on this machine."""
+        return [u for u in self.configured if u not in self.embedded]
+
+    async def _return_home(self, ws: ClientConnection) -> None:
+        """Home is an embedded seed while configured ones exist: probe those every `return_every`
+        seconds and go back to the first that answers (the embedded seed links to them as a peer,
+        so what it holds reaches them too)."""
+        while True:
+            await asyncio.sleep(self.return_every)
+            url = await first_answering(self._elsewhere(), DIAL_TIMEOUT)
+            if url is not None:
+                log.info("configured seed %s answers again: going back to it", url)
+                self.prefer = url
+                # its own task: this one is cancelled as the socket closes
+                self.tasks.spawn(ws.close(1000, "going back to a configured seed"), "leave")
+                return
 
     async def _poll_seeds(self) -> None:
         while True:
@@ -345,16 +456,28 @@ class SeedClient:
         reply = await self.request(
             Lookup(type="lookup", id=uuid.uuid4().hex, name=name, hops=1), timeout
         )
-        assert isinstance(reply, Found)
-        return reply
+        return self._expect(reply, Found, "lookup")
 
     async def publish(self, records: list[Record]) -> int:
         reply = await self.request(Publish(type="publish", id=uuid.uuid4().hex, records=records))
-        assert isinstance(reply, Published)
-        return reply.accepted
+        return self._expect(reply, Published, "publish").accepted
 
     async def send(self, frame: Relay | Deposit | Take, timeout: float = 10.0) -> object:
-        return await self.request(frame, timeout)
+        return self._expect(await self.request(frame, timeout), ANSWERS[frame.type], frame.type)
+
+    def _expect(self, reply: object, kind: type[R], asked: str) -> R:
+        """The reply when it is of the kind asked for; else the seed broke the protocol: drop it
+        (the node fails over, and dials it last from now on) and raise WrongReply."""
+        if isinstance(reply, kind):
+            return reply
+        got = getattr(reply, "type", "?")
+        url = self.home_url
+        log.warning("seed %s answered %s with %s: dropping it", url, asked, got)
+        if url is not None:
+            self.misbehaved.add(url)
+        if self.ws is not None:
+            self.tasks.spawn(self.ws.close(CLOSE_PROTOCOL, "wrong reply type"), "drop seed")
+        raise WrongReply(ErrorCode.BAD_REQUEST, f"the seed answered {asked} with {got}")
 
     async def request_text(self, frame_id: str, text: str, timeout: float = 10.0) -> object:
         """A request already encoded (a relay of a sealed chat: no second encoding on the hot path)."""
@@ -362,7 +485,8 @@ class SeedClient:
             async with asyncio.timeout(timeout):
                 await self.ready.wait()
                 ws = self.ws
-                assert ws is not None
+                if ws is None:
+                    raise ConnectionLost("seed connection lost")
                 fut = self.replies.expect(frame_id)
                 try:
                     await ws.send(text)
@@ -426,9 +550,10 @@ class SeedClient:
             raise SeedUnavailable("not registered")
         self.record = await self.cb.make_record()
         auth = self.cb.sign_session(self.record.name, self.home_key, self.nonce)
-        await self.request(
+        reply = await self.request(
             Register(type="register", id=uuid.uuid4().hex, record=self.record, auth=auth)
         )
+        self._expect(reply, Registered, "register")
         self.auth = auth
 
 
