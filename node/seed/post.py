@@ -290,7 +290,17 @@ class Post:
         fut = seed.mailbox.take(taken, rev)
         seed.mesh.gossip("taken", dump(taken), rev, None)
         reply = dump(Took(type="took", id=frame.id))
-        fut.add_done_callback(lambda f: session.out.push(reply))
+
+        def answer(f: asyncio.Future[Any]) -> None:
+            """`took` only once the take is on disk; a failed commit is answered, so it comes again."""
+            if f.cancelled() or f.exception() is not None:
+                self._fail(
+                    session, ErrorCode.INTERNAL, "the take could not be stored; retry", frame.id
+                )
+            else:
+                session.out.push(reply)
+
+        fut.add_done_callback(answer)
 
     def accept_take_replica(self, taken: Taken, now: int, source: str) -> int:
         """A take from a peer: 1 when it took something new here, 0 when it changed nothing."""
