@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
+from ..errors import (
+    ConnectionLost,
+    ErrorCode,
+    InternalError,
+    ProtocolError,
+    RemoteError,
+    SeedUnavailable,
+)
 from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
@@ -234,7 +241,8 @@ class SeedClient:
                         break
             if isinstance(reply, Error):
                 raise RemoteError(reply.code, reply.message)
-            assert isinstance(reply, Registered)
+            if not isinstance(reply, Registered):
+                raise ProtocolError(ErrorCode.BAD_REQUEST, f"register answered by {reply.type}")
         except BaseException:
             await ws.close()
             raise
@@ -252,7 +260,8 @@ class SeedClient:
     async def _serve(self) -> int | None:
         """Read the socket until it drops; the close code the seed gave."""
         ws = self.ws
-        assert ws is not None
+        if ws is None:
+            raise InternalError("no seed connection to serve")
         status = self.tasks.spawn(self._poll_seeds(), "seed list")
         self.watched, self.watch_full = set(), False
         if self.watching:
@@ -345,12 +354,14 @@ class SeedClient:
         reply = await self.request(
             Lookup(type="lookup", id=uuid.uuid4().hex, name=name, hops=1), timeout
         )
-        assert isinstance(reply, Found)
+        if not isinstance(reply, Found):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "lookup answered by another frame")
         return reply
 
     async def publish(self, records: list[Record]) -> int:
         reply = await self.request(Publish(type="publish", id=uuid.uuid4().hex, records=records))
-        assert isinstance(reply, Published)
+        if not isinstance(reply, Published):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "publish answered by another frame")
         return reply.accepted
 
     async def send(self, frame: Relay | Deposit | Take, timeout: float = 10.0) -> object:
@@ -362,7 +373,8 @@ class SeedClient:
             async with asyncio.timeout(timeout):
                 await self.ready.wait()
                 ws = self.ws
-                assert ws is not None
+                if ws is None:
+                    raise ConnectionLost("the seed connection closed")
                 fut = self.replies.expect(frame_id)
                 try:
                     await ws.send(text)

@@ -10,6 +10,7 @@ import pytest
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_record
 from node.errors import InternalError, StoreError
+from node.seed.revs import Revs
 from node.seed.store import STEPS as SEED_STEPS
 from node.seed.store import SeedStore
 from node.storage.committer import GroupCommitter
@@ -133,6 +134,23 @@ async def test_a_bug_in_one_user_store_write_loses_none_of_the_others(tmp_path):
     assert [m.text for m in again.history("bob")] == ["hi"]
     again.db.close()
     again.reader.close()
+
+
+async def test_storage_failures_are_p2p_errors_not_standard_ones(tmp_path):
+    """One exception tree: a change counter the disk has not caught up with, and a write the
+    store does not know, are P2PErrors (a StoreError, and an InternalError for the bug)."""
+    revs = Revs("epoch", reserved=0, block=4)
+    revs.first_reservation()
+    assert [revs.next() for _ in range(4)] == [1, 2, 3, 4]
+    with pytest.raises(StoreError):
+        revs.next()
+    store = SeedStore(tmp_path / "seed.sqlite3")
+    with pytest.raises(InternalError):
+        store.queue("meta", "k", "v")  # not started
+    store.start()
+    with pytest.raises(InternalError):
+        await store.submit("no such kind")
+    await store.close()
 
 
 def test_migrations_run_once_each_and_refuse_a_newer_database(tmp_path):

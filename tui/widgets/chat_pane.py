@@ -182,8 +182,7 @@ class ChatPane(VerticalScroll):
 
     def _probe(self, page: list[StoredMessage]) -> None:
         """Whether there is history before and after `page` (two indexed one-row reads)."""
-        assert self.source is not None and self.peer is not None
-        if not page:
+        if not page or self.source is None or self.peer is None:
             self.has_older = self.has_newer = False
             return
         self.has_older = bool(self.source.history(self.peer, page[0].n, 1))
