@@ -8,11 +8,13 @@ accepted but not yet committed.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import StoreError
 from ..wire.names import fold_name
 from ..wire.protocol import MailItem, Taken, dump
 from .store import SeedStore
@@ -230,6 +232,8 @@ class Mailbox:
         db = open_db(self.store.path)
         try:
             return db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the mail in {self.store.path}: {exc}") from None
         finally:
             db.close()
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import now_ms
 from ..crypto.signing import verify_mail, verify_take
-from ..errors import ErrorCode, ProtocolError
+from ..errors import ErrorCode, ProtocolError, StoreError
 from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
@@ -246,7 +246,7 @@ class Post:
             return
         try:
             texts = await self.seed.mailbox.items_for(session.folded)
-        except Exception as exc:  # noqa: BLE001 - the held mail stays on disk for the next session
+        except StoreError as exc:  # the held mail stays on disk for the next session
             log.warning("cannot read the mail held for %s: %s", session.folded, exc)
             texts = []
         finally:

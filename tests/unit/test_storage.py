@@ -150,6 +150,12 @@ async def test_storage_failures_are_p2p_errors_not_standard_ones(tmp_path):
     store.start()
     with pytest.raises(InternalError):
         await store.submit("no such kind")
+    from node.seed.mailbox import Mailbox, MailLimits
+
+    mailbox = Mailbox(store, MailLimits())
+    store.db.execute("ALTER TABLE mail RENAME TO damaged")
+    with pytest.raises(StoreError):
+        await mailbox.items_for("bob")
     await store.close()
 
 
