@@ -118,7 +118,7 @@ def _reported(exc: Exception) -> P2PError:
         log.error("a write was refused: %s", exc)
         return exc
     log.error("a write failed on a bug: %r", exc, exc_info=exc)
-    return exc if isinstance(exc, InternalError) else InternalError(f"internal error: {exc!r}")
+    return exc if isinstance(exc, InternalError) else InternalError("internal error (logged)")
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
