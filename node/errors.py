@@ -46,6 +46,11 @@ class StoreError(P2PError):
     """The on-disk store cannot be opened or written."""
 
 
+class InternalError(P2PError):
+    """A bug: the node's own code failed where it should not (logged with its traceback; a peer
+    waiting on it is answered `internal`, never told its input was bad)."""
+
+
 class ProtocolError(P2PError):
     """A frame broke the wire contract; `code` is what to answer it with."""
 

@@ -60,7 +60,7 @@ def connect(lab: NatLab, client: Host, server: Host, port: int, timeout: float =
 
 
 def test_homes_reach_seeds_masqueraded_as_their_router(nat_lab: NatLab) -> None:
-    for seed, home, router in zip(nat_lab.seeds, nat_lab.homes, nat_lab.routers):
+    for seed, home, router in zip(nat_lab.seeds, nat_lab.homes, nat_lab.routers, strict=True):
         server, port = serve(nat_lab, seed)
         assert connect(nat_lab, home, seed, port) == "ok"
         assert server.stdout is not None

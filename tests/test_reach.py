@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_mail, sign_take
@@ -263,6 +264,56 @@ async def test_a_deposit_over_a_quota_is_refused_and_what_is_held_stays(seeds):
         "type"
     ] == "deposited"  # idempotent
     assert a.mailbox.held_count() == 2
+
+
+async def test_a_take_the_seed_cannot_store_is_answered_internal_and_the_mail_stays(seeds):
+    """`took` is the seed's word that the take is on disk: when its database refuses the write
+    (here a trigger fails it as a full disk would), the recipient is told to retry, its mail
+    stays held and counted, and the retried take takes it."""
+    a = await seeds("a")
+    sender, target = Identity.generate(), Identity.generate()
+    client = await RawClient.open(a.url)
+    await client.request({"type": "register", "record": record(sender, "sender")})
+    chat = CARRIED.validate_python(
+        {
+            "type": "chat",
+            "id": "m0",
+            "from": "sender",
+            "to": "target",
+            "nonce": base64.b64encode(os.urandom(24)).decode(),
+            "box": base64.b64encode(os.urandom(40)).decode(),
+        }
+    )
+    from node.clock import now_ms
+
+    item = json.loads(
+        sign_mail(sender, "target", "sender", chat, now_ms()).model_dump_json(by_alias=True)
+    )
+    owner = await RawClient.open(a.url)
+    await owner.request({"type": "register", "record": record(target, "target")})
+    await owner.close()
+    assert (await client.request({"type": "deposit", "item": item}))["type"] == "deposited"
+    with sqlite3.connect(a.store.path) as other:  # the seed's own file, from outside
+        other.execute(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON takes "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    other.close()
+    owner = await RawClient.open(a.url)
+    await owner.request({"type": "register", "record": record(target, "target")})
+    taken = json.loads(
+        sign_take(target, "target", [("sender", "chat", "m0")], now_ms()).model_dump_json()
+    )
+    reply = await owner.request({"type": "take", "taken": taken})
+    assert (reply["type"], reply.get("code")) == ("error", "internal")
+    assert a.mailbox.held_for("target") == 1
+    assert a.store.read("SELECT id FROM mail WHERE recipient = 'target'") == [("m0",)]
+    with sqlite3.connect(a.store.path) as other:
+        other.execute("DROP TRIGGER disk_full")
+    other.close()
+    assert (await owner.request({"type": "take", "taken": taken}))["type"] == "took"
+    assert a.mailbox.held_for("target") == 0
+    assert a.store.read("SELECT id FROM mail WHERE recipient = 'target'") == []
 
 
 async def test_only_the_recipient_can_take_its_mail(seeds, users, tmp_path):

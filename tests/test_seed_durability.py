@@ -18,7 +18,7 @@ async def test_every_acknowledged_record_survives_sigkill(tmp_path):
     replies = await asyncio.gather(
         *[
             c.request({"type": "register", "record": record(Identity.generate(), n)})
-            for c, n in zip(clients, names)
+            for c, n in zip(clients, names, strict=True)
         ]
     )
     assert all(r["type"] == "registered" for r in replies)
@@ -29,7 +29,7 @@ async def test_every_acknowledged_record_survives_sigkill(tmp_path):
     found = await asyncio.gather(
         *[probe.request({"type": "lookup", "name": n, "hops": 0}) for n in names]
     )
-    missing = [n for n, f in zip(names, found) if f["type"] != "found"]
+    missing = [n for n, f in zip(names, found, strict=True) if f["type"] != "found"]
     assert not missing, f"acknowledged but lost: {missing[:5]}"
     # nobody is online after a restart until they register again
     assert all(f["online"] is False for f in found)

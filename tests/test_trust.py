@@ -519,7 +519,7 @@ async def test_one_address_cannot_take_every_socket_or_mint_names(seeds, full):
     identities = [Identity.generate() for _ in held]
     replies = [
         await c.request({"type": "register", "record": record(i, f"sybil{n}")})
-        for n, (c, i) in enumerate(zip(held, identities))
+        for n, (c, i) in enumerate(zip(held, identities, strict=True))
     ]
     codes = [r.get("code", r["type"]) for r in replies]
     assert codes == ["registered"] * names + ["rate_limited"] * (per_address - names), codes
@@ -675,7 +675,11 @@ async def test_one_name_claimed_at_two_seeds_at_once_converges_on_one_key(seeds,
         *[_claim(b.url, keys[name][1], name) for name in names],
     )
     at_a, at_b = claims[:n], claims[n:]
-    both = sum(1 for (_, ra), (_, rb) in zip(at_a, at_b) if "error" not in (ra["type"], rb["type"]))
+    both = sum(
+        1
+        for (_, ra), (_, rb) in zip(at_a, at_b, strict=True)
+        if "error" not in (ra["type"], rb["type"])
+    )
 
     def agree() -> bool:
         return all(a.directory.key_of(x) == b.directory.key_of(x) is not None for x in names)

@@ -163,6 +163,39 @@ async def test_message_to_an_unknown_name_says_so(seeds, tmp_path):
         assert "invalid name" in chat.notes[-1]
 
 
+async def test_a_bug_in_a_worker_is_logged_and_shown_as_internal_error(
+    seeds, users, tmp_path, monkeypatch, caplog
+):
+    """Workers that may not end the app (a slash command's, a history page's) must not fail
+    unseen either: the traceback goes to the log, the chat says "internal error", the app goes on."""
+    a, bob, bob_ev, app = await sally_and_bob(seeds, users, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        chat = app.query_one(ChatPane)
+        node = app.node
+        assert node is not None
+
+        async def send_bug(to: str, text: str) -> str:
+            raise KeyError("a bug in send")
+
+        monkeypatch.setattr(node, "send", send_bug)
+        await submit(pilot, "/msg bob hello")
+        await until(pilot, lambda: any("internal error" in n for n in chat.notes))
+        traced = [r for r in caplog.records if r.name == "p2p.tui" and r.exc_info]
+        assert traced and isinstance(traced[-1].exc_info[1], KeyError)
+
+        async def page_bug() -> bool:
+            raise ZeroDivisionError
+
+        before = len(chat.notes)
+        monkeypatch.setattr(chat, "load_older", page_bug)
+        chat.page_in("older")
+        await until(pilot, lambda: any("internal error" in n for n in chat.notes[before:]))
+        traced = [r for r in caplog.records if r.name == "p2p.tui" and r.exc_info]
+        assert isinstance(traced[-1].exc_info[1], ZeroDivisionError)
+        assert app.is_running and not chat.paging
+
+
 async def test_home_seed_killed_shows_failover_in_seeds_pane(seeds, tmp_path):
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])

@@ -14,7 +14,7 @@ from nacl.public import Box
 from node.clock import now_ms
 from node.config import UserConfig
 from node.crypto.keys import Identity
-from node.errors import InvalidInput
+from node.errors import InvalidInput, StoreError
 from node.user.events import (
     ContactRespelled,
     KeyChanged,
@@ -220,6 +220,54 @@ async def test_resend_is_acked_but_stored_once_and_forgeries_are_refused(seeds, 
     # nothing refused was shown: no further message event was emitted
     shown = [bob_ev.queue.get_nowait() for _ in range(bob_ev.queue.qsize())]
     assert not [e for e in shown if isinstance(e, MessageReceived)]
+
+
+async def test_our_own_failure_while_receiving_is_answered_internal_and_logged(
+    seeds, users, monkeypatch, caplog
+):
+    """A store error or a bug under `receive` is ours, not the peer's: it is logged (a bug with
+    its traceback), the chat is answered `internal` (retry), not blamed on the frame, and the
+    socket lives on."""
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    indie = Identity.generate()
+    await indie_register(a.url, "indie", indie, "ws://127.0.0.1:9")
+    conn = RawClient(await dial(bob.endpoint))
+
+    def chat(msg_id: str) -> dict:
+        plain = {"id": msg_id, "from": "indie", "to": "bob", "ts": now_ms(), "text": msg_id}
+        nonce, box = seal(indie, bob.identity.key, plain)
+        return {
+            "type": "chat",
+            "id": msg_id,
+            "from": "indie",
+            "to": "bob",
+            "nonce": nonce,
+            "box": box,
+        }
+
+    def disk_full(msg: object) -> None:
+        raise StoreError("database or disk is full")
+
+    def bug(name: str, key: str) -> bool:
+        raise KeyError(name)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(bob.store, "add_message", disk_full)
+        reply = await conn.request(chat("m-1"))
+    assert (reply["type"], reply["code"], reply["id"]) == ("error", "internal", "m-1")
+    assert any("disk is full" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    with monkeypatch.context() as patched:
+        patched.setattr(bob.inbox.pins, "holds", bug)
+        reply = await conn.request(chat("m-2"))
+    assert (reply["type"], reply["code"], reply["id"]) == ("error", "internal", "m-2")
+    traced = [r for r in caplog.records if r.name == "p2p.user.inbox" and r.exc_info]
+    assert traced and isinstance(traced[-1].exc_info[1], KeyError)
+    # the same socket still works, and nothing was lost: the retries are stored and acked
+    for msg_id in ("m-1", "m-2"):
+        assert (await conn.request(chat(msg_id)))["type"] == "ack"
+    assert [m.text for m in bob.history("indie")] == ["m-1", "m-2"]
 
 
 async def test_independent_client_receives_boxed_messages_from_a_node(seeds, users):

@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header
+from textual.worker import Worker, WorkerState
 
 from node.config import UserConfig
 from node.errors import InvalidInput, P2PError
@@ -227,6 +228,11 @@ class ChatApp(App):
             if url and self.node is not None:
                 self.node.seed.embedded.add(url)
                 self.node.add_seed(url)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The app's workers (slash commands among them) report a bug in the chat, not nowhere."""
+        if event.state is WorkerState.ERROR:
+            self.chat.internal_error(event.worker)
 
     async def on_unmount(self) -> None:
         """Every way out (ctrl+q, /quit, a test ending) stops the node and the embedded seed cleanly."""

@@ -81,7 +81,8 @@ def parse(line: str) -> Command | str:
     if not line.startswith("/") or line.startswith("//"):
         return line[1:] if line.startswith("//") else line
     match = _HEAD.fullmatch(line)
-    assert match is not None
+    if match is None:  # cannot happen: the pattern matches every line that starts with "/"
+        raise CommandError("cannot read that command; /help lists them")
     head, rest = match.group(1), match.group(2)
     name = ALIASES.get(head.lower(), head.lower())
     if name not in COMMANDS:

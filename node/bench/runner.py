@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from ..errors import InternalError
+from ..runtime import Tasks
 from ..seed.server import listening_url
 
 SCENARIOS = (
@@ -54,6 +56,7 @@ class Procs:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.running: list[asyncio.subprocess.Process] = []
+        self.drains = Tasks()  # readers that keep a process's pipes from filling up
         self.config = workdir / "bench-seed.toml"
         # the benchmark measures capacity, so the per-connection flood limits are lifted
         self.config.write_text(
@@ -102,13 +105,12 @@ class Procs:
             args += ["--peer", p]
         proc = await self._spawn(*args)
         while True:
-            assert proc.stderr is not None
-            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            line = (await asyncio.wait_for(piped(proc.stderr).readline(), 30)).decode()
             if not line:
                 raise RuntimeError(f"seed {name} exited before listening")
             url = listening_url(line)
             if url:
-                asyncio.ensure_future(_drain(proc.stderr))
+                self.drains.spawn(_drain(piped(proc.stderr)), f"{name} stderr")
                 return proc, url
 
     async def user(
@@ -128,21 +130,19 @@ class Procs:
             *extra,
             stdin=asyncio.subprocess.PIPE,
         )
-        assert proc.stdout is not None and proc.stderr is not None
         while True:
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            line = await asyncio.wait_for(piped(proc.stdout).readline(), 30)
             if not line:
                 raise RuntimeError(f"user {name} exited before registering")
             if json.loads(line)["event"] == "registered":
                 if drain:
-                    asyncio.ensure_future(_drain(proc.stdout))
-                asyncio.ensure_future(_drain(proc.stderr))
+                    self.drains.spawn(_drain(piped(proc.stdout)), f"{name} stdout")
+                self.drains.spawn(_drain(piped(proc.stderr)), f"{name} stderr")
                 return proc
 
     async def server(self, role: str) -> tuple[asyncio.subprocess.Process, dict]:
         proc = await self._spawn("-m", "node.bench.worker", role)
-        assert proc.stdout is not None
-        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        first = json.loads(await asyncio.wait_for(piped(proc.stdout).readline(), 30))
         return proc, first
 
     async def work(self, role: str, *args: object, timeout: float = 240) -> dict[str, Any]:
@@ -168,6 +168,17 @@ class Procs:
     async def stop_all(self) -> None:
         for proc in list(self.running):
             await self.stop(proc)
+        await self.drains.cancel_all()
+
+
+Pipe = TypeVar("Pipe")
+
+
+def piped(pipe: Pipe | None) -> Pipe:
+    """A pipe of a process `Procs` started (it opens stdout and stderr, and stdin when asked)."""
+    if pipe is None:
+        raise InternalError("the process was started without that pipe")
+    return pipe
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -354,10 +365,9 @@ class Bench:
         t0 = time.perf_counter()
         back = await procs.user("mail-receiver", seed, drain=False)
         registered = time.perf_counter()
-        assert back.stdout is not None
         got = 0
         while got < count:
-            line = await asyncio.wait_for(back.stdout.readline(), 120)
+            line = await asyncio.wait_for(piped(back.stdout).readline(), 120)
             if not line:
                 raise RuntimeError("the returning user exited before reading its mail")
             if json.loads(line)["event"] == "message":
@@ -531,8 +541,7 @@ class Bench:
         holder = await procs._spawn(
             "-m", "node.bench.worker", "idle", url, str(conns), stdin=asyncio.subprocess.PIPE
         )
-        assert holder.stdout is not None and holder.stdin is not None
-        await asyncio.wait_for(holder.stdout.readline(), 120)
+        await asyncio.wait_for(piped(holder.stdout).readline(), 120)
         await asyncio.sleep(0.5)
         rss2 = rss_kb(proc.pid)
         per_conn = (rss2 - rss1) * 1024 / conns
@@ -546,13 +555,14 @@ class Bench:
                 met=per_conn <= 16384,
             )
         )
-        holder.stdin.close()
+        piped(holder.stdin).close()
         await procs.stop(holder)
         await procs.stop(proc)
         t0 = time.perf_counter()
         proc, url = await procs.seed("mem-seed")
         restart = time.perf_counter() - t0
-        assert health(url)["users_known"] >= users
+        if health(url)["users_known"] < users:
+            raise RuntimeError("the restarted seed lost records")
         self.rows.append(
             Row(
                 "7 memory",

@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection, serve
 
 from ..clock import now_ms
+from ..errors import ErrorCode, ProtocolError
 from ..wire.sockets import SOCKET_OPTIONS, dial
 
 
@@ -38,9 +39,14 @@ def raise_fd_limit() -> None:
 async def seed_socket(url: str, **kw: Any) -> tuple[ClientConnection, dict[str, Any]]:
     """A socket to a seed, and the challenge the seed opens every socket with."""
     ws = await dial(url, **kw)
-    challenge = json.loads(await ws.recv())
-    assert challenge["type"] == "challenge", challenge
-    return ws, challenge
+    return ws, expect(json.loads(await ws.recv()), "challenge")
+
+
+def expect(frame: dict[str, Any], kind: str) -> dict[str, Any]:
+    """`frame`, when the seed sent the `kind` asked for; else the run stops and says what came."""
+    if frame.get("type") != kind:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"expected {kind}, got {str(frame)[:200]}")
+    return frame
 
 
 def register_frame(
@@ -156,8 +162,7 @@ async def register(url: str, count: int, clients: int, prefix: str) -> None:
         for i in queue:
             ws, challenge = await seed_socket(url)
             await ws.send(register_frame(identities[i], records[i], f"{prefix}{i}", challenge, "r"))
-            reply = json.loads(await ws.recv())
-            assert reply["type"] == "registered", reply
+            expect(json.loads(await ws.recv()), "registered")
             last_ack[0] = time.time()
             await ws.close()
 
@@ -196,8 +201,7 @@ async def renew(url: str, count: int, clients: int) -> None:
         for text in frames[k]:
             await ws.send(text)
         for _ in range(per):
-            reply = json.loads(await ws.recv())
-            assert reply["type"] == "registered", reply
+            expect(json.loads(await ws.recv()), "registered")
 
     t0 = time.perf_counter()
     await asyncio.gather(*[client(k) for k in range(clients)])
@@ -378,7 +382,7 @@ def main(argv: list[str]) -> None:
         verify_rate(int(args[0]))
         return
     func, types = ROLES[role]
-    asyncio.run(func(*[t(a) for t, a in zip(types, args)]))
+    asyncio.run(func(*[t(a) for t, a in zip(types, args, strict=True)]))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class Identity:
             try:
                 seed = unb64(path.read_text().strip())
                 return cls(SigningKey(seed))
-            except Exception as exc:
+            except (OSError, ValueError, TypeError) as exc:  # unreadable, not base64, wrong length
                 raise IdentityError(
                     f"key file {path} is damaged ({exc}); restore it from a backup, or move it "
                     "away to create a new identity (the name's owner key changes)"

@@ -8,11 +8,13 @@ accepted but not yet committed.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import StoreError
 from ..wire.names import fold_name
 from ..wire.protocol import MailItem, Taken, dump
 from .store import SeedStore
@@ -171,18 +173,23 @@ class Mailbox:
         to = fold_name(taken.to)
         idents: list[Ident] = [(fold_name(s), t, i) for s, t, i in taken.ids]
         sizes = self._sizes(to, idents)
+        counted_off: list[tuple[Ident, int]] = []
         for ident in idents:
             # on disk, or accepted and still on its way there (a take can come first by gossip)
             size = sizes.get(ident, self.unsaved.get((to, ident)))
             if size is not None and (to, ident) not in self.untaken:
                 self.quotas.remove(to, ident[0], size)
+                counted_off.append((ident, size))
             self.untaken.add((to, ident))
         until = taken.at + self.limits.keep_ms + MINUTE_MS
         fut = self.store.submit("take", rev, to, until, dump(taken), idents)
         self.store.queue("taken_trim", to, self.limits.taken_per_recipient)
 
-        def saved(_: asyncio.Future[Any]) -> None:
+        def saved(f: asyncio.Future[Any]) -> None:
             self.untaken.difference_update((to, ident) for ident in idents)
+            if f.cancelled() or f.exception() is not None:  # not taken: the items count again
+                for ident, size in counted_off:
+                    self.quotas.add(to, ident[0], size)
 
         fut.add_done_callback(saved)
         return fut
@@ -225,6 +232,8 @@ class Mailbox:
         db = open_db(self.store.path)
         try:
             return db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the mail in {self.store.path}: {exc}") from None
         finally:
             db.close()
 

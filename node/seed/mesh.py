@@ -758,7 +758,7 @@ class Mesh:
         auths_ok: dict[int, str] = {}
         if checked is not None:
             auths_ok = checked.auths_ok
-            for record, ok in zip(checked.records, checked.records_ok):
+            for record, ok in zip(checked.records, checked.records_ok, strict=True):
                 if ok:
                     verified.append(record)
                 else:
@@ -783,7 +783,8 @@ class Mesh:
             if problem is not None:
                 self._refused(link, item.name, problem)
                 continue
-            assert item.auth is not None
+            if item.auth is None:  # check_online refuses an online item without its auth
+                continue
             link.sync_online[fold_name(item.name)] = (item.at, item.auth.at)
         for item in presence:
             self.watch_reachability(item.seed_key)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import now_ms
 from ..crypto.signing import verify_mail, verify_take
-from ..errors import ErrorCode, ProtocolError
+from ..errors import ErrorCode, ProtocolError, StoreError
 from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
@@ -246,7 +246,7 @@ class Post:
             return
         try:
             texts = await self.seed.mailbox.items_for(session.folded)
-        except Exception as exc:  # noqa: BLE001 - the held mail stays on disk for the next session
+        except StoreError as exc:  # the held mail stays on disk for the next session
             log.warning("cannot read the mail held for %s: %s", session.folded, exc)
             texts = []
         finally:
@@ -290,7 +290,17 @@ class Post:
         fut = seed.mailbox.take(taken, rev)
         seed.mesh.gossip("taken", dump(taken), rev, None)
         reply = dump(Took(type="took", id=frame.id))
-        fut.add_done_callback(lambda f: session.out.push(reply))
+
+        def answer(f: asyncio.Future[Any]) -> None:
+            """`took` only once the take is on disk; a failed commit is answered, so it comes again."""
+            if f.cancelled() or f.exception() is not None:
+                self._fail(
+                    session, ErrorCode.INTERNAL, "the take could not be stored; retry", frame.id
+                )
+            else:
+                session.out.push(reply)
+
+        fut.add_done_callback(answer)
 
     def accept_take_replica(self, taken: Taken, now: int, source: str) -> int:
         """A take from a peer: 1 when it took something new here, 0 when it changed nothing."""

@@ -7,6 +7,8 @@ ahead, so after a crash or restart every new number is above any number handed o
 
 from __future__ import annotations
 
+from ..errors import StoreError
+
 BLOCK = 1_000_000
 
 
@@ -26,7 +28,9 @@ class Revs:
 
     def next(self) -> int:
         if self.n >= self.ceiling:
-            raise RuntimeError("change counter past its reserved ceiling")
+            # the store has not saved a higher ceiling in time (it fails to commit): a number
+            # handed out now could be handed out again after a restart
+            raise StoreError("the change counter is past the ceiling saved on disk")
         self.n += 1
         return self.n
 

@@ -478,7 +478,7 @@ class Seed(Service):
                 session.out.push(
                     error_frame(
                         ErrorCode.INTERNAL,
-                        f"the record could not be stored: {fut.exception()}",
+                        "the record could not be stored; retry",  # why is in the log
                         frame.id,
                     )
                 )

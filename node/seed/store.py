@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InternalError
 from ..storage.committer import GroupCommitter
 from ..storage.migrations import open_versioned
 from ..wire.protocol import Record
@@ -108,11 +109,13 @@ class SeedStore:
         self.committer = GroupCommitter(self.db, _write)
 
     def submit(self, *row: Any) -> asyncio.Future[Any]:
-        assert self.committer is not None, "the store is not started"
+        if self.committer is None:
+            raise InternalError("the store is not started")
         return self.committer.submit(row)
 
     def queue(self, *row: Any) -> None:
-        assert self.committer is not None, "the store is not started"
+        if self.committer is None:
+            raise InternalError("the store is not started")
         self.committer.submit_quietly(row)
 
     async def close(self) -> None:
@@ -239,6 +242,6 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
             db.execute("DELETE FROM takes WHERE until < ?", (taken_before,))
             db.execute("DELETE FROM taken_ids WHERE until < ?", (taken_before,))
         else:
-            raise ValueError(f"unknown row kind {kind!r}")
+            raise InternalError(f"unknown row kind {kind!r}")
         results.append(result)
     return results

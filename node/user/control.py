@@ -159,8 +159,8 @@ class ControlSocket:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
-        self.clients.add(task)
+        if task is not None:  # always, inside a stream callback
+            self.clients.add(task)
         try:
             await self._serve(reader, writer, _answer(writer))
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -24,7 +24,14 @@ from ..config import UserConfig
 from ..crypto.boxes import Boxes
 from ..crypto.keys import Identity
 from ..crypto.signing import sign_mail
-from ..errors import ConnectionLost, ErrorCode, ProtocolError, RemoteError, SeedUnavailable
+from ..errors import (
+    ConnectionLost,
+    ErrorCode,
+    InternalError,
+    ProtocolError,
+    RemoteError,
+    SeedUnavailable,
+)
 from ..runtime import Tasks, quiet_logger
 from ..wire.correlator import Correlator
 from ..wire.names import fold_name
@@ -322,7 +329,8 @@ class Delivery:
         Returns None when it is worth going on at once, else why delivery must wait.
         """
         link, found = route.link, route.found
-        assert link is not None
+        if link is None:
+            raise InternalError("a direct pump needs the route's link")
         self.outbox.rewind(peer)
         trouble: list[str] = []
         folded = fold_name(found.record.name)

@@ -26,6 +26,7 @@ from ..crypto.signing import sign_mail, sign_take
 from ..errors import (
     ConnectionLost,
     ErrorCode,
+    InternalError,
     ProtocolError,
     RemoteError,
     SeedUnavailable,
@@ -52,6 +53,7 @@ from ..wire.protocol import (
     TakenId,
     error_frame,
     parse,
+    readable_id,
 )
 from ..wire.sender import Sender
 from ..wire.sockets import close_now, frames
@@ -138,10 +140,22 @@ class Inbox:
                     await self.receive(frame, lambda i, p: out.push(ack_text(i, p)))
                 except ProtocolError as exc:
                     out.push(error_frame(exc.code, exc.message, exc.frame_id))
-                except Exception as exc:  # noqa: BLE001 - a peer's frame must never end the handler
-                    if isinstance(exc, (ConnectionClosed, asyncio.CancelledError)):
-                        raise
-                    out.push(error_frame(ErrorCode.BAD_REQUEST, "the frame could not be read"))
+                except StoreError as exc:  # ours, not the peer's: it may send the chat again
+                    log.error("could not store a chat: %s", exc)
+                    out.push(
+                        error_frame(
+                            ErrorCode.INTERNAL,
+                            "the chat could not be stored; retry",
+                            readable_id(raw),
+                        )
+                    )
+                except ConnectionClosed:
+                    raise
+                except Exception:  # the endpoint's boundary: a bug must not end the peer's socket
+                    log.exception("receiving a chat failed on a bug")
+                    out.push(
+                        error_frame(ErrorCode.INTERNAL, "internal error; retry", readable_id(raw))
+                    )
         except ConnectionClosed:
             pass
 
@@ -313,7 +327,7 @@ class Inbox:
             if pending is not None:
                 try:
                     await asyncio.shield(pending)
-                except StoreError:
+                except (StoreError, InternalError):
                     continue
             self._take(ident)
 

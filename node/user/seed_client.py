@@ -233,7 +233,7 @@ class SeedClient:
             try:
                 if await self._round(backoff):
                     return
-            except Exception:  # noqa: BLE001 - a bug on one attempt must not end the link
+            except Exception:  # a bug on one attempt must not end the link: logged, then failover
                 log.exception("the link to seed %s failed unexpectedly; failing over", self.trying)
                 if self.trying is not None:
                     self._mark(self.trying, up=False)
@@ -365,7 +365,7 @@ class SeedClient:
                     continue
                 try:
                     self._dispatch(frame)
-                except Exception:  # noqa: BLE001 - one frame must not end the link
+                except Exception:  # one frame must not end the link: logged with its traceback
                     log.exception("handling a %s frame from the seed failed", frame.type)
         except ConnectionClosed:
             pass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import InternalError
 from ..storage.committer import GroupCommitter
 from ..storage.migrations import open_versioned
 from ..wire.names import fold_name
@@ -170,11 +171,13 @@ class UserStore:
         return self.reader.execute(sql, params).fetchall()
 
     def _submit(self, *row: Any) -> asyncio.Future[Any]:
-        assert self.committer is not None, "the store is not started"
+        if self.committer is None:
+            raise InternalError("the store is not started")
         return self.committer.submit(row)
 
     def _queue(self, *row: Any) -> None:
-        assert self.committer is not None, "the store is not started"
+        if self.committer is None:
+            raise InternalError("the store is not started")
         self.committer.submit_quietly(row)
 
     # ------------------------------------------------------------------ identity
@@ -469,9 +472,10 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
             db.execute("DELETE FROM blocked WHERE nkey = ?", args)
         elif kind == "contact_set":
             column, value, folded = args
-            assert column in _CONTACT_COLUMNS
+            if column not in _CONTACT_COLUMNS:
+                raise InternalError(f"no contact column {column!r}")
             db.execute(f"UPDATE contacts SET {column} = ? WHERE nkey = ?", (value, folded))
         else:
-            raise ValueError(f"unknown row kind {kind!r}")
+            raise InternalError(f"unknown row kind {kind!r}")
         results.append(None)
     return results

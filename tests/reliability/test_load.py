@@ -139,9 +139,9 @@ async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, 
         f"{end['rss']} KB, fds {start['fds']} -> {end['fds']}, client tasks {start['tasks']} -> {end['tasks']}"
     )
     if full:  # growth bounds are measurements: the default run only prints them
-        for before, after in zip(start["rss"], end["rss"]):
+        for before, after in zip(start["rss"], end["rss"], strict=True):
             assert after - before < max(0.25 * before, 10_000), "seed memory kept growing"
-        for before, after in zip(start["fds"], end["fds"]):
+        for before, after in zip(start["fds"], end["fds"], strict=True):
             assert after - before <= 4, "seed open files kept growing"
         assert end["tasks"] <= start["tasks"] + 5, "tasks kept growing"
     for seed in seeds:

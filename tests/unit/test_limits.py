@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -37,11 +38,24 @@ def test_costs_and_allows_do_not_count_towards_a_cut():
     assert limit.refused == 0
 
 
-def test_backoff_doubles_to_the_ceiling_and_resets():
-    b = Backoff(0.5, 3.0)
-    assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    b.reset()
-    assert b.next() == 0.5
+def test_backoff_grows_to_the_ceiling_and_resets():
+    highest = Backoff(0.5, 10.0, rand=lambda: 1.0)  # each delay three times the one before
+    assert [highest.next() for _ in range(4)] == [1.5, 4.5, 10.0, 10.0]
+    highest.reset()
+    assert highest.next() == 1.5
+    lowest = Backoff(0.5, 10.0, rand=lambda: 0.0)
+    assert [lowest.next() for _ in range(3)] == [0.5, 0.5, 0.5]
+
+
+def test_backoff_jitter_spreads_two_nodes_and_keeps_its_bounds():
+    """Users of a seed that died together must not retry together; no delay leaves [first, ceiling]."""
+    one, two = Backoff(0.25, 10.0), Backoff(0.25, 10.0)  # the default random source
+    schedule_one = [one.next() for _ in range(8)]
+    assert schedule_one != [two.next() for _ in range(8)]
+    seeded = Backoff(0.25, 10.0, rand=random.Random(7).random)
+    delays = [seeded.next() for _ in range(2000)]
+    assert all(0.25 <= d <= 10.0 for d in delays)
+    assert len(set(delays)) > 100  # not a fixed schedule
 
 
 async def test_backoff_sleep_wakes_early():

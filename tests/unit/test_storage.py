@@ -9,7 +9,8 @@ import pytest
 
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_record
-from node.errors import StoreError
+from node.errors import InternalError, StoreError
+from node.seed.revs import Revs
 from node.seed.store import STEPS as SEED_STEPS
 from node.seed.store import SeedStore
 from node.storage.committer import GroupCommitter
@@ -65,6 +66,97 @@ async def test_a_failed_commit_reaches_every_waiter(tmp_path):
     )
     assert all(isinstance(r, StoreError) for r in results)
     await committer.close()
+
+
+async def test_a_bad_write_fails_alone_and_the_batch_commits_the_rest(tmp_path):
+    db = open_db(tmp_path / "t.sqlite3")
+    db.execute("CREATE TABLE t (n INTEGER)")
+
+    def write(conn: sqlite3.Connection, rows: list[int]) -> list[int]:
+        for r in rows:
+            conn.execute(
+                "INSERT INTO missing VALUES (1)" if r == 3 else "INSERT INTO t VALUES (?)",
+                (r,) if r != 3 else (),
+            )
+        return rows
+
+    committer = GroupCommitter(db, write)
+    results = await asyncio.gather(*(committer.submit(i) for i in range(6)), return_exceptions=True)
+    await committer.close()
+    assert isinstance(results[3], StoreError) and "commit failed" in str(results[3])
+    assert [r for i, r in enumerate(results) if i != 3] == [0, 1, 2, 4, 5]
+    assert [n for (n,) in db.execute("SELECT n FROM t")] == [0, 1, 2, 4, 5]
+
+
+async def test_a_bug_in_a_write_is_reported_as_one_and_costs_only_its_row(tmp_path, caplog):
+    db = open_db(tmp_path / "t.sqlite3")
+    db.execute("CREATE TABLE t (n INTEGER)")
+
+    def write(conn: sqlite3.Connection, rows: list[int]) -> list[int]:
+        for r in rows:
+            conn.execute("INSERT INTO t VALUES (?)", ({}[r] if r == 2 else r,))
+        return rows
+
+    committer = GroupCommitter(db, write)
+    results = await asyncio.gather(*(committer.submit(i) for i in range(4)), return_exceptions=True)
+    await committer.close()
+    assert isinstance(results[2], InternalError) and not isinstance(results[2], StoreError)
+    assert "commit failed" not in str(results[2])
+    assert [results[0], results[1], results[3]] == [0, 1, 3]
+    bug = [r for r in caplog.records if r.name == "p2p.storage" and r.exc_info]
+    assert bug and isinstance(bug[0].exc_info[1], KeyError), "no traceback logged for the bug"
+
+
+async def test_a_write_that_miscounts_its_results_leaves_no_waiter_hanging(tmp_path):
+    db = open_db(tmp_path / "t.sqlite3")
+
+    committer = GroupCommitter(db, lambda conn, rows: rows[1:])
+    futures = [committer.submit(i) for i in range(3)]
+    await committer.close()
+    assert all(f.done() for f in futures)
+    assert all(isinstance(f.exception(), InternalError) for f in futures)
+
+
+async def test_a_bug_in_one_user_store_write_loses_none_of_the_others(tmp_path):
+    """Contacts, read markers and messages queued with a failing write still reach the disk."""
+    store = UserStore(tmp_path / "user.sqlite3")
+    store.start()
+    store.add_contact("bob", now=1)
+    bad = store._submit("contact_set", "no such column", 1, "bob")
+    saved = store.add_message(StoredMessage.new_incoming("m1", "bob", "me", 5, "hi"))
+    store.pin("bob", "K1")
+    assert await saved == 1
+    with pytest.raises(InternalError):
+        await bad
+    await store.close()
+    again = UserStore(tmp_path / "user.sqlite3")
+    assert [(c.name, c.key) for c in again.contacts()] == [("bob", "K1")]
+    assert [m.text for m in again.history("bob")] == ["hi"]
+    again.db.close()
+    again.reader.close()
+
+
+async def test_storage_failures_are_p2p_errors_not_standard_ones(tmp_path):
+    """One exception tree: a change counter the disk has not caught up with, and a write the
+    store does not know, are P2PErrors (a StoreError, and an InternalError for the bug)."""
+    revs = Revs("epoch", reserved=0, block=4)
+    revs.first_reservation()
+    assert [revs.next() for _ in range(4)] == [1, 2, 3, 4]
+    with pytest.raises(StoreError):
+        revs.next()
+    store = SeedStore(tmp_path / "seed.sqlite3")
+    with pytest.raises(InternalError):
+        store.queue("meta", "k", "v")  # not started
+    store.start()
+    with pytest.raises(InternalError):
+        await store.submit("no such kind")
+    from node.seed.mailbox import Mailbox, MailLimits
+
+    mailbox = Mailbox(store, MailLimits())
+    store.db.execute("ALTER TABLE mail RENAME TO damaged")
+    with pytest.raises(StoreError):
+        await mailbox.items_for("bob")
+    await store.close()
 
 
 def test_migrations_run_once_each_and_refuse_a_newer_database(tmp_path):

@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 
 from node.user.store import StoredMessage
 
@@ -181,8 +182,7 @@ class ChatPane(VerticalScroll):
 
     def _probe(self, page: list[StoredMessage]) -> None:
         """Whether there is history before and after `page` (two indexed one-row reads)."""
-        assert self.source is not None and self.peer is not None
-        if not page:
+        if not page or self.source is None or self.peer is None:
             self.has_older = self.has_newer = False
             return
         self.has_older = bool(self.source.history(self.peer, page[0].n, 1))
@@ -246,6 +246,16 @@ class ChatPane(VerticalScroll):
         self.mount(Static(safe_content(text, multiline=True), classes=classes))
         if not self.has_newer:
             self.scroll_end(animate=False)
+
+    def internal_error(self, worker: Worker[Any]) -> None:
+        """A worker failed on a bug: the traceback goes to the log file, and a line here says so
+        (a worker that may not end the app must not fail unseen either)."""
+        log.error("worker %s failed", worker.name, exc_info=worker.error)
+        self.system("internal error (the details are in tui.log)", classes="error")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            self.internal_error(event.worker)
 
     def set_full_times(self, full: bool) -> None:
         self.full_times = full
