@@ -7,10 +7,15 @@ import asyncio
 
 from node.clock import now_ms
 from node.crypto.keys import Identity
+from node.user.events import MessageReceived, NameRegistered
 
-from .helpers import FakeSeed, RawClient, eventually, record
+from .helpers import FakeSeed, RawClient, eventually, next_event, record
 
 DAY_MS = 86_400_000
+
+
+def registered_event(e) -> bool:
+    return isinstance(e, NameRegistered)
 
 
 async def lookup(seed, name: str, hops: int = 0) -> dict:
@@ -67,15 +72,16 @@ async def test_a_new_seed_refuses_a_name_before_its_sync_and_answers_the_mesh_af
     await m.close()
 
 
-async def test_a_claim_taken_before_the_sync_yields_to_the_mesh_everywhere(seeds, tmp_path):
+async def test_a_claim_taken_before_the_sync_yields_to_the_mesh_everywhere(seeds, users, tmp_path):
     """When no peer answers for `first_sync_wait`, the seed takes names again; a name taken then
-    that the mesh holds under another key goes to the mesh's holder at both seeds, and the
-    local claimant's socket is closed with 4403 (its next registration: name_taken). (The
-    claim window is off: this test makes both claims within a second, the same-moment race.)"""
+    that the mesh holds under another key goes to the mesh's holder at both seeds: the local
+    claimant's socket is closed with 4403 (its next registration: name_taken), and a first message
+    for Bob from a user of the new seed reaches the real Bob (before r3 it was relayed to
+    Mallory, and acknowledged by her). The claim window is off: this test makes both claims
+    within a second of each other, which would be the same-moment race."""
     a = await seeds("a", claim_window=0.0)
-    bob = Identity.generate()
-    c, _ = await register(a.url, bob, "Bob")
-    await c.close()
+    bob, bob_events = await users("Bob", [a.url])
+    await next_event(bob_events, registered_event, what="Bob registered")
     port = a.port
     await a.stop()
 
@@ -85,21 +91,36 @@ async def test_a_claim_taken_before_the_sync_yields_to_the_mesh_everywhere(seeds
     mallory = Identity.generate()
     m, reply = await register(fresh.url, mallory, "Bob")
     assert reply["type"] == "registered", reply
-    carol, reply = await register(fresh.url, Identity.generate(), "Carol")  # new to the mesh
-    assert reply["type"] == "registered"
+    carol, carol_events = await users("Carol", [fresh.url])  # a name new to the mesh
+    await next_event(carol_events, registered_event, what="Carol registered")
 
     a = await restarted(seeds, tmp_path, "a", port, claim_window=0.0)
     await asyncio.wait_for(m.ws.wait_closed(), 30)
     assert m.ws.close_code == 4403
     for seed in (fresh, a):
         await eventually(
-            lambda seed=seed: seed.directory.key_of("Bob") == bob.key, what="the mesh's Bob"
+            lambda seed=seed: seed.directory.key_of("Bob") == bob.identity.key,
+            what="the mesh's Bob",
         )
     # a claim no peer contradicted stands, and reaches the mesh
     await eventually(lambda: a.directory.get("Carol") is not None, what="Carol at a")
+    msg_id = await carol.send("Bob", "for Bob only")
+    await next_event(
+        bob_events,
+        lambda e: isinstance(e, MessageReceived) and e.id == msg_id,
+        timeout=30,
+        what="Bob gets Carol's first message",
+    )
+    assert all(p["type"] != "relayed" for p in drain(m.pushes))
     _, reply = await register(fresh.url, mallory, "Bob")
     assert reply["code"] == "name_taken"
-    await carol.close()
+
+
+def drain(queue: asyncio.Queue) -> list[dict]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
 
 
 # ---------------------------------------------------------------- freshness (issue 18, 10)
