@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 from node.clock import now_ms
@@ -89,33 +88,17 @@ async def flood(victim_endpoint: str, boxes: Boxes, victim_key: str, n: int) -> 
     return counts
 
 
-async def test_a_stranger_flooding_the_endpoint_is_refused_beyond_its_rate(seeds, users, full):
+async def test_a_stranger_flooding_the_endpoint_is_refused_beyond_its_rate(seeds, users):
     """A stranger sending real chats as fast as it can: the first burst (10) is stored, the rest
-    is `rate_limited` (the rate is made tiny here so the count is exact under any load). Under
-    --full the default allowance meets a 100,000-message flood and the figures are printed."""
+    is `rate_limited` (the rate is made tiny here so the count is exact under any load). The
+    measured form is `tests/reliability/test_stranger_flood.py`."""
     a = await seeds("a")
-    rate = {} if full else {"stranger_rate": 0.0001}
-    victim, v_events = await users("victim", [a.url], **rate)
+    victim, v_events = await users("victim", [a.url], stranger_rate=0.0001)
     await next_event(v_events, registered, what="registered")
     mallory = Identity.generate()
     client = await RawClient.open(a.url)
     await client.request({"type": "register", "record": record(mallory, "mallory")})
-    boxes = Boxes(mallory)
-
-    n = 100_000 if full else 40
-    started, cpu = time.monotonic(), time.process_time()
-    counts = await flood(victim.endpoint, boxes, victim.identity.key, n)
-    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
-    stored = victim.history("mallory", limit=100_000)
-    history_bytes = sum(len(m.text.encode()) for m in stored)
-    print(
-        f"stranger flood: {n} chats in {elapsed:.1f} s ({n / elapsed:.0f}/s); answers {counts}; "
-        f"stored {len(stored)} messages, {history_bytes} bytes of history "
-        f"({history_bytes / elapsed:.0f} B/s); CPU (flooder and victim) {cpu:.1f} s"
-    )
-    if full:
-        assert len(stored) <= 100 and counts.get("ack", 0) <= 10 + elapsed + 1
-    else:
-        assert counts == {"ack": 10, "rate_limited": 30}
-        assert len(stored) == 10
+    counts = await flood(victim.endpoint, Boxes(mallory), victim.identity.key, 40)
+    assert counts == {"ack": 10, "rate_limited": 30}
+    assert len(victim.history("mallory")) == 10
     await client.close()
