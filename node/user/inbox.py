@@ -258,8 +258,10 @@ class Inbox:
             return False
         size = len(inner.text.encode())
         refusal = self.strangers.refusal(sender, size, time.monotonic(), chat_id)
-        if refusal is not None and not self.store.has_incoming(sender, inner.id):
-            raise refusal
+        if refusal is None:
+            return True
+        if refusal.code != ErrorCode.QUOTA or not self.store.has_incoming(sender, inner.id):
+            raise refusal  # (a copy refused for the rate is taken when the sender retries)
         return True
 
     def _ack_through_seeds(self, sender: str) -> AckBack:
