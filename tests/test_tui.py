@@ -249,6 +249,8 @@ async def test_history_pages_in_from_disk(seeds, users, tmp_path):
     a, bob, bob_ev, app = await sally_and_bob(seeds, users, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app))
+        assert app.node is not None
+        app.node.add_contact("bob")  # a stranger would be held to its allowance (100, 1/s)
         ids = [await bob.send("Sally", f"line {i}") for i in range(150)]
         await until(
             pilot, lambda: entry(app, "bob") and entry(app, "bob").unread == len(ids), timeout=20

@@ -22,7 +22,7 @@ from node.errors import (
     SeedUnavailable,
 )
 from node.user.node import UserNode
-from node.wire.names import require_name
+from node.wire.names import looks_alike, require_name
 
 from .commands import Command, help_text
 from .seed_url import check_seed_url
@@ -169,6 +169,12 @@ class Slash:
         if not node.add_contact(name):
             self.say(f"{name} is already a contact")
             return
+        alike = [c.name for c in node.contacts() if looks_alike(c.name, name)]
+        if alike:
+            self.error(
+                f"warning: {name} looks like your contact {', '.join(alike)}; they may not be "
+                f"who you think: compare fingerprints (/verify) before you trust either"
+            )
         self.background(self.check_added(name), "check added")
 
     async def check_added(self, name: str) -> None:

@@ -69,6 +69,9 @@ class Procs:
             "mail_per_recipient = 1000000\nmail_per_recipient_bytes = 1000000000\n"
             "mail_per_sender = 1000000\nmail_per_sender_bytes = 1000000000\n"
             "mail_per_pair = 1000000\nmail_per_pair_bytes = 1000000000\n"
+            # receivers take a sender they never added at capacity, not at a stranger's allowance
+            "[user]\nstranger_rate = 1000000000.0\nstranger_burst = 1000000000.0\n"
+            "stranger_messages = 1000000000\nstranger_bytes = 1000000000000\n"
         )
 
     async def _spawn(self, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
@@ -127,6 +130,8 @@ class Procs:
             seed,
             "--data-dir",
             str(self.workdir / f"user-{name}"),
+            "--config",
+            str(self.config),
             *extra,
             stdin=asyncio.subprocess.PIPE,
         )

@@ -14,7 +14,7 @@ from enum import Enum
 from ..crypto.keys import b64, unb64
 from ..crypto.signing import verify_record, verify_session
 from ..errors import ErrorCode, ProtocolError
-from ..wire.names import fold_name
+from ..wire.names import fold_name, skeleton
 from ..wire.protocol import PresenceItem, Record
 
 FUTURE_SLACK_MS = 60_000  # how far ahead of this seed's clock a peer's `at` may be
@@ -90,11 +90,23 @@ Item = tuple[str, bool, int, int]
 class Directory:
     """Records by folded name, and presence items by (folded name, home seed key)."""
 
-    def __init__(self, lease_ms: int, claim_window_ms: int, max_items_per_seed: int) -> None:
+    def __init__(
+        self,
+        lease_ms: int,
+        claim_window_ms: int,
+        max_items_per_seed: int,
+        session_max_age_ms: int = 86_400_000,
+    ) -> None:
         self.lease_ms = lease_ms
         self.claim_window_ms = claim_window_ms
         self.max_items_per_seed = max_items_per_seed
+        self.session_max_age_ms = session_max_age_ms
         self.entries: dict[str, Entry] = {}
+        # r3: the confusable skeleton of each name -> the folded name that first held it here
+        self.skeletons: dict[str, str] = {}
+        # r3: names first claimed here by a user before this seed's first sync with the mesh: a
+        # peer's record for one of them under another key wins (the mesh held it first)
+        self.provisional: set[str] = set()
         self.presence: dict[str, tuple[Item, ...]] = {}
         self.items_per_seed: dict[str, int] = {}
         # home seeds (by key) whose items count as offline (unreachable too long) -> when lost
@@ -104,7 +116,9 @@ class Directory:
 
     def load(self, record: Record, renewed: int, claimed: int, rev: int) -> None:
         """Put back a record read from disk (it was verified when first accepted)."""
-        self.entries[fold_name(record.name)] = Entry(record, renewed, claimed, rev)
+        folded = fold_name(record.name)
+        self.entries[folded] = Entry(record, renewed, claimed, rev)
+        self.skeletons.setdefault(skeleton(folded), folded)
 
     def get(self, name: str) -> Record | None:
         entry = self.entries.get(fold_name(name))
@@ -143,7 +157,9 @@ class Directory:
             )
         renewed = min(record.seq, now)
         if stored is None:
+            self._refuse_lookalike(folded, record, now)
             self.entries[folded] = Entry(record, renewed, now, 0)
+            self.skeletons.setdefault(skeleton(folded), folded)
             return Outcome.NEW, None
         if b64(stored.key) == record.key:
             if record.seq <= stored.seq:
@@ -156,12 +172,40 @@ class Directory:
         if self._lease_over(folded, stored, now):
             self.entries[folded] = Entry(record, renewed, now, stored.rev)
             return Outcome.REPLACED, loser
+        if from_peer and folded in self.provisional:
+            # claimed here before this seed had synced: the mesh's holder had it first
+            self.provisional.discard(folded)
+            self.entries[folded] = Entry(record, renewed, now, stored.rev)
+            return Outcome.REPLACED, loser
         if from_peer and self._wins_same_moment_claim(stored, record, now):
             self.entries[folded] = Entry(record, renewed, stored.claimed, stored.rev)
             return Outcome.REPLACED, loser
         raise ProtocolError(
             ErrorCode.NAME_TAKEN, f"the name {stored.name!r} belongs to another key"
         )
+
+    def lookalike_of(self, name: str, key: str, now: int) -> str | None:
+        """The held name that `name` (new here) looks like, when another key holds it (r3).
+
+        A name whose lease ran out holds nothing back. Only the first name of each skeleton held
+        here is weighed: one held from before r3 beside it changes nothing for the first.
+        """
+        folded = fold_name(name)
+        holder = self.skeletons.get(skeleton(folded))
+        if holder is None or holder == folded:
+            return None
+        entry = self.entries[holder]
+        if b64(entry.key) == key or self._lease_over(holder, entry, now):
+            return None
+        return entry.name
+
+    def _refuse_lookalike(self, folded: str, record: Record, now: int) -> None:
+        similar = self.lookalike_of(folded, record.key, now)
+        if similar is not None:
+            raise ProtocolError(
+                ErrorCode.NAME_TAKEN,
+                f"the name {record.name!r} looks like {similar}, which belongs to another key",
+            )
 
     def _lease_over(self, folded: str, stored: Entry, now: int) -> bool:
         """An offline name whose record was not renewed for the lease is free for another key."""
@@ -226,6 +270,10 @@ class Directory:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "presence from the future")
         if item.auth is not None:
             auth = item.auth
+            if self.session_stale(auth.at, now):
+                raise ProtocolError(
+                    ErrorCode.STALE, "the session auth is too old to keep anyone online"
+                )
             if fold_name(auth.name) != fold_name(item.name) or auth.seed_key != link_key:
                 raise ProtocolError(
                     ErrorCode.BAD_SIGNATURE, "the session auth is for another session"
@@ -265,6 +313,21 @@ class Directory:
                 if current is None or not current[1] or current[2] != at:
                     touched.add(folded)
                 self._put(folded, (seed_key, True, at, auth_at))
+        return touched
+
+    def session_stale(self, auth_at: int, now: int) -> bool:
+        """A session auth older than the bound keeps nobody online (r3: 'while it is fresh')."""
+        return auth_at < now - self.session_max_age_ms
+
+    def expire_sessions(self, now: int, own_key: str) -> set[str]:
+        """Peers' online items whose session auth grew stale count as offline from now on (this
+        seed's own users are online while their sockets are). The names affected."""
+        touched: set[str] = set()
+        for folded, items in self.presence.items():
+            for seed_key, online, at, auth_at in items:
+                if online and seed_key != own_key and self.session_stale(auth_at, now):
+                    self._put(folded, (seed_key, False, at, auth_at))
+                    touched.add(folded)
         return touched
 
     def seed_lost(self, seed_key: str, now: int) -> set[str]:

@@ -35,6 +35,7 @@ from ..wire.names import fold_name
 from ..wire.protocol import (
     FROM_SEED,
     MAX_FRAME,
+    REVISION,
     SEED_LINK,
     ChallengeFrame,
     Error,
@@ -190,6 +191,7 @@ class Link:
         self.since = asyncio.get_running_loop().time()  # when the link came up
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
         self.closed = asyncio.Event()
+        self.revision = 2  # what the peer announced in its hello or welcome (r3)
 
     def dialer_key(self, own_key: str) -> str:
         return own_key if self.dialed else self.key
@@ -385,6 +387,7 @@ class Mesh:
                     since=self._since(challenge.seed_key),
                     nonce=hello_nonce,
                     auth=auth,
+                    revision=REVISION,
                 )
                 await ws.send(dump(hello))
                 reply = parse(SEED_LINK, await ws.recv())
@@ -416,7 +419,7 @@ class Mesh:
         self.learn(reply.seeds)
         if news:
             self._introduce(reply.key)
-        return Link(
+        link = Link(
             ws,
             Sender(ws, limit=LINK_QUEUE, counts=self.seed.frames),
             reply.name,
@@ -425,6 +428,8 @@ class Mesh:
             dialed=True,
             limit=self._limit(),
         )
+        link.revision = reply.revision
+        return link
 
     def _introduce(self, new_key: str) -> None:
         """A URL was proven for the first time: the seeds linked before learn it from a fresh hello
@@ -507,6 +512,7 @@ class Mesh:
             seeds=self._passed_on(),
             since=self._since(hello.key),
             auth=auth,
+            revision=REVISION,
         )
         out.push(dump(welcome))
         # its own URL too: dialling it proves the URL reaches that key, then it is passed on
@@ -517,6 +523,7 @@ class Mesh:
         link = Link(
             ws, out, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, limit=self._limit()
         )
+        link.revision = hello.revision
         await self._run(link, hello.since)
 
     # ------------------------------------------------------------------ a live link
@@ -887,6 +894,11 @@ class Mesh:
     def peer_names(self) -> set[str]:
         """The names of the seeds linked now (for people and tests; seeds are their keys)."""
         return {link.name for link in self.links.values()}
+
+    def revision_of(self, key: str) -> int | None:
+        """The revision a linked seed announced (None when it is not linked now)."""
+        link = self.links.get(key)
+        return link.revision if link is not None else None
 
     def name_of(self, key: str) -> str | None:
         known = self.known.get(key)

@@ -28,6 +28,7 @@ from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
+    REVISION,
     TO_SEED,
     ChallengeFrame,
     Deposit,
@@ -81,6 +82,10 @@ AUTH_SKEW_MS = 60_000
 # close codes a seed uses on a user's socket (private range 4000-4999)
 CLOSE_REPLACED = 4409  # the name registered again with a newer session
 CLOSE_NAME_LOST = 4403  # the name went to another key (two claims at one moment)
+BEFORE_SYNC = (
+    "this seed has not synced with the mesh yet and cannot check that name; "
+    "try again shortly or at another seed"
+)
 
 
 def listening_url(line: str) -> str | None:
@@ -134,7 +139,10 @@ class Seed(Service):
             lease_ms=int(config.lease_days * 86_400_000),
             claim_window_ms=int(config.claim_window * 1000),
             max_items_per_seed=config.max_presence_per_peer,
+            session_max_age_ms=int(config.session_max_age * 1000),
         )
+        # r3: a seed with peers configured takes no name it cannot check before a first sync
+        self.synced_once = not config.peers
         self.sessions: set[Session] = set()
         self.bound: dict[str, Session] = {}  # folded name -> the socket that proved it holds it
         self.watchers: Watchers[Session] = Watchers(config.max_watch)
@@ -226,6 +234,7 @@ class Seed(Service):
         while True:
             await asyncio.sleep(60)
             self.mailbox.expire(now_ms())
+            self.presence_changed(self.directory.expire_sessions(now_ms(), self.key))
             now = asyncio.get_running_loop().time()
             for group, bucket in list(self.new_names.items()):
                 if bucket.allows(now, 0) and bucket.tokens >= bucket.burst:
@@ -287,8 +296,11 @@ class Seed(Service):
             "connections": self.active,
             "peers": [
                 {"name": s.name, "url": s.url, "key": s.key, "up": s.up}
+                | {"revision": self.mesh.revision_of(s.key)}
                 for s in self.mesh.seed_infos()[1:]
             ],
+            "revision": REVISION,
+            "synced": self.synced_once,
             "seed_urls": self.mesh.urls.summary(),
             "mail_held": self.mailbox.held_count(),
             "dropped_records": {str(code): n for code, n in self.mesh.dropped.items()},
@@ -408,6 +420,22 @@ class Seed(Service):
             bucket = self.new_names[group] = RateLimit(rate / 60.0, max(1.0, rate), now)
         return bucket.allows(now)
 
+    def _unchecked(self, record: Record) -> bool:
+        """True when this seed cannot check a name it does not hold (r3): it has peers configured,
+        no sync with one has completed, and it has waited less than `first_sync_wait` or a peer's
+        sync is running. A name taken now could be the mesh's already."""
+        if self.synced_once or record.name in self.directory:
+            return False
+        waited = time.monotonic() - self.started
+        return waited < self.config.first_sync_wait or self.mesh.syncing()
+
+    def _claimed(self, record: Record, outcome: Outcome) -> None:
+        """A name new here, taken before any sync: it yields to the mesh's record when one comes."""
+        if outcome is Outcome.NEW and not self.synced_once:
+            folded = fold_name(record.name)
+            if self.directory.entries[folded].rev == 0:
+                self.directory.provisional.add(folded)
+
     def _auth_problem(self, session: Session, record: Record, auth: SessionAuth) -> str | None:
         """Why the session auth does not prove this socket holds the record's key, or None."""
         if auth.name != record.name:
@@ -453,6 +481,10 @@ class Seed(Service):
                 )
             )
             return
+        if self._unchecked(record):
+            self.count("names_before_sync")
+            session.out.push(error_frame(ErrorCode.OFFLINE, BEFORE_SYNC, frame.id))
+            return
         now = now_ms()
         try:
             outcome, loser = self.directory.accept(record, now)
@@ -460,6 +492,7 @@ class Seed(Service):
             session.out.push(error_frame(exc.code, exc.message, frame.id))
             return
         if outcome is not Outcome.SAME:
+            self._claimed(record, outcome)
             self.record_changed(record, now, loser)
         first = session.auth is None
         if first:
@@ -544,9 +577,14 @@ class Seed(Service):
         """Records a socket holds (a user's contacts' last records): the record rules, not the session's."""
         now = now_ms()
         accepted = 0
+        unchecked = 0
         for record in frame.records:
             if not self._new_name_allowed(session, record):
                 self.count("new_names_rate_limited")
+                continue
+            if self._unchecked(record):
+                self.count("names_before_sync")
+                unchecked += 1
                 continue
             try:
                 outcome, loser = self.directory.accept(record, now)
@@ -554,8 +592,13 @@ class Seed(Service):
                 self.count("published_refused")
                 continue
             if outcome is not Outcome.SAME:
+                self._claimed(record, outcome)
                 self.record_changed(record, now, loser)
             accepted += 1
+        if unchecked:
+            # the records it holds were taken; the rest are worth handing over again shortly
+            session.out.push(error_frame(ErrorCode.OFFLINE, BEFORE_SYNC, frame.id))
+            return
         session.out.push(dump(Published(type="published", id=frame.id, accepted=accepted)))
 
     # ------------------------------------------------------------------ presence
@@ -581,10 +624,13 @@ class Seed(Service):
 
     def local_online(self) -> list[PresenceItem]:
         items = []
+        now = now_ms()
         for folded, session in self.bound.items():
             state = self.directory.item(folded, self.key)
             if state is None or not state[1] or session.auth is None:
                 continue
+            if self.directory.session_stale(session.auth.at, now):
+                continue  # its peers would not count it: it renews, or shows offline elsewhere
             name = self.directory.display_name(folded) or folded
             items.append(
                 PresenceItem(
@@ -755,6 +801,12 @@ class Seed(Service):
         return merged
 
     def merge_online_set(self, seed_key: str, online: dict[str, tuple[int, int]]) -> None:
+        """A peer's sync reached done: its online set replaces what it said before, and this
+        seed can check names against the mesh from now on (the names it took before are its own
+        where no peer's record contradicted them)."""
+        if not self.synced_once:
+            self.synced_once = True
+            self.directory.provisional.clear()
         self.presence_changed(self.directory.replace_seed_online_set(seed_key, online))
 
     def record(self, name: str) -> Record | None:

@@ -59,6 +59,7 @@ from ..wire.sender import Sender
 from ..wire.sockets import close_now, frames
 from .contacts import KeyPins, RecordBook
 from .events import Event, MessageReceived
+from .senders import Allowance, StrangerGate
 from .store import StoredMessage, UserStore
 
 log = quiet_logger("p2p.user.inbox")
@@ -109,6 +110,13 @@ class Inbox:
         self.to_take: list[TakenId] = []
         self.refreshed: dict[str, float] = {}  # folded name -> when its record was last re-asked
         self.take_soon: asyncio.Handle | None = None
+        allowance = Allowance(
+            config.stranger_rate,
+            config.stranger_burst,
+            config.stranger_messages,
+            config.stranger_bytes,
+        )
+        self.strangers = StrangerGate(name, allowance, store.incoming_totals)
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -231,6 +239,7 @@ class Inbox:
                 f"{self.name} holds messages from {sender}: its key changed",
                 chat.id,
             )
+        stranger = self._stranger_gate(sender, inner, chat.id)
         stored = self.store.add_message(
             StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text)
         )
@@ -242,6 +251,8 @@ class Inbox:
                 log.error("could not store a message from %s: %s", sender, fut.exception())
                 return
             ack_back(chat.id, proof)
+            if stranger and not fut.result():
+                self.strangers.forget(sender)  # a copy was counted: count from the disk again
             if n := fut.result():
                 self.emit(
                     MessageReceived(
@@ -251,6 +262,21 @@ class Inbox:
 
         stored.add_done_callback(ack)
         return stored
+
+    def _stranger_gate(self, sender: str, inner: ChatPlain, chat_id: str) -> bool:
+        """Someone the user has not answered nor added gets a small rate and a bounded number of
+        stored messages (ProtocolError beyond; a copy of a stored one always passes, to be acked
+        again). True when the sender is such a stranger."""
+        contact = self.store.contact(sender)
+        if contact is None or not contact.stranger:
+            return False
+        size = len(inner.text.encode())
+        refusal = self.strangers.refusal(sender, size, time.monotonic(), chat_id)
+        if refusal is None:
+            return True
+        if refusal.code != ErrorCode.QUOTA or not self.store.has_incoming(sender, inner.id):
+            raise refusal  # (a copy refused for the rate is taken when the sender retries)
+        return True
 
     def _ack_through_seeds(self, sender: str) -> AckBack:
         """An ack for a chat that came through the seeds: relayed when the sender is online, else mail."""
@@ -317,7 +343,8 @@ class Inbox:
                 saving = await self.receive(carried, self._ack_through_seeds(carried.from_))
             except ProtocolError as exc:
                 log.info("refused mail from %s: %s", carried.from_, exc.message)
-                if exc.code != ErrorCode.INTERNAL and not self._held(carried.from_):
+                retry = exc.code in (ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED)
+                if not retry and not self._held(carried.from_):
                     handled.append(
                         (ident, None)
                     )  # else worth another try later: left with the mesh

@@ -253,6 +253,8 @@ class UserNode(Service):
         added = self.store.add_contact(name, now_ms(), new=new)
         if added:
             self.emit(ContactAdded(name=name, new=new))
+        elif not new:
+            self.store.choose(name)  # someone who wrote first, added by the user now
         self.seed.watch([name], chosen=not new)
         return added
 
@@ -339,6 +341,7 @@ class UserNode(Service):
             raise InvalidInput("an empty message is not sent")
         if self.store.contact(to) is None:
             self.add_contact(to)
+        self.store.choose(to)  # an answer: whoever wrote first is no stranger now
         self.last_ts = max(now_ms(), self.last_ts + 1)  # (ts, id) orders a conversation
         msg = StoredMessage.new_outgoing(str(uuid.uuid4()), self.name, to, self.last_ts, text)
         durable = self.store.add_message(msg)

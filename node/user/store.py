@@ -145,6 +145,9 @@ class Contact:
     record: str | None = None  # the JSON of its last verified record
     read_upto: int = 0  # number n of the last message the user has read
     verified: bool = False  # the user compared the pinned key's fingerprint out of band
+    # wrote first, and the user has neither answered nor added them: per-sender limits apply
+    # (stored in `new`: 1 new stranger, 2 stranger seen, 0 chosen; no schema change)
+    stranger: bool = False
 
 
 class UserStore:
@@ -195,7 +198,10 @@ class UserStore:
         rows = self._read(
             "SELECT nkey, name, key, changed_key, new, record, read_upto, verified FROM contacts"
         )
-        return {r[0]: Contact(r[1], r[2], r[3], bool(r[4]), r[5], r[6], bool(r[7])) for r in rows}
+        return {
+            r[0]: Contact(r[1], r[2], r[3], r[4] == 1, r[5], r[6], bool(r[7]), r[4] in (1, 2))
+            for r in rows
+        }
 
     def contacts(self) -> list[Contact]:
         return [self._contacts[k] for k in sorted(self._contacts)]
@@ -214,7 +220,7 @@ class UserStore:
             return False
         # what is already in the history with this name counts as read (a contact added again)
         upto = self._read("SELECT COALESCE(MAX(n), 0) FROM messages WHERE peer = ?", (folded,))
-        self._contacts[folded] = Contact(name, None, None, new, read_upto=upto[0][0])
+        self._contacts[folded] = Contact(name, None, None, new, read_upto=upto[0][0], stranger=new)
         self._queue("contact_add", folded, name, int(new), now)
         self._queue("contact_set", "read_upto", upto[0][0], folded)
         return True
@@ -227,9 +233,37 @@ class UserStore:
         return True
 
     def mark_seen(self, name: str) -> None:
-        if fold_name(name) in self._contacts:
+        contact = self.contact(name)
+        if contact is not None:
             self._set(name, new=False)
-            self._queue("contact_set", "new", 0, fold_name(name))
+            self._queue("contact_set", "new", 2 if contact.stranger else 0, fold_name(name))
+
+    def choose(self, name: str) -> bool:
+        """The user answered or added someone who wrote first: no longer a stranger. True when
+        that changed something."""
+        contact = self.contact(name)
+        if contact is None or not contact.stranger:
+            return False
+        self._set(name, new=False, stranger=False)
+        self._queue("contact_set", "new", 0, fold_name(name))
+        return True
+
+    def incoming_totals(self, name: str) -> tuple[int, int]:
+        """(messages, text bytes) stored from `name` (committed ones)."""
+        rows = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0) FROM messages "
+            "WHERE peer = ? AND outgoing = 0",
+            (fold_name(name),),
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    def has_incoming(self, name: str, msg_id: str) -> bool:
+        """True when that message from `name` is stored (committed) already."""
+        rows = self._read(
+            "SELECT 1 FROM messages WHERE peer = ? AND outgoing = 0 AND id = ?",
+            (fold_name(name), msg_id),
+        )
+        return bool(rows)
 
     def pin(self, name: str, key: str) -> None:
         contact = self.contact(name)

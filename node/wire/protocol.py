@@ -32,6 +32,7 @@ from .names import NAME_RULE, is_valid_name
 
 SUBPROTOCOL = "p2pchat.v1"
 MAX_FRAME = 64 * 1024
+REVISION = 3  # the protocol revision this code speaks, announced in seed_hello and seed_welcome
 MAX_CARRIED = 48 * 1024  # a relayed frame, a record, a mail item: always fits once wrapped
 MAX_TEXT = 4000
 MAX_INT = 2**53 - 1  # signed objects hold integers below 2^53 (exact in every JSON reader)
@@ -316,6 +317,7 @@ class SeedHello(Frame):
     since: Rev | None
     nonce: Challenge32
     auth: SeedAuth
+    revision: Annotated[int, Field(ge=1, le=1_000_000)] = 2  # r3: what it speaks (r2: absent)
 
 
 # ---------------------------------------------------------------- seed -> user
@@ -419,6 +421,7 @@ class SeedWelcome(Frame):
     seeds: Annotated[list[Url], Field(max_length=1000)]
     since: Rev | None
     auth: SeedAuth
+    revision: Annotated[int, Field(ge=1, le=1_000_000)] = 2  # r3: as in seed_hello
 
 
 class Sync(Frame):

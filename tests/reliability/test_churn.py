@@ -33,6 +33,7 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
     incarnations = [await asyncio.to_thread(UserProc, recipient_dir, "rcpt", [seed.url])]
     try:
         await asyncio.to_thread(incarnations[-1].registered)
+        incarnations[-1].say("/watch sndr")  # a contact, not a stranger held to its allowance
         sender, events = await users("sndr", [seed.url], retry_max=0.5, ack_timeout=2.0)
         await next_event(events, lambda e: isinstance(e, NameRegistered))
         delivered: set[str] = set()
@@ -50,6 +51,7 @@ async def test_recipient_churn_loses_nothing_shows_nothing_twice_keeps_order(tmp
             incarnations.append(
                 await asyncio.to_thread(UserProc, recipient_dir, "rcpt", [seed.url])
             )
+            incarnations[-1].say("/watch sndr")
         await streaming
 
         async def all_delivered() -> bool:

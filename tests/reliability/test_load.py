@@ -78,6 +78,9 @@ async def test_soak_mixed_traffic_loses_nothing_and_stays_flat(tmp_path, users, 
     partner = {names[i]: names[(i + 1) % count] for i in range(count)}
     for node, _ in nodes:
         node.add_contact(partner[node.name])
+    by_name = {n.name: n for n, _ in nodes}
+    for node, _ in nodes:  # and whoever writes to it is a contact too, not a stranger held back
+        by_name[partner[node.name]].add_contact(node.name)
 
     def sample() -> dict:
         return {

@@ -203,3 +203,80 @@ def test_users_of_a_lost_home_seed_count_as_offline_until_it_is_back():
     assert d.seed_back(S1) == {"a"}
     assert d.effective("a", 600).online and d.homes("a") == [S1]
     assert d.seed_back(S1) == set()  # not lost any more: nothing changes
+
+
+# ---------------------------------------------------------------- r3: names, freshness
+
+
+def test_a_lookalike_of_a_name_held_by_another_key_is_refused():
+    d = directory()
+    sally, mallory = Identity.generate(), Identity.generate()
+    d.accept(sign_record(sally, "Sally", "ws://h:1", T0), T0)
+    for lookalike in ("SaIly", "Sa1ly", "5ally"):
+        with pytest.raises(ProtocolError) as info:
+            d.accept(sign_record(mallory, lookalike, "ws://h:2", T0 + 1), T0 + 1)
+        assert info.value.code == ErrorCode.NAME_TAKEN
+        assert "looks like Sally" in info.value.message
+    # from a peer too, and the owner of Sally may hold its own lookalikes
+    assert refused_from_peer(d, sign_record(mallory, "Sa1ly", "ws://h:2", T0 + 2), T0 + 2)
+    assert d.accept(sign_record(sally, "Sa1ly", "ws://h:1", T0 + 3), T0 + 3)[0] == Outcome.NEW
+    # once Sally's lease ran out (offline, not renewed), its lookalikes are free
+    later = T0 + 31 * DAY
+    assert d.accept(sign_record(mallory, "5ally", "ws://h:2", later), later)[0] == Outcome.NEW
+
+
+def refused_from_peer(d: Directory, record, now: int) -> bool:
+    with pytest.raises(ProtocolError):
+        d.accept(record, now, from_peer=True)
+    return True
+
+
+def test_a_lookalike_held_from_before_keeps_working():
+    d = directory()
+    sally, mallory = Identity.generate(), Identity.generate()
+    # loaded from disk: both held before the rule existed
+    d.load(sign_record(sally, "Sally", "ws://h:1", T0), T0, T0, 1)
+    d.load(sign_record(mallory, "Sa1ly", "ws://h:2", T0), T0, T0, 2)
+    newer = sign_record(mallory, "Sa1ly", "ws://h:3", T0 + 5)
+    assert d.accept(newer, T0 + 5) == (Outcome.NEW, None)
+
+
+def test_a_claim_made_before_the_first_sync_yields_to_the_mesh():
+    d = directory(window_ms=0)
+    bob, mallory = Identity.generate(), Identity.generate()
+    d.accept(sign_record(mallory, "Bob", "ws://h:2", T0 + DAY), T0 + DAY)
+    d.provisional.add("bob")
+    # the mesh's Bob is older and comes from a peer: it wins, whatever the claim window says
+    outcome = d.accept(sign_record(bob, "Bob", "ws://h:1", T0), T0 + DAY + 1, from_peer=True)
+    assert outcome == (Outcome.REPLACED, mallory.key)
+    assert d.get("bob").key == bob.key and "bob" not in d.provisional
+    # without the mark (after the sync), a peer's record for a name held here is refused
+    d2 = directory(window_ms=0)
+    d2.accept(sign_record(mallory, "Bob", "ws://h:2", T0 + DAY), T0 + DAY)
+    assert refused_from_peer(d2, sign_record(bob, "Bob", "ws://h:1", T0), T0 + DAY + 1)
+
+
+def test_a_stale_session_auth_keeps_nobody_online():
+    d = directory()
+    sally = Identity.generate()
+    d.accept(sign_record(sally, "Sally", "ws://h:1", T0), T0)
+    now = T0 + 7 * DAY
+    stale = online(sally, "Sally", S1, at=now, auth_at=now - 7 * DAY)
+    with pytest.raises(ProtocolError) as info:
+        d.check_presence(stale, S1, now)
+    assert info.value.code == ErrorCode.STALE
+    fresh = online(sally, "Sally", S1, at=now, auth_at=now - 3_600_000)
+    d.check_presence(fresh, S1, now)
+    assert d.apply_presence(fresh) and d.is_online("sally")
+    # a day later, with no newer session from its home seed, the item has aged out
+    assert d.expire_sessions(now + DAY, own_key=S2) == {"sally"}
+    assert not d.is_online("sally")
+    assert d.effective("sally", now + DAY).last_seen == now
+
+
+def test_this_seeds_own_sessions_do_not_age_out():
+    d = directory()
+    d.accept(sign_record(Identity.generate(), "Sally", "ws://h:1", T0), T0)
+    d.set_local("sally", S1, True, T0, T0)
+    assert d.expire_sessions(T0 + 7 * DAY, own_key=S1) == set()
+    assert d.is_online("sally")

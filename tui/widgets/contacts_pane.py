@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from node.wire.names import fold_name
+from node.wire.names import fold_name, looks_alike
 
 from ..safe import safe_text
 
@@ -97,6 +97,13 @@ class ContactsPane(OptionList):
     def names(self) -> list[str]:
         return [e.name for e in self.entries.values()]
 
+    def lookalike(self, entry: ContactEntry) -> str | None:
+        """Another contact whose name looks like this one's (`Sa1ly` beside `Sally`), or None."""
+        for other in self.entries.values():
+            if looks_alike(other.name, entry.name):
+                return other.name
+        return None
+
     def render_entry(self, entry: ContactEntry) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("● " if entry.online else "○ ", style="green" if entry.online else "dim")
@@ -109,6 +116,9 @@ class ContactsPane(OptionList):
             text.append(" new", style="italic cyan")
         if entry.held:
             text.append(" key changed", style="bold red")
+        similar = self.lookalike(entry)
+        if similar is not None:
+            text.append(f" ⚠ looks like {safe_text(similar)}", style="bold magenta")
         if not entry.online:
             text.append(f"  {ago(entry.last_seen, self.clock())}", style="dim")
         return text
