@@ -17,6 +17,8 @@ from .common import add_user_options, setup_logging, user_config, wait_for_signa
 
 SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
 WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
+RETRY_RE = re.compile(r"/retry(?:\s+(\S+))?\s*")
+CANCEL_RE = re.compile(r"/cancel\s+(\S+)\s*")
 
 
 def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
@@ -30,6 +32,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
 def event_line(event: Event) -> dict[str, Any]:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
+    if isinstance(event, MessageReceived) and not event.key_changed:
+        body.pop("key_changed")
     if isinstance(event, MessageState):
         if body.get("path") is None:
             body.pop("path", None)
@@ -133,11 +137,15 @@ async def handle_line(node: UserNode, line: str, write: Callable[[dict[str, Any]
             await node.send(m.group(1), m.group(2))
         elif m := WATCH_RE.fullmatch(line):
             node.add_contact(m.group(1))
+        elif m := RETRY_RE.fullmatch(line):
+            node.retry(m.group(1))  # the state line that follows is the answer
+        elif m := CANCEL_RE.fullmatch(line):
+            node.cancel(m.group(1))
         else:
             write(
                 ErrorEvent(
                     code="bad_command",
-                    message="expected '@NAME text' or '/watch NAME'",
+                    message="expected '@NAME text', '/watch NAME', '/retry [ID]' or '/cancel ID'",
                     line=line[:200],
                 ).to_json()
             )
