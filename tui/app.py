@@ -626,7 +626,7 @@ class ChatApp(App):
             )
             for verb, what in (
                 ("whois", "Show {}'s key, marks and record"),
-                ("verify", "Compare fingerprints with {} and mark verified"),
+                ("verify", "Show the fingerprints to compare with {}"),
                 ("block", "Refuse {}'s messages"),
                 ("remove", "Remove {} from contacts"),
             ):

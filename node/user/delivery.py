@@ -338,6 +338,8 @@ class Delivery:
                 trouble.append("connection to the recipient lost")
                 return
             reply = fut.result()
+            if self.outbox.find(msg.id) is None:
+                return  # settled meanwhile (acked by another path, cancelled, expired)
             if isinstance(reply, Ack):
                 if not self.acked(reply):
                     # an endpoint that cannot prove it is the recipient is not the way to it

@@ -357,13 +357,14 @@ class UserStore:
         return [self._overlay(StoredMessage.from_row(r)) for r in (exact or rows)]
 
     def last_outgoing(self, peer: str | None, states: tuple[str, ...]) -> StoredMessage | None:
-        """The newest outgoing message (with `peer`, if given) now in one of `states`."""
-        where, params = "outgoing = 1", []
+        """The newest outgoing message (with `peer`, if given) now in one of `states` (never
+        `delivered`: nothing follows it). Read from disk, then the states not written yet."""
+        where, params = "outgoing = 1 AND state != 'delivered'", []
         if peer is not None:
             where += " AND peer = ?"
             params.append(fold_name(peer))
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY n DESC LIMIT 200",
+            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY n DESC LIMIT 50",
             tuple(params),
         )
         for row in rows:
