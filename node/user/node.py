@@ -239,12 +239,12 @@ class UserNode(Service):
         erases it."""
         now = now_ms()
         seen = now if frame.online else frame.last_seen
-        if self.store.contact(frame.name) is None:
-            return None if seen is None else min(seen, now)
-        if seen is None:
-            contact = self.store.contact(frame.name)
-            return contact.last_seen if contact is not None else None
-        return self.store.seen(frame.name, min(seen, now))
+        if seen is not None:
+            seen = min(seen, now)
+        contact = self.store.contact(frame.name)
+        if contact is None:
+            return seen
+        return self.store.seen(frame.name, seen) if seen is not None else contact.last_seen
 
     # ------------------------------------------------------------------ contacts and seeds
 
@@ -370,6 +370,8 @@ class UserNode(Service):
         counting from now; a waiting one is looked up and tried at once. InvalidInput when there
         is none."""
         msg = self._pick(msg_id, peer, ("failed", "queued", "sent", "stored"), "retry")
+        if self.store.is_blocked(msg.recipient):
+            raise InvalidInput(f"{msg.recipient} is blocked: unblock them to write to them")
         if msg.state == "failed" or self.outbox.find(msg.id) is None:
             again = self.outbox.requeue(msg, now_ms())
             self.store.requeue(msg, again.since, RETRYING)
