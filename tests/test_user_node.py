@@ -90,6 +90,25 @@ async def test_a_message_to_a_name_registered_later_waits_and_is_delivered(seeds
     assert alice.pending_count() == 0
 
 
+async def test_a_message_waits_for_a_seed_that_has_not_synced_the_name_yet(seeds, users):
+    """Ann registers at seed b before b has linked to Alice's seed a: a does not know her yet.
+    The message waits, and goes out once b joins the mesh and a learns the name."""
+    a = await seeds("a")
+    alice, ev = await users("alice", [a.url])
+    await next_event(ev, registered)
+    msg_id = await alice.send("Ann", "hello from a")
+    await next_event(ev, waiting_because(msg_id, "nobody is registered as Ann yet"))
+    b = await seeds("b")
+    ann, ann_ev = await users("Ann", [b.url])
+    await next_event(ann_ev, registered)
+    assert alice.pending_count() == 1
+    c = await seeds("c", peers=[a.url, b.url])  # links the two: b's users reach a by sync
+    assert c.url
+    got = await next_event(ann_ev, received, timeout=20)
+    assert got.id == msg_id and got.text == "hello from a"
+    await next_event(ev, in_state(msg_id, "delivered"), timeout=20)
+
+
 async def test_cancel_gives_up_on_a_waiting_message_and_retry_queues_it_again(seeds, users):
     a = await seeds("a")
     alice, ev = await users("alice", [a.url])
