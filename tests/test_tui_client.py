@@ -604,7 +604,7 @@ async def test_a_changed_key_keeps_its_messages_marked_and_holds_ours_until_acce
     # after a restart the message read from history is still marked
     app = make_app(tmp_path, "Sally", [a.url])
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.node is not None and entry(app, "bob") is not None)
+        await until(pilot, lambda: connected(app) and entry(app, "bob") is not None)
         app.open_conversation("bob")
         await until(pilot, lambda: len(app.chat.lines) == 3)
         marked = [x.msg.text for x in app.chat.lines.values() if x.msg.key_changed]
