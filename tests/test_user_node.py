@@ -115,6 +115,10 @@ async def test_cancel_gives_up_on_a_waiting_message_and_retry_queues_it_again(se
     await next_event(ev, registered)
     msg_id = await alice.send("nobody", "hello?")
     await next_event(ev, waiting_because(msg_id, "nobody is registered as nobody yet"))
+    # a waiting message is tried again at once, and says so again
+    assert alice.retry(msg_id).id == msg_id
+    await next_event(ev, waiting_because(msg_id, "retrying now"))
+    await next_event(ev, waiting_because(msg_id, "nobody is registered as nobody yet"))
     assert alice.cancel(msg_id[:8]).id == msg_id  # an id prefix picks it
     failed = await next_event(ev, in_state(msg_id, "failed"))
     assert failed.reason == "cancelled" and alice.pending_count() == 0
