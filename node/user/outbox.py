@@ -6,8 +6,8 @@ until its end-to-end acknowledgement, whatever path it took: sent straight to th
 relayed through the seeds, or stored by them as mail. Delays double while a recipient cannot be
 reached and reset on progress. A name no seed knows is not a failure: it may register later (a
 seed restarted or not synced yet, a friend not set up yet), so its messages wait like any other
-until they expire or the user cancels them. The delivery code (delivery.py) does the I/O and asks this what
-to do; tests drive it directly.
+until they expire or the user cancels them. The delivery code (delivery.py) does the I/O and
+asks this what to do; tests drive it directly.
 """
 
 from __future__ import annotations
