@@ -87,9 +87,28 @@ async def test_two_headless_users_chat_through_pipes(seeds, tmp_path):
             await bob.say(bad)
             err = await bob.expect(ev("error"))
             assert err["code"] == "bad_command" and err["line"] == bad[:200] and err["message"]
+        # a name nobody holds (yet) waits, saying why; /cancel gives up on it, bad input is told
         await bob.say("@nobody are you there")
-        failed = await bob.expect(ev("failed"))
-        assert failed["to"] == "nobody" and "unknown name" in failed["reason"]
+        waiting = await bob.expect(
+            lambda line: "registered as nobody yet" in (line.get("reason") or "")
+        )
+        assert waiting["to"] == "nobody" and waiting["state"] == "queued"
+        for bad, why in [
+            ("/cancel", "expected"),
+            ("/cancel feedface", "no message of yours has the id feedface"),
+            ("/retry feedface", "no message of yours has the id feedface"),
+        ]:
+            await bob.say(bad)
+            err = await bob.expect(ev("error"))
+            assert err["code"] == "bad_command" and why in err["message"] and err["line"] == bad
+        await bob.say(f"/cancel {waiting['id']}")
+        failed = await bob.expect(ev("failed", id=waiting["id"]))
+        assert failed["reason"] == "cancelled"
+        await bob.say("/retry")  # the newest failed or waiting message: queued again
+        again = await bob.expect(ev("state", id=waiting["id"], state="queued"))
+        assert "retrying now" in again["reason"]
+        await bob.say(f"/cancel {waiting['id'][:8]}")
+        await bob.expect(ev("failed", id=waiting["id"], reason="cancelled"))
         await bob.say("@Sally still alive")
         assert (await sally.expect(ev("message")))["text"] == "still alive"
     finally:
@@ -196,3 +215,34 @@ async def test_a_message_stored_but_never_printed_is_printed_on_the_next_start(
         )
     finally:
         await third.stop()
+
+
+async def test_a_message_from_a_changed_key_is_printed_flagged(seeds, users, tmp_path):
+    """Bob re-keys (a new install takes the name after its lease): his message is kept and
+    acknowledged, and its line says `key_changed` (before, it was refused and lost)."""
+    from .helpers import in_state, next_event, registered
+
+    a = await seeds(
+        "a", lease_days=1 / 86_400_000
+    )  # a 1 ms lease: an offline name can change hands
+    sally = await Headless.start("Sally", a.url, tmp_path / "sally")
+    try:
+        await sally.expect(ev("registered"))
+        bob, bob_ev = await users("Bob", [a.url])
+        await next_event(bob_ev, registered)
+        await bob.send("Sally", "first key")
+        first = await sally.expect(ev("message", text="first key"))
+        assert "key_changed" not in first
+        await users.stop(bob)
+        await sally.expect(ev("presence", name="Bob", online=False))
+        bob2, bob2_ev = await users("Bob", [a.url], data_dir=tmp_path / "bob-new-key")
+        await next_event(bob2_ev, registered)
+        msg_id = await bob2.send("Sally", "new key, same name")
+        flagged = await sally.expect(ev("message", text="new key, same name"))
+        assert flagged["key_changed"] is True and flagged["from"] == "Bob"
+        await next_event(bob2_ev, in_state(msg_id, "delivered"))
+        changed = [line for line in sally.lines if line["event"] == "key_changed"]
+        assert len(changed) == 1 and changed[0]["name"] == "Bob"  # said before the message
+        assert changed[0]["old_fingerprint"] != changed[0]["new_fingerprint"]
+    finally:
+        assert await sally.stop() == 0

@@ -146,7 +146,10 @@ async def test_unread_counts_and_focus_stays(seeds, users, tmp_path):
         assert [x.msg.text for x in chat.lines.values()] == ["carol 0", "carol 1", "carol 2"]
 
 
-async def test_message_to_an_unknown_name_says_so(seeds, tmp_path):
+async def test_message_to_an_unknown_name_waits_then_cancel_and_retry(seeds, users, tmp_path):
+    """A name nobody holds yet: the message is shown waiting with why (it failed at once and for
+    good before), /cancel gives it up, /retry puts it back, and it goes out once the name
+    registers."""
     a = await seeds("a")
     app = make_app(tmp_path, "Sally", [a.url])
     async with app.run_test(size=SIZE) as pilot:
@@ -155,8 +158,21 @@ async def test_message_to_an_unknown_name_says_so(seeds, tmp_path):
         chat = app.query_one(ChatPane)
         await until(pilot, lambda: chat.peer == "ghost" and chat.lines)
         line = next(iter(chat.lines.values()))
+        await until(pilot, lambda: "nobody is registered as ghost yet" in (line.reason or ""))
+        assert line.state == "queued" and "retrying" in line.message_text().plain
+        await until(pilot, lambda: "the message waits" in "\n".join(chat.notes))
+        await submit(pilot, "/cancel")
         await until(pilot, lambda: line.state == "failed")
-        assert "unknown name" in line.reason and "unknown name" in line.message_text().plain
+        assert line.reason == "cancelled" and "gave up on your message" in chat.notes[-1]
+        await submit(pilot, "/cancel")
+        assert "no message to ghost to cancel" in chat.notes[-1]
+        await submit(pilot, "/retry")
+        await until(pilot, lambda: line.state == "queued")
+        ghost, ghost_ev = await users("ghost", [a.url])
+        await until(pilot, lambda: line.state == "delivered")
+        assert (await next_event(ghost_ev, lambda e: isinstance(e, MessageReceived))).text == (
+            "are you there"
+        )
         await submit(pilot, "/frobnicate")
         assert "unknown command" in chat.notes[-1]
         await submit(pilot, "/msg ../x hi")

@@ -25,7 +25,7 @@ from tui.widgets.contacts_pane import ContactsPane
 from tui.widgets.message_line import DayLine, MessageLine, ReadMarker, name_style
 from tui.widgets.search_dialog import SearchDialog
 
-from .helpers import next_event, registered
+from .helpers import eventually, next_event, registered
 
 SIZE = (100, 30)
 DAY = 86_400_000
@@ -344,8 +344,8 @@ async def test_9_contacts_say_what_happened_and_strangers_can_be_blocked(seeds, 
         await type_in(pilot, "/remove ghost")
         assert "removed ghost" in app.chat.notes[-1]
         await type_in(pilot, "/msg spooky are you there")
-        await until(pilot, lambda: "nobody is registered as spooky" in notes(app))
-        assert entry(app, "spooky") is None
+        await until(pilot, lambda: "nobody is registered as spooky yet" in notes(app))
+        assert "the message waits" in notes(app) and entry(app, "spooky") is not None
         # a stranger writes: a new contact, which can be blocked
         await mallory.send("Sally", "buy my stuff")
         await until(pilot, lambda: entry(app, "mallory") and entry(app, "mallory").new)
@@ -544,10 +544,18 @@ async def test_fingerprints_verify_and_a_changed_key_clears_the_mark(seeds, user
         await pilot.press("f2")
         assert app.node.my_fingerprint() in app.chat.notes[-1]
         await type_in(pilot, "/add bob")
+        await type_in(pilot, "/verify bob yes")  # nothing shown yet: a yes marks nothing
+        await until(pilot, lambda: "/verify bob yes" in notes(app))
+        assert "Nothing is marked yet" in app.chat.notes[-1]
+        assert not entry(app, "bob").verified and not app.node.contact("bob").verified
         await type_in(pilot, "/verify bob")
-        await until(pilot, lambda: entry(app, "bob").verified)
+        await until(pilot, lambda: "Compare these" in app.chat.notes[-1])
         assert bob.my_fingerprint() in app.chat.notes[-1]
         assert app.node.my_fingerprint() in app.chat.notes[-1]
+        assert not entry(app, "bob").verified and not app.node.contact("bob").verified
+        await type_in(pilot, "/verify bob yes")
+        await until(pilot, lambda: entry(app, "bob").verified)
+        assert app.node.contact("bob").verified and bob.my_fingerprint() in app.chat.notes[-1]
         await until(pilot, lambda: "bob ✔" in screen_text(app))
         await users.stop(bob)
         await until(pilot, lambda: not entry(app, "bob").online)
@@ -557,6 +565,52 @@ async def test_fingerprints_verify_and_a_changed_key_clears_the_mark(seeds, user
         await until(pilot, lambda: entry(app, "bob").held)
         assert not entry(app, "bob").verified and "that mark is cleared" in notes(app)
         assert not app.node.contact("bob").verified
+
+
+async def test_a_changed_key_keeps_its_messages_marked_and_holds_ours_until_accept(
+    seeds, users, tmp_path
+):
+    """Bob re-keys and writes: Sally's app keeps and acknowledges his message (it was refused and
+    lost before) but shows it under a warning that it is not from the key she trusted; what she
+    writes to him waits, saying why, until /accept, then goes out."""
+    a = await seeds("a", lease_days=1 / 86_400_000)  # a 1 ms lease: a name can change hands
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    app = make_app(tmp_path, "Sally", [a.url])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        await bob.send("Sally", "the first bob")
+        await until(pilot, lambda: entry(app, "bob") and entry(app, "bob").unread == 1)
+        await users.stop(bob)
+        await until(pilot, lambda: not entry(app, "bob").online)
+        bob2, bob2_ev = await users("bob", [a.url], data_dir=tmp_path / "bob-new-key")
+        await next_event(bob2_ev, registered)
+        app.open_conversation("bob")
+        sent = await bob2.send("Sally", "trust me, new phone")
+        await next_event(bob2_ev, lambda e: isinstance(e, MessageState) and e.state == "delivered")
+        await until(pilot, lambda: len(app.chat.lines) == 2)
+        first, second = sorted(app.chat.lines.values(), key=lambda x: x.msg.ts)
+        assert second.msg.id == sent and second.msg.key_changed
+        assert "NOT FROM THE KEY YOU TRUSTED" in second.message_text().plain
+        assert "NOT FROM THE KEY YOU TRUSTED" not in first.message_text().plain
+        await until(pilot, lambda: "NOT FROM THE KEY YOU TRUSTED" in screen_text(app))
+        assert entry(app, "bob").held and "key changed" in screen_text(app)
+        await type_in(pilot, "are you really bob?")
+        mine = next(x for x in app.chat.lines.values() if x.msg.outgoing)
+        await until(pilot, lambda: mine.reason == "key changed; /accept bob to send")
+        assert mine.state == "queued"
+        await type_in(pilot, "/accept bob")
+        await until(pilot, lambda: mine.state == "delivered")
+        got = await next_event(bob2_ev, lambda e: isinstance(e, MessageReceived))
+        assert got.text == "are you really bob?"
+    # after a restart the message read from history is still marked
+    app = make_app(tmp_path, "Sally", [a.url])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app) and entry(app, "bob") is not None)
+        app.open_conversation("bob")
+        await until(pilot, lambda: len(app.chat.lines) == 3)
+        marked = [x.msg.text for x in app.chat.lines.values() if x.msg.key_changed]
+        assert marked == ["trust me, new phone"]
 
 
 # ---------------------------------------------------------------- hostile text
@@ -588,3 +642,26 @@ async def test_network_text_is_shown_literally_everywhere(seeds, users, tmp_path
         await pilot.click(ChatPane, offset=(20, 2))  # where a link would be: nothing happens
         await pilot.pause()
         assert app.is_running
+
+
+async def test_last_seen_is_kept_when_the_seed_does_not_know_it(seeds, tmp_path):
+    """Sally last saw bob five minutes ago at her old seed; her seed now (a new one) has never
+    heard of him. Contacts keep "seen 5m ago" from her own store (it said "never seen")."""
+    data = tmp_path / "tui-Sally"
+    data.mkdir(mode=0o700)
+    store = UserStore(data / "user.sqlite3")
+    store.start()
+    store.add_contact("bob", T0)
+    seen = int(time.time() * 1000) - 5 * 60_000
+    store.seen("bob", seen)
+    await store.close()
+    a = await seeds("a")  # a new seed: bob is unknown here
+    app = make_app(tmp_path, "Sally", [a.url])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: connected(app))
+        await eventually(lambda: "bob" in a.watchers.by_name, what="bob watched")
+        await type_in(pilot, "/whois bob")  # answered after the presence pushed on the watch
+        await until(pilot, lambda: "nobody is registered as bob" in notes(app))
+        await pilot.pause()
+        assert entry(app, "bob").last_seen == seen and app.node.contact("bob").last_seen == seen
+        assert "seen 5m ago" in screen_text(app) and "never seen" not in screen_text(app)

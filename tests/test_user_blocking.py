@@ -44,6 +44,11 @@ async def test_verify_pins_and_marks_a_contact_and_names_both_fingerprints(seeds
         raise AssertionError("verified a name that is not a contact")
     sally.add_contact("bob")
     await next_event(sally_ev, lambda e: isinstance(e, ContactAdded))
+    # shown to compare, marked only when confirmed with the fingerprint that was shown
     assert await sally.verify("bob") == bob.my_fingerprint()
-    assert sally.contact("bob").verified and sally.contact("bob").key == bob.identity.key
+    assert not sally.contact("bob").verified and sally.contact("bob").key == bob.identity.key
+    await sally.verify("bob", confirmed=sally.my_fingerprint())
+    assert not sally.contact("bob").verified
+    assert await sally.verify("bob", confirmed=bob.my_fingerprint()) == bob.my_fingerprint()
+    assert sally.contact("bob").verified
     assert sally.unverify("bob") and not sally.contact("bob").verified

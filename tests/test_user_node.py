@@ -63,13 +63,75 @@ async def test_delivery_across_seeds_with_states_and_history(seeds, users):
     assert (await next_event(alice_ev, received)).text == "hi alice"
 
 
-async def test_unknown_name_fails_with_a_reason(seeds, users):
+def waiting_because(msg_id: str, words: str):
+    return lambda e: (
+        isinstance(e, MessageState)
+        and e.id == msg_id
+        and e.state == "queued"
+        and e.reason is not None
+        and words in e.reason
+    )
+
+
+async def test_a_message_to_a_name_registered_later_waits_and_is_delivered(seeds, users):
+    """No seed knows Ann yet (she has not registered, or her seed has not synced): the message
+    waits in the outbox saying why, and goes out once the name appears; before, it failed at
+    once and for good ("unknown name")."""
     a = await seeds("a")
     alice, ev = await users("alice", [a.url])
-    msg_id = await alice.send("nobody", "hello?")
-    failed = await next_event(ev, in_state(msg_id, "failed"))
-    assert "unknown name" in failed.reason
+    await next_event(ev, registered)
+    msg_id = await alice.send("Ann", "are you there yet?")
+    await next_event(ev, waiting_because(msg_id, "nobody is registered as Ann yet; retrying"))
+    assert alice.pending_count() == 1 and alice.history("ann")[-1].state == "queued"
+    ann, ann_ev = await users("Ann", [a.url])
+    got = await next_event(ann_ev, received)
+    assert (got.id, got.text) == (msg_id, "are you there yet?")
+    await next_event(ev, in_state(msg_id, "delivered"))
     assert alice.pending_count() == 0
+
+
+async def test_a_message_waits_for_a_seed_that_has_not_synced_the_name_yet(seeds, users):
+    """Ann registers at seed b before b has linked to Alice's seed a: a does not know her yet.
+    The message waits, and goes out once b joins the mesh and a learns the name."""
+    a = await seeds("a")
+    alice, ev = await users("alice", [a.url])
+    await next_event(ev, registered)
+    msg_id = await alice.send("Ann", "hello from a")
+    await next_event(ev, waiting_because(msg_id, "nobody is registered as Ann yet"))
+    b = await seeds("b")
+    ann, ann_ev = await users("Ann", [b.url])
+    await next_event(ann_ev, registered)
+    assert alice.pending_count() == 1
+    c = await seeds("c", peers=[a.url, b.url])  # links the two: b's users reach a by sync
+    assert c.url
+    got = await next_event(ann_ev, received, timeout=20)
+    assert got.id == msg_id and got.text == "hello from a"
+    await next_event(ev, in_state(msg_id, "delivered"), timeout=20)
+
+
+async def test_cancel_gives_up_on_a_waiting_message_and_retry_queues_it_again(seeds, users):
+    a = await seeds("a")
+    alice, ev = await users("alice", [a.url])
+    await next_event(ev, registered)
+    msg_id = await alice.send("nobody", "hello?")
+    await next_event(ev, waiting_because(msg_id, "nobody is registered as nobody yet"))
+    # a waiting message is tried again at once, and says so again
+    assert alice.retry(msg_id).id == msg_id
+    await next_event(ev, waiting_because(msg_id, "retrying now"))
+    await next_event(ev, waiting_because(msg_id, "nobody is registered as nobody yet"))
+    assert alice.cancel(msg_id[:8]).id == msg_id  # an id prefix picks it
+    failed = await next_event(ev, in_state(msg_id, "failed"))
+    assert failed.reason == "cancelled" and alice.pending_count() == 0
+    with pytest.raises(InvalidInput, match="nothing to cancel"):
+        alice.cancel(msg_id)
+    with pytest.raises(InvalidInput, match="no message of yours"):
+        alice.retry("feedface")
+    # /retry with no id: the newest failed or waiting message, back in the outbox
+    assert alice.retry().id == msg_id
+    await next_event(ev, in_state(msg_id, "queued"))
+    assert alice.pending_count() == 1 and alice.history("nobody")[-1].state == "queued"
+    alice.cancel(msg_id)
+    await next_event(ev, in_state(msg_id, "failed"))
 
 
 async def test_bad_input_is_refused_before_anything_is_sent(seeds, users, tmp_path):
@@ -320,7 +382,8 @@ async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tm
     await next_event(bob_ev, registered)
     first = await alice.send("bob", "hello first bob")
     await next_event(alice_ev, in_state(first, "delivered"))
-    assert alice.store.contact("bob").key == bob.identity.key
+    first_key = bob.identity.key
+    assert alice.store.contact("bob").key == first_key
     await users.stop(bob)
     await next_event(
         alice_ev, lambda e: isinstance(e, PresenceChanged) and e.name == "bob" and not e.online
@@ -335,15 +398,25 @@ async def test_changed_contact_key_stops_traffic_until_accepted(seeds, users, tm
     await next_event(
         alice_ev,
         lambda e: (
-            isinstance(e, MessageState) and e.id == held and e.reason and "key changed" in e.reason
+            isinstance(e, MessageState)
+            and e.id == held
+            and e.reason == "key changed; /accept bob to send"
         ),
     )
     assert bob2.history("alice") == []
-    # and bob2's messages to alice are refused while the key is not accepted
+    # bob2's messages to alice are kept and acknowledged, flagged as from the new key (before,
+    # they were refused with bad_box and lost); the pinned key stays the old one
     back = await bob2.send("alice", "it is me")
-    refused = await next_event(bob2_ev, in_state(back, "failed"))
-    assert refused.code == "bad_box" and "bad_box" not in refused.reason
-    assert alice.history("bob")[-1].text != "it is me"
+    await next_event(bob2_ev, in_state(back, "delivered"))
+    got = await next_event(alice_ev, received)
+    assert (got.id, got.from_, got.text, got.key_changed) == (back, "bob", "it is me", True)
+    kept = alice.history("bob")[-1]
+    assert (kept.text, kept.key_changed) == ("it is me", True)
+    assert not alice.history("bob")[0].key_changed  # the first bob's message is not flagged
+    assert alice.store.contact("bob").key == first_key
+    assert alice.store.contact("bob").changed_key == bob2.identity.key
+    assert alice.history("bob")[1].state == "queued"  # alice's message still held
+    assert [m.text for m in bob2.history("alice")] == ["it is me"]
 
     assert alice.accept_key("bob") == bob2.identity.key
     await next_event(alice_ev, in_state(held, "delivered"))
@@ -439,3 +512,29 @@ async def test_a_contact_typed_in_another_case_takes_its_owners_spelling(seeds, 
     await users.stop(alice)
     again, _ = await users("alice", [a.url], data_dir=tmp_path / "user-alice")
     assert [c.name for c in again.contacts()] == ["Bob"]
+
+
+async def test_last_seen_survives_a_change_of_seed(seeds, users, tmp_path):
+    """Alice saw Bob leave at seed a; her new seed b has never heard of him. His last seen is
+    kept by Alice's node, in her store: before, b's "never seen" replaced it."""
+    a = await seeds("a")
+    b = await seeds("b")  # not linked to a: it knows nothing of bob
+    alice, ev = await users("alice", [a.url])
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    alice.add_contact("bob")
+    await next_event(ev, lambda e: isinstance(e, PresenceChanged) and e.online)
+    await users.stop(bob)
+    left = await next_event(ev, lambda e: isinstance(e, PresenceChanged) and not e.online)
+    assert left.last_seen is not None
+    alice.add_seed(b.url)
+    await a.stop()
+    reg = await next_event(ev, lambda e: registered(e) and e.seed == "b", what="failover to b")
+    assert reg.seed == "b"
+    told = await next_event(ev, lambda e: isinstance(e, PresenceChanged) and e.name == "bob")
+    assert (told.online, told.seed) == (False, None)  # b knows nothing of him
+    assert told.last_seen == left.last_seen
+    assert alice.contact("bob").last_seen == left.last_seen
+    await users.stop(alice)
+    again, _ = await users("alice", [b.url], data_dir=tmp_path / "user-alice")
+    assert again.contact("bob").last_seen == left.last_seen

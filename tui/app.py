@@ -185,6 +185,7 @@ class ChatApp(App):
             entry.new = contact.new
             entry.held = contact.changed_key is not None
             entry.verified = contact.verified
+            entry.last_seen = contact.last_seen
             entry.unread = unread.get(fold_name(contact.name), 0)
             self.contacts.changed(contact.name)
         for name in self.settings.contacts:
@@ -368,7 +369,9 @@ class ChatApp(App):
 
     def on_message_received(self, event: MessageReceived) -> None:
         msg = replace(
-            StoredMessage.new_incoming(event.id, event.from_, event.to, event.ts, event.text),
+            StoredMessage.new_incoming(
+                event.id, event.from_, event.to, event.ts, event.text, event.key_changed
+            ),
             n=event.n,
         )
         if self.showing(event.from_) and self.chat.add(msg):
@@ -381,7 +384,12 @@ class ChatApp(App):
         entry.unread += 1
         self.contacts.changed(event.from_)
         if not self.showing(event.from_):
-            self.notifier.message(event.from_, event.text)
+            text = (
+                f"(from a changed key, not accepted) {event.text}"
+                if event.key_changed
+                else event.text
+            )
+            self.notifier.message(event.from_, text)
 
     def on_message_state(self, event: MessageState) -> None:
         if self.chat.set_state(event.id, event.state, event.reason, event.path):
@@ -633,7 +641,7 @@ class ChatApp(App):
             )
             for verb, what in (
                 ("whois", "Show {}'s key, marks and record"),
-                ("verify", "Compare fingerprints with {} and mark verified"),
+                ("verify", "Show the fingerprints to compare with {}"),
                 ("block", "Refuse {}'s messages"),
                 ("remove", "Remove {} from contacts"),
             ):

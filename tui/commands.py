@@ -22,9 +22,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "block": ("[NAME]", "refuse NAME's messages, unseen; no NAME lists who is blocked"),
     "unblock": ("NAME", "accept NAME's messages again"),
     "whois": ("NAME", "show NAME's key fingerprint, verified mark, presence and record"),
-    "verify": ("NAME", "show both fingerprints to compare out of band, mark NAME verified"),
+    "verify": (
+        "NAME [yes]",
+        "show both fingerprints to compare out of band; /verify NAME yes then marks NAME verified",
+    ),
     "unverify": ("NAME", "take the verified mark off NAME"),
-    "accept": ("NAME", "trust a contact's new key after it changed"),
+    "accept": ("NAME", "trust a contact's new key after it changed; held messages then go out"),
+    "retry": ("[ID]", "try again now: the newest failed or waiting message here, or the one ID"),
+    "cancel": ("[ID]", "give up on a waiting message: the newest here, or the one ID"),
     "fingerprint": ("", "show your own key fingerprint (F2)"),
     "seed": ("URL", "add a seed to register with (ws://HOST:PORT)"),
     "seeds": ("", "list every seed known, up or down"),
@@ -106,7 +111,7 @@ def parse(line: str) -> Command | str:
         if len(args) > len(" ".join(wanted).split()):
             raise bad
         return Command(name, tuple(args))
-    if len(args) != len(required):
+    if not len(required) <= len(args) <= len(wanted):
         raise bad
     return Command(name, tuple(args))
 

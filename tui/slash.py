@@ -22,7 +22,7 @@ from node.errors import (
     SeedUnavailable,
 )
 from node.user.node import UserNode
-from node.wire.names import looks_alike, require_name
+from node.wire.names import fold_name, looks_alike, require_name
 
 from .commands import Command, help_text
 from .seed_url import check_seed_url
@@ -66,6 +66,7 @@ class Slash:
 
     def __init__(self, app: Host) -> None:
         self.app = app
+        self.compared: dict[str, str] = {}  # folded name -> fingerprint shown by /verify NAME
 
     # ------------------------------------------------------------------ helpers
 
@@ -123,20 +124,39 @@ class Slash:
             self.background(self.check_new_name(name), "check name")
 
     async def check_new_name(self, name: str) -> None:
-        """A name first written to by /msg stays a contact only if someone holds it."""
+        """A name first written to by /msg that nobody holds yet: said plainly (a typo?); the
+        message waits for the name to appear, and /cancel gives it up."""
         node = self.app.node
         if node is None or not self.connected():
             return
         try:
             await asyncio.wait_for(node.lookup(name), LOOKUP_TIMEOUT)
         except RemoteError as exc:
-            if exc.code == ErrorCode.NOT_FOUND and node.remove_contact(name):
+            if exc.code == ErrorCode.NOT_FOUND:
                 self.error(
-                    f"nobody is registered as {name}: not kept as a contact, and the message "
-                    "was not sent (check the spelling)"
+                    f"nobody is registered as {name} yet: the message waits and goes out if "
+                    f"{name} registers (check the spelling; /cancel gives it up, /remove {name} "
+                    "drops the contact)"
                 )
         except (SeedUnavailable, ConnectionLost, TimeoutError):
             pass
+
+    def do_retry(self, msg_id: str | None = None) -> None:
+        node = self.node()
+        if node is None:
+            return
+        msg = node.retry(msg_id, None if msg_id else self.app.current)
+        self.say(f"trying your message to {msg.recipient} again now (/cancel gives it up)")
+
+    def do_cancel(self, msg_id: str | None = None) -> None:
+        node = self.node()
+        if node is None:
+            return
+        msg = node.cancel(msg_id, None if msg_id else self.app.current)
+        self.say(
+            f"gave up on your message to {msg.recipient}: marked failed (cancelled); /retry "
+            "sends it again"
+        )
 
     def do_open(self, name: str) -> None:
         require_name(name)
@@ -311,17 +331,22 @@ class Slash:
         lines = [f"key {fingerprint(r.key)} ({pinned})", f"endpoint {r.endpoint}  seq {r.seq}"]
         self.say(f"{r.name}: {state}\n  " + "\n  ".join([*lines, *extra]))
 
-    def do_verify(self, name: str) -> None:
+    def do_verify(self, name: str, answer: str | None = None) -> None:
         require_name(name)
+        if answer not in (None, "yes"):
+            raise InvalidInput(f"usage: /verify {name}, then /verify {name} yes once they match")
         if self.node() is not None:
-            self.background(self.verify(name), "verify")
+            self.background(self.verify(name, answer == "yes"), "verify")
 
-    async def verify(self, name: str) -> None:
+    async def verify(self, name: str, confirm: bool) -> None:
+        """Show both fingerprints; mark verified only on `/verify NAME yes` after they were shown
+        here, and only if the key is still the one shown (a yes never marks an unseen key)."""
         node = self.app.node
         if node is None:
             return
+        shown = self.compared.get(fold_name(name)) if confirm else None
         try:
-            theirs = await node.verify(name)
+            theirs = await node.verify(name, confirmed=shown)
         except RemoteError as exc:
             self.error(f"cannot verify {name}: {exc.message}")
             return
@@ -330,17 +355,26 @@ class Slash:
                 f"cannot verify {name} now: no key is pinned for them yet and no seed answers"
             )
             return
-        entry = self.app.contacts.entry(name)
-        entry.verified = True
-        self.app.contacts.changed(name)
         mine = node.my_fingerprint()
         you = f"you ({self.app.me})"
         width = max(len(you), len(name))
+        both = f"  {you.ljust(width)}  {mine}\n  {name.ljust(width)}  {theirs}"
+        if shown is not None and shown == theirs:
+            self.compared.pop(fold_name(name), None)
+            entry = self.app.contacts.entry(name)
+            entry.verified = True
+            self.app.contacts.changed(name)
+            self.say(
+                f"{name} is now marked verified ✔ for the key you compared:\n{both}\n"
+                f"/unverify {name} takes the mark off; a changed key clears it."
+            )
+            return
+        self.compared[fold_name(name)] = theirs
+        first = "Nothing is marked yet. " if confirm else ""
         self.say(
-            f"Compare these with {name} out of band (in person, on a call):\n"
-            f"  {you.ljust(width)}  {mine}\n  {name.ljust(width)}  {theirs}\n"
-            f"{name} is now marked verified ✔. If what {name} reads out differs, "
-            f"/unverify {name} and do not trust this key. A changed key clears the mark."
+            f"{first}Compare these with {name} out of band (in person, on a call):\n{both}\n"
+            f"If what {name} reads out matches, type /verify {name} yes to mark {name} "
+            f"verified; if it differs, do not trust this key."
         )
 
     def do_unverify(self, name: str) -> None:
@@ -367,8 +401,8 @@ class Slash:
         entry.held = False
         self.app.contacts.changed(name)
         self.say(
-            f"accepted {name}'s new key {fingerprint(key)}; held messages flow again "
-            f"(/verify {name} to compare it with them)"
+            f"accepted {name}'s new key {fingerprint(key)}; your held messages to {name} go out "
+            f"now (/verify {name} to compare it with them)"
         )
 
     def do_fingerprint(self) -> None:

@@ -22,6 +22,8 @@ from .lines import open_lines
 
 SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
 WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
+RETRY_RE = re.compile(r"/retry(?:\s+(\S+))?\s*")
+CANCEL_RE = re.compile(r"/cancel\s+(\S+)\s*")
 
 
 def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
@@ -35,6 +37,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
 def event_line(event: Event) -> dict[str, Any]:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
+    if isinstance(event, MessageReceived) and not event.key_changed:
+        body.pop("key_changed")
     if isinstance(event, MessageState):
         for key in ("path", "code"):
             if body.get(key) is None:
@@ -137,11 +141,15 @@ async def handle_line(node: UserNode, line: str, write: Callable[[dict[str, Any]
             await node.send(m.group(1), m.group(2))
         elif m := WATCH_RE.fullmatch(line):
             node.add_contact(m.group(1))
+        elif m := RETRY_RE.fullmatch(line):
+            node.retry(m.group(1))  # the state line that follows is the answer
+        elif m := CANCEL_RE.fullmatch(line):
+            node.cancel(m.group(1))
         else:
             write(
                 ErrorEvent(
                     code="bad_command",
-                    message="expected '@NAME text' or '/watch NAME'",
+                    message="expected '@NAME text', '/watch NAME', '/retry [ID]' or '/cancel ID'",
                     line=line[:200],
                 ).to_json()
             )

@@ -35,8 +35,9 @@ class KeyPins:
     def holds(self, name: str, key: str) -> bool:
         """True when `key` may be used for `name`: pinned now if it is the first seen.
 
-        A different key stops traffic both ways until the user accepts it; the change is
-        reported once per new key.
+        A different key holds what is sent to `name` until the user accepts it (what comes from
+        it is kept, flagged); the pinned key is not replaced before that. The change is reported
+        once per new key.
         """
         contact = self.store.contact(name)
         if contact is None:
@@ -53,8 +54,9 @@ class KeyPins:
                     name=contact.name,
                     old_fingerprint=fingerprint(contact.key),
                     new_fingerprint=fingerprint(key),
-                    message=f"{contact.name}'s key changed; messages to and from {contact.name} "
-                    "are held until you accept the new key (/accept NAME)",
+                    message=f"{contact.name}'s key changed; messages to {contact.name} are held "
+                    f"until you accept the new key (/accept {contact.name}), and messages from the "
+                    "new key are kept but marked as not from the key you trusted",
                 )
             )
         return False

@@ -40,7 +40,7 @@ from ..wire.sender import Sender
 from ..wire.sockets import DIAL_FAILED, dial, frames
 from .contacts import KeyPins, RecordBook
 from .events import Event, MessageState, MsgPath, MsgState
-from .outbox import Outbox
+from .outbox import CANCELLED, Outbox, key_changed, unknown_name
 from .seed_client import SeedClient
 from .store import StoredMessage, UserStore
 
@@ -157,6 +157,23 @@ class Delivery:
         if peer in self.wake:
             self.wake[peer].set()
 
+    def retry(self, peer: str) -> bool:
+        """The user asks to try `peer`'s queue now: a fresh lookup, no backoff; False when empty."""
+        name = self.outbox.recipient(peer)
+        if name is None or not self.outbox.retry_now(peer):
+            return False
+        self.book.forget(name)
+        self.kick(peer)
+        return True
+
+    def cancel(self, msg_id: str) -> StoredMessage | None:
+        """The user gives up on a queued message: failed, "cancelled" (None: it was not queued)."""
+        msg = self.outbox.cancel(msg_id)
+        if msg is not None:
+            self._record(msg, "failed", CANCELLED)
+            self.kick_if_waiting(msg.peer)
+        return msg
+
     def finish(
         self,
         msg: StoredMessage,
@@ -222,9 +239,9 @@ class Delivery:
                 self.outbox.drop_empty(peer)
                 return
             wake.clear()
-            noted = self.outbox.waiting_for(peer)
+            noted = (self.outbox.waiting_for(peer) or "no answer").removesuffix("; retrying")
             for msg in self.outbox.expired(peer, now_ms()):
-                self._record(msg, "failed", f"expired undelivered ({noted or 'no answer'})")
+                self._record(msg, "failed", f"expired undelivered ({noted})")
             name = self.outbox.recipient(peer)
             if name is None:
                 await asyncio.sleep(0)  # a turn that waited for nothing still lets others run
@@ -264,18 +281,18 @@ class Delivery:
                 pass
 
     async def _route(self, peer: str, name: str) -> Route | str:
-        """How to reach the recipient now, or why not ('' when its messages failed)."""
+        """How to reach the recipient now, or why not."""
         try:
             found = await self._resolve(name)
         except RemoteError as exc:
             if exc.code == ErrorCode.NOT_FOUND:
-                return self._unknown(peer, name)
+                return self._unknown(name)
             return f"the lookup of {name} failed: {exc.message}"
         except (SeedUnavailable, ConnectionLost):
             return "no seed reachable"
         key = found.record.key
         if not self.pins.holds(name, key):
-            return "held: the recipient's key changed (accept it to send)"
+            return key_changed(found.record.name)
         folded = fold_name(name)
         if not self.presence.get(folded, found.online):
             return Route("mail", found)
@@ -305,12 +322,12 @@ class Delivery:
                 raise
         return await self.book.resolve(name)
 
-    def _unknown(self, peer: str, name: str) -> str:
-        """No seed knows the name: its messages fail, unless we hold a record of it (then wait)."""
+    def _unknown(self, name: str) -> str:
+        """No seed knows the name: not final (it may register yet), so its messages wait, looked
+        up again with backoff and at once when its presence says it came online, until they
+        expire or the user cancels them."""
         if self.book.last_record(name) is None:
-            for msg in self.outbox.messages(peer):
-                self.finish(msg, "failed", f"unknown name: nobody is registered as {name}")
-            return ""
+            return unknown_name(name)
         return "no seed knows the recipient yet"
 
     def _seal(self, msg: StoredMessage, found: Found) -> str:
@@ -344,6 +361,8 @@ class Delivery:
                 trouble.append("connection to the recipient lost")
                 return
             reply = fut.result()
+            if self.outbox.find(msg.id) is None:
+                return  # settled meanwhile (acked by another path, cancelled, expired)
             if isinstance(reply, Ack):
                 if not self.acked(reply):
                     # an endpoint that cannot prove it is the recipient is not the way to it

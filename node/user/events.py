@@ -68,6 +68,8 @@ class MessageReceived(Event):
     """A message stored for the first time; `n` is its number in local history (it only grows).
 
     `replayed` marks one stored before but perhaps never shown: see UserNode.unshown().
+    `key_changed` marks one from a key other than the sender's pinned one, not accepted yet: it
+    must never be shown as if it came from the key the user trusts.
     """
 
     id: str
@@ -77,6 +79,7 @@ class MessageReceived(Event):
     text: str
     n: int = 0
     replayed: bool = False
+    key_changed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

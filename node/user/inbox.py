@@ -233,15 +233,12 @@ class Inbox:
             )
         if self.store.contact(sender) is None:
             self.on_new_sender(sender)
-        if not self.pins.holds(sender, key):
-            raise ProtocolError(
-                ErrorCode.BAD_BOX,
-                f"{self.name} holds messages from {sender}: its key changed",
-                chat.id,
-            )
+        # a key other than the pinned one (not accepted yet): kept and acknowledged, never lost,
+        # but flagged, so it is never shown as if it came from the key the user trusts
+        changed = not self.pins.holds(sender, key)
         stranger = self._stranger_gate(sender, inner, chat.id)
         stored = self.store.add_message(
-            StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text)
+            StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text, changed)
         )
         proof = self.boxes.ack_proof(key, chat.from_, chat.id, chat.to)
 
@@ -256,7 +253,13 @@ class Inbox:
             if n := fut.result():
                 self.emit(
                     MessageReceived(
-                        id=inner.id, from_=sender, to=self.name, ts=inner.ts, text=inner.text, n=n
+                        id=inner.id,
+                        from_=sender,
+                        to=self.name,
+                        ts=inner.ts,
+                        text=inner.text,
+                        n=n,
+                        key_changed=changed,
                     )
                 )
 

@@ -13,6 +13,7 @@ import ipaddress
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, serve
@@ -41,6 +42,8 @@ from .events import (
     EventStream,
     MessageQueued,
     MessageReceived,
+    MessageState,
+    MsgState,
     NameRegistered,
     PresenceChanged,
     SeedStatus,
@@ -57,6 +60,7 @@ log = quiet_logger("p2p.user")
 WINDOW = 256
 RECORD_TTL = 60.0  # seconds a verified lookup answer is used before asking the seed again
 RETRY_FIRST = 0.5
+RETRYING = "retrying now (/cancel to give up)"
 
 
 class UserNode(Service):
@@ -232,7 +236,10 @@ class UserNode(Service):
     def _on_presence(self, frame: Presence) -> None:
         self.emit(
             PresenceChanged(
-                name=frame.name, online=frame.online, seed=frame.seed, last_seen=frame.last_seen
+                name=frame.name,
+                online=frame.online,
+                seed=frame.seed,
+                last_seen=self._last_seen(frame),
             )
         )
         folded = fold_name(frame.name)
@@ -241,6 +248,19 @@ class UserNode(Service):
         if frame.online and was is not True and folded in self.delivery.wake:
             self.book.forget(frame.name)  # it may have a new endpoint
             self.delivery.kick_if_waiting(folded)
+
+    def _last_seen(self, frame: Presence) -> int | None:
+        """A contact's last seen, kept here: the latest time a seed said it was online (never
+        ahead of our clock), so a seed that does not know it yet (a new or restarted one) never
+        erases it."""
+        now = now_ms()
+        seen = now if frame.online else frame.last_seen
+        if seen is not None:
+            seen = min(seen, now)
+        contact = self.store.contact(frame.name)
+        if contact is None:
+            return seen
+        return self.store.seen(frame.name, seen) if seen is not None else contact.last_seen
 
     # ------------------------------------------------------------------ contacts and seeds
 
@@ -314,7 +334,14 @@ class UserNode(Service):
         """
         return [
             MessageReceived(
-                id=m.id, from_=m.sender, to=m.recipient, ts=m.ts, text=m.text, n=m.n, replayed=True
+                id=m.id,
+                from_=m.sender,
+                to=m.recipient,
+                ts=m.ts,
+                text=m.text,
+                n=m.n,
+                replayed=True,
+                key_changed=m.key_changed,
             )
             for m in self.store.unshown()
         ]
@@ -360,6 +387,54 @@ class UserNode(Service):
         """Messages neither delivered, failed, nor held by the mesh as mail."""
         return self.outbox.unstored_count()
 
+    def retry(self, msg_id: str | None = None, peer: str | None = None) -> StoredMessage:
+        """Try a message again now: the one with this id (or id prefix), else the newest failed or
+        waiting one (with `peer`, when given). A failed one goes back to the outbox, its expiry
+        counting from now; a waiting one is looked up and tried at once. InvalidInput when there
+        is none."""
+        msg = self._pick(msg_id, peer, ("failed", "queued", "sent", "stored"), "retry")
+        if self.store.is_blocked(msg.recipient):
+            raise InvalidInput(f"{msg.recipient} is blocked: unblock them to write to them")
+        if msg.state == "failed" or self.outbox.find(msg.id) is None:
+            again = self.outbox.requeue(msg, now_ms())
+            self.store.requeue(msg, again.since, RETRYING)
+            self.seed.watch([msg.recipient])
+            self.delivery.kick(msg.peer)
+            self.emit(MessageState(id=msg.id, to=msg.recipient, state="queued", reason=RETRYING))
+            return again
+        self.delivery.retry(msg.peer)
+        state = cast(MsgState, msg.state)
+        self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=RETRYING))
+        return msg
+
+    def cancel(self, msg_id: str | None = None, peer: str | None = None) -> StoredMessage:
+        """Give up on a message still in the outbox: it fails, "cancelled". One already held by
+        the mesh as mail may still arrive (the mesh cannot be told to drop it)."""
+        msg = self._pick(msg_id, peer, ("queued", "sent", "stored"), "cancel")
+        cancelled = self.delivery.cancel(msg.id)
+        if cancelled is None:
+            raise InvalidInput(f"message {msg.id} is no longer waiting")
+        return cancelled
+
+    def _pick(
+        self, msg_id: str | None, peer: str | None, states: tuple[str, ...], verb: str
+    ) -> StoredMessage:
+        """The outgoing message a /retry or /cancel means, in one of `states`, or InvalidInput."""
+        if msg_id is None:
+            msg = self.store.last_outgoing(peer, states)
+            if msg is None:
+                where = f" to {peer}" if peer is not None else ""
+                raise InvalidInput(f"no message{where} to {verb}")
+            return msg
+        found = self.store.outgoing(peer, msg_id)
+        if not found:
+            raise InvalidInput(f"no message of yours has the id {msg_id}")
+        if len(found) > 1:
+            raise InvalidInput(f"more than one message id starts with {msg_id}: type more of it")
+        if found[0].state not in states:
+            raise InvalidInput(f"message {found[0].id} is {found[0].state}: nothing to {verb}")
+        return found[0]
+
     # ------------------------------------------------------------------ for the terminal client
     # read markers, blocks, verification, search and paging around a message: what a chat
     # screen needs beyond the events; each is a thin call into the store or the key pins
@@ -399,8 +474,9 @@ class UserNode(Service):
     def is_blocked(self, name: str) -> bool:
         return self.store.is_blocked(name)
 
-    async def verify(self, name: str) -> str:
-        """Mark a contact's pinned key as verified; the fingerprint of that key.
+    async def verify(self, name: str, confirmed: str | None = None) -> str:
+        """The fingerprint of a contact's pinned key, to compare out of band; marked verified only
+        when `confirmed` is that fingerprint (the one the user was shown and compared).
 
         A contact without a pinned key yet has it looked up (and pinned) first, so this may raise
         RemoteError, SeedUnavailable or ConnectionLost; InvalidInput when there is nothing to verify.
@@ -416,7 +492,8 @@ class UserNode(Service):
             if not self.pins.holds(name, found.record.key):
                 raise InvalidInput(f"{contact.name}'s key changed: /accept {contact.name} first")
             key = found.record.key
-        self.store.set_verified(name, True)
+        if confirmed is not None and confirmed == fingerprint(key):
+            self.store.set_verified(name, True)
         return fingerprint(key)
 
     def unverify(self, name: str) -> bool:

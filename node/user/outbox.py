@@ -4,17 +4,31 @@ Per recipient, messages leave in the order they were queued, at most `window` un
 once; a lost connection puts everything unacknowledged back in line, in order. A message stays
 until its end-to-end acknowledgement, whatever path it took: sent straight to the recipient,
 relayed through the seeds, or stored by them as mail. Delays double while a recipient cannot be
-reached and reset on progress. The delivery code (delivery.py) does the I/O and asks this what
-to do; tests drive it directly.
+reached and reset on progress. A name no seed knows is not a failure: it may register later (a
+seed restarted or not synced yet, a friend not set up yet), so its messages wait like any other
+until they expire or the user cancels them. The delivery code (delivery.py) does the I/O and
+asks this what to do; tests drive it directly.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..wire.backoff import Backoff
 from .store import StoredMessage
+
+CANCELLED = "cancelled"
+
+
+def unknown_name(name: str) -> str:
+    """Why messages to a name no seed knows wait (the words say they are not given up on)."""
+    return f"unknown name: nobody is registered as {name} yet; retrying"
+
+
+def key_changed(name: str) -> str:
+    """Why messages to a contact whose key changed wait."""
+    return f"key changed; /accept {name} to send"
 
 
 @dataclass
@@ -103,7 +117,7 @@ class Outbox:
         if queue is None:
             return []
         cutoff = now - self.expire_ms
-        old = [m for m in queue.messages.values() if m.ts < cutoff]
+        old = [m for m in queue.messages.values() if m.since < cutoff]
         for msg in old:
             self.settle(peer, msg.id)
         return old
@@ -113,7 +127,7 @@ class Outbox:
         queue = self.queues.get(peer)
         if queue is None or not queue.messages:
             return 0
-        oldest = min(m.ts for m in queue.messages.values())
+        oldest = min(m.since for m in queue.messages.values())
         return max(0, oldest + self.expire_ms - now)
 
     def rewind(self, peer: str) -> None:
@@ -209,6 +223,30 @@ class Outbox:
         queue.stored.pop(msg_id, None)
         self.peer_of.pop(msg_id, None)
         return queue.messages.pop(msg_id, None)
+
+    # ------------------------------------------------------------------ the user's say
+
+    def cancel(self, msg_id: str) -> StoredMessage | None:
+        """The user gives up on a queued message: it leaves the outbox (None: it was not in it)."""
+        peer = self.peer_of.get(msg_id)
+        return self.settle(peer, msg_id) if peer is not None else None
+
+    def requeue(self, msg: StoredMessage, now: int) -> StoredMessage:
+        """A failed message goes back in line (/retry); its expiry counts from `now`."""
+        again = replace(msg, state="queued", reason=None, queued_at=now)
+        self.add(again)
+        self.retry_now(again.peer)
+        return again
+
+    def retry_now(self, peer: str) -> bool:
+        """The user asks to try again now: the wait starts short and the reason is news again;
+        False when nothing is queued for `peer`."""
+        queue = self.queues.get(peer)
+        if queue is None or not queue.messages:
+            return False
+        queue.backoff.reset()
+        queue.waiting_for = None
+        return True
 
     # ------------------------------------------------------------------ waiting
 

@@ -68,6 +68,14 @@ STEPS = [
         since INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: nothing lost: each contact's last seen as this node last learned it (a new seed may not
+    # know it), messages that came from a changed key not yet accepted (kept, shown flagged),
+    # and when a message was queued again by /retry (its expiry counts from then)
+    """
+    ALTER TABLE contacts ADD COLUMN last_seen INTEGER;
+    ALTER TABLE messages ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN queued_at INTEGER;
+    """,
 ]
 
 
@@ -85,6 +93,13 @@ class StoredMessage:
     text: str
     state: str
     reason: str | None = None
+    key_changed: bool = False  # incoming from a key other than the pinned one, not accepted then
+    queued_at: int | None = None  # queued again by /retry at this time (expiry counts from it)
+
+    @property
+    def since(self) -> int:
+        """When the message joined the outbox (last): its expiry counts from here."""
+        return self.queued_at if self.queued_at is not None else self.ts
 
     @classmethod
     def new_outgoing(
@@ -103,7 +118,13 @@ class StoredMessage:
 
     @classmethod
     def new_incoming(
-        cls, msg_id: str, sender: str, recipient: str, ts: int, text: str
+        cls,
+        msg_id: str,
+        sender: str,
+        recipient: str,
+        ts: int,
+        text: str,
+        key_changed: bool = False,
     ) -> StoredMessage:
         return cls(
             peer=fold_name(sender),
@@ -114,11 +135,12 @@ class StoredMessage:
             ts=ts,
             text=text,
             state="received",
+            key_changed=key_changed,
         )
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> StoredMessage:
-        n, peer, msg_id, outgoing, sender, recipient, ts, text, state, reason = row
+        n, peer, msg_id, outgoing, sender, recipient, ts, text, state, reason, changed, since = row
         return cls(
             n=n,
             peer=peer,
@@ -130,10 +152,14 @@ class StoredMessage:
             text=text,
             state=state,
             reason=reason,
+            key_changed=bool(changed),
+            queued_at=since,
         )
 
 
-_COLUMNS = "n, peer, id, outgoing, sender, recipient, ts, text, state, reason"
+_COLUMNS = (
+    "n, peer, id, outgoing, sender, recipient, ts, text, state, reason, key_changed, queued_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +174,7 @@ class Contact:
     # wrote first, and the user has neither answered nor added them: per-sender limits apply
     # (stored in `new`: 1 new stranger, 2 stranger seen, 0 chosen; no schema change)
     stranger: bool = False
+    last_seen: int | None = None  # the latest time it was known online (kept across seeds)
 
 
 class UserStore:
@@ -196,10 +223,11 @@ class UserStore:
 
     def _load_contacts(self) -> dict[str, Contact]:
         rows = self._read(
-            "SELECT nkey, name, key, changed_key, new, record, read_upto, verified FROM contacts"
+            "SELECT nkey, name, key, changed_key, new, record, read_upto, verified, last_seen "
+            "FROM contacts"
         )
         return {
-            r[0]: Contact(r[1], r[2], r[3], r[4] == 1, r[5], r[6], bool(r[7]), r[4] in (1, 2))
+            r[0]: Contact(r[1], r[2], r[3], r[4] == 1, r[5], r[6], bool(r[7]), r[4] in (1, 2), r[8])
             for r in rows
         }
 
@@ -278,6 +306,17 @@ class UserStore:
             if key is not None:  # a verified mark was for the old key
                 self.set_verified(name, False)
 
+    def seen(self, name: str, at: int) -> int | None:
+        """A contact was known online at `at`: kept when later than what is kept; the latest."""
+        contact = self.contact(name)
+        if contact is None:
+            return None
+        if contact.last_seen is None or at > contact.last_seen:
+            self._set(name, last_seen=at)
+            self._queue("contact_set", "last_seen", at, fold_name(name))
+            return at
+        return contact.last_seen
+
     def keep_record(self, name: str, record_json: str) -> None:
         """Remember a contact's latest verified record (to hand a seed that lost it)."""
         contact = self.contact(name)
@@ -319,6 +358,7 @@ class UserStore:
             msg.text,
             msg.state,
             msg.reason,
+            int(msg.key_changed),
         )
 
     def set_state(
@@ -335,6 +375,38 @@ class UserStore:
 
         fut.add_done_callback(saved)
         return fut
+
+    def requeue(self, msg: StoredMessage, now: int, reason: str | None) -> asyncio.Future[Any]:
+        """A failed message goes back to the outbox (/retry); its expiry counts from `now`."""
+        self._queue("queued_at", now, msg.peer, msg.id)
+        return self.set_state(msg.peer, msg.id, "queued", reason)
+
+    def outgoing(self, peer: str | None, msg_id: str) -> list[StoredMessage]:
+        """Outgoing messages whose id is `msg_id` or starts with it (what a user typed)."""
+        where, params = "outgoing = 1 AND id >= ? AND id < ?", [msg_id, msg_id + "\uffff"]
+        if peer is not None:
+            where += " AND peer = ?"
+            params.append(fold_name(peer))
+        rows = self._read(f"SELECT {_COLUMNS} FROM messages WHERE {where} LIMIT 2", tuple(params))
+        exact = [r for r in rows if r[2] == msg_id]
+        return [self._overlay(StoredMessage.from_row(r)) for r in (exact or rows)]
+
+    def last_outgoing(self, peer: str | None, states: tuple[str, ...]) -> StoredMessage | None:
+        """The newest outgoing message (with `peer`, if given) now in one of `states` (never
+        `delivered`: nothing follows it). Read from disk, then the states not written yet."""
+        where, params = "outgoing = 1 AND state != 'delivered'", []
+        if peer is not None:
+            where += " AND peer = ?"
+            params.append(fold_name(peer))
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY n DESC LIMIT 50",
+            tuple(params),
+        )
+        for row in rows:
+            msg = self._overlay(StoredMessage.from_row(row))
+            if msg.state in states:
+                return msg
+        return None
 
     def unshown(self) -> list[StoredMessage]:
         """Received messages after the `shown` mark, oldest first; the first call sets the mark to now."""
@@ -472,7 +544,16 @@ class UserStore:
         return [*before, middle, *self.history_after(peer, n, limit - len(before) - 1)]
 
 
-_CONTACT_COLUMNS = {"name", "new", "key", "changed_key", "record", "read_upto", "verified"}
+_CONTACT_COLUMNS = {
+    "name",
+    "new",
+    "key",
+    "changed_key",
+    "record",
+    "read_upto",
+    "verified",
+    "last_seen",
+}
 
 
 def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
@@ -482,7 +563,7 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
         if kind == "add":
             cur = db.execute(
                 "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, "
-                "state, reason) VALUES (?,?,?,?,?,?,?,?,?)",
+                "state, reason, key_changed) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 args,
             )
             results.append(cur.lastrowid if cur.rowcount == 1 else 0)
@@ -491,6 +572,10 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
             db.execute(
                 "UPDATE messages SET state = ?, reason = ? WHERE peer = ? AND outgoing = 1 AND id = ?",
                 args,
+            )
+        elif kind == "queued_at":
+            db.execute(
+                "UPDATE messages SET queued_at = ? WHERE peer = ? AND outgoing = 1 AND id = ?", args
             )
         elif kind == "meta":
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", args)

@@ -14,6 +14,10 @@ def test_commands_with_their_arguments():
     assert parse("/msg Bob hi there") == Command("msg", ("Bob", "hi there"))
     assert parse("/ADD bob") == Command("add", ("bob",))
     assert parse("/help") == Command("help", ())
+    assert parse("/verify bob") == Command("verify", ("bob",))
+    assert parse("/verify bob yes") == Command("verify", ("bob", "yes"))
+    assert parse("/retry") == Command("retry", ())
+    assert parse("/cancel 1a2b3c4d") == Command("cancel", ("1a2b3c4d",))
 
 
 def test_msg_with_a_name_alone_opens_the_conversation():
@@ -23,7 +27,9 @@ def test_msg_with_a_name_alone_opens_the_conversation():
     assert parse("/msg Bob ") == Command("open", ("Bob",))
 
 
-@pytest.mark.parametrize("line", ["/msg", "/add", "/add a b", "/nope"])
+@pytest.mark.parametrize(
+    "line", ["/msg", "/add", "/add a b", "/nope", "/verify", "/verify a yes no", "/retry a b"]
+)
 def test_mistakes_say_how_to_write_it(line):
     with pytest.raises(CommandError) as info:
         parse(line)

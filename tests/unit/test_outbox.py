@@ -1,6 +1,6 @@
 """The outbox as a state machine: order, window, rewinds, settling, expiry, backoff. No I/O."""
 
-from node.user.outbox import Outbox
+from node.user.outbox import Outbox, unknown_name
 from node.user.store import StoredMessage
 
 
@@ -70,3 +70,45 @@ def test_recipients_are_independent():
     assert ids(box.next_batch("bob")) == ["m0"] and ids(box.next_batch("carol")) == ["m1"]
     box.returned("bob", "m0")
     assert box.in_flight("bob") == 0 and box.in_flight("carol") == 1
+
+
+def test_an_unknown_name_waits_until_expiry_and_only_then_fails():
+    """No seed knows the name: the messages stay queued with the reason, not failed; they leave
+    only when they expire (or are cancelled)."""
+    box = Outbox(window=10, expire_ms=1_000, retry_first=0.5, retry_max=8)
+    box.add(msg(0, to="Ann", ts=1000))
+    reason = unknown_name("Ann")
+    assert "nobody is registered as Ann yet" in reason and "retrying" in reason
+    assert box.wait("ann", reason) == (0.5, True)
+    assert box.expired("ann", now=1900) == [] and box.has("ann")
+    assert box.until_expiry("ann", now=1900) == 100
+    assert ids(box.expired("ann", now=2001)) == ["m0"] and not box.has("ann")
+
+
+def test_cancel_takes_a_queued_message_out_and_only_once():
+    box = Outbox(window=10, expire_ms=10_000, retry_first=0.5, retry_max=8)
+    box.add(msg(0))
+    box.add(msg(1))
+    assert box.cancel("m0").id == "m0"
+    assert box.cancel("m0") is None and box.cancel("nope") is None
+    assert ids(box.next_batch("bob")) == ["m1"]
+
+
+def test_a_retried_failed_message_queues_again_with_its_expiry_from_the_retry():
+    box = Outbox(window=10, expire_ms=1_000, retry_first=0.5, retry_max=8)
+    box.add(msg(0, ts=1000))
+    failed = box.expired("bob", now=5000)[0]
+    again = box.requeue(failed, now=5000)
+    assert again.state == "queued" and again.queued_at == 5000 and again.ts == failed.ts
+    assert box.expired("bob", now=5500) == [] and ids(box.next_batch("bob")) == ["m0"]
+    assert ids(box.expired("bob", now=6001)) == ["m0"]
+
+
+def test_retry_now_starts_the_wait_short_and_makes_the_reason_news_again():
+    box = Outbox(window=10, expire_ms=10_000, retry_first=0.5, retry_max=8)
+    assert box.retry_now("bob") is False  # nothing queued
+    box.add(msg(0))
+    for _ in range(4):
+        box.wait("bob", unknown_name("Bob"))
+    assert box.retry_now("bob") is True
+    assert box.wait("bob", unknown_name("Bob")) == (0.5, True)

@@ -81,7 +81,7 @@ async def test_search_reads_the_whole_history_and_pages_around_a_hit(tmp_path):
 def test_the_step_for_the_terminal_client_counts_old_history_as_read(tmp_path):
     path = tmp_path / "user.sqlite3"
     old = sqlite3.connect(path)
-    for number, step in enumerate(STEPS[:-1], 1):
+    for number, step in enumerate(STEPS[:2], 1):
         old.executescript(f"{step}\nPRAGMA user_version = {number};")
     old.execute("INSERT INTO contacts(nkey, name, new, added) VALUES ('bob', 'Bob', 0, 1)")
     old.execute(
@@ -95,3 +95,33 @@ def test_the_step_for_the_terminal_client_counts_old_history_as_read(tmp_path):
     assert store.unread() == {} and store.blocked() == []
     store.db.close()
     store.reader.close()
+
+
+async def test_last_seen_flags_and_retries_are_kept_across_a_restart(tmp_path):
+    """Step 4: a contact's last seen only moves forward; a message from a changed key keeps its
+    flag; a message queued again by /retry keeps when (its expiry counts from then)."""
+    path = tmp_path / "user.sqlite3"
+    store = UserStore(path)
+    store.start()
+    store.add_contact("Bob", now=1)
+    assert store.seen("bob", 5000) == 5000
+    assert store.seen("bob", 4000) == 5000  # an older word does not move it back
+    assert store.seen("nobody", 9000) is None  # only contacts
+    await store.add_message(incoming(1))
+    await store.add_message(
+        StoredMessage.new_incoming("m2", "Bob", "Sally", 2, "new key", key_changed=True)
+    )
+    out = StoredMessage.new_outgoing("abcd-1", "Sally", "Bob", 3, "mine")
+    await store.add_message(out)
+    await store.set_state("bob", "abcd-1", "failed", "cancelled")
+    assert store.last_outgoing(None, ("failed",)).id == "abcd-1"
+    assert store.last_outgoing("carol", ("failed",)) is None
+    await store.requeue(out, 7000, "retrying")
+    store = await reopen(store, path)
+    assert store.contact("bob").last_seen == 5000
+    assert [m.key_changed for m in store.history("bob")] == [False, True, False]
+    [again] = store.outgoing(None, "abcd")
+    assert (again.state, again.queued_at, again.since) == ("queued", 7000, 7000)
+    assert [m.id for m in store.pending()] == ["abcd-1"]
+    assert store.outgoing("bob", "zz") == [] and store.outgoing(None, "m1") == []  # incoming
+    await store.close()

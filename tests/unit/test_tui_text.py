@@ -77,3 +77,17 @@ def test_the_desktop_escape_carries_no_escape_of_its_own():
     assert seq.count(";") == 3  # the body's ';' cannot open a field
     wrapped = desktop_escape("osc9", "t", "b", in_tmux=True)
     assert wrapped.startswith("\x1bPtmux;\x1b\x1b]9;t: b")
+
+
+def test_a_message_from_a_changed_key_is_never_drawn_as_from_the_trusted_key():
+    """In the chat and in search hits, a message flagged key_changed carries its warning; the
+    same message from the pinned key does not."""
+    from tui.widgets.search_dialog import hit_prompt
+
+    plain = StoredMessage.new_incoming("m1", "Bob", "Sally", 1_000, "hi it is me")
+    flagged = StoredMessage.new_incoming("m2", "Bob", "Sally", 2_000, "hi it is me", True)
+    assert "NOT FROM THE KEY YOU TRUSTED" in MessageLine(flagged, "Sally").message_text().plain
+    assert "TRUSTED" not in MessageLine(plain, "Sally").message_text().plain
+    assert MessageLine(flagged, "Sally").has_class("-key-changed")
+    assert "new key, not accepted" in hit_prompt(flagged, "me").plain
+    assert "new key" not in hit_prompt(plain, "me").plain

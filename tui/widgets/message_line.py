@@ -73,6 +73,8 @@ class MessageLine(Static):
         self.path: str | None = None
         self.full_times = full_times
         classes = "outgoing" if msg.outgoing else "incoming"
+        if msg.key_changed:
+            classes += " -key-changed"
         super().__init__(self.message_text(), classes=classes, markup=False)
 
     def set_state(self, state: str, reason: str | None, path: str | None = None) -> None:
@@ -94,6 +96,14 @@ class MessageLine(Static):
     def message_text(self) -> Text:
         msg = self.msg
         text = Text()
+        if msg.key_changed and not msg.outgoing:
+            # never shown as if it came from the key the user trusts
+            who = safe_text(msg.sender)
+            text.append(
+                f"⚠ NOT FROM THE KEY YOU TRUSTED: {who}'s key changed and this came from the new "
+                f"key, not accepted (/whois {who}, /accept {who})\n",
+                style="bold red",
+            )
         stamp = clock(msg.ts, self.full_times) + " "
         text.append(stamp, style="dim")
         who = ME_STYLE if msg.outgoing else name_style(msg.sender)

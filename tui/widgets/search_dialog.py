@@ -34,6 +34,8 @@ def hit_prompt(msg: StoredMessage, query: str) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(clock(msg.ts, full=True) + " ", style="dim")
     text.append(safe_text(msg.sender), style="bold" if msg.outgoing else name_style(msg.sender))
+    if msg.key_changed and not msg.outgoing:
+        text.append(" ⚠ new key, not accepted", style="bold red")  # not from the trusted key
     text.append(": ")
     offset = len(text)
     text.append(snippet)

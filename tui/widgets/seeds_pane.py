@@ -59,7 +59,11 @@ class SeedsPane(VerticalScroll, can_focus=False):
 
     def on_mount(self) -> None:
         self.border_title = "Seeds"
+        self.show(self.seeds)  # a status that came before the list was mounted
 
     def show(self, seeds: tuple[SeedState, ...] | list[SeedState]) -> None:
+        """Draw the seeds; a status that comes before the list is mounted (a node that starts
+        fast) or after it is gone (the app closing) is kept, not an error that ends the app."""
         self.seeds = tuple(seeds)
-        self.query_one("#seed-list", Static).update(seeds_text(self.seeds))
+        for seed_list in self.query("#seed-list").results(Static):
+            seed_list.update(seeds_text(self.seeds))
