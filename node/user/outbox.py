@@ -12,7 +12,9 @@ asks this what to do; tests drive it directly.
 
 from __future__ import annotations
 
+import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..wire.backoff import Backoff
@@ -47,8 +49,17 @@ class PeerQueue:
 
 
 class Outbox:
-    def __init__(self, window: int, expire_ms: int, retry_first: float, retry_max: float) -> None:
+    def __init__(
+        self,
+        window: int,
+        expire_ms: int,
+        retry_first: float,
+        retry_max: float,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        """`rand` is the retry delays' jitter source (fixed in unit tests)."""
         self.window = window
+        self.rand = rand
         self.expire_ms = expire_ms
         self.retry_first = retry_first
         self.retry_max = retry_max
@@ -59,7 +70,9 @@ class Outbox:
         """Queue a message behind the recipient's others (`stored_at`: held as mail already)."""
         queue = self.queues.get(msg.peer)
         if queue is None:
-            queue = self.queues[msg.peer] = PeerQueue(Backoff(self.retry_first, self.retry_max))
+            queue = self.queues[msg.peer] = PeerQueue(
+                Backoff(self.retry_first, self.retry_max, self.rand)
+            )
         queue.messages[msg.id] = msg
         queue.unsent.append(msg.id)
         self.peer_of[msg.id] = msg.peer

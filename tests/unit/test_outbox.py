@@ -75,7 +75,7 @@ def test_recipients_are_independent():
 def test_an_unknown_name_waits_until_expiry_and_only_then_fails():
     """No seed knows the name: the messages stay queued with the reason, not failed; they leave
     only when they expire (or are cancelled)."""
-    box = Outbox(window=10, expire_ms=1_000, retry_first=0.5, retry_max=8)
+    box = Outbox(window=10, expire_ms=1_000, retry_first=0.5, retry_max=8, rand=lambda: 0.0)
     box.add(msg(0, to="Ann", ts=1000))
     reason = unknown_name("Ann")
     assert "nobody is registered as Ann yet" in reason and "retrying" in reason
@@ -105,10 +105,13 @@ def test_a_retried_failed_message_queues_again_with_its_expiry_from_the_retry():
 
 
 def test_retry_now_starts_the_wait_short_and_makes_the_reason_news_again():
-    box = Outbox(window=10, expire_ms=10_000, retry_first=0.5, retry_max=8)
+    draws = iter([1.0] * 4 + [0.0])  # the widest jitter while it grows, then the narrowest
+    box = Outbox(
+        window=10, expire_ms=10_000, retry_first=0.5, retry_max=8, rand=lambda: next(draws)
+    )
     assert box.retry_now("bob") is False  # nothing queued
     box.add(msg(0))
-    for _ in range(4):
-        box.wait("bob", unknown_name("Bob"))
+    waits = [box.wait("bob", unknown_name("Bob"))[0] for _ in range(4)]
+    assert waits[-1] == 8  # grown to the ceiling
     assert box.retry_now("bob") is True
     assert box.wait("bob", unknown_name("Bob")) == (0.5, True)
