@@ -83,6 +83,21 @@ def without_rtt(line: dict) -> dict:
     return {**line, "seeds": [{**s, "rtt_ms": None} for s in line["seeds"]]}
 
 
+async def test_exit_on_eof_does_not_wait_for_a_name_nobody_holds(seeds, tmp_path):
+    """A message to a name no seed knows waits (it is not failed), but a script that stops at the
+    end of its input is told so and exits, instead of waiting up to 21 days."""
+    a = await seeds("a")
+    script = tmp_path / "script.txt"
+    script.write_text("@Nobody are you there\n")
+    code, out, err = await run_user_with_stdin("Bob", a.url, tmp_path / "bob", str(script))
+    assert code == 0, err
+    states = [x for x in out if x["event"] == "state"]
+    assert states and all(x["state"] == "queued" for x in states)
+    assert "nobody is registered as Nobody" in states[-1]["reason"]
+    assert all(x["event"] != "failed" for x in out)
+    assert "1 message(s) still wait" in err and "Traceback" not in err
+
+
 async def test_seed_events_are_not_repeated_for_round_trip_times(seeds, tmp_path, monkeypatch):
     """The node asks its seed for the seed list every few seconds; a `seed` line comes out only
     when something besides a round-trip time changed."""

@@ -110,6 +110,11 @@ async def run_user(args: argparse.Namespace) -> int:
         if args.exit_on_eof and reading.done():
             while node.unsettled_count() and not stop.done():
                 await asyncio.wait({stop}, timeout=0.1)
+            if waiting := node.held_count():
+                say(
+                    f"{waiting} message(s) still wait for a name to register or a key to be "
+                    "accepted; they stay in the outbox and go out on a later run"
+                )
         await asyncio.sleep(0)  # let the printer write what is queued
         rest = []
         while not stream.queue.empty():

@@ -384,8 +384,13 @@ class UserNode(Service):
         return self.outbox.pending_count()
 
     def unsettled_count(self) -> int:
-        """Messages neither delivered, failed, nor held by the mesh as mail."""
-        return self.outbox.unstored_count()
+        """Messages neither delivered, failed, held by the mesh as mail, nor held back for a
+        person (an unknown name, a changed key): what a script stopping at end of input waits for."""
+        return self.outbox.unsettled_count()
+
+    def held_count(self) -> int:
+        """Messages held back for a person: a name not registered yet, a key not accepted yet."""
+        return self.outbox.unsettled_count(held=True)
 
     def retry(self, msg_id: str | None = None, peer: str | None = None) -> StoredMessage:
         """Try a message again now: the one with this id (or id prefix), else the newest failed or

@@ -23,14 +23,19 @@ from .store import StoredMessage
 CANCELLED = "cancelled"
 
 
+class HeldReason(str):
+    """A reason to wait that only a person (or the name's owner) can end, not the network: a
+    script that stops at the end of its input does not wait on it."""
+
+
 def unknown_name(name: str) -> str:
     """Why messages to a name no seed knows wait (the words say they are not given up on)."""
-    return f"unknown name: nobody is registered as {name} yet; retrying"
+    return HeldReason(f"unknown name: nobody is registered as {name} yet; retrying")
 
 
 def key_changed(name: str) -> str:
     """Why messages to a contact whose key changed wait."""
-    return f"key changed; /accept {name} to send"
+    return HeldReason(f"key changed; /accept {name} to send")
 
 
 @dataclass
@@ -94,9 +99,14 @@ class Outbox:
     def pending_count(self) -> int:
         return sum(len(q.messages) for q in self.queues.values())
 
-    def unstored_count(self) -> int:
-        """Messages queued and not held by the mesh as mail (what a one-shot sender waits for)."""
-        return sum(len(q.messages) - len(q.stored) for q in self.queues.values())
+    def unsettled_count(self, held: bool = False) -> int:
+        """Messages not held by the mesh as mail, in queues that wait on the network (or, with
+        `held`, on a person: an unknown name, a changed key)."""
+        return sum(
+            len(q.messages) - len(q.stored)
+            for q in self.queues.values()
+            if isinstance(q.waiting_for, HeldReason) == held
+        )
 
     def has(self, peer: str) -> bool:
         """True while something is queued for `peer`."""
