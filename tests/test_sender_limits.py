@@ -56,7 +56,7 @@ async def test_a_stranger_gets_its_allowance_and_is_told_while_a_contact_is_not_
     delivered = [i for i in ids if done[i].state == "delivered"]
     failed = [done[i] for i in ids if done[i].state == "failed"]
     assert len(delivered) == 5 and len(failed) == 3
-    assert all("quota" in f.reason and "until they answer or add you" in f.reason for f in failed)
+    assert all(f.code == "quota" and "until they answer or add you" in f.reason for f in failed)
     assert len(victim.history("mallory")) == 5
 
     ids = [await friend.send("victim", f"lunch? {i}") for i in range(8)]

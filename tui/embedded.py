@@ -24,6 +24,10 @@ from node.storage.files import secure_dir
 DIR_ENV = "P2P_CHAT_EMBEDDED_SEED_DIR"  # overrides the folder (tests, several setups on one login)
 DEFAULT_PORT = 5001
 LOCK_WAIT = 3.0  # seconds to wait for the last host to finish closing the store
+# An embedded seed starts because its peers did not answer: it waits this long (not a public
+# seed's 10 s) for a first sync before it takes a name it does not hold, so the app that hosts it
+# for the first time is not left connecting; a name taken meanwhile still yields to the mesh's.
+FIRST_SYNC_WAIT = 3.0
 
 
 def embedded_seed_dir() -> Path:
@@ -93,6 +97,7 @@ async def host_seed(
         peers=[p for p in dict.fromkeys(u.rstrip("/") for u in peers) if p not in own],
         data_dir=folder,
         log_level="warning",
+        first_sync_wait=FIRST_SYNC_WAIT,
     )
     seed = Seed(cfg)
     try:
