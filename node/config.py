@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
-from .wire.protocol import MAX_FRAME, Url
+from .wire.protocol import MAX_FRAME, SeedUrlText, Url
 
 TABLES = ("seed", "user")
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -25,8 +25,8 @@ class SeedConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=0, le=65535)
     name: str | None = Field(None, min_length=1, max_length=64)
-    url: Url | None = None
-    peers: list[Url] = []
+    url: SeedUrlText | None = None
+    peers: list[SeedUrlText] = []
     data_dir: Path | None = None
     log_level: LogLevel = "info"
     max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
@@ -45,6 +45,8 @@ class SeedConfig(BaseModel):
     lookup_timeout: float = Field(2.0, gt=0)
     unreachable_after: float = Field(30.0, gt=0)
     ping_interval: float = Field(20.0, gt=0)
+    queue_bytes: int = Field(1024 * 1024, ge=2 * MAX_FRAME)
+    link_queue_bytes: int = Field(8 * 1024 * 1024, ge=2 * MAX_FRAME)
     relay_rate: int = Field(64 * 1024, ge=1)
     relay_burst: int = Field(1024 * 1024, ge=64 * 1024)
     mail_days: float = Field(21.0, gt=0)
@@ -128,7 +130,7 @@ class UserConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = None
-    seeds: list[Url] = ["ws://127.0.0.1:5001"]
+    seeds: list[SeedUrlText] = ["ws://127.0.0.1:5001"]
     host: str | None = None
     port: int = Field(0, ge=0, le=65535)
     advertise: Url | None = None

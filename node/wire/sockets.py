@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from .protocol import MAX_FRAME, SUBPROTOCOL
@@ -39,16 +40,35 @@ class FairServerConnection(FairReads, ServerConnection):
 
 
 def address_group(host: str) -> str:
-    """The unit a per-address cap counts: an IPv4 address, or an IPv6 /64 (one home, one provider)."""
+    """The unit a per-address cap counts: an IPv4 address, or an IPv6 /64 (one home, one provider).
+
+    An IPv4 client of a dual-stack socket shows as an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
+    in any spelling): it counts as the IPv4 address it is.
+    """
     if ":" not in host:
         return host
-    if host.startswith("::ffff:") and "." in host:
-        return host.removeprefix("::ffff:")
     try:
-        full = ipaddress.IPv6Address(host.split("%", 1)[0]).exploded
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
     except ValueError:
         return host
-    return ":".join(full.split(":")[:4]) + "::/64"
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return ":".join(address.exploded.split(":")[:4]) + "::/64"
+
+
+DUAL_STACK_HOSTS = ("::", "[::]")
+
+
+async def listen(handler: Any, host: str, port: int, **kw: Any) -> Server:
+    """`websockets.serve`, dual-stack where the host is `::`: IPv4 clients are served too (as
+    IPv4-mapped addresses, which `address_group` counts as IPv4), not refused by IPV6_V6ONLY."""
+    if host in DUAL_STACK_HOSTS and socket.has_dualstack_ipv6():
+        sock = socket.create_server(
+            ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=1024
+        )
+        sock.setblocking(False)
+        return await serve(handler, sock=sock, **kw)
+    return await serve(handler, host, port, **kw)
 
 
 class AddressGate:
@@ -158,6 +178,18 @@ async def dial(
     return await connect(
         url, max_size=max_frame, open_timeout=timeout, proxy=None, **SOCKET_OPTIONS, **kw
     )
+
+
+async def pong(ws: Any) -> float | None:
+    """Ping and wait for the pong: the latency, or None when the socket closed first.
+
+    Run as a task of its own per socket: a socket whose write buffer is full holds only its own
+    ping, never the others' (the keepalive sweep finds it unanswered and drops it).
+    """
+    try:
+        return float(await (await ws.ping()))
+    except ConnectionClosed:
+        return None
 
 
 async def close_now(ws: Any, code: int, reason: str, grace: float = 1.0) -> None:
