@@ -28,7 +28,7 @@ from node.wire.protocol import MAX_FRAME, MAX_SEED_URL, SUBPROTOCOL
 from node.wire.sender import CLOSE_TOO_SLOW
 from node.wire.sockets import dial
 
-from .helpers import FakeSeed, RawClient, eventually, record
+from .helpers import FakeSeed, RawClient, StrangerSeed, eventually, record
 
 
 class ManyKeys:
@@ -288,3 +288,36 @@ async def test_a_seed_on_the_ipv6_wildcard_serves_ipv4_and_caps_it_as_ipv4(tmp_p
         assert a.gate.refused == refused + 1
         await c1.close()
         await c2.close()
+
+
+class ListsTooMuch(StrangerSeed):
+    """A seed (r2, or hostile) whose `seeds` answer lists 300 seeds, one at a 2 KB URL."""
+
+    async def _answer(self, ws: Any, msg: dict) -> None:
+        if msg.get("type") != "seeds":
+            return await super()._answer(ws, msg)
+        listed = [
+            {
+                "name": f"s{i}",
+                "url": f"ws://127.0.0.1:{20000 + i}" + ("/" + "p" * 2000 if i == 0 else ""),
+                "key": base64.b64encode(i.to_bytes(32, "big")).decode(),
+                "up": False,
+                "rtt_ms": None,
+            }
+            for i in range(300)
+        ]
+        await ws.send(json.dumps({"type": "seed_list", "id": msg["id"], "seeds": listed}))
+
+
+async def test_a_user_node_keeps_a_bounded_seed_list_of_short_urls(users):
+    """A user node takes at most MAX_SEEDS_LISTED entries of a `seeds` answer and no URL over
+    MAX_SEED_URL bytes; the rest is ignored, not an error."""
+    stranger = await ListsTooMuch().start()
+    try:
+        u, _ = await users("u", [stranger.url])
+        await eventually(lambda: len(u.seed.learned) > 10, what="the user's seed list")
+        assert len(u.seed.learned) <= MAX_SEEDS_LISTED + 1  # and the configured one
+        assert all(len(url) <= MAX_SEED_URL for url in u.seed.learned)
+        assert u.seed.ws is not None and u.seed.ws.close_code is None
+    finally:
+        await stranger.close()

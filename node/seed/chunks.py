@@ -32,6 +32,7 @@ class Assembler:
         self.size = ENVELOPE
         self.high = 0
         self.pending = False
+        self.skipped = 0  # items too large for any frame (never sent: they would close the link)
 
     def _emit(self, done: bool, at: int) -> str:
         body = ",".join(f'"{k}":[{",".join(v)}]' for k, v in self.lists.items() if v)
@@ -47,6 +48,9 @@ class Assembler:
     def add(self, name: str, text: str, change: int) -> str | None:
         """Take one item ((list name, JSON text, change number)); a full frame when one is cut."""
         out = None
+        if len(text.encode()) + len(name) + 6 + ENVELOPE > self.limit:
+            self.skipped += 1
+            return None
         cost = len(text.encode()) + 1 + (len(name) + 5 if not self.lists[name] else 0)
         if self.pending and self.size + cost > self.limit:
             out = self._emit(False, self.high)
@@ -96,6 +100,8 @@ def mail_frames(texts: Iterable[str], limit: int) -> Iterator[str]:
     size = ENVELOPE
     for text in texts:
         cost = len(text.encode()) + 1
+        if ENVELOPE + cost > limit:
+            continue  # fits no frame: never sent (it would close the socket)
         if batch and size + cost > limit:
             yield mail_frame(batch)
             batch, size = [], ENVELOPE
