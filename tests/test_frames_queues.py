@@ -321,3 +321,20 @@ async def test_a_user_node_keeps_a_bounded_seed_list_of_short_urls(users):
         assert u.seed.ws is not None and u.seed.ws.close_code is None
     finally:
         await stranger.close()
+
+
+async def test_a_seed_stops_while_a_socket_that_never_reads_is_connected(seeds):
+    """A close waits for the write buffer to drain: a seed stopping with a non-reading socket
+    whose buffer is full waited for ever. Now each socket gets a short grace, then is aborted."""
+    a = await seeds("a", queue_bytes=64 * 1024 * 1024, rate=1e6, burst=1e6)
+    fat = record(Identity.generate(), "fat", "ws://127.0.0.1:9/" + "e" * 2000)
+    reg = await RawClient.open(a.url)
+    assert (await reg.request({"type": "register", "record": fat}))["type"] == "registered"
+    hog = await _non_reader(a.url)
+    session = await eventually(lambda: _session_of(a, hog), what="the hog's session")
+    for text in _lookup_frames("fat", 4000):
+        await hog.send(text)
+    await eventually(lambda: session.ws.transport.get_write_buffer_size() > 0, what="stalled")
+    async with asyncio.timeout(20):
+        await a.stop()
+    hog.transport.abort()

@@ -412,7 +412,7 @@ class Mesh:
                 await close_now(ws, 1008, problem)
                 raise ProtocolError(ErrorCode.BAD_SIGNATURE, problem)
         except BaseException:
-            await ws.close()
+            await close_now(ws, 1000, "")  # never waits for ever on a peer that does not read
             raise
         news = not self.urls.fresh(url, now_ms())
         self.urls.verified(url, reply.key, now_ms())

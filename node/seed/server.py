@@ -67,6 +67,7 @@ from ..wire.sockets import (
     listen,
     listen_url,
     pong,
+    shut,
 )
 from .directory import Directory, Effective, Outcome
 from .mailbox import Mailbox, MailLimits
@@ -244,8 +245,7 @@ class Seed(Service):
         await self.tasks.cancel_all()
         await self.mesh.stop()
         if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+            await shut(self.server, 1001, "seed shutting down")
         await self.store.close()
         log.info("seed %s stopped", self.name)
 

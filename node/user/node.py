@@ -28,7 +28,7 @@ from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name, require_name
 from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, SessionAuth
-from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen, listen_url
+from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen, listen_url, shut
 from .contacts import KeyPins, RecordBook
 from .delivery import Delivery
 from .events import (
@@ -172,8 +172,7 @@ class UserNode(Service):
         await self.inbox.stop()
         await self.seed.stop()
         if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+            await shut(self.server)
         await self.store.close()
 
     def subscribe(self) -> EventStream:
