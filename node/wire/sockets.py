@@ -25,7 +25,8 @@ FAIR_SHARE = 16
 
 
 class FairReads:
-    """A socket that reads at most READ_CHUNK per turn of the event loop."""
+    """A socket that reads at most READ_CHUNK per turn of the event loop, and whose keepalive
+    (where websockets runs one) gives up on a full write buffer too."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -33,6 +34,22 @@ class FairReads:
             type(transport), "max_size"
         ):  # asyncio's selector transports; others read their own way
             transport.max_size = READ_CHUNK  # type: ignore[attr-defined]
+
+    async def keepalive(self: Any) -> None:
+        """websockets' keepalive starts its pong timeout only once the ping is written, which a
+        peer that stopped reading never lets happen: here the timeout covers the write as well,
+        and a peer that does not answer in time is dropped."""
+        assert self.ping_interval is not None
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                async with asyncio.timeout(self.ping_timeout or self.ping_interval):
+                    await (await self.ping())
+            except TimeoutError:
+                self.transport.abort()
+                return
+            except ConnectionClosed:
+                return
 
 
 class FairServerConnection(FairReads, ServerConnection):
