@@ -33,11 +33,12 @@ LINK_QUEUE_FRAMES = 50_000
 class FrameCounts:
     """Frames a server received and queued for sending, shown in /health (the lookup-cost benchmark reads them)."""
 
-    __slots__ = ("received", "sent")
+    __slots__ = ("received", "sent", "too_slow")
 
     def __init__(self) -> None:
         self.received = 0
         self.sent = 0
+        self.too_slow = 0  # sockets closed because their queue passed its bound
 
 
 class Sender:
@@ -119,6 +120,8 @@ class Sender:
         if self.queue is not None:
             self.queue.clear()
         self.bytes = 0
+        if self.counts is not None:
+            self.counts.too_slow += 1
         self.closing = asyncio.ensure_future(
             close_now(self.ws, CLOSE_TOO_SLOW, "too slow reading: the outgoing queue is full")
         )
