@@ -197,7 +197,7 @@ async def test_a_socket_that_never_reads_is_closed_past_its_byte_bound(seeds):
     assert session.out.peak <= a.config.queue_bytes
     assert session.ws.protocol.close_sent is not None
     assert session.ws.protocol.close_sent.code == CLOSE_TOO_SLOW
-    assert a.health()["frames"]["closed_too_slow"] == 1
+    assert a.health()["closed_too_slow"] == 1
     answer = await bystander.request({"type": "lookup", "name": "fat", "hops": 0})
     assert answer["type"] == "found"
     hog.transport.abort()

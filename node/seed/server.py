@@ -303,11 +303,8 @@ class Seed(Service):
             "refused": dict(self.refused),
             "sockets_refused_per_address": self.gate.refused,
             "rev": list(self.revs.current()),
-            "frames": {
-                "received": self.frames.received,
-                "sent": self.frames.sent,
-                "closed_too_slow": self.frames.too_slow,
-            },
+            "frames": {"received": self.frames.received, "sent": self.frames.sent},
+            "closed_too_slow": self.frames.too_slow,
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
 
