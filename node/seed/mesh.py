@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -631,17 +632,18 @@ class Mesh:
         epoch, _ = self.seed.current_rev()
         after = since[1] if since is not None and since[0] == epoch else 0
         assembler = chunks.Assembler("sync", self.seed.current_rev(), self.frame_limit(), True)
-        async for kind, text, rev in self._sync_items(after):
-            if link.closed.is_set():
-                return
-            full = assembler.add(kind, text, rev)
-            if full is not None and not await link.out.push_paced(full):
-                return
+        async with contextlib.aclosing(self._sync_items(after)) as items:
+            async for kind, text, rev in items:
+                if link.closed.is_set():
+                    return
+                full = assembler.add(kind, text, rev)
+                if full is not None and not await link.out.push_paced(full):
+                    return
         last = assembler.finish()
         if last is not None and not link.closed.is_set():
             await link.out.push_paced(last)
 
-    async def _sync_items(self, after: int) -> AsyncIterator[tuple[str, str, int]]:
+    async def _sync_items(self, after: int) -> AsyncGenerator[tuple[str, str, int], None]:
         """(list name, JSON, rev) of what a sync carries: records, mail, takes, the online set."""
         for count, (rev, text) in enumerate(self.seed.records_since(after), 1):
             yield "records", text, rev
