@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from node.clock import now_ms
 from node.config import SeedConfig
 from node.crypto.keys import Identity
-from node.crypto.signing import sign_seed_auth
+from node.crypto.signing import sign_mail, sign_seed_auth
 from node.seed.server import Seed
 from node.user.events import NameRegistered
 from node.wire.fit import MAX_SEEDS_LISTED
@@ -254,18 +254,42 @@ async def test_the_sync_to_a_new_peer_is_streamed_within_the_link_queue(seeds):
     copy. Now the sync is read and encoded a page at a time and each frame queued only when the
     link's queue has room: the queue never holds more than its byte bound, and the sync is
     whole."""
-    from .test_trust import _fat_records, _gossip_records
+    from .test_trust import _chat, _fat_records, _gossip_records
 
-    a = await seeds("a", link_queue_bytes=2 * MAX_FRAME)
+    a = await seeds("a", link_queue_bytes=2 * MAX_FRAME, mail_per_pair_bytes=8 * 1024 * 1024)
     loader = FakeSeed()
     await loader.connect(a.url, "loader")
     n = 2_000  # ~750 KB of records, six times the link's bound
     await _gossip_records(loader, _fat_records(n, "u"))
     assert len(a.directory) == n
-    b = await seeds("b", peers=[a.url])
-    await eventually(lambda: len(b.directory) == n, timeout=30, what="b synced")
+    # and ~1.8 MB of mail held for an offline user, read from the store a page at a time
+    alice_id, bob_id = Identity.generate(), Identity.generate()
+    alice = await RawClient.open(a.url)
+    assert (await alice.request({"type": "register", "record": record(alice_id, "alice")}))[
+        "type"
+    ] == "registered"
+    bob = await RawClient.open(a.url)
+    assert (await bob.request({"type": "register", "record": record(bob_id, "bob")}))[
+        "type"
+    ] == "registered"
+    await bob.close()
+    mail = 40
+    for _ in range(mail):
+        item = sign_mail(
+            alice_id, "bob", "alice", _chat("alice", "bob", box_chars=45_000), now_ms()
+        )
+        reply = await alice.request({"type": "deposit", "item": item.model_dump(by_alias=True)})
+        assert reply["type"] == "deposited", reply
+    b = await seeds("b", peers=[a.url], mail_per_pair_bytes=8 * 1024 * 1024)
+    await eventually(
+        lambda: len(b.directory) == n + 2 and b.mailbox.held_for("bob") == mail,
+        timeout=30,
+        what="b synced",
+    )
     link = a.mesh.links[b.key]
-    print(f"\nsync of {n} records: a's link queue peaked at {link.out.peak} bytes")
+    print(
+        f"\nsync of {n} records and {mail} mail items: a's link queue peaked at {link.out.peak} bytes"
+    )
     assert link.out.peak <= a.config.link_queue_bytes
 
 
