@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from node.clock import now_ms
 from node.config import SeedConfig
 from node.crypto.keys import Identity
-from node.crypto.signing import sign_mail, sign_seed_auth
+from node.crypto.signing import sign_mail, sign_seed_auth, sign_session
 from node.seed.server import Seed
 from node.user.events import NameRegistered
 from node.wire.fit import MAX_SEEDS_LISTED
@@ -201,6 +201,41 @@ async def test_a_socket_that_never_reads_is_closed_past_its_byte_bound(seeds):
     answer = await bystander.request({"type": "lookup", "name": "fat", "hops": 0})
     assert answer["type"] == "found"
     hog.transport.abort()
+
+
+async def test_a_recipient_that_never_reads_is_closed_past_its_byte_bound(seeds):
+    """Problem 5, relayed: 30 throwaway senders pushed 146 MiB in 60 s into one recipient socket
+    that never read. Relayed frames count against the recipient's byte bound like any push: past
+    it the socket is closed with 1013 (its senders fall back to mail)."""
+    from .test_trust import _chat
+
+    a = await seeds("a", queue_bytes=2 * MAX_FRAME, relay_burst=64 * 1024 * 1024)
+    bob = await dial(a.url, sock=await _small_socket(a.url), max_queue=4)
+    challenge = json.loads(await bob.recv())
+    bob_id = Identity.generate()
+    auth = sign_session(bob_id, "bob", challenge["seed_key"], challenge["nonce"], now_ms())
+    register = {"type": "register", "id": "r", "record": record(bob_id, "bob")}
+    await bob.send(json.dumps({**register, "auth": auth.model_dump()}))
+    assert json.loads(await bob.recv())["type"] == "registered"
+    session = a.bound["bob"]  # and bob reads nothing from now on
+    alice = await RawClient.open(a.url)
+    reply = await alice.request(
+        {"type": "register", "record": record(Identity.generate(), "alice")}
+    )
+    assert reply["type"] == "registered"
+    relayed = 0
+    while "bob" in a.bound and relayed < 2000:  # 2000 x 45 KB, if nothing stopped them
+        chat = _chat("alice", "bob", box_chars=45_000).model_dump(by_alias=True)
+        reply = await alice.request({"type": "relay", "to": "bob", "frame": chat})
+        relayed += reply["type"] == "relay_ok"
+    await eventually(lambda: session not in a.sessions, timeout=20, what="bob dropped")
+    print(
+        f"\n{relayed} relays of 45 KB handed to bob; his queue peaked at {session.out.peak} bytes"
+    )
+    assert session.out.peak <= a.config.queue_bytes
+    assert session.ws.protocol.close_sent is not None
+    assert session.ws.protocol.close_sent.code == CLOSE_TOO_SLOW
+    bob.transport.abort()
 
 
 async def test_a_hung_user_does_not_stall_the_keepalive_of_the_others(seeds):
