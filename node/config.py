@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from .errors import ConfigError
-from .wire.protocol import MAX_FRAME, Url
+from .wire.protocol import MAX_FRAME, SeedUrlText, Url
 
 TABLES = ("seed", "user")
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -27,8 +27,8 @@ class SeedConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=0, le=65535)
     name: str | None = Field(None, min_length=1, max_length=64)
-    url: Url | None = None
-    peers: list[Url] = []
+    url: SeedUrlText | None = None
+    peers: list[SeedUrlText] = []
     data_dir: DataDir | None = None
     log_level: LogLevel = "info"
     max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
@@ -49,6 +49,8 @@ class SeedConfig(BaseModel):
     first_sync_wait: float = Field(10.0, ge=0)
     session_max_age: float = Field(86_400.0, gt=0)
     ping_interval: float = Field(20.0, gt=0)
+    queue_bytes: int = Field(1024 * 1024, ge=2 * MAX_FRAME)
+    link_queue_bytes: int = Field(8 * 1024 * 1024, ge=2 * MAX_FRAME)
     relay_rate: int = Field(64 * 1024, ge=1)
     relay_burst: int = Field(1024 * 1024, ge=64 * 1024)
     mail_days: float = Field(21.0, gt=0)
@@ -137,7 +139,7 @@ class UserConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = None
-    seeds: list[Url] = ["ws://127.0.0.1:5001"]
+    seeds: list[SeedUrlText] = ["ws://127.0.0.1:5001"]
     host: str | None = None
     port: int = Field(0, ge=0, le=65535)
     advertise: Url | None = None

@@ -31,3 +31,36 @@ async def test_a_sender_keeps_order_and_holds_no_queue_once_drained():
     assert got == [str(i) for i in range(100)]
     # Thousands of idle sockets each keep a Sender: an empty deque is 760 bytes of seed memory.
     assert senders[0].queue is None and senders[0].task is None
+
+
+async def test_a_keepalive_drops_a_peer_whose_buffer_is_full():
+    """websockets' keepalive awaited the ping's write before its pong timeout started: a peer
+    that stopped reading with the socket's buffers full was never dropped (a user endpoint's or
+    a user's sockets). The project's sockets time the write as well."""
+    from node.wire.sockets import FairServerConnection
+
+    closed = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            while True:  # as much as the peer will take, then blocked on its full buffer
+                await ws.send("x" * 60_000)
+                await asyncio.sleep(0)  # a send into a buffer with room never suspends
+        except Exception:  # noqa: BLE001 - closed, as it should be
+            pass
+        await ws.wait_closed()
+        closed.set()
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        0,
+        create_connection=FairServerConnection,
+        ping_interval=0.2,
+        ping_timeout=0.5,
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", max_queue=2, ping_interval=None) as ws:
+            ws.transport.pause_reading()  # a hung peer: reads nothing, pongs included
+            await asyncio.wait_for(closed.wait(), 20)
+            ws.transport.abort()

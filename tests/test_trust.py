@@ -629,7 +629,7 @@ async def test_a_restarted_seed_catches_up_on_the_changes_only(seeds):
     records_since = a.records_since
 
     def spy(rev: int) -> list:
-        picked = records_since(rev)
+        picked = list(records_since(rev))
         sent.append(len(picked))
         return picked
 

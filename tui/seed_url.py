@@ -8,11 +8,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from node.errors import InvalidInput
+from node.wire.protocol import MAX_SEED_URL
 
 
 def check_seed_url(url: str) -> str:
     """The URL without a trailing slash, or InvalidInput saying what is wrong with it."""
     url = url.strip()
+    if len(url.encode()) > MAX_SEED_URL:
+        raise InvalidInput(f"a seed URL is at most {MAX_SEED_URL} bytes")
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -215,15 +215,14 @@ class Mailbox:
         )
         return [text for (text,) in rows]
 
-    async def changed_since(self, rev: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        """(rev, JSON) of the mail items and takes changed after `rev`, oldest first."""
-        mail = await asyncio.to_thread(
-            self._read_fresh, "SELECT rev, item FROM mail WHERE rev > ? ORDER BY rev", (rev,)
-        )
-        takes = await asyncio.to_thread(
-            self._read_fresh, "SELECT rev, taken FROM takes WHERE rev > ? ORDER BY rev", (rev,)
-        )
-        return mail, takes
+    async def changed_page(self, kind: str, rev: int, limit: int) -> list[tuple[int, str]]:
+        """(rev, JSON) of at most `limit` mail items ("mail") or takes ("taken") changed after
+        `rev`, oldest first (a sync streams the store a page at a time, never all of it)."""
+        sql = {
+            "mail": "SELECT rev, item FROM mail WHERE rev > ? ORDER BY rev LIMIT ?",
+            "taken": "SELECT rev, taken FROM takes WHERE rev > ? ORDER BY rev LIMIT ?",
+        }[kind]
+        return await asyncio.to_thread(self._read_fresh, sql, (rev, limit))
 
     def _read_fresh(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         """A read on its own short-lived connection, so a worker thread never shares one."""

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -30,6 +32,7 @@ from ..errors import ConnectionLost, ErrorCode, ProtocolError
 from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
+from ..wire.fit import ENVELOPE, MAX_SEEDS_LISTED, fitting
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
@@ -58,8 +61,8 @@ from ..wire.protocol import (
     parse,
     readable_id,
 )
-from ..wire.sender import FrameCounts, Sender
-from ..wire.sockets import DIAL_FAILED, address_group, close_now, dial, frames
+from ..wire.sender import LINK_QUEUE_FRAMES, FrameCounts, Sender
+from ..wire.sockets import DIAL_FAILED, address_group, close_now, dial, frames, pong
 from . import chunks
 from .store import SeedUrl
 from .urls import UrlBook
@@ -67,7 +70,7 @@ from .urls import UrlBook
 log = quiet_logger("p2p.mesh")
 
 HANDSHAKE_TIMEOUT = 5.0
-LINK_QUEUE = 100_000  # frames queued for a peer before it counts as too slow reading
+SYNC_PAGE = 64  # mail items or takes read from the store at a time while a sync streams
 PIPELINE = 8  # frames of one link parsed and being checked ahead of the one being applied
 PEER_LOOKUP_RATE, PEER_LOOKUP_BURST = 20.0, 40.0  # lookups a second asked of one peer
 BACKOFF_FIRST = 0.5
@@ -141,11 +144,12 @@ class SeedSide(Protocol):
 
     def current_rev(self) -> tuple[str, int]: ...
 
-    def records_since(self, rev: int) -> list[tuple[int, str]]:
-        """(rev, JSON) of the records changed after `rev`, oldest change first."""
+    def records_since(self, rev: int) -> Iterator[tuple[int, str]]:
+        """(rev, JSON) of the records changed after `rev`, oldest change first, encoded as read."""
 
-    async def mail_since(self, rev: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        """(rev, JSON) of the mail items and takes changed after `rev`, oldest first."""
+    async def mail_page(self, kind: str, rev: int, limit: int) -> list[tuple[int, str]]:
+        """(rev, JSON) of at most `limit` mail items ("mail") or takes ("taken") changed after
+        `rev`, oldest first: a sync reads the store a page at a time."""
 
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None: ...
 
@@ -192,6 +196,7 @@ class Link:
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
         self.closed = asyncio.Event()
         self.revision = 2  # what the peer announced in its hello or welcome (r3)
+        self.pinged: asyncio.Future[float | None] | None = None  # the seed's keepalive sweep
 
     def dialer_key(self, own_key: str) -> str:
         return own_key if self.dialed else self.key
@@ -355,9 +360,9 @@ class Mesh:
                 del self.dialers[url]
 
     async def _dial(self, url: str) -> Link:
-        ws = await dial(
-            url, self.seed.config.max_frame, HANDSHAKE_TIMEOUT, ping_interval=5, ping_timeout=10
-        )
+        # pinged by the seed's keepalive sweep like every socket it accepted (websockets' own
+        # keepalive waits on a full write buffer before its timeout starts)
+        ws = await dial(url, self.seed.config.max_frame, HANDSHAKE_TIMEOUT, ping_interval=None)
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 challenge = parse(FROM_SEED, await ws.recv())
@@ -411,7 +416,7 @@ class Mesh:
                 await close_now(ws, 1008, problem)
                 raise ProtocolError(ErrorCode.BAD_SIGNATURE, problem)
         except BaseException:
-            await ws.close()
+            await close_now(ws, 1000, "")  # never waits for ever on a peer that does not read
             raise
         news = not self.urls.fresh(url, now_ms())
         self.urls.verified(url, reply.key, now_ms())
@@ -421,7 +426,9 @@ class Mesh:
             self._introduce(reply.key)
         link = Link(
             ws,
-            Sender(ws, limit=LINK_QUEUE, counts=self.seed.frames),
+            Sender(
+                ws, self.seed.config.link_queue_bytes, LINK_QUEUE_FRAMES, counts=self.seed.frames
+            ),
             reply.name,
             url,
             reply.key,
@@ -471,8 +478,11 @@ class Mesh:
 
     def _passed_on(self) -> list[str]:
         """The URLs a hello or welcome carries: those configured, and those this seed dialled and
-        found a seed's key at within a day. A URL a stranger merely claims is dialled here first."""
-        return sorted(set(self.urls.listed(now_ms())) - self.self_urls)[:256]
+        found a seed's key at within a day. A URL a stranger merely claims is dialled here first.
+        At most MAX_SEEDS_LISTED, configured and most recently proven first, within half a frame."""
+        urls = [u for u in self.urls.listed(now_ms()) if u not in self.self_urls]
+        encoded = (json.dumps(u) for u in urls)
+        return urls[: fitting(encoded, self.frame_limit() // 2, MAX_SEEDS_LISTED)]
 
     def _since(self, key: str) -> tuple[str, int] | None:
         return self.sync_points.get(key)
@@ -519,7 +529,7 @@ class Mesh:
         peer = ws.remote_address
         self.learn([hello.url], own_of=address_group(str(peer[0])) if peer else "")
         self.learn(hello.seeds)
-        out.limit = LINK_QUEUE  # a link's queue, whichever side dialled
+        out.bound(self.seed.config.link_queue_bytes, LINK_QUEUE_FRAMES)  # a link's, either way
         link = Link(
             ws, out, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, limit=self._limit()
         )
@@ -573,8 +583,9 @@ class Mesh:
 
     async def _measure(self, link: Link) -> None:
         try:
-            await asyncio.wait_for(await link.ws.ping(), 5)
-        except (ConnectionClosed, TimeoutError, RuntimeError):
+            async with asyncio.timeout(5):
+                await pong(link.ws)
+        except (TimeoutError, RuntimeError):
             pass
 
     def _release(self, link: Link, replaced: bool = False) -> None:
@@ -619,30 +630,43 @@ class Mesh:
         return min(self.seed.config.max_frame, MAX_FRAME)
 
     async def _send_sync(self, link: Link, since: tuple[str, int] | None) -> None:
-        """What the peer lacks since its `since` (everything for another epoch), then our online set."""
+        """What the peer lacks since its `since` (everything for another epoch), then our online set.
+
+        Streamed: records are encoded and mail read from the store a page at a time, each frame
+        queued only when the link's queue has room, so a peer that reads slowly, or never, holds
+        one page here, never a copy of the directory or the mail.
+        """
         epoch, _ = self.seed.current_rev()
         after = since[1] if since is not None and since[0] == epoch else 0
-        records = self.seed.records_since(after)
-        mail, takes = await self.seed.mail_since(after)
-        online = [(p.model_dump_json(by_alias=True), 0) for p in self.seed.local_online()]
-        items = (
-            [("records", text, rev) for rev, text in records]
-            + [("mail", text, rev) for rev, text in mail]
-            + [("taken", text, rev) for rev, text in takes]
-            + [("presence", text, rev) for text, rev in online]
-        )
-        turns = 0
-        for text in chunks.frames(
-            "sync", items, self.seed.current_rev(), self.frame_limit(), last_done=True
-        ):
-            if link.closed.is_set():
-                return
-            link.out.push(text)
-            turns += 1
-            if turns % 16 == 0:
-                await asyncio.sleep(
-                    0
-                )  # building frames for a big directory takes turns with the rest
+        assembler = chunks.Assembler("sync", self.seed.current_rev(), self.frame_limit(), True)
+        async with contextlib.aclosing(self._sync_items(after)) as items:
+            async for kind, text, rev in items:
+                if link.closed.is_set():
+                    return
+                full = assembler.add(kind, text, rev)
+                if full is not None and not await link.out.push_paced(full):
+                    return
+        last = assembler.finish()
+        if last is not None and not link.closed.is_set():
+            await link.out.push_paced(last)
+
+    async def _sync_items(self, after: int) -> AsyncGenerator[tuple[str, str, int], None]:
+        """(list name, JSON, rev) of what a sync carries: records, mail, takes, the online set."""
+        for count, (rev, text) in enumerate(self.seed.records_since(after), 1):
+            yield "records", text, rev
+            if count % 256 == 0:
+                await asyncio.sleep(0)  # encoding a big directory takes turns with the rest
+        for kind in ("mail", "taken"):
+            last = after
+            while True:
+                page = await self.seed.mail_page(kind, last, SYNC_PAGE)
+                for rev, text in page:
+                    yield kind, text, rev
+                if len(page) < SYNC_PAGE:
+                    break
+                last = page[-1][0]
+        for item in self.seed.local_online():
+            yield "presence", item.model_dump_json(by_alias=True), 0
 
     def _receive(self, link: Link, raw: str | bytes) -> Incoming | None:
         """Count, rate-limit and parse a frame; start checking its signatures on a worker thread."""
@@ -904,20 +928,25 @@ class Mesh:
         known = self.known.get(key)
         return known.name if known is not None else None
 
-    def seed_infos(self) -> list[SeedInfo]:
-        """This seed, then every seed authenticated within a day, up or down."""
+    def seed_infos(self, room: int = MAX_FRAME - ENVELOPE) -> list[SeedInfo]:
+        """This seed, then the seeds authenticated within a day, up or down: linked ones first,
+        then the most recently proven; at most MAX_SEEDS_LISTED, within `room` bytes encoded."""
         now = now_ms()
         me = SeedInfo(
             name=self.seed.name, url=self.seed.url, key=self.seed.key, up=True, rtt_ms=0.0
         )
-        infos = [me]
-        for key, known in sorted(self.known.items(), key=lambda kv: (kv[1].name, kv[0])):
+        listed: list[tuple[tuple[bool, int, str, str], SeedInfo]] = []
+        for key, known in self.known.items():
             link = self.links.get(key)
             proven = self.urls.known.get(known.url)
             if proven is None or proven.key != key or not self.urls.fresh(known.url, now):
                 continue  # listed only where this seed found that key itself, within a day
             rtt = round(link.ws.latency * 1000, 3) if link is not None and link.ws.latency else None
-            infos.append(
-                SeedInfo(name=known.name, url=known.url, key=key, up=link is not None, rtt_ms=rtt)
+            info = SeedInfo(
+                name=known.name, url=known.url, key=key, up=link is not None, rtt_ms=rtt
             )
-        return infos
+            listed.append(((link is None, -proven.verified, known.name, key), info))
+        listed.sort(key=lambda pair: pair[0])
+        infos = [me, *(info for _, info in listed)]
+        encoded = (info.model_dump_json() for info in infos)
+        return infos[: max(1, fitting(encoded, room, MAX_SEEDS_LISTED))]

@@ -255,7 +255,9 @@ class Post:
         handed = set(texts)
         texts += [text for text in backlog if text not in handed]
         for frame in chunks.mail_frames(texts, min(self.seed.config.max_frame, MAX_FRAME)):
-            session.out.push(frame)
+            # paced by the socket's queue: a user that stops reading holds no copy of its mail
+            if not await session.out.push_paced(frame):
+                return
 
     # ------------------------------------------------------------------ takes
 

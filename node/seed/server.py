@@ -10,10 +10,10 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -65,11 +65,14 @@ from ..wire.sockets import (
     close_now,
     frames,
     gated,
+    listen,
     listen_url,
+    pong,
+    shut,
 )
 from .directory import Directory, Effective, Outcome
 from .mailbox import Mailbox, MailLimits
-from .mesh import Merged, Mesh
+from .mesh import Link, Merged, Mesh
 from .post import Post
 from .revs import Revs
 from .store import SeedStore, SeedUrl
@@ -110,15 +113,17 @@ class Session:
         "mail_backlog",
     )
 
-    def __init__(self, ws: ServerConnection, limit: RateLimit, counts: FrameCounts) -> None:
+    def __init__(
+        self, ws: ServerConnection, limit: RateLimit, counts: FrameCounts, queue_bytes: int
+    ) -> None:
         self.ws = ws
-        self.out = Sender(ws, counts=counts)
+        self.out = Sender(ws, max_bytes=queue_bytes, counts=counts)
         self.limit = limit
         self.nonce = base64.b64encode(os.urandom(32)).decode()
         self.folded: str | None = None  # set once a register's session auth verified
         self.key: str | None = None
         self.auth: SessionAuth | None = None
-        self.pinged: asyncio.Future[float] | None = None
+        self.pinged: asyncio.Future[float | None] | None = None
         self.relay_budget: RateLimit | None = None
         # mail committed for this user while what was held is being handed over: it goes after
         # that, so the user gets its mail oldest first (None once handed over)
@@ -170,7 +175,7 @@ class Seed(Service):
         cfg = self.config
         raise_file_limit()
         quiet_loop_errors(asyncio.get_running_loop(), self.quiet)
-        self.server = await serve(
+        self.server = await listen(
             self._handle,
             cfg.host,
             cfg.port,
@@ -215,19 +220,23 @@ class Seed(Service):
         log.info(LISTENING, self.name, self.url, self.identity.fingerprint, loaded)
 
     async def _keepalive(self) -> None:
-        """Every `ping_interval` seconds, drop the sockets that did not answer the previous ping."""
+        """Every `ping_interval` seconds, drop the sockets (users' and seed links') that did not
+        answer the previous ping, and ping the others.
+
+        Each ping runs on its own (`pong`), so a socket whose write buffer is full holds up only
+        its own ping: the sweep never waits on a socket, and that one is dropped at the next.
+        """
         while True:
             await asyncio.sleep(self.config.ping_interval)
-            for session in list(self.sessions):
-                if session.pinged is not None and not session.pinged.done():
+            holders: list[Session | Link] = [*self.sessions, *self.mesh.links.values()]
+            for holder in holders:
+                if holder.pinged is not None and not holder.pinged.done():
                     # a dead peer cannot answer a close handshake either: drop the connection now
-                    log.debug("closing %s: keepalive ping timeout", session.ws.remote_address)
-                    session.ws.transport.abort()
+                    log.debug("closing %s: keepalive ping timeout", holder.ws.remote_address)
+                    holder.pinged = None
+                    holder.ws.transport.abort()
                     continue
-                try:
-                    session.pinged = asyncio.ensure_future(await session.ws.ping())
-                except ConnectionClosed:
-                    pass
+                holder.pinged = asyncio.ensure_future(pong(holder.ws))
 
     async def _housekeeping(self) -> None:
         """Once a minute: expire mail and takes, forget idle per-address buckets."""
@@ -245,8 +254,7 @@ class Seed(Service):
         await self.tasks.cancel_all()
         await self.mesh.stop()
         if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+            await shut(self.server, 1001, "seed shutting down")
         await self.store.close()
         log.info("seed %s stopped", self.name)
 
@@ -308,6 +316,7 @@ class Seed(Service):
             "sockets_refused_per_address": self.gate.refused,
             "rev": list(self.revs.current()),
             "frames": {"received": self.frames.received, "sent": self.frames.sent},
+            "closed_too_slow": self.frames.too_slow,
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
 
@@ -317,7 +326,10 @@ class Seed(Service):
         self.active += 1
         loop = asyncio.get_running_loop()
         session = Session(
-            ws, RateLimit(self.config.rate, self.config.burst, loop.time()), self.frames
+            ws,
+            RateLimit(self.config.rate, self.config.burst, loop.time()),
+            self.frames,
+            self.config.queue_bytes,
         )
         self.sessions.add(session)
         session.out.push(
@@ -833,14 +845,15 @@ class Seed(Service):
     def current_rev(self) -> tuple[str, int]:
         return self.revs.current()
 
-    def records_since(self, rev: int) -> list[tuple[int, str]]:
+    def records_since(self, rev: int) -> Iterator[tuple[int, str]]:
         entries = self.directory.entries
-        return [
-            (n, dump(entries[folded].record())) for n, folded in self.directory.changed_since(rev)
-        ]
+        for n, folded in self.directory.changed_since(rev):
+            entry = entries.get(folded)
+            if entry is not None:  # encoded as the sync reaches it, not all at once
+                yield n, dump(entry.record())
 
-    async def mail_since(self, rev: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        return await self.mailbox.changed_since(rev)
+    async def mail_page(self, kind: str, rev: int, limit: int) -> list[tuple[int, str]]:
+        return await self.mailbox.changed_page(kind, rev, limit)
 
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
         self.post.peer_relay(frame, link_key)

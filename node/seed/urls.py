@@ -3,7 +3,8 @@
 Configured URLs are dialled forever. A learned URL is kept while it completed a handshake
 within a day; of those that have not, at most `max_unverified` are kept (oldest evicted first),
 and one that keeps failing is forgotten. `seeds` lists only URLs authenticated within a day,
-so a URL a stranger advertised is neither listed nor passed on until it proves a key.
+so a URL a stranger advertised is neither listed nor passed on until it proves a key. A URL
+longer than MAX_SEED_URL bytes is never taken in, so no list of URLs can outgrow a frame.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..wire.limits import RateLimit
+from ..wire.protocol import seed_url_problem
 from .store import SeedUrl
 
 DAY_MS = 86_400_000
@@ -36,7 +38,8 @@ class UrlBook:
         budget = RateLimit(max_unverified / 3600, max(1, max_unverified), 0)
         book = cls(max_unverified, {u.rstrip("/") for u in configured}, {}, {}, budget)
         for seed in stored:
-            book.known[seed.url] = seed
+            if seed_url_problem(seed.url) is None:  # one kept before URLs were bounded is dropped
+                book.known[seed.url] = seed
         for url in book.configured:
             book.known.setdefault(url, SeedUrl(url, None, 0, 0))
         return book
@@ -62,7 +65,7 @@ class UrlBook:
             bucket = self.budget
         for url in urls:
             url = url.rstrip("/")
-            if url in self.known:
+            if url in self.known or seed_url_problem(url) is not None:
                 continue
             if not bucket.allows(now / 1000):
                 break  # the rest is not taken in: too many new URLs lately
@@ -107,8 +110,13 @@ class UrlBook:
         self.failures.pop(url, None)
 
     def listed(self, now: int) -> list[str]:
-        """What a hello or welcome passes on: configured URLs and those authenticated within a day."""
-        return sorted(u for u in self.known if u in self.configured or self.fresh(u, now))
+        """What a hello or welcome passes on: configured URLs and those authenticated within a day,
+        configured first, then the most recently proven (a cut list keeps the best)."""
+        kept = [
+            s for s in self.known.values() if s.url in self.configured or self.fresh(s.url, now)
+        ]
+        kept.sort(key=lambda s: (s.url not in self.configured, -s.verified, s.url))
+        return [s.url for s in kept]
 
     def summary(self) -> dict[str, int]:
         return {"known": len(self.known), "configured": len(self.configured)}

@@ -12,6 +12,7 @@ from ..crypto.keys import fingerprint
 from ..crypto.signing import verify_record
 from ..errors import ConnectionLost, ErrorCode, RemoteError, SeedUnavailable
 from ..runtime import quiet_logger
+from ..wire.fit import batches
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
 from ..wire.protocol import Found, Record, dump
@@ -170,9 +171,10 @@ class RecordBook:
         self.published = now
         records = [Record.model_validate_json(c.record) for c in self.store.contacts() if c.record]
         accepted = 0
-        for i in range(0, len(records), 200):
+        # cut by encoded size: 200 records with long endpoints would pass the seed's frame limit
+        for part in batches([dump(r) for r in records], most=200):
             try:
-                accepted += await self.seed.publish(records[i : i + 200])
+                accepted += await self.seed.publish(records[part.start : part.stop])
             except (RemoteError, SeedUnavailable, ConnectionLost) as exc:
                 log.debug("publish failed: %s", exc)
                 break

@@ -33,10 +33,12 @@ from ..errors import (
     StoreError,
 )
 from ..runtime import Tasks, quiet_logger
+from ..wire.fit import ENVELOPE, batches
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
     DIRECT,
+    MAX_CARRIED,
     MAX_TAKE_IDS,
     Ack,
     CarriedAck,
@@ -74,6 +76,14 @@ def ack_text(msg_id: str, proof: str) -> str:
 
 
 AckBack = Callable[[str, str], None]  # sends an ack (id, proof) back the way the chat came
+
+
+def take_batches(ids: list[TakenId]) -> list[list[TakenId]]:
+    """Ids in takes cut by encoded size as well as count: ids are chosen by senders, and a take
+    must stay a carried object (under MAX_CARRIED) to travel in sync and gossip frames."""
+    encoded = [json.dumps(list(i)) for i in ids]
+    parts = batches(encoded, room=MAX_CARRIED - ENVELOPE, most=MAX_TAKE_IDS)
+    return [ids[part.start : part.stop] for part in parts]
 
 
 class Inbox:
@@ -376,9 +386,9 @@ class Inbox:
 
     def _send_takes(self) -> None:
         self.take_soon = None
-        while self.to_take:
-            ids, self.to_take = self.to_take[:MAX_TAKE_IDS], self.to_take[MAX_TAKE_IDS:]
-            taken = sign_take(self.identity, self.name, ids, now_ms())
+        ids, self.to_take = self.to_take, []
+        for part in take_batches(ids):
+            taken = sign_take(self.identity, self.name, part, now_ms())
             self.tasks.spawn(self._send_take(taken), "take")
 
     async def _send_take(self, taken: Taken) -> None:

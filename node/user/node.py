@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server
 
 from ..clock import now_ms
 from ..config import UserConfig
@@ -29,7 +29,7 @@ from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name, require_name
 from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, SessionAuth
-from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen_url
+from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen, listen_url, shut
 from .contacts import KeyPins, RecordBook
 from .control import ControlSocket
 from .delivery import Delivery
@@ -168,7 +168,7 @@ class UserNode(Service):
             return RELAY_ENDPOINT
         host = cfg.host or ("0.0.0.0" if cfg.advertise else "127.0.0.1")
         gate = AddressGate(cfg.max_peer_connections_per_address, cfg.max_peer_connections)
-        self.server = await serve(
+        self.server = await listen(
             self.inbox.serve,
             host,
             cfg.port,
@@ -185,8 +185,7 @@ class UserNode(Service):
         await self.inbox.stop()
         await self.seed.stop()
         if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+            await shut(self.server)
         await self.store.close()
 
     def subscribe(self) -> EventStream:

@@ -38,6 +38,7 @@ from ..errors import (
 from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
 from ..wire.correlator import Correlator
+from ..wire.fit import MAX_SEEDS_LISTED
 from ..wire.names import fold_name
 from ..wire.protocol import (
     FROM_SEED,
@@ -67,6 +68,7 @@ from ..wire.protocol import (
     Watch,
     dump,
     parse,
+    seed_url_problem,
 )
 from ..wire.sockets import DIAL_FAILED, dial, frames
 from .events import ConnState, SeedState
@@ -414,8 +416,12 @@ class SeedClient:
                     for u, st in self.learned.items()
                     if u in self.configured or u == self.home_url
                 }
-                for info in reply.seeds:
+                # a list past the bound, or a URL past MAX_SEED_URL, is not an error: those
+                # entries are left out
+                for info in reply.seeds[:MAX_SEEDS_LISTED]:
                     url = info.url.rstrip("/")
+                    if seed_url_problem(url) is not None:
+                        continue
                     kept[url] = SeedState(url, info.name, info.up, info.rtt_ms, False, key=info.key)
                 self.learned = kept
                 self.cb.on_status(self.state, self.home_name, "")

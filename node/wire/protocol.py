@@ -39,6 +39,9 @@ MAX_INT = 2**53 - 1  # signed objects hold integers below 2^53 (exact in every J
 MAX_BOX = 47_000  # base64 characters: a chat frame stays under MAX_CARRIED inside a mail item
 MAX_TAKE_IDS = 400  # a take of this many ids stays under MAX_CARRIED
 RELAY_ENDPOINT = "relay:"
+MAX_SEED_URL = (
+    256  # bytes of a seed URL a party keeps, lists or dials (r3); longer ones are dropped
+)
 
 
 def _check_name(value: str) -> str:
@@ -89,6 +92,20 @@ def _check_url(value: str) -> str:
     return value
 
 
+def seed_url_problem(value: str) -> str | None:
+    """Why `value` is not a seed URL to keep (a ws:// URL of at most MAX_SEED_URL bytes), or None."""
+    if len(value.encode()) > MAX_SEED_URL:
+        return f"a seed URL is at most {MAX_SEED_URL} bytes"
+    return ws_url_problem(value)
+
+
+def _check_seed_url(value: str) -> str:
+    problem = seed_url_problem(value)
+    if problem:
+        raise PydanticCustomError("url", problem)
+    return value
+
+
 def _check_endpoint(value: str) -> str:
     if value == RELAY_ENDPOINT:
         return value
@@ -110,6 +127,9 @@ Epoch = Annotated[str, _b64(16, "epoch")]
 Box = Annotated[str, StringConstraints(max_length=MAX_BOX), _b64(None, "box")]
 Proof = Annotated[str, StringConstraints(max_length=1024), _b64(None, "proof")]
 Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_url)]
+SeedUrlText = Annotated[str, AfterValidator(_check_seed_url)]
+"""A seed URL a party configures: longer than MAX_SEED_URL is refused. On the wire seed URLs
+parse as `Url` (an r2 peer may pass a long one on), and the long ones are dropped, not the frame."""
 Endpoint = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_endpoint)]
 Millis = Annotated[int, Field(ge=0, le=MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from .protocol import MAX_FRAME, SUBPROTOCOL
@@ -24,7 +25,8 @@ FAIR_SHARE = 16
 
 
 class FairReads:
-    """A socket that reads at most READ_CHUNK per turn of the event loop."""
+    """A socket that reads at most READ_CHUNK per turn of the event loop, and whose keepalive
+    (where websockets runs one) gives up on a full write buffer too."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -33,22 +35,58 @@ class FairReads:
         ):  # asyncio's selector transports; others read their own way
             transport.max_size = READ_CHUNK  # type: ignore[attr-defined]
 
+    async def keepalive(self: Any) -> None:
+        """websockets' keepalive starts its pong timeout only once the ping is written, which a
+        peer that stopped reading never lets happen: here the timeout covers the write as well,
+        and a peer that does not answer in time is dropped."""
+        if self.ping_interval is None:  # keepalive off for this socket
+            return
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                async with asyncio.timeout(self.ping_timeout or self.ping_interval):
+                    await (await self.ping())
+            except TimeoutError:
+                self.transport.abort()
+                return
+            except ConnectionClosed:
+                return
+
 
 class FairServerConnection(FairReads, ServerConnection):
     pass
 
 
 def address_group(host: str) -> str:
-    """The unit a per-address cap counts: an IPv4 address, or an IPv6 /64 (one home, one provider)."""
+    """The unit a per-address cap counts: an IPv4 address, or an IPv6 /64 (one home, one provider).
+
+    An IPv4 client of a dual-stack socket shows as an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
+    in any spelling): it counts as the IPv4 address it is.
+    """
     if ":" not in host:
         return host
-    if host.startswith("::ffff:") and "." in host:
-        return host.removeprefix("::ffff:")
     try:
-        full = ipaddress.IPv6Address(host.split("%", 1)[0]).exploded
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
     except ValueError:
         return host
-    return ":".join(full.split(":")[:4]) + "::/64"
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return ":".join(address.exploded.split(":")[:4]) + "::/64"
+
+
+DUAL_STACK_HOSTS = ("::", "[::]")
+
+
+async def listen(handler: Any, host: str, port: int, **kw: Any) -> Server:
+    """`websockets.serve`, dual-stack where the host is `::`: IPv4 clients are served too (as
+    IPv4-mapped addresses, which `address_group` counts as IPv4), not refused by IPV6_V6ONLY."""
+    if host in DUAL_STACK_HOSTS and socket.has_dualstack_ipv6():
+        sock = socket.create_server(
+            ("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=1024
+        )
+        sock.setblocking(False)
+        return await serve(handler, sock=sock, **kw)
+    return await serve(handler, host, port, **kw)
 
 
 class AddressGate:
@@ -160,6 +198,18 @@ async def dial(
     )
 
 
+async def pong(ws: Any) -> float | None:
+    """Ping and wait for the pong: the latency, or None when the socket closed first.
+
+    Run as a task of its own per socket: a socket whose write buffer is full holds only its own
+    ping, never the others' (the keepalive sweep finds it unanswered and drops it).
+    """
+    try:
+        return float(await (await ws.ping()))
+    except ConnectionClosed:
+        return None
+
+
 async def close_now(ws: Any, code: int, reason: str, grace: float = 1.0) -> None:
     """Close with a code and reason, without waiting long on a peer that stopped reading.
 
@@ -171,6 +221,14 @@ async def close_now(ws: Any, code: int, reason: str, grace: float = 1.0) -> None
             await ws.close(code, reason)
     except TimeoutError:
         ws.transport.abort()
+
+
+async def shut(server: Server, code: int = 1001, reason: str = "shutting down") -> None:
+    """Stop a server: every socket closed at once, each aborted after a grace if its peer does
+    not read (websockets' own close waits on a full write buffer for ever)."""
+    server.close(close_connections=False)
+    await asyncio.gather(*(close_now(ws, code, reason) for ws in list(server.connections)))
+    await server.wait_closed()
 
 
 def listen_url(server: Any, host: str) -> tuple[int, str]:
