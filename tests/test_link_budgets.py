@@ -353,3 +353,21 @@ async def test_twenty_senders_relaying_across_a_peer_link_all_get_through(seeds)
     assert got == [per_sender] * n
     assert sum(sizes) > 4 * b.config.relay_burst
     assert "relay" not in b.health()["link_budgets"][a.key]["over_budget"]
+
+
+async def test_a_configured_peer_is_known_as_one_across_a_restart_and_the_other_side_is_a_stranger(
+    seeds,
+):
+    """Which key was first proven at a configured URL, and when, is kept on disk: a seed that
+    restarts trusts the same peer (and a new key at that URL would wait a day). The side that
+    did not configure the link treats the other as a stranger."""
+    a = await seeds("a")
+    b = await seeds("b", peers=[a.url])
+    await eventually(lambda: _proven(b, a) and b.key in a.mesh.links, what="linked and proven")
+    assert b.trusted(a.key) and not a.trusted(b.key)
+    first = b.first_seen.rows[a.key]
+    assert a.health()["link_budgets"][b.key]["stranger"] is True
+    port, data = b.port, b.config.data_dir
+    await b.stop()
+    again = await seeds("b", peers=[a.url], port=port, data_dir=data)
+    assert again.first_seen.rows[a.key] == first

@@ -215,6 +215,10 @@ class Seed(Service):
         self.mesh = Mesh(self)
         self.post = Post(self)
         self.mesh.start(cfg.peers, self.store.load_seed_urls(), self.store.load_sync_points())
+        for url in self.mesh.urls.configured:  # keys proven at configured URLs before first-seen
+            known = self.mesh.urls.known.get(url)  # was kept (a store from before revision 3)
+            if known is not None and known.key and known.verified:
+                self.first_proven(known.key, url, known.verified)
         self.tasks.spawn(self._keepalive(), "keepalive sweeper")
         self.tasks.spawn(self._housekeeping(), "housekeeping")
         log.info(LISTENING, self.name, self.url, self.identity.fingerprint, loaded)
@@ -282,11 +286,12 @@ class Seed(Service):
             return True
         return self.first_seen.trusted(key, self.mesh.configured_keys(), now_ms())
 
-    def first_proven(self, key: str, url: str) -> None:
-        """A dial of configured `url` proved `key`: note when, the first time."""
-        now = now_ms()
-        if self.first_seen.note(key, url, now):
-            self.store.save_first_seen(key, url, now)
+    def first_proven(self, key: str, url: str, at: int | None = None) -> None:
+        """A dial of configured `url` proved `key` (at `at`, default now): note when, the first
+        time."""
+        at = now_ms() if at is None else at
+        if self.first_seen.note(key, url, at):
+            self.store.save_first_seen(key, url, at)
 
     def link_budgets(self) -> dict[str, object]:
         """Per linked seed (and each that had something dropped lately): its tier and drops."""
