@@ -598,6 +598,9 @@ class Seed(Service):
             cfg = self.config
             session.publish_budget = RateLimit(cfg.publish_rate, cfg.publish_burst, loop_now)
         if not session.publish_budget.allows(loop_now, len(frame.records)):
+            # and its records are charged to the socket's frame budget: a socket that keeps on
+            # has its next frames refused before they are parsed, then is cut like any flooder
+            session.limit.check(loop_now, float(len(frame.records)))
             self.count("publish_rate_limited")
             session.out.push(
                 error_frame(

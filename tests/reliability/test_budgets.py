@@ -185,3 +185,74 @@ async def test_twenty_users_relay_across_a_link_at_their_own_budgets(seeds, full
         f"drops at b: {b.health()['link_budgets'][a.key]['over_budget']}"
     )
     assert sum(got) == sum(sent)
+
+
+async def test_one_socket_republishing_held_names_costs_the_seed_little(tmp_path, full):
+    """Before: one socket resending one frame of names already held used a full seed core, and
+    an honest lookup's p50 went from 1 ms to 12-68 ms."""
+    import time
+
+    from node.crypto.signing import sign_record
+
+    from ..procs import SeedProc
+
+    _measured(full)
+    seed = await asyncio.to_thread(SeedProc, tmp_path / "a", "a")
+    try:
+        pid = seed.p.pid
+
+        def cpu() -> float:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        owner = Identity.generate()
+        seq = now_ms()
+        held = [sign_record(owner, f"held{i}", "relay:", seq).model_dump() for i in range(125)]
+        older = [sign_record(owner, f"held{i}", "relay:", seq - 1).model_dump() for i in range(125)]
+        loader = await RawClient.open(seed.url)
+        assert (await loader.request({"type": "publish", "records": held}))["accepted"] == 125
+        text = frame({"type": "publish", "id": "p", "records": held + older})
+        bystander = await RawClient.open(seed.url)
+
+        async def p50(seconds: float) -> float:
+            times = []
+            loop = asyncio.get_running_loop()
+            until = loop.time() + seconds
+            while loop.time() < until:
+                t0 = time.perf_counter()
+                await bystander.request({"type": "lookup", "name": "held1", "hops": 0})
+                times.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.01)
+            return sorted(times)[len(times) // 2] * 1000
+
+        quiet = await p50(3.0)
+        flooder = await RawClient.open(seed.url)
+        sent = 0
+
+        async def flood(seconds: float) -> None:
+            nonlocal sent
+            loop = asyncio.get_running_loop()
+            until = loop.time() + seconds
+            try:
+                while loop.time() < until:
+                    await flooder.send_raw(text)
+                    sent += 1
+                    if sent % 50 == 0:
+                        await asyncio.sleep(0)
+            except Exception:  # noqa: BLE001 - cut off by the seed: the flood is over
+                pass
+
+        cpu0, t0 = cpu(), time.perf_counter()
+        flooding = asyncio.ensure_future(flood(10.0))
+        loaded = await p50(10.0)
+        await flooding
+        used = (cpu() - cpu0) / (time.perf_counter() - t0)
+        print(
+            f"\npublish flood: {sent} frames of 250 held or older records sent in 10 s; seed CPU "
+            f"{used:.0%} of a core; bystander lookup p50 {quiet:.2f} -> {loaded:.2f} ms; "
+            f"flooder cut: {flooder.ws.close_code}"
+        )
+        assert used < 0.5
+    finally:
+        await asyncio.to_thread(seed.stop)
