@@ -305,7 +305,9 @@ async def test_republishing_held_records_checks_no_signature_and_is_budgeted(see
     allowed = a.config.publish_burst + a.config.publish_rate * elapsed
     assert limited and all(r["code"] == "rate_limited" for r in limited)
     assert (len(answers) - len(limited) + 2) * 200 <= allowed + 200
-    assert checked == 0 and a.refused["publish_rate_limited"] == len(limited)
+    # the first over the budget is refused by it; later ones may be refused by the socket's
+    # frame budget, which the refused records were charged to
+    assert checked == 0 and 1 <= a.refused["publish_rate_limited"] <= len(limited)
 
 
 # ---------------------------------------------------------------- relay
