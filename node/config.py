@@ -74,7 +74,7 @@ class SeedConfig(BaseModel):
     peer_link_presence_burst: float = Field(400_000.0, ge=1)
     peer_link_mail_bytes: float = Field(1024 * 1024.0, gt=0)
     peer_link_mail_bytes_burst: float = Field(1024 * 1024 * 1024.0, ge=64 * 1024)
-    peer_link_takes: float = Field(200.0, gt=0)
+    peer_link_takes: float = Field(1_000.0, gt=0)
     peer_link_takes_burst: float = Field(100_000.0, ge=1)
     peer_link_relay_bytes: float = Field(16 * 1024 * 1024.0, gt=0)
     peer_link_relay_bytes_burst: float = Field(64 * 1024 * 1024.0, ge=64 * 1024)

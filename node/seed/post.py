@@ -336,18 +336,19 @@ class Post:
 
     def accept_take_replica(self, taken: Taken, now: int, source: str) -> int:
         """A take from a peer: 1 when it took something held here, 0 when it deletes nothing
-        (then it is neither kept nor forwarded). Each take spends the link's budget."""
+        (then it is neither kept nor forwarded). Each take, whatever it deletes, spends the
+        link's budget."""
         seed = self.seed
         if len(taken.ids) > seed.config.take_max_ids:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, f"a take names at most {seed.config.take_max_ids} ids"
             )
-        held = seed.mailbox.held_of(taken)
-        if not held:
-            return 0
         loop_now = asyncio.get_running_loop().time()
         if not seed.links.allows(source, "takes", seed.trusted(source), loop_now):
             raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's take budget")
+        held = seed.mailbox.held_of(taken)  # up to take_max_ids reads: after the budget
+        if not held:
+            return 0
         problem = self._take_problem(taken, now)
         if problem is not None:
             raise problem
