@@ -81,3 +81,42 @@ def test_one_source_holds_at_most_its_share_and_kept_takes_count_for_the_recipie
     assert "full" in (quotas.refusal("r1", "s5", 10 * KIB) or "")
     quotas.remove_take("r1", 85 * KIB)
     assert quotas.refusal("r1", "s5", 10 * KIB) is None
+
+
+async def test_a_take_is_kept_only_for_what_it_deletes_and_counts_for_its_recipient(tmp_path):
+    from node.clock import now_ms
+    from node.crypto.keys import Identity
+    from node.crypto.signing import sign_mail, sign_take
+    from node.seed.mailbox import Mailbox
+    from node.seed.store import SeedStore
+    from node.wire.protocol import CARRIED, dump
+
+    store = SeedStore(tmp_path / "seed.sqlite3")
+    store.start()
+    box = Mailbox(store, MailLimits(per_recipient_bytes=64 * KIB))
+    alice, bob = Identity.generate(), Identity.generate()
+    chat = CARRIED.validate_python(
+        {"type": "chat", "id": "m0", "from": "alice", "to": "bob", "nonce": "A" * 32, "box": "AAAA"}
+    )
+    item = sign_mail(alice, "bob", "alice", chat, now_ms())
+    await box.add(item, dump(item), rev=1, source="addr A")
+    unknown = [["alice", "chat", f"x{i}"] for i in range(100)]
+    nothing = sign_take(bob, "bob", unknown, now_ms())
+    assert box.take(nothing, rev=2) is None
+    taken = sign_take(bob, "bob", [["alice", "chat", "m0"], *unknown], now_ms())
+    held = box.held_of(taken)
+    assert list(held) == [("alice", "chat", "m0")]
+    assert box.take_refusal(taken, dump(taken), held) is None
+    fut = box.take(taken, rev=3, held=held)
+    assert fut is not None
+    await fut
+    assert store.read("SELECT COUNT(*) FROM taken_ids")[0][0] == 1
+    assert box.quotas.takes["bob"] == len(dump(taken))
+    assert box.quotas.bytes[("src", "addr A")] == 0
+    # takes kept for bob fill its bytes: one that frees little and weighs much is refused
+    box.quotas.add_take("bob", 63 * KIB)
+    second = sign_mail(alice, "bob", "alice", chat.model_copy(update={"id": "m1"}), now_ms())
+    await box.add(second, dump(second), rev=4)
+    big = sign_take(bob, "bob", [["alice", "chat", "m1"], *unknown], now_ms())
+    assert "quota" in (box.take_refusal(big, dump(big), box.held_of(big)) or "")
+    await store.close()
