@@ -17,18 +17,19 @@ from .procs import SeedProc
 
 
 async def publish(url: str, count: int, prefix: str) -> None:
-    """`count` new signed records handed to a seed with `publish` (no sessions needed)."""
+    """`count` new signed records handed to a seed with `publish` (no sessions needed), on a
+    socket of its own for each batch (a socket's publish budget is 1,000 records at once)."""
     owner = Identity.generate()  # one key for all: the test is about the directory, not keys
-    client = await RawClient.open(url)
     seq = 10**12
     batch: list[dict] = []
     for i in range(count):
         batch.append(sign_record(owner, f"{prefix}{i}", "relay:", seq + i).model_dump())
         if len(batch) == 200 or i == count - 1:
+            client = await RawClient.open(url)
             reply = await client.request({"type": "publish", "records": batch}, timeout=60)
             assert reply["accepted"] == len(batch), reply
+            await client.close()
             batch = []
-    await client.close()
 
 
 def sizes(chunks: list[dict]) -> tuple[int, int]:

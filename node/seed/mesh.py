@@ -161,6 +161,12 @@ class SeedSide(Protocol):
 
     def count(self, what: str) -> None: ...
 
+    def link_allows(self, link_key: str, kind: str, cost: float = 1.0) -> bool:
+        """Spend `cost` of the link's budget for `kind` (names, presence, ...); False: dropped."""
+
+    def first_proven(self, key: str, url: str) -> None:
+        """A dial of a configured URL proved `key` there."""
+
 
 class Link:
     """One live, authenticated seed-to-seed socket and what is in flight on it."""
@@ -420,6 +426,8 @@ class Mesh:
             raise
         news = not self.urls.fresh(url, now_ms())
         self.urls.verified(url, reply.key, now_ms())
+        if url in self.urls.configured:
+            self.seed.first_proven(reply.key, url)
         self.seed.save_url(self.urls.known[url])
         self.learn(reply.seeds)
         if news:
@@ -698,7 +706,11 @@ class Mesh:
             return None
         if not isinstance(frame, Sync | Gossip):
             return Incoming(frame)
-        fresh = [r for r in frame.records if not self.seed.holds(r)]
+        fresh = self._within_budget(link, [r for r in frame.records if not self.seed.holds(r)])
+        if frame.presence:
+            kept = [p for p in frame.presence if self._allows(link, "presence")]
+            if len(kept) < len(frame.presence):
+                frame = frame.model_copy(update={"presence": kept})
         keys = {fold_name(r.name): r.key for r in frame.records}
         auths = []
         for item in frame.presence:
@@ -714,6 +726,24 @@ class Mesh:
         return Incoming(
             frame, loop.run_in_executor(self.pool, check_signatures, fresh, auths), names
         )
+
+    def _allows(self, link: Link, kind: str) -> bool:
+        """Spend one of the link's `kind` budget; what is over it is dropped before its
+        signatures are checked, and the link's sync point stays (it comes again with a sync)."""
+        if self.seed.link_allows(link.key, kind):
+            return True
+        link.intact = False
+        self.drop("over_link_budget")
+        return False
+
+    def _within_budget(self, link: Link, records: list[Record]) -> list[Record]:
+        """The records to check: updates of names held here, and new names within the link's
+        budget of new names."""
+        return [
+            r
+            for r in records
+            if self.seed.key_of(r.name) is not None or self._allows(link, "names")
+        ]
 
     async def _applier(self, link: Link) -> None:
         """Apply a link's frames in the order they came, each once its signatures are checked."""
@@ -821,6 +851,8 @@ class Mesh:
             self.watch_reachability(item.seed_key)
 
     def _refused(self, link: Link, name: str, exc: ProtocolError) -> None:
+        if exc.code == ErrorCode.RATE_LIMITED:  # over the link's budget: it comes again by sync
+            link.intact = False
         self.drop(str(exc.code))
         log.debug("dropped an item for %r from peer %s: %s", name, link.name, exc.message)
 
@@ -914,6 +946,11 @@ class Mesh:
             return 0
         link.out.push(dump(frame))
         return 1
+
+    def configured_keys(self) -> set[str]:
+        """The keys this seed's own dials proved at the URLs of `peers`."""
+        urls = self.urls
+        return {s.key for u, s in urls.known.items() if u in urls.configured and s.key}
 
     def peer_names(self) -> set[str]:
         """The names of the seeds linked now (for people and tests; seeds are their keys)."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import now_ms
 from ..crypto.signing import verify_mail, verify_take
-from ..errors import ErrorCode, ProtocolError, StoreError
+from ..errors import ErrorCode, InternalError, ProtocolError, StoreError
 from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
@@ -32,6 +32,7 @@ from ..wire.protocol import (
     dump,
     error_frame,
 )
+from ..wire.sockets import address_group
 from . import chunks
 from .mailbox import MINUTE_MS, ident_of
 
@@ -47,7 +48,8 @@ MAX_BACKLOG = 2_000  # mail items kept back for a session while its held mail is
 class Post:
     def __init__(self, seed: Seed) -> None:
         self.seed = seed
-        # relays that came over seed links, budgeted per link and per recipient like a user's own
+        # relays that came over seed links, budgeted per recipient like a user's own (and per
+        # link and sender in seed.links)
         self.inbound: dict[str, RateLimit] = {}
 
     def _fail(self, session: Session, code: ErrorCode, message: str, frame_id: str) -> None:
@@ -108,24 +110,30 @@ class Post:
 
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
         """A relay that came over a seed link: ours to hand over when the recipient is here, within
-        the relay budget of that link and of that recipient (a stranger seed needs no user)."""
+        the link's budget: per sender name (a user's relay budget, as its own seed applies) and
+        for the whole link (large for a configured peer, small for a stranger, which needs no
+        user), and within the recipient's budget."""
         seed = self.seed
         if fold_name(frame.to) not in seed.bound:
             seed.count("relay_not_here")
             return
         size = len(dump(frame.frame))
         now = asyncio.get_running_loop().time()
-        for key in (f"link {link_key}", f"to {fold_name(frame.to)}"):
-            bucket = self.inbound.get(key)
-            if bucket is None:
-                if len(self.inbound) > 100_000:
-                    self.inbound.clear()
-                bucket = self.inbound[key] = RateLimit(
-                    seed.config.relay_rate, seed.config.relay_burst, now
-                )
-            if not bucket.allows(now, size):
-                seed.count("relay_in_over_budget")
-                return
+        trusted = seed.trusted(link_key)
+        if not seed.links.relay_allows(link_key, fold_name(frame.from_), trusted, now, size):
+            seed.count("relay_in_over_budget")
+            return
+        key = f"to {fold_name(frame.to)}"
+        bucket = self.inbound.get(key)
+        if bucket is None:
+            if len(self.inbound) > 100_000:
+                self.inbound.clear()
+            bucket = self.inbound[key] = RateLimit(
+                seed.config.relay_rate, seed.config.relay_burst, now
+            )
+        if not bucket.allows(now, size):
+            seed.count("relay_in_over_budget")
+            return
         self.hand_relayed(frame.from_, frame.to, frame.frame)
 
     # ------------------------------------------------------------------ mail
@@ -160,12 +168,21 @@ class Post:
             )
         return None
 
-    def _hold(self, item: MailItem, text: str, source: str | None) -> asyncio.Future[Any]:
-        """Hold a checked item (`text` its JSON): disk, gossip, and the recipient's socket here
-        once committed."""
+    def _refusal(self, item: MailItem, text: str, now: int, source: str, cap: int) -> str | None:
+        """Why the item may not be held under its quotas: those of its sender name's age here
+        (when the name got its first record here), and `source`'s share of the seed's mail."""
+        entry = self.seed.directory.entries.get(fold_name(item.from_))
+        age = now - entry.claimed if entry is not None else 0
+        return self.seed.mailbox.refusal(item, len(text), now, age, source, cap)
+
+    def _hold(
+        self, item: MailItem, text: str, source: str | None, held_as: str = ""
+    ) -> asyncio.Future[Any]:
+        """Hold a checked item (`text` its JSON, `held_as` the source its share is counted to):
+        disk, gossip, and the recipient's socket here once committed."""
         seed = self.seed
         rev = seed.next_rev()
-        fut = seed.mailbox.add(item, text, rev)
+        fut = seed.mailbox.add(item, text, rev, held_as)
         seed.mesh.gossip("mail", text, rev, source)
 
         def committed(f: asyncio.Future[Any]) -> None:
@@ -205,11 +222,12 @@ class Post:
             session.out.push(reply)  # a second deposit of an item is a success
             return
         text = dump(item)
-        refusal = seed.mailbox.refusal(item, len(text), now)
+        source = f"addr {address_group(session.host)}"
+        refusal = self._refusal(item, text, now, source, seed.config.mail_per_address_bytes)
         if refusal is not None:
             seed.count("mail_quota")
             return self._fail(session, ErrorCode.QUOTA, refusal, frame.id)
-        fut = self._hold(item, text, None)
+        fut = self._hold(item, text, None, source)
 
         def answer(f: asyncio.Future[Any]) -> None:
             if f.cancelled() or f.exception() is not None:
@@ -222,21 +240,29 @@ class Post:
         fut.add_done_callback(answer)
 
     def accept_replica(self, item: MailItem, now: int, source: str) -> int:
-        """An item from a peer, under the same checks; 1 when it is new here, 0 when held already."""
+        """An item from a peer, under the same checks; 1 when it is new here, 0 when held already.
+        Its bytes spend the link's mail budget (before its signature is checked) and count to the
+        link's share of the seed's mail."""
         seed = self.seed
         ident = ident_of(item)
         if seed.mailbox.holds(item.to, ident):
             return 0  # held already: dropped before its signature is checked
         if seed.mailbox.was_taken(item.to, ident):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "the item was taken already")
+        text = dump(item)
+        trusted = seed.trusted(source)
+        loop_now = asyncio.get_running_loop().time()
+        if not seed.links.allows(source, "mail", trusted, loop_now, len(text)):
+            raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's mail budget")
         problem = self._item_problem(item, now, fresh=False)
         if problem is not None:
             raise problem
-        text = dump(item)
-        refusal = seed.mailbox.refusal(item, len(text), now)
+        cfg = seed.config
+        cap = cfg.mail_per_peer_link_bytes if trusted else cfg.mail_per_stranger_link_bytes
+        refusal = self._refusal(item, text, now, f"link {source}", cap)
         if refusal is not None:
             raise ProtocolError(ErrorCode.QUOTA, refusal)
-        self._hold(item, text, source)
+        self._hold(item, text, source, f"link {source}")
         return 1
 
     async def hand_over_mail(self, session: Session) -> None:
@@ -262,6 +288,11 @@ class Post:
     # ------------------------------------------------------------------ takes
 
     def _take_problem(self, taken: Taken, now: int) -> ProtocolError | None:
+        if len(taken.ids) > self.seed.config.take_max_ids:
+            return ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"a take names at most {self.seed.config.take_max_ids} ids",
+            )
         key = self.seed.directory.key_of(taken.to)
         if key is None:
             return ProtocolError(ErrorCode.NOT_FOUND, f"no user named {taken.to!r} is registered")
@@ -288,10 +319,22 @@ class Post:
         problem = self._take_problem(taken, now_ms())
         if problem is not None:
             return self._fail(session, problem.code, problem.message, frame.id)
-        rev = seed.next_rev()
-        fut = seed.mailbox.take(taken, rev)
-        seed.mesh.gossip("taken", dump(taken), rev, None)
         reply = dump(Took(type="took", id=frame.id))
+        text = dump(taken)
+        held = seed.mailbox.held_of(taken)
+        if not held:  # nothing here to delete: neither kept nor forwarded, and a success
+            seed.count("take_deletes_nothing")
+            session.out.push(reply)
+            return
+        refusal = seed.mailbox.take_refusal(taken, text, held)
+        if refusal is not None:
+            seed.count("take_quota")
+            return self._fail(session, ErrorCode.QUOTA, refusal, frame.id)
+        rev = seed.next_rev()
+        fut = seed.mailbox.take(taken, rev, held)
+        if fut is None:  # never: held is not empty
+            raise InternalError("a take that deletes something was not kept")
+        seed.mesh.gossip("taken", text, rev, None)
 
         def answer(f: asyncio.Future[Any]) -> None:
             """`took` only once the take is on disk; a failed commit is answered, so it comes again."""
@@ -305,15 +348,28 @@ class Post:
         fut.add_done_callback(answer)
 
     def accept_take_replica(self, taken: Taken, now: int, source: str) -> int:
-        """A take from a peer: 1 when it took something new here, 0 when it changed nothing."""
+        """A take from a peer: 1 when it took something held here, 0 when it deletes nothing
+        (then it is neither kept nor forwarded). Each take, whatever it deletes, spends the
+        link's budget."""
         seed = self.seed
-        idents = [(fold_name(s), t, i) for s, t, i in taken.ids]
-        if all(seed.mailbox.was_taken(taken.to, ident) for ident in idents):
+        if len(taken.ids) > seed.config.take_max_ids:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, f"a take names at most {seed.config.take_max_ids} ids"
+            )
+        loop_now = asyncio.get_running_loop().time()
+        if not seed.links.allows(source, "takes", seed.trusted(source), loop_now):
+            raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's take budget")
+        held = seed.mailbox.held_of(taken)  # up to take_max_ids reads: after the budget
+        if not held:
             return 0
         problem = self._take_problem(taken, now)
         if problem is not None:
             raise problem
+        text = dump(taken)
+        refusal = seed.mailbox.take_refusal(taken, text, held)
+        if refusal is not None:
+            raise ProtocolError(ErrorCode.QUOTA, refusal)
         rev = seed.next_rev()
-        seed.mailbox.take(taken, rev)
-        seed.mesh.gossip("taken", dump(taken), rev, source)
+        seed.mailbox.take(taken, rev, held)
+        seed.mesh.gossip("taken", text, rev, source)
         return 1

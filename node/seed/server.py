@@ -20,7 +20,7 @@ from websockets.http11 import Request, Response
 from .. import __version__
 from ..clock import now_ms
 from ..config import SeedConfig
-from ..crypto.keys import Identity
+from ..crypto.keys import Identity, b64
 from ..crypto.signing import verify_session
 from ..errors import ErrorCode, ProtocolError
 from ..runtime import LogLimiter, Service, Tasks, quiet_logger, quiet_loop_errors, raise_file_limit
@@ -70,6 +70,7 @@ from ..wire.sockets import (
     pong,
     shut,
 )
+from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
 from .directory import Directory, Effective, Outcome
 from .mailbox import Mailbox, MailLimits
 from .mesh import Link, Merged, Mesh
@@ -110,6 +111,7 @@ class Session:
         "auth",
         "pinged",
         "relay_budget",
+        "publish_budget",
         "mail_backlog",
     )
 
@@ -125,6 +127,7 @@ class Session:
         self.auth: SessionAuth | None = None
         self.pinged: asyncio.Future[float | None] | None = None
         self.relay_budget: RateLimit | None = None
+        self.publish_budget: RateLimit | None = None  # records a second this socket may publish
         # mail committed for this user while what was held is being handed over: it goes after
         # that, so the user gets its mail oldest first (None once handed over)
         self.mail_backlog: list[str] | None = None
@@ -159,6 +162,12 @@ class Seed(Service):
         self.tasks = Tasks(log)
         self.quiet = LogLimiter()
         self.refused: dict[str, int] = {}
+        self.links = LinkAccounts(
+            _budget(config, "peer_link"),
+            _budget(config, "stranger_link"),
+            (config.relay_rate, config.relay_burst),
+        )
+        self.publish_verified = 0  # records of publishes whose signature was checked
         self.active = 0
         self.server: Server | None = None
         self.name = ""
@@ -208,13 +217,21 @@ class Seed(Service):
             per_pair_bytes=cfg.mail_per_pair_bytes,
             seed_bytes=cfg.mail_max_bytes,
             days=cfg.mail_days,
+            new_sender_items=cfg.mail_new_sender,
+            new_sender_bytes=cfg.mail_new_sender_bytes,
+            sender_grown_days=cfg.mail_sender_grown_days,
         )
+        self.first_seen = FirstSeen(self.store.load_first_seen(), int(cfg.stranger_days * DAY_MS))
         self.mailbox = Mailbox(self.store, limits)
         self.mailbox.load()
         self.store.start()
         self.mesh = Mesh(self)
         self.post = Post(self)
         self.mesh.start(cfg.peers, self.store.load_seed_urls(), self.store.load_sync_points())
+        for url in self.mesh.urls.configured:  # keys proven at configured URLs before first-seen
+            known = self.mesh.urls.known.get(url)  # was kept (a store from before revision 3)
+            if known is not None and known.key and known.verified:
+                self.first_proven(known.key, url, known.verified)
         self.tasks.spawn(self._keepalive(), "keepalive sweeper")
         self.tasks.spawn(self._housekeeping(), "housekeeping")
         log.info(LISTENING, self.name, self.url, self.identity.fingerprint, loaded)
@@ -245,6 +262,7 @@ class Seed(Service):
             self.mailbox.expire(now_ms())
             self.presence_changed(self.directory.expire_sessions(now_ms(), self.key))
             now = asyncio.get_running_loop().time()
+            self.links.forget_idle(now)
             for group, bucket in list(self.new_names.items()):
                 if bucket.allows(now, 0) and bucket.tokens >= bucket.burst:
                     del self.new_names[group]
@@ -276,6 +294,34 @@ class Seed(Service):
     def count(self, what: str) -> None:
         """Count something refused or dropped (shown in /health)."""
         self.refused[what] = self.refused.get(what, 0) + 1
+
+    def trusted(self, key: str) -> bool:
+        """Whether a linked seed gets a configured peer's budgets (else a stranger's): its key
+        was proven at a URL in `peers`, and it is the first key proven there or was first
+        proven more than `stranger_days` ago. This seed itself is trusted."""
+        if key == self.key:
+            return True
+        return self.first_seen.trusted(key, self.mesh.configured_keys(), now_ms())
+
+    def first_proven(self, key: str, url: str, at: int | None = None) -> None:
+        """A dial of configured `url` proved `key` (at `at`, default now): note when, the first
+        time."""
+        at = now_ms() if at is None else at
+        if self.first_seen.note(key, url, at):
+            self.store.save_first_seen(key, url, at)
+
+    def link_budgets(self) -> dict[str, object]:
+        """Per linked seed (and each that had something dropped lately): its tier and drops."""
+        keys = list(self.mesh.links) + [k for k in self.links.dropped if k not in self.mesh.links]
+        return {
+            key: {
+                "name": self.mesh.name_of(key),
+                "up": key in self.mesh.links,
+                "stranger": not self.trusted(key),
+                "over_budget": dict(self.links.dropped.get(key, {})),
+            }
+            for key in keys
+        }
 
     # ------------------------------------------------------------------ HTTP side
 
@@ -313,6 +359,8 @@ class Seed(Service):
             "mail_held": self.mailbox.held_count(),
             "dropped_records": {str(code): n for code, n in self.mesh.dropped.items()},
             "refused": dict(self.refused),
+            "link_budgets": self.link_budgets(),
+            "publish_verified": self.publish_verified,
             "sockets_refused_per_address": self.gate.refused,
             "rev": list(self.revs.current()),
             "frames": {"received": self.frames.received, "sent": self.frames.sent},
@@ -586,11 +634,35 @@ class Seed(Service):
         fut.add_done_callback(done)
 
     def _publish(self, session: Session, frame: Publish) -> None:
-        """Records a socket holds (a user's contacts' last records): the record rules, not the session's."""
+        """Records a socket holds (a user's contacts' last records): the record rules, not the
+        session's. Each record spends the socket's publish budget; one held already (the same
+        bytes) or older than the one held costs no signature check."""
         now = now_ms()
+        loop_now = asyncio.get_running_loop().time()
+        if session.publish_budget is None:
+            cfg = self.config
+            session.publish_budget = RateLimit(cfg.publish_rate, cfg.publish_burst, loop_now)
+        if not session.publish_budget.allows(loop_now, len(frame.records)):
+            # and its records are charged to the socket's frame budget: a socket that keeps on
+            # has its next frames refused before they are parsed, then is cut like any flooder
+            session.limit.check(loop_now, float(len(frame.records)))
+            self.count("publish_rate_limited")
+            session.out.push(
+                error_frame(
+                    ErrorCode.RATE_LIMITED, "publish budget spent; publish less often", frame.id
+                )
+            )
+            return
         accepted = 0
         unchecked = 0
         for record in frame.records:
+            entry = self.directory.entries.get(fold_name(record.name))
+            if entry is not None and entry.same_as(record):
+                accepted += 1
+                continue
+            if entry is not None and b64(entry.key) == record.key and record.seq <= entry.seq:
+                self.count("published_refused")  # stale: refused before its signature is checked
+                continue
             if not self._new_name_allowed(session, record):
                 self.count("new_names_rate_limited")
                 continue
@@ -598,6 +670,7 @@ class Seed(Service):
                 self.count("names_before_sync")
                 unchecked += 1
                 continue
+            self.publish_verified += 1
             try:
                 outcome, loser = self.directory.accept(record, now)
             except ProtocolError:
@@ -858,6 +931,11 @@ class Seed(Service):
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
         self.post.peer_relay(frame, link_key)
 
+    def link_allows(self, link_key: str, kind: str, cost: float = 1.0) -> bool:
+        """Spend `cost` of what the link with `link_key` may bring of `kind` (see budgets)."""
+        now = asyncio.get_running_loop().time()
+        return self.links.allows(link_key, kind, self.trusted(link_key), now, cost)
+
     def save_url(self, seed: SeedUrl) -> None:
         self.store.save_seed_url(seed)
 
@@ -875,3 +953,18 @@ class Seed(Service):
 
     def home_back(self, seed_key: str) -> None:
         self.presence_changed(self.directory.seed_back(seed_key))
+
+
+def _budget(cfg: SeedConfig, tier: str) -> Budget:
+    """A tier's per-link budgets from the `[seed]` table (`peer_link_*` or `stranger_link_*`)."""
+
+    def pair(kind: str) -> tuple[float, float]:
+        return getattr(cfg, f"{tier}_{kind}"), getattr(cfg, f"{tier}_{kind}_burst")
+
+    return Budget(
+        names=pair("names"),
+        presence=pair("presence"),
+        mail=pair("mail_bytes"),
+        takes=pair("takes"),
+        relay=pair("relay_bytes"),
+    )

@@ -77,6 +77,13 @@ STEPS = [
     ) WITHOUT ROWID;
     CREATE INDEX taken_until ON taken_ids(recipient, until);
     """,
+    # 3: per-link budgets: where each mail item came from (a user address group or a link), for
+    # the per-source shares of the seed's mail; when each key was first proven at a configured URL
+    """
+    ALTER TABLE mail ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    CREATE TABLE seed_keys (key TEXT PRIMARY KEY, url TEXT NOT NULL, first_seen INTEGER NOT NULL)
+        WITHOUT ROWID;
+    """,
 ]
 
 
@@ -153,6 +160,10 @@ class SeedStore:
         rows = self.db.execute("SELECT url, key, learned, verified FROM seeds")
         return [SeedUrl(*row) for row in rows]
 
+    def load_first_seen(self) -> list[tuple[str, str, int]]:
+        """(key, configured URL, when first proven there) of every key proven at a configured URL."""
+        return [tuple(row) for row in self.db.execute("SELECT key, url, first_seen FROM seed_keys")]
+
     def load_sync_points(self) -> dict[str, tuple[str, int]]:
         """Per peer key: the epoch and highest change number of it applied in full here."""
         rows = self.db.execute("SELECT key, epoch, since FROM peers")
@@ -186,6 +197,9 @@ class SeedStore:
     def forget_seed_url(self, url: str) -> None:
         self.queue("seed_url_gone", url)
 
+    def save_first_seen(self, key: str, url: str, at: int) -> None:
+        self.queue("seed_key", (key, url, at))
+
     def save_sync_point(self, key: str, epoch: str, since: int) -> None:
         self.queue("peer", (key, epoch, since))
 
@@ -213,8 +227,10 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
         elif kind == "peer":
             db.execute("INSERT OR REPLACE INTO peers VALUES (?,?,?)", args[0])
         elif kind == "mail":
-            cur = db.execute("INSERT OR IGNORE INTO mail VALUES (?,?,?,?,?,?,?,?)", args[0])
+            cur = db.execute("INSERT OR IGNORE INTO mail VALUES (?,?,?,?,?,?,?,?,?)", args[0])
             result = cur.rowcount == 1
+        elif kind == "seed_key":
+            db.execute("INSERT OR IGNORE INTO seed_keys VALUES (?,?,?)", args[0])
         elif kind == "take":
             rev, recipient, until, taken_json, ids = args
             db.execute(
