@@ -291,7 +291,12 @@ async def test_the_sync_to_a_new_peer_is_streamed_within_the_link_queue(seeds):
     whole."""
     from .test_trust import _chat, _fat_records, _gossip_records
 
-    a = await seeds("a", link_queue_bytes=2 * MAX_FRAME, mail_per_pair_bytes=8 * 1024 * 1024)
+    a = await seeds(
+        "a",
+        link_queue_bytes=2 * MAX_FRAME,
+        mail_per_pair_bytes=8 * 1024 * 1024,
+        mail_new_sender_bytes=8 * 1024 * 1024,  # alice is minutes old: lift the young-name quota
+    )
     loader = FakeSeed()
     await loader.connect(a.url, "loader")
     n = 2_000  # ~750 KB of records, six times the link's bound

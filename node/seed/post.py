@@ -168,11 +168,16 @@ class Post:
             )
         return None
 
-    def _refusal(self, item: MailItem, text: str, now: int, source: str, cap: int) -> str | None:
+    def _refusal(
+        self, item: MailItem, text: str, now: int, source: str, cap: int, by_age: bool = True
+    ) -> str | None:
         """Why the item may not be held under its quotas: those of its sender name's age here
-        (when the name got its first record here), and `source`'s share of the seed's mail."""
-        entry = self.seed.directory.entries.get(fold_name(item.from_))
-        age = now - entry.claimed if entry is not None else 0
+        (when the name got its first record here; with `by_age` off, the full quota), and
+        `source`'s share of the seed's mail."""
+        age: int | None = None
+        if by_age:
+            entry = self.seed.directory.entries.get(fold_name(item.from_))
+            age = now - entry.claimed if entry is not None else 0
         return self.seed.mailbox.refusal(item, len(text), now, age, source, cap)
 
     def _hold(
@@ -259,7 +264,9 @@ class Post:
             raise problem
         cfg = seed.config
         cap = cfg.mail_per_peer_link_bytes if trusted else cfg.mail_per_stranger_link_bytes
-        refusal = self._refusal(item, text, now, f"link {source}", cap)
+        # a configured peer weighed the sender's age where the item was deposited; here every
+        # name it brings is young (a seed that just synced would refuse its whole mesh's mail)
+        refusal = self._refusal(item, text, now, f"link {source}", cap, by_age=not trusted)
         if refusal is not None:
             raise ProtocolError(ErrorCode.QUOTA, refusal)
         self._hold(item, text, source, f"link {source}")
