@@ -69,6 +69,9 @@ class Procs:
             "mail_per_recipient = 1000000\nmail_per_recipient_bytes = 1000000000\n"
             "mail_per_sender = 1000000\nmail_per_sender_bytes = 1000000000\n"
             "mail_per_pair = 1000000\nmail_per_pair_bytes = 1000000000\n"
+            # (its senders are minutes-old names: they hold what an established one may)
+            "mail_new_sender = 1000000\nmail_new_sender_bytes = 1000000000\n"
+            "mail_per_address_bytes = 1000000000\n"
             # receivers take a sender they never added at capacity, not at a stranger's allowance
             "[user]\nstranger_rate = 1000000000.0\nstranger_burst = 1000000000.0\n"
             "stranger_messages = 1000000000\nstranger_bytes = 1000000000000\n"
