@@ -9,33 +9,19 @@ before these budgets. Under --full the floods run at the size of the reports and
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 
 from node.clock import now_ms
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_mail, sign_record, sign_take
 from node.seed.mailbox import DAY_MS
 from node.wire.names import fold_name
-from node.wire.protocol import CARRIED, MAX_FRAME
+from node.wire.protocol import MAX_FRAME
 from node.wire.protocol import frame_text as frame
 
 from .helpers import FakeSeed, RawClient, eventually, record
+from .test_trust import _chat
 
 NEW_SENDER_BYTES = 64 * 1024  # the default mail quota of a name less than an hour old
-
-
-def _chat(sender: str, to: str, box_chars: int = 200):
-    return CARRIED.validate_python(
-        {
-            "type": "chat",
-            "id": base64.b16encode(os.urandom(8)).decode(),
-            "from": sender,
-            "to": to,
-            "nonce": base64.b64encode(os.urandom(24)).decode(),
-            "box": base64.b64encode(os.urandom(box_chars * 3 // 4)).decode(),
-        }
-    )
 
 
 async def _register(url: str, identity: Identity, name: str) -> RawClient:

@@ -17,10 +17,12 @@ import pytest
 from node.clock import now_ms
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_mail, sign_take
-from node.wire.protocol import CARRIED, MAX_FRAME
+from node.wire.protocol import MAX_FRAME
 from node.wire.protocol import frame_text as frame
 
 from ..helpers import FakeSeed, RawClient, eventually, record
+from ..test_link_budgets import _register
+from ..test_trust import _chat
 
 MIB = 1024 * 1024
 
@@ -28,26 +30,6 @@ MIB = 1024 * 1024
 def _measured(full: bool) -> None:
     if not full:
         pytest.skip("a measured scenario: run it with pytest --full")
-
-
-def _chat(sender: str, to: str, box_chars: int):
-    return CARRIED.validate_python(
-        {
-            "type": "chat",
-            "id": base64.b16encode(os.urandom(8)).decode(),
-            "from": sender,
-            "to": to,
-            "nonce": base64.b64encode(os.urandom(24)).decode(),
-            "box": base64.b64encode(os.urandom(box_chars * 3 // 4)).decode(),
-        }
-    )
-
-
-async def _register(url: str, identity: Identity, name: str) -> RawClient:
-    client = await RawClient.open(url)
-    reply = await client.request({"type": "register", "record": record(identity, name)})
-    assert reply["type"] == "registered", reply
-    return client
 
 
 def _frames(items: list[dict]) -> list[list[dict]]:
@@ -112,7 +94,7 @@ async def test_a_stranger_links_mail_flood_leaves_little_on_either_seed(seeds, f
     alice_id = Identity.generate()
     alice = await _register(a.url, alice_id, "alice")
     await _register(b.url, Identity.generate(), "bob")
-    item = sign_mail(alice_id, "bob", "alice", _chat("alice", "bob", 6_000), now_ms())
+    item = sign_mail(alice_id, "bob", "alice", _chat("alice", "bob", box_chars=6_000), now_ms())
     reply = await alice.request({"type": "deposit", "item": item.model_dump(by_alias=True)})
     assert reply["type"] == "deposited", reply
     assert max(held.values()) <= 2 * MIB + 16 * 1024 * elapsed
