@@ -9,6 +9,23 @@ import sys
 from .procs import run_cli
 
 
+def user_argv(name: str, seed_url: str, data_dir, *extra: str) -> list[str]:
+    """The command line of `p2p-node user` for one test user."""
+    return [
+        sys.executable,
+        "-m",
+        "node",
+        "user",
+        "--name",
+        name,
+        "--seed",
+        seed_url,
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+
+
 class Headless:
     def __init__(self, proc) -> None:
         self.proc = proc
@@ -17,17 +34,7 @@ class Headless:
     @classmethod
     async def start(cls, name: str, seed_url: str, data_dir, *extra: str) -> Headless:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "node",
-            "user",
-            "--name",
-            name,
-            "--seed",
-            seed_url,
-            "--data-dir",
-            str(data_dir),
-            *extra,
+            *user_argv(name, seed_url, data_dir, *extra),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -7,10 +7,9 @@ import asyncio
 import json
 import os
 import stat
-import sys
 
 from .procs import run_cli
-from .test_headless import Headless, ev
+from .test_headless import Headless, ev, user_argv
 
 
 async def run_user_with_stdin(
@@ -20,17 +19,7 @@ async def run_user_with_stdin(
     stdin = os.open(stdin_path, os.O_RDONLY)  # the child's stdin is the file itself, not a pipe
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "node",
-            "user",
-            "--name",
-            name,
-            "--seed",
-            seed_url,
-            "--data-dir",
-            str(data_dir),
-            "--exit-on-eof",
+            *user_argv(name, seed_url, data_dir, "--exit-on-eof"),
             stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
