@@ -10,6 +10,7 @@ What to send and when is the outbox's call (outbox.py); this module does the I/O
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +39,9 @@ from .seed_client import SeedClient
 from .store import StoredMessage, UserStore
 
 log = quiet_logger("p2p.user.delivery")
+
+# (copy, state, reason, path, to be written): a group copy's state (group_node.py)
+GroupStateHook = Callable[[StoredMessage, MsgState, str | None, MsgPath | None, bool], None]
 
 RETRY_CODES = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
 STORED_RECHECK = 600.0  # seconds between tries while everything queued is held as mail
@@ -133,6 +137,8 @@ class Delivery:
         self.wake: dict[str, asyncio.Event] = {}
         self.links: dict[str, PeerLink] = {}
         self.bogus_acks = 0
+        # r3 groups: where a group copy's states go instead of the one-to-one history
+        self.on_group_state: GroupStateHook | None = None
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -162,7 +168,19 @@ class Delivery:
     def _record(
         self, msg: StoredMessage, state: MsgState, reason: str | None, path: MsgPath | None = None
     ) -> None:
+        if msg.envelope is not None and self.on_group_state is not None:
+            self.on_group_state(msg, state, reason, path, True)
+            return
         self.store.set_state(msg.peer, msg.id, state, reason)
+        self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason, path=path))
+
+    def _report(
+        self, msg: StoredMessage, state: MsgState, reason: str | None, path: MsgPath | None = None
+    ) -> None:
+        """A state shown, not written (sent, or queued with why)."""
+        if msg.envelope is not None and self.on_group_state is not None:
+            self.on_group_state(msg, state, reason, path, False)
+            return
         self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason, path=path))
 
     # ------------------------------------------------------------------ acknowledgements, any path
@@ -230,11 +248,7 @@ class Delivery:
             if news:
                 for msg in self.outbox.messages(peer):
                     if msg.id not in self.outbox.queues[peer].stored:
-                        self.emit(
-                            MessageState(
-                                id=msg.id, to=msg.recipient, state="queued", reason=wait_reason
-                            )
-                        )
+                        self._report(msg, "queued", wait_reason)
             try:
                 async with asyncio.timeout(delay):
                     await wake.wait()
@@ -292,12 +306,15 @@ class Delivery:
         return "no seed knows the recipient yet"
 
     def _seal(self, msg: StoredMessage, found: Found) -> str:
+        extra = None
+        if msg.envelope is not None:  # r3: a group frame (docs/PROTOCOL.md, Groups)
+            extra = {"kind": "group", "group": json.loads(msg.envelope.part)}
         return self.boxes.seal(
-            found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text
+            found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text, extra
         )
 
     def _sent(self, msg: StoredMessage, path: MsgPath) -> None:
-        self.emit(MessageState(id=msg.id, to=msg.recipient, state="sent", path=path))
+        self._report(msg, "sent", None, path)
 
     # ------------------------------------------------------------------ direct
 

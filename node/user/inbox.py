@@ -71,6 +71,8 @@ def ack_text(msg_id: str, proof: str) -> str:
 
 
 AckBack = Callable[[str, str], None]  # sends an ack (id, proof) back the way the chat came
+# (sender, its key, plaintext) -> stored: receives a group frame (group_node.py)
+GroupHook = Callable[[str, str, ChatPlain], asyncio.Future[int]]
 
 
 class Inbox:
@@ -107,6 +109,7 @@ class Inbox:
         self.to_take: list[TakenId] = []
         self.refreshed: dict[str, float] = {}  # folded name -> when its record was last re-asked
         self.take_soon: asyncio.Handle | None = None
+        self.on_group: GroupHook | None = None  # r3 groups, set by the group node
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -217,9 +220,14 @@ class Inbox:
                 f"{self.name} holds messages from {sender}: its key changed",
                 chat.id,
             )
-        stored = self.store.add_message(
-            StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text)
-        )
+        if inner.kind == "group" and self.on_group is not None:
+            # r3: a group frame (group_node.py); it raises ProtocolError to refuse, and its future
+            # gives 0 (it shows what it stored itself)
+            stored = self.on_group(sender, key, inner)
+        else:
+            stored = self.store.add_message(
+                StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text)
+            )
         proof = self.boxes.ack_proof(key, chat.from_, chat.id, chat.to)
 
         def ack(fut: asyncio.Future[int]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from ..storage.committer import GroupCommitter
 from ..storage.migrations import open_versioned
 from ..wire.names import fold_name
+from .group_schema import GROUP_STEP, write_group_row
 
 # numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
 STEPS = [
@@ -67,7 +68,19 @@ STEPS = [
         since INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: groups (protocol r3): states, group messages, per-member copies in flight (group_schema.py)
+    GROUP_STEP,
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What makes an outgoing copy a group frame: its group, the message id or state hash it
+    carries, and the plaintext's `group` object (JSON). Group copies live in `group_out`."""
+
+    gid: str
+    ref: str
+    part: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +97,7 @@ class StoredMessage:
     text: str
     state: str
     reason: str | None = None
+    envelope: Envelope | None = None  # a group frame's copy for one member (group_store.py)
 
     @classmethod
     def new_outgoing(
@@ -442,6 +456,9 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
     """Apply a batch in order; for each add, the new message's number, or 0 for a copy (the unique index spots it)."""
     results: list[Any] = []
     for kind, *args in rows:
+        if kind.startswith("g_"):  # groups (group_schema.py)
+            results.append(write_group_row(db, kind, args))
+            continue
         if kind == "add":
             cur = db.execute(
                 "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, "
