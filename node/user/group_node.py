@@ -370,6 +370,8 @@ class GroupNode:
             held = self.gstore.add_message(
                 gid, sender, part.mid, part.v, inner.ts, inner.text, False, True
             )
+            # the state it waits for may have come while it was being written
+            held.add_done_callback(lambda _: self._release_held(gid))
             return _zero(held)
         if not listed:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a member of this group", inner.id)
