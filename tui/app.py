@@ -346,7 +346,7 @@ class ChatApp(App):
         return self.current is not None and fold_name(self.current) == fold_name(peer)
 
     def on_message_queued(self, event: MessageQueued) -> None:
-        if not self.showing(event.to):
+        if event.group is not None or not self.showing(event.to):
             return
         if not self.chat.following():
             self.chat.jump_to_newest()  # what you send is what you look at
@@ -355,6 +355,9 @@ class ChatApp(App):
         )
 
     def on_message_received(self, event: MessageReceived) -> None:
+        if event.group is not None:  # a group message is not its sender's one-to-one chat
+            self.notifier.message(f"{event.from_} (group {event.group[:8]})", event.text)
+            return
         msg = replace(
             StoredMessage.new_incoming(event.id, event.from_, event.to, event.ts, event.text),
             n=event.n,
