@@ -175,6 +175,17 @@ async def test_removed_members_forgers_replays_and_impostors_are_refused(seeds, 
         assert top["topic"] == "still ours" and top["members"] == ["Ann", "Bob"]
         assert [x["version"] for x in lines_of(bob, "group")] == [1, 2, 3]
         assert not lines_of(cat, "message", group=gid)
+        # a member who is not an admin leaves: an admin removes it
+        await bob.say(f"/group leave {gid}")
+        assert (await ann.expect(ev("group", version=4)))["members"] == ["Ann"]
+        # a member added back (after versions it missed) catches up and writes again
+        await ann.say(f"/group add {gid} Cat")
+        back = await cat.expect(ev("group", version=5), timeout=30)
+        assert back["members"] == ["Ann", "Cat"] and back["topic"] == "still ours"
+        await cat.say(f"#{gid} back again")
+        assert (await ann.expect(ev("message", group=gid, **{"from": "Cat"})))["text"] == (
+            "back again"
+        )
     finally:
         await stop_all(users)
 

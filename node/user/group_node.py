@@ -447,8 +447,12 @@ class GroupNode:
                 )
             self.chains[gid] = chain
             return _zero(self._adopt(state, []))
+        listed_before = chain.top.member(self.name) is not None
         offer = chain.offer(state)
         if offer.verdict is Verdict.ACCEPTED:
+            if not listed_before and state.member(self.name) is not None and gid in self.left:
+                self.left.discard(gid)  # added back after leaving or being removed
+                self.gstore.set_left(gid, 0)
             return _zero(self._adopt(state, offer.displaced))
         if offer.verdict is Verdict.LOST:
             self.gstore.save_state(gid, state.hash, state.v, state.encoded())
