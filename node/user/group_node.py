@@ -27,7 +27,7 @@ from .events import (
     MsgPath,
     MsgState,
 )
-from .group_store import Copy, GroupMessage, GroupStore
+from .group_store import Copy, DeliveryView, GroupMessage, GroupStore, delivery_view
 from .groups import (
     MSG_BURST,
     MSG_RATE,
@@ -89,6 +89,8 @@ class GroupNode:
         self.state_limits: dict[str, RateLimit] = {}
         self.asked: dict[tuple[str, str], float] = {}
         self.answered: dict[tuple[str, str], float] = {}
+        # (gid, mid, folded member) -> (state, reason) reported lately (the disk may lag)
+        self.recent: dict[tuple[str, str], dict[str, Copy]] = {}
         self._load()
 
     def _load(self) -> None:
@@ -141,11 +143,18 @@ class GroupNode:
     def groups(self) -> list[GroupState]:
         return [c.top for g, c in sorted(self.chains.items()) if g not in self.left]
 
-    def history(self, gid: str, limit: int = 100) -> list[GroupMessage]:
-        return self.gstore.history(gid, limit)
+    def history(self, gid: str, before: int | None = None, limit: int = 100) -> list[GroupMessage]:
+        return self.gstore.history(gid, before, limit)
 
-    def copies(self, gid: str, mid: str) -> list[Copy]:
-        return self.gstore.copies(gid, mid)
+    def history_after(self, gid: str, after: int, limit: int = 100) -> list[GroupMessage]:
+        return self.gstore.history_after(gid, after, limit)
+
+    def delivery(self, gid: str, mid: str) -> DeliveryView:
+        """Who has one of our group messages, and who not and why (the disk, and the states
+        reported since that may not be written yet)."""
+        copies = {fold_name(c.recipient): c for c in self.gstore.copies(gid, mid)}
+        copies.update(self.recent.get((gid, mid), {}))
+        return delivery_view([copies[k] for k in sorted(copies)])
 
     def is_member(self, gid: str) -> bool:
         chain = self.chains.get(gid)
@@ -262,7 +271,21 @@ class GroupNode:
             envelope=Envelope(gid, ref, part),
         )
         self.gstore.add_copy(msg)
+        self._note(msg, "queued", None)
         self.queue(msg)
+
+    def _note(self, msg: StoredMessage, state: str, reason: str | None) -> None:
+        """Remember a copy's state for the delivery view (the disk may lag a little)."""
+        env = msg.envelope
+        assert env is not None
+        copies = self.recent.get((env.gid, env.ref))
+        if copies is None:
+            if len(self.recent) > 1000:  # the oldest messages are read from the disk again
+                del self.recent[next(iter(self.recent))]
+            copies = self.recent[(env.gid, env.ref)] = {}
+        held = copies.get(msg.peer)
+        if state != "queued" or held is None or held.state in ("queued", "sent"):
+            copies[msg.peer] = Copy(msg.recipient, state, reason)
 
     def _send_state(self, state: GroupState, old_members: list[Member]) -> None:
         """A new state goes to every member of the version before and of this one."""
@@ -519,6 +542,7 @@ class GroupNode:
             self.gstore.set_copy_state(msg.peer, msg.id, state, reason)
         if env.ref.startswith(("ask:", "leave:")):
             return  # housekeeping frames: nothing to show
+        self._note(msg, state, reason)
         self.emit(
             MessageState(
                 id=env.ref, to=msg.recipient, state=state, reason=reason, path=path, group=env.gid

@@ -98,14 +98,37 @@ class GroupStore:
     def drop(self, n: int) -> None:
         self.store._queue("g_drop", n)
 
-    def history(self, gid: str, limit: int = 100) -> list[GroupMessage]:
-        """The last `limit` messages of a group's conversation, in (ts, sender, mid) order."""
+    def history(self, gid: str, before: int | None = None, limit: int = 100) -> list[GroupMessage]:
+        """One page of a group's conversation in (ts, sender, mid) order, ending just before
+        message number `before` (the newest page without it)."""
+        where, params = self._after_or_before(gid, before, "<")
         rows = self._read(
-            f"SELECT {_MSG_COLUMNS} FROM group_messages WHERE gid = ? AND held = 0 "
+            f"SELECT {_MSG_COLUMNS} FROM group_messages WHERE {where} "
             "ORDER BY ts DESC, skey DESC, mid DESC LIMIT ?",
-            (gid, limit),
+            (*params, limit),
         )
         return [_message(r) for r in reversed(rows)]
+
+    def history_after(self, gid: str, after: int, limit: int = 100) -> list[GroupMessage]:
+        where, params = self._after_or_before(gid, after, ">")
+        rows = self._read(
+            f"SELECT {_MSG_COLUMNS} FROM group_messages WHERE {where} "
+            "ORDER BY ts, skey, mid LIMIT ?",
+            (*params, limit),
+        )
+        return [_message(r) for r in rows]
+
+    def _after_or_before(self, gid: str, n: int | None, op: str) -> tuple[str, list[Any]]:
+        where, params = "gid = ? AND held = 0", [gid]
+        if n is not None:
+            mark = self._read("SELECT ts, skey, mid FROM group_messages WHERE n = ?", (n,))
+            if mark:
+                ts, skey, mid = mark[0]
+                where += (
+                    f" AND (ts {op} ? OR (ts = ? AND (skey {op} ? OR (skey = ? AND mid {op} ?))))"
+                )
+                params += [ts, ts, skey, skey, mid]
+        return where, params
 
     # ------------------------------------------------------------------ per-member copies
 
@@ -159,6 +182,31 @@ class GroupStore:
             (gid, ref),
         )
         return [Copy(r[0], r[1], r[2]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """One group message as its sender sees it: delivered to `delivered` of `total` members,
+    and who is missing with why (their copy's state and reason)."""
+
+    delivered: int
+    total: int
+    missing: tuple[Copy, ...]
+
+    def summary(self) -> str:
+        head = f"delivered to {self.delivered} of {self.total}"
+        if not self.missing:
+            return head
+        why = "; ".join(
+            f"{c.recipient}: {c.state}" + (f" ({c.reason})" if c.reason else "")
+            for c in self.missing
+        )
+        return f"{head}; missing {why}"
+
+
+def delivery_view(copies: list[Copy]) -> DeliveryView:
+    missing = tuple(c for c in copies if c.state != "delivered")
+    return DeliveryView(len(copies) - len(missing), len(copies), missing)
 
 
 def _message(r: tuple[Any, ...]) -> GroupMessage:
