@@ -91,6 +91,7 @@ class GroupNode:
         self.answered: dict[tuple[str, str], float] = {}
         # (gid, mid, folded member) -> (state, reason) reported lately (the disk may lag)
         self.recent: dict[tuple[str, str], dict[str, Copy]] = {}
+        self.settled: set[int] = set()  # held messages released or dropped
         self._load()
 
     def _load(self) -> None:
@@ -434,12 +435,18 @@ class GroupNode:
             return
         top = chain.top
         for msg in self.gstore.held(gid):
-            m = top.member(msg.sender)
-            if m is not None and gid not in self.left:
+            if msg.n in self.settled:
+                continue  # released or dropped already, the write not on disk yet
+            if top.member(msg.sender) is not None and gid not in self.left:
                 self.gstore.release(msg.n)
                 self._emit_message(msg, msg.n)
             elif msg.v <= top.v:
                 self.gstore.drop(msg.n)
+            else:
+                continue  # it names a version still to come
+            if len(self.settled) > 10_000:
+                self.settled.clear()
+            self.settled.add(msg.n)
 
     def _on_state(
         self, sender: str, key: str, inner: ChatPlain, part: GroupStatePart
