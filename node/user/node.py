@@ -140,6 +140,7 @@ class UserNode(Service):
             now_ms,
             self.emit,
         )
+        self.members_watched: set[str] = set()
         self.delivery.on_group_state = self.groups.on_copy_state
         self.inbox.on_group = self.groups.receive
         self.endpoint = await self._serve_endpoint()
@@ -361,7 +362,9 @@ class UserNode(Service):
     def _queue_copy(self, msg: StoredMessage) -> None:
         """A group frame's copy for one member goes in line behind that member's messages."""
         self.outbox.add(msg)
-        self.seed.watch([msg.recipient], chosen=False)  # its return wakes the delivery
+        if msg.peer not in self.members_watched:  # its return wakes the delivery
+            self.members_watched.add(msg.peer)
+            self.seed.watch([msg.recipient], chosen=False)
         self.delivery.kick(msg.peer)
 
     async def _member(self, name: str) -> Member:
