@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from node.crypto.keys import Identity
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.crypto.boxes import Boxes
+from node.crypto.keys import Identity, unb64
 from node.errors import InvalidInput
 from node.user.groups import (
     MAX_MEMBERS,
@@ -21,6 +25,7 @@ from node.user.groups import (
     rebase,
     still_needed,
 )
+from node.wire.protocol import CHAT_PLAIN, Chat
 
 IDS = {n: Identity.generate() for n in ("Ann", "Bob", "Cat", "Dan", "Eve")}
 
@@ -166,3 +171,29 @@ def test_group_parts_parse_strictly():
     assert parse_part({"type": "msg", "gid": "A" * 32, "v": 1, "mid": "m1"}) is None
     assert parse_part({"type": "poll", "gid": "a" * 32}) is None
     assert parse_part({"type": "ask", "gid": "a" * 32, "v": 0, "extra": 1}) is None
+
+
+def test_a_group_frame_reads_as_a_plain_message_to_an_r2_node_and_later_kinds_as_text():
+
+    class R2Plain(BaseModel):  # the revision 2 plaintext model, as an r2 node has it
+        model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+        id: str
+        from_: str = Field(alias="from")
+        to: str
+        ts: int
+        text: str
+
+    ann, bob = IDS["Ann"], IDS["Bob"]
+    part = {"type": "msg", "gid": "a" * 32, "v": 1, "mid": "m1"}
+    frame = Boxes(ann).seal(
+        bob.key, "c1", "Ann", "Bob", 5, "hi all", {"kind": "group", "group": part}
+    )
+    chat = Chat.model_validate_json(frame)
+    inner = Boxes(bob).open(ann.key, chat)
+    assert inner.kind == "group" and inner.group == part and inner.text == "hi all"
+    plain = Boxes(bob).box(ann.key).decrypt(unb64(chat.box), unb64(chat.nonce))
+    assert R2Plain.model_validate_json(plain).text == "hi all"  # an r2 node shows the text
+    later = json.dumps(
+        {"id": "c2", "from": "Ann", "to": "Bob", "ts": 5, "text": "t", "kind": "poll"}
+    )
+    assert CHAT_PLAIN.validate_json(later).kind == "poll"  # shown as its text (inbox.py)
