@@ -45,6 +45,7 @@ async def test_a_group_conversation_with_per_member_states_and_members(seeds, us
         assert (view.delivered, view.total) == (1, 2)
         assert [c.recipient for c in view.missing] == ["Cat"]
         assert view.summary().startswith("delivered to 1 of 2; missing Cat: ")
+        await until(pilot, lambda: "missing Cat" in str(mine.tooltip))
         # a member's message shows in the group, in that member's colour
         await bob.groups.send(gid, "hi from Bob")
         await until(pilot, lambda: any("hi from Bob" in t for t in lines_text(app)))

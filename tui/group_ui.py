@@ -97,4 +97,7 @@ class GroupUI:
             view = app.node.groups.delivery(event.group, event.id)
             state = "delivered" if view.delivered == view.total else "sent"
             app.chat.set_state(event.id, state, f"{view.delivered}/{view.total}", None)
+            line = app.chat.lines.get(event.id)
+            if line is not None:  # who is missing and why, on hover
+                line.tooltip = safe_content(view.summary())
         return True
