@@ -58,6 +58,7 @@ ASK_EVERY = 10.0  # seconds between asks (and answers) per group and member
 MAX_HELD_PER_GROUP = 200
 MAX_HELD = 1000
 MIN_PREFIX = 6
+MAX_GROUPS = 1000  # groups a user holds at most (anyone may add anyone to a group)
 
 
 class GroupNode:
@@ -166,6 +167,8 @@ class GroupNode:
     # ------------------------------------------------------------------ commands
 
     async def new(self, topic: str, names: list[str]) -> GroupState:
+        if len(self.chains) >= MAX_GROUPS:
+            raise InvalidInput(f"you hold {MAX_GROUPS} groups already")
         others = [await self.resolve_key(require_name(n)) for n in names]
         state = create(
             self.name, self.identity.key, self.identity.sign, topic, others, self.now_ms()
@@ -457,6 +460,8 @@ class GroupNode:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), inner.id) from None
         gid = state.gid
         now = time.monotonic()
+        if gid not in self.state_limits and len(self.state_limits) > 10_000:
+            self.state_limits.clear()
         limit = self.state_limits.setdefault(gid, RateLimit(STATE_RATE, STATE_BURST, now))
         if not limit.allows(now):
             raise ProtocolError(ErrorCode.RATE_LIMITED, "too many group states", inner.id)
@@ -474,6 +479,10 @@ class GroupNode:
             if sent is None or sent.key != key:
                 raise ProtocolError(
                     ErrorCode.BAD_REQUEST, "a group state from someone not in it", inner.id
+                )
+            if len(self.chains) >= MAX_GROUPS:
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST, f"{self.name} is in too many groups", inner.id
                 )
             self.chains[gid] = chain
             return _zero(self._adopt(state, []))
