@@ -39,7 +39,15 @@ def lines_of(user, kind, **fields):
 async def count_of(user, n, kind, **fields):
     """Wait until `user` has printed `n` lines of this kind (reading on as needed)."""
     while len(lines_of(user, kind, **fields)) < n:
-        await user.expect(ev(kind, **fields), timeout=30)
+        try:
+            await user.expect(ev(kind, **fields), timeout=30)
+        except TimeoutError:
+            seen = Counter(
+                (x["event"], x.get("to"), x.get("state"), x.get("reason"), x.get("from"))
+                for x in user.lines
+                if x["event"] in ("state", "delivered", "message", "failed", "error")
+            )
+            raise AssertionError(f"{n} {kind} lines not seen: {seen}") from None
 
 
 async def test_five_members_two_offline_one_relay_only_all_hold_the_same_30_messages(

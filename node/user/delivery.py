@@ -202,6 +202,8 @@ class Delivery:
         return True
 
     def _recipient_key(self, msg: StoredMessage) -> str | None:
+        if msg.envelope is not None and msg.envelope.key:  # r3: the key the group lists
+            return msg.envelope.key
         contact = self.store.contact(msg.recipient)
         if contact is not None and contact.key is not None:
             return contact.key

@@ -213,7 +213,7 @@ class GroupNode:
             for admin in top.admins:
                 m = top.member(admin)
                 if m is not None:
-                    self._copy(m.name, gid, f"leave:{top.v}", self._notice(top), part, None)
+                    self._copy(m, gid, f"leave:{top.v}", self._notice(top), part, None)
         self._mark_left(gid)
 
     def _require_member(self, gid: str) -> None:
@@ -246,7 +246,7 @@ class GroupNode:
         part = dumps({"type": "msg", "gid": gid, "v": top.v, "mid": mid})
         for m in top.members:
             if fold_name(m.name) != self.folded:
-                self._copy(m.name, gid, mid, text, part, ts)
+                self._copy(m, gid, mid, text, part, ts)
         self.emit(
             MessageQueued(
                 id=mid, to=gid, state="queued", from_=self.name, ts=ts, text=text, group=gid
@@ -261,18 +261,19 @@ class GroupNode:
         """The `text` an r2 node shows for a state, ask or leave frame."""
         return f"[group {state.topic[:80]}: a newer client shows groups]"
 
-    def _copy(self, to: str, gid: str, ref: str, text: str, part: str, ts: int | None) -> None:
-        """One member's copy of a group frame: stored, then queued like any message to it."""
+    def _copy(self, to: Member, gid: str, ref: str, text: str, part: str, ts: int | None) -> None:
+        """One member's copy of a group frame: stored, then queued like any message to it (its
+        ack's proof is checked against the key the group lists for the member)."""
         msg = StoredMessage(
-            peer=fold_name(to),
+            peer=fold_name(to.name),
             id=uuid.uuid4().hex,
             outgoing=True,
             sender=self.name,
-            recipient=to,
+            recipient=to.name,
             ts=ts if ts is not None else self.next_ts(),
             text=text,
             state="queued",
-            envelope=Envelope(gid, ref, part),
+            envelope=Envelope(gid, ref, part, to.key),
         )
         self.gstore.add_copy(msg)
         self._note(msg, "queued", None)
@@ -293,13 +294,13 @@ class GroupNode:
 
     def _send_state(self, state: GroupState, old_members: list[Member]) -> None:
         """A new state goes to every member of the version before and of this one."""
-        to: dict[str, str] = {}
+        to: dict[str, Member] = {}
         for m in [*old_members, *state.members]:
-            to.setdefault(fold_name(m.name), m.name)
+            to.setdefault(fold_name(m.name), m)
         to.pop(self.folded, None)
         part = dumps({"type": "state", "state": state.raw})
-        for name in to.values():
-            self._copy(name, state.gid, state.hash, self._notice(state), part, None)
+        for member in to.values():
+            self._copy(member, state.gid, state.hash, self._notice(state), part, None)
 
     def _adopt(self, state: GroupState, displaced: list[GroupState]) -> asyncio.Future[Any]:
         """A state is now current: stored, shown, and the consequences drawn; the future
@@ -393,7 +394,7 @@ class GroupNode:
                 raise ProtocolError(
                     ErrorCode.RATE_LIMITED, "too many messages wait for a group state", inner.id
                 )
-            self._ask(gid, sender)
+            self._ask(gid, Member(sender, key))
             held = self.gstore.add_message(
                 gid, sender, part.mid, part.v, inner.ts, inner.text, False, True
             )
@@ -403,7 +404,7 @@ class GroupNode:
         if not listed:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a member of this group", inner.id)
         if chain is not None and part.v > chain.top.v:
-            self._ask(gid, sender)
+            self._ask(gid, Member(sender, key))
         stored = self.gstore.add_message(
             gid, sender, part.mid, part.v, inner.ts, inner.text, False, False
         )
@@ -496,16 +497,16 @@ class GroupNode:
         if offer.verdict is Verdict.LOST:
             self.gstore.save_state(gid, state.hash, state.v, state.encoded())
         elif offer.verdict is Verdict.AHEAD:
-            self._ask(gid, sender)
+            self._ask(gid, Member(sender, key))
         elif offer.verdict is Verdict.REFUSED:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, f"group state refused: {offer.reason}", inner.id
             )
         return _done()
 
-    def _ask(self, gid: str, sender: str) -> None:
+    def _ask(self, gid: str, sender: Member) -> None:
         now = time.monotonic()
-        key = (gid, fold_name(sender))
+        key = (gid, fold_name(sender.name))
         if now - self.asked.get(key, -ASK_EVERY) < ASK_EVERY:
             return
         self.asked[key] = now
@@ -529,7 +530,7 @@ class GroupNode:
             self.answered.clear()
         for state in self.chains[gid].answer(part.v):
             pdump = dumps({"type": "state", "state": state.raw})
-            self._copy(sender, gid, state.hash, self._notice(state), pdump, None)
+            self._copy(Member(sender, key), gid, state.hash, self._notice(state), pdump, None)
 
     def _on_leave(self, sender: str, key: str, part: GroupLeave) -> None:
         gid = part.gid

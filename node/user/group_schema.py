@@ -48,6 +48,7 @@ CREATE TABLE group_out (
     part TEXT NOT NULL,       -- the plaintext's `group` object (JSON)
     state TEXT NOT NULL,
     reason TEXT,
+    key TEXT NOT NULL,        -- the member's key as the group listed it
     PRIMARY KEY (peer, id)
 ) WITHOUT ROWID;
 CREATE INDEX group_out_ref ON group_out(gid, ref);
@@ -79,7 +80,7 @@ def write_group_row(db: sqlite3.Connection, kind: str, args: list[Any]) -> Any:
     elif kind == "g_drop":
         db.execute("DELETE FROM group_messages WHERE n = ?", args)
     elif kind == "g_out":
-        db.execute("INSERT OR IGNORE INTO group_out VALUES (?,?,?,?,?,?,?,?,?,?)", args)
+        db.execute("INSERT OR IGNORE INTO group_out VALUES (?,?,?,?,?,?,?,?,?,?,?)", args)
     elif kind == "g_out_state":
         db.execute("UPDATE group_out SET state = ?, reason = ? WHERE peer = ? AND id = ?", args)
     elif kind == "g_read":

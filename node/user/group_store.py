@@ -147,6 +147,7 @@ class GroupStore:
             env.part,
             msg.state,
             msg.reason,
+            env.key,
         )
 
     def set_copy_state(self, peer: str, msg_id: str, state: str, reason: str | None) -> None:
@@ -155,7 +156,7 @@ class GroupStore:
     def pending(self) -> list[StoredMessage]:
         """Copies not yet acknowledged nor failed, oldest first: they go back in the outbox."""
         rows = self._read(
-            "SELECT peer, id, gid, ref, recipient, ts, text, part, state, reason FROM group_out "
+            "SELECT peer, id, gid, ref, recipient, ts, text, part, state, reason, key FROM group_out "
             "WHERE state IN ('queued', 'sent', 'stored') ORDER BY ts"
         )
         return [
@@ -169,7 +170,7 @@ class GroupStore:
                 text=r[6],
                 state=r[8],
                 reason=r[9],
-                envelope=Envelope(r[2], r[3], r[7]),
+                envelope=Envelope(r[2], r[3], r[7], r[10]),
             )
             for r in rows
         ]

@@ -81,6 +81,7 @@ class Envelope:
     gid: str
     ref: str
     part: str
+    key: str = ""  # the member's key as the group lists it: its ack's proof must open with it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
