@@ -308,12 +308,12 @@ class Delivery:
         return "no seed knows the recipient yet"
 
     def _seal(self, msg: StoredMessage, found: Found) -> str:
-        extra = None
-        if msg.envelope is not None:  # r3: a group frame (docs/PROTOCOL.md, Groups)
+        extra, key = None, found.record.key
+        if msg.envelope is not None:  # r3: a group frame (docs/PROTOCOL.md, Groups), boxed for
+            # the key the group lists: a name that changed hands cannot read the group
             extra = {"kind": "group", "group": json.loads(msg.envelope.part)}
-        return self.boxes.seal(
-            found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text, extra
-        )
+            key = msg.envelope.key or key
+        return self.boxes.seal(key, msg.id, self.name, found.record.name, msg.ts, msg.text, extra)
 
     def _sent(self, msg: StoredMessage, path: MsgPath) -> None:
         self._report(msg, "sent", None, path)
