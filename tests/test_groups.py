@@ -194,6 +194,15 @@ async def test_removed_members_forgers_replays_and_impostors_are_refused(seeds, 
         assert (await ann.expect(ev("message", group=gid, **{"from": "Cat"})))["text"] == (
             "back again"
         )
+        # a member added later starts from the current state (version 6, no earlier ones)
+        dan = users["Dan"]
+        await ann.say(f"/group add {gid} Dan")
+        joined = await dan.expect(ev("group"))
+        assert joined["version"] == 6 and joined["members"] == ["Ann", "Cat", "Dan"]
+        await cat.say(f"#{gid} welcome Dan")
+        got = await dan.expect(ev("message", group=gid))
+        assert got["text"] == "welcome Dan" and got["from"] == "Cat"
+        assert [x["text"] for x in lines_of(dan, "message", group=gid)] == ["welcome Dan"]
     finally:
         await stop_all(users)
 
