@@ -29,6 +29,7 @@ from node.user.events import (
     ContactRemoved,
     ContactRespelled,
     ErrorEvent,
+    GroupChanged,
     KeyChanged,
     MessageQueued,
     MessageReceived,
@@ -47,6 +48,7 @@ from node.wire.protocol import MAX_TEXT
 from .bridge import NodeEvent, pump
 from .commands import Command, CommandError, parse
 from .embedded import HostedSeed, embedded_address, host_seed
+from .group_ui import GroupUI
 from .notifier import Notifier
 from .safe import safe_text
 from .settings import Settings
@@ -118,6 +120,7 @@ class ChatApp(App):
         self.home: str | None = None
         self.notifier = Notifier(self, lambda: self.settings.bell, lambda: self.settings.desktop)
         self.slash = Slash(self)
+        self.group_ui = GroupUI(self)
 
     # ------------------------------------------------------------------ layout
 
@@ -191,6 +194,7 @@ class ChatApp(App):
         for name in self.settings.contacts:
             if node.contact(name) is None and not node.is_blocked(name):
                 node.add_contact(name)
+        self.group_ui.loaded()
         await pump(stream, self)
 
     async def start_embedded_seed(self, seeds: list[str]) -> str | None:
@@ -261,12 +265,14 @@ class ChatApp(App):
                     return
                 entry.online, entry.last_seen = event.online, event.last_seen
                 self.contacts.changed(event.name)
-            case MessageReceived():
+            case MessageReceived() if not self.group_ui.received(event):
                 self.on_message_received(event)
-            case MessageQueued():
+            case MessageQueued() if not self.group_ui.queued(event):
                 self.on_message_queued(event)
-            case MessageState():
+            case MessageState() if not self.group_ui.state(event):
                 self.on_message_state(event)
+            case GroupChanged():
+                self.group_ui.changed(event)
             case ContactAdded():
                 entry = self.contacts.entry(event.name)
                 entry.new = event.new
@@ -422,6 +428,8 @@ class ChatApp(App):
         node = self.node
         if node is None:
             self.chat.system("still starting; try again in a moment", classes="error")
+            return
+        if self.group_ui.open(name):
             return
         entry = self.contacts.get(name)
         shown = entry.name if entry is not None else name

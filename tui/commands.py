@@ -31,6 +31,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("[ID]", "try again now: the newest failed or waiting message here, or the one ID"),
     "cancel": ("[ID]", "give up on a waiting message: the newest here, or the one ID"),
     "fingerprint": ("", "show your own key fingerprint (F2)"),
+    "group": ("new TOPIC [NAME ...]", "make a group with these members, and open it"),
+    "invite": ("NAME", "add NAME to the open group (admins)"),
+    "kick": ("NAME", "remove NAME from the open group (admins)"),
+    "topic": ("TEXT", "change the open group's topic (admins)"),
+    "members": ("", "list the open group's members and admins"),
+    "leave": ("", "leave the open group"),
     "seed": ("URL", "add a seed to register with (ws://HOST:PORT)"),
     "seeds": ("", "list every seed known, up or down"),
     "reconnect": ("", "dial the seeds again, configured ones first (takes your name back)"),
@@ -93,6 +99,11 @@ def parse(line: str) -> Command | str:
     if name not in COMMANDS:
         raise CommandError(f"unknown command /{head}; /help lists them")
     usage, _ = COMMANDS[name]
+    if name == "group":  # a list of names of any length
+        words = rest.split()
+        if len(words) < 2 or words[0] != "new":
+            raise CommandError(f"usage: /group {usage}")
+        return Command(name, tuple(words[1:]))
     wanted = usage.split()
     bad = CommandError(f"usage: /{name} {usage}".rstrip())
     if wanted and wanted[-1] == "TEXT":

@@ -25,6 +25,7 @@ from node.user.node import UserNode
 from node.wire.names import fold_name, looks_alike, require_name
 
 from .commands import Command, help_text
+from .group_view import gid_of, group_key, members_text
 from .seed_url import check_seed_url
 from .settings import Settings
 from .widgets.chat_pane import ChatPane
@@ -108,7 +109,57 @@ class Slash:
         node = self.node()
         if node is None:
             return
+        if (gid := gid_of(to)) is not None:
+            self.background(node.groups.send(gid, text), "send")
+            return
         self.background(node.send(to, text), "send")  # its line comes from the queued event
+
+    # ------------------------------------------------------------------ groups (group_ui.py)
+
+    def group(self) -> tuple[UserNode, str] | None:
+        """The node and the open group, or None (said) when no group is open."""
+        node = self.node()
+        gid = gid_of(self.app.current)
+        if node is None:
+            return None
+        if gid is None:
+            self.error("no group is open: pick one marked # in Contacts")
+            return None
+        return node, gid
+
+    def do_group(self, topic: str, *names: str) -> None:
+        node = self.node()
+        if node is None:
+            return
+
+        async def make() -> None:
+            state = await node.groups.new(topic, list(names))
+            self.app.open_conversation(group_key(state.gid))
+            self.say(members_text(state))
+
+        self.background(make(), "group new")
+
+    def do_invite(self, name: str) -> None:
+        if (open_ := self.group()) is not None:
+            node, gid = open_
+            self.background(node.groups.add(gid, name), "invite")
+
+    def do_kick(self, name: str) -> None:
+        if (open_ := self.group()) is not None:
+            open_[0].groups.remove(open_[1], name)
+
+    def do_topic(self, text: str) -> None:
+        if (open_ := self.group()) is not None:
+            open_[0].groups.set_topic(open_[1], text)
+
+    def do_members(self) -> None:
+        if (open_ := self.group()) is not None:
+            self.say(members_text(open_[0].groups.state(open_[1])))
+
+    def do_leave(self) -> None:
+        if (open_ := self.group()) is not None:
+            open_[0].groups.leave(open_[1])
+            self.say("you left the group; its history stays")
 
     # ------------------------------------------------------------------ conversations
 

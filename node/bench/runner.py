@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from ..errors import InternalError
 from ..runtime import Tasks
 from ..seed.server import listening_url
+from ..user.groups import MSG_BURST
 
 SCENARIOS = (
     "throughput",
@@ -29,6 +30,7 @@ SCENARIOS = (
     "memory",
     "relay",
     "mail",
+    "group",
 )
 TEXT_SIZE = 200
 WINDOW = 256
@@ -392,6 +394,68 @@ class Bench:
                 "direct delivery, same run",
                 ">= 0.5x",
                 drained >= 0.5 * direct["per_s"],
+            )
+        )
+
+    async def group(self, procs: Procs) -> None:
+        """Messages to a 20-member group (19 others, one box each) against as many one-to-one
+        sends, and the time from sending one to the last member's ack. The count stays within
+        what each member takes from one sender at once (the group message burst, MSG_BURST):
+        beyond it members ask the sender to slow down, as they should."""
+        others, count, few = self.n(19, 4), self.n(int(MSG_BURST) - 20, 50), self.n(50, 10)
+        solo = await self._deliver(procs, "g1", count, "throughput")
+        solo_lat = await self._deliver(procs, "g1l", few, "latency")
+        seed = (await procs.seed("group-seed"))[1]
+        names = [f"gm{i}" for i in range(others)]
+        await asyncio.gather(*[procs.user(n, seed) for n in names])
+        figures = {}
+        for mode, n in (("throughput", count), ("reach", few)):
+            figures[mode] = await procs.work(
+                "group",
+                seed,
+                procs.workdir / f"group-sender-{mode}",
+                f"gs-{mode}",
+                ",".join(names),
+                n,
+                TEXT_SIZE,
+                mode,
+            )
+        per_s, reach = figures["throughput"]["per_s"], figures["reach"]
+        members = others + 1
+        self.rows.append(
+            Row(
+                "10 group",
+                f"{count} msgs to a {members}-member group ({others} boxes each)",
+                per_s,
+                "msg/s",
+                solo["per_s"],
+                "one-to-one sends, same run",
+                f">= {0.5 / others:.2g}x",
+                per_s >= 0.5 * solo["per_s"] / others,
+            )
+        )
+        self.rows.append(
+            Row(
+                "10 group",
+                f"p50 send to the last of {others} acks",
+                reach["p50_ms"],
+                "ms",
+                solo_lat["p50_ms"],
+                "one-to-one p50 send to ack",
+                f"<= {others}x",
+                reach["p50_ms"] <= others * solo_lat["p50_ms"],
+            )
+        )
+        self.rows.append(
+            Row(
+                "10 group",
+                f"p99 send to the last of {others} acks",
+                reach["p99_ms"],
+                "ms",
+                solo_lat["p99_ms"],
+                "one-to-one p99 send to ack",
+                f"<= {others}x",
+                reach["p99_ms"] <= others * solo_lat["p99_ms"],
             )
         )
 

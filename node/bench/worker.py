@@ -361,6 +361,53 @@ async def deliver(
         out({"per_s": count / dt, "seconds": dt})
 
 
+async def group(
+    seed: str, data_dir: str, name: str, members: str, count: int, size: int, mode: str
+) -> None:
+    """A real user node making a group of `members` (comma separated) and sending to it:
+    throughput (all queued at once, until every member acked each) or reach (one at a time:
+    send to the last member's ack)."""
+    from ..config import UserConfig
+    from ..user.events import MessageState, NameRegistered
+    from ..user.node import UserNode
+
+    node = UserNode(UserConfig(name=name, seeds=[seed], data_dir=Path(data_dir)))
+    events = node.subscribe()
+    text = "x" * size
+    names = members.split(",")
+    acked: dict[str, int] = {}
+
+    async def reached(mid: str) -> None:
+        """Until every member acknowledged message `mid` (others' acks are counted on the way)."""
+        while acked.get(mid, 0) < len(names):
+            e = await events.next()
+            if isinstance(e, MessageState) and e.group is not None:
+                if e.state == "failed":
+                    raise SystemExit(f"a copy failed: {e.reason}")
+                if e.state == "delivered":
+                    acked[e.id] = acked.get(e.id, 0) + 1
+
+    async with node:
+        while not isinstance(await events.next(), NameRegistered):
+            pass
+        state = await node.groups.new("bench", names)
+        await reached(await node.groups.send(state.gid, "warm-up"))
+        if mode == "reach":
+            samples = []
+            for _ in range(count):
+                t0 = time.perf_counter()
+                await reached(await node.groups.send(state.gid, text))
+                samples.append((time.perf_counter() - t0) * 1000)
+            out(percentiles(samples))
+            return
+        t0 = time.perf_counter()
+        mids = [await node.groups.send(state.gid, text) for _ in range(count)]
+        for mid in mids:
+            await reached(mid)
+        dt = time.perf_counter() - t0
+        out({"per_s": count / dt, "seconds": dt})
+
+
 ROLES: dict[str, tuple[Callable[..., Coroutine[Any, Any, None]], tuple[type, ...]]] = {
     "echo-server": (echo_server, ()),
     "raw-throughput": (raw_throughput, (str, int, int, int)),
@@ -373,6 +420,7 @@ ROLES: dict[str, tuple[Callable[..., Coroutine[Any, Any, None]], tuple[type, ...
     "paced": (paced, (str, str, int, int)),
     "flood": (flood, (str, float)),
     "deliver": (deliver, (str, str, str, str, int, int, str)),
+    "group": (group, (str, str, str, str, int, int, str)),
 }
 
 

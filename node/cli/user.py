@@ -17,6 +17,7 @@ from ..user.events import ErrorEvent, Event, EventStream, MessageReceived, Messa
 from ..user.node import UserNode
 from ..wire.names import fold_name, require_name
 from .common import add_user_options, setup_logging, user_config, wait_for_signal
+from .group_cmd import handle_group_line, is_group_line
 from .handover import report, say, send_through
 from .lines import open_lines
 
@@ -142,7 +143,9 @@ async def handle_line(node: UserNode, line: str, write: Callable[[dict[str, Any]
     if not line.strip():
         return
     try:
-        if m := SEND_RE.fullmatch(line):
+        if is_group_line(line):
+            await handle_group_line(node, line)  # r3 groups (group_cmd.py)
+        elif m := SEND_RE.fullmatch(line):
             await node.send(m.group(1), m.group(2))
         elif m := WATCH_RE.fullmatch(line):
             node.add_contact(m.group(1))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
@@ -35,14 +36,23 @@ class Boxes:
         return box
 
     def seal(
-        self, peer_key: str, msg_id: str, sender: str, recipient: str, ts: int, text: str
+        self,
+        peer_key: str,
+        msg_id: str,
+        sender: str,
+        recipient: str,
+        ts: int,
+        text: str,
+        extra: dict[str, Any] | None = None,
     ) -> str:
-        """A `chat` frame for our own, already valid fields (built directly: this is the hot path)."""
-        plain = json.dumps(
-            {"id": msg_id, "from": sender, "to": recipient, "ts": ts, "text": text},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+        """A `chat` frame for our own, already valid fields (built directly: this is the hot path).
+
+        `extra`: more plaintext fields (r3: a group frame's `kind` and `group`)."""
+        fields: dict[str, Any] = {"id": msg_id, "from": sender, "to": recipient, "ts": ts}
+        fields["text"] = text
+        if extra:
+            fields.update(extra)
+        plain = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
         nonce = os.urandom(Box.NONCE_SIZE)
         sealed = self.box(peer_key).encrypt(plain, nonce).ciphertext
         return json.dumps(

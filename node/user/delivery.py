@@ -10,6 +10,7 @@ What to send and when is the outbox's call (outbox.py); this module does the I/O
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -45,6 +46,9 @@ from .seed_client import SeedClient
 from .store import StoredMessage, UserStore
 
 log = quiet_logger("p2p.user.delivery")
+
+# (copy, state, reason, path, to be written): a group copy's state (group_node.py)
+GroupStateHook = Callable[[StoredMessage, MsgState, str | None, MsgPath | None, bool], None]
 
 RETRY_CODES = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL)
 STORED_RECHECK = 600.0  # seconds between tries while everything queued is held as mail
@@ -140,6 +144,8 @@ class Delivery:
         self.wake: dict[str, asyncio.Event] = {}
         self.links: dict[str, PeerLink] = {}
         self.bogus_acks = 0
+        # r3 groups: where a group copy's states go instead of the one-to-one history
+        self.on_group_state: GroupStateHook | None = None
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -197,12 +203,24 @@ class Delivery:
         path: MsgPath | None = None,
         code: str | None = None,
     ) -> None:
+        if msg.envelope is not None and self.on_group_state is not None:
+            self.on_group_state(msg, state, reason, path, True)
+            return
         self.store.set_state(msg.peer, msg.id, state, reason)
         self.emit(
             MessageState(
                 id=msg.id, to=msg.recipient, state=state, reason=reason, path=path, code=code
             )
         )
+
+    def _report(
+        self, msg: StoredMessage, state: MsgState, reason: str | None, path: MsgPath | None = None
+    ) -> None:
+        """A state shown, not written (sent, or queued with why)."""
+        if msg.envelope is not None and self.on_group_state is not None:
+            self.on_group_state(msg, state, reason, path, False)
+            return
+        self.emit(MessageState(id=msg.id, to=msg.recipient, state=state, reason=reason, path=path))
 
     # ------------------------------------------------------------------ acknowledgements, any path
 
@@ -223,6 +241,8 @@ class Delivery:
         return True
 
     def _recipient_key(self, msg: StoredMessage) -> str | None:
+        if msg.envelope is not None and msg.envelope.key:  # r3: the key the group lists
+            return msg.envelope.key
         contact = self.store.contact(msg.recipient)
         if contact is not None and contact.key is not None:
             return contact.key
@@ -269,11 +289,7 @@ class Delivery:
             if news:
                 for msg in self.outbox.messages(peer):
                     if msg.id not in self.outbox.queues[peer].stored:
-                        self.emit(
-                            MessageState(
-                                id=msg.id, to=msg.recipient, state="queued", reason=wait_reason
-                            )
-                        )
+                        self._report(msg, "queued", wait_reason)
             try:
                 async with asyncio.timeout(delay):
                     await wake.wait()
@@ -331,12 +347,15 @@ class Delivery:
         return "no seed knows the recipient yet"
 
     def _seal(self, msg: StoredMessage, found: Found) -> str:
-        return self.boxes.seal(
-            found.record.key, msg.id, self.name, found.record.name, msg.ts, msg.text
-        )
+        extra, key = None, found.record.key
+        if msg.envelope is not None:  # r3: a group frame (docs/PROTOCOL.md, Groups), boxed for
+            # the key the group lists: a name that changed hands cannot read the group
+            extra = {"kind": "group", "group": json.loads(msg.envelope.part)}
+            key = msg.envelope.key or key
+        return self.boxes.seal(key, msg.id, self.name, found.record.name, msg.ts, msg.text, extra)
 
     def _sent(self, msg: StoredMessage, path: MsgPath) -> None:
-        self.emit(MessageState(id=msg.id, to=msg.recipient, state="sent", path=path))
+        self._report(msg, "sent", None, path)
 
     # ------------------------------------------------------------------ direct
 

@@ -23,6 +23,8 @@ class Event:
         body = asdict(self)
         if "from_" in body:
             body["from"] = body.pop("from_")
+        if "group" in body and body["group"] is None:
+            del body["group"]  # one-to-one lines stay as they were
         return {"event": EVENT_NAMES[type(self)], **body}
 
 
@@ -80,6 +82,7 @@ class MessageReceived(Event):
     n: int = 0
     replayed: bool = False
     key_changed: bool = False
+    group: str | None = None  # r3: a group message (`id` its mid, `to` the group id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ class MessageState(Event):
     reason: str | None = None
     path: MsgPath | None = None
     code: str | None = None
+    group: str | None = None  # r3: one member's copy of a group frame (`id` the message's mid)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +150,17 @@ class SessionReplaced(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class GroupChanged(Event):
+    """A group state this node accepted (its own included): the group as it stands now."""
+
+    group: str
+    version: int
+    topic: str
+    members: tuple[str, ...]
+    admins: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent(Event):
     code: str
     message: str
@@ -166,6 +181,7 @@ EVENT_NAMES: dict[type, str] = {
     KeyChanged: "key_changed",
     SessionReplaced: "session_replaced",
     ErrorEvent: "error",
+    GroupChanged: "group",
 }
 
 

@@ -76,6 +76,8 @@ def ack_text(msg_id: str, proof: str) -> str:
 
 
 AckBack = Callable[[str, str], None]  # sends an ack (id, proof) back the way the chat came
+# (sender, its key, plaintext) -> stored: receives a group frame (group_node.py)
+GroupHook = Callable[[str, str, ChatPlain], asyncio.Future[int]]
 
 
 def take_batches(ids: list[TakenId]) -> list[list[TakenId]]:
@@ -127,6 +129,7 @@ class Inbox:
             config.stranger_bytes,
         )
         self.strangers = StrangerGate(name, allowance, store.incoming_totals)
+        self.on_group: GroupHook | None = None  # r3 groups, set by the group node
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -246,10 +249,19 @@ class Inbox:
         # a key other than the pinned one (not accepted yet): kept and acknowledged, never lost,
         # but flagged, so it is never shown as if it came from the key the user trusts
         changed = not self.pins.holds(sender, key)
-        stranger = self._stranger_gate(sender, inner, chat.id)
-        stored = self.store.add_message(
-            StoredMessage.new_incoming(inner.id, sender, self.name, inner.ts, inner.text, changed)
-        )
+        if inner.kind == "group" and self.on_group is not None:
+            # r3: a group frame (group_node.py), under the group's own per-member limits and
+            # checked against the key the group lists for the sender; it raises ProtocolError to
+            # refuse, and its future gives 0 (it shows what it stored itself)
+            stranger = False
+            stored = self.on_group(sender, key, inner)
+        else:
+            stranger = self._stranger_gate(sender, inner, chat.id)
+            stored = self.store.add_message(
+                StoredMessage.new_incoming(
+                    inner.id, sender, self.name, inner.ts, inner.text, changed
+                )
+            )
         proof = self.boxes.ack_proof(key, chat.from_, chat.id, chat.to)
 
         def ack(fut: asyncio.Future[int]) -> None:

@@ -23,7 +23,7 @@ from ..config import UserConfig
 from ..crypto.boxes import Boxes
 from ..crypto.keys import Identity, fingerprint
 from ..crypto.signing import sign_record, sign_session
-from ..errors import ErrorCode, InvalidInput
+from ..errors import ConnectionLost, ErrorCode, InvalidInput, RemoteError, SeedUnavailable
 from ..runtime import LogLimiter, Service, quiet_logger, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit
@@ -49,6 +49,8 @@ from .events import (
     SeedStatus,
     SessionReplaced,
 )
+from .group_node import GroupNode
+from .groups import Member
 from .inbox import Inbox
 from .outbox import Outbox
 from .seed_client import SeedCallbacks, SeedClient
@@ -137,8 +139,21 @@ class UserNode(Service):
             on_ack=self.delivery.acked,
             emit=self.emit,
         )
+        self.groups = GroupNode(
+            self.name,
+            self.identity,
+            self.store,
+            self._queue_copy,
+            self._member,
+            self.next_ts,
+            now_ms,
+            self.emit,
+        )
+        self.members_watched: set[str] = set()
+        self.delivery.on_group_state = self.groups.on_copy_state
+        self.inbox.on_group = self.groups.receive
         self.endpoint = await self._serve_endpoint()
-        for msg in self.store.pending():
+        for msg in [*self.store.pending(), *self.groups.pending()]:
             self.outbox.add(msg, stored_at=0.0 if msg.state == "stored" else None)
         self.last_ts = max((m.ts for m in self.outbox.peer_messages()), default=0)
         for contact in self.store.contacts():
@@ -438,6 +453,37 @@ class UserNode(Service):
         if found[0].state not in states:
             raise InvalidInput(f"message {found[0].id} is {found[0].state}: nothing to {verb}")
         return found[0]
+
+    # ------------------------------------------------------------------ groups (r3): group_node.py
+
+    def next_ts(self) -> int:
+        """A time for a message of ours, strictly after the last (a sender's order is its ts)."""
+        self.last_ts = max(now_ms(), self.last_ts + 1)
+        return self.last_ts
+
+    def _queue_copy(self, msg: StoredMessage) -> None:
+        """A group frame's copy for one member goes in line behind that member's messages."""
+        self.outbox.add(msg)
+        if msg.peer not in self.members_watched:  # its return wakes the delivery
+            self.members_watched.add(msg.peer)
+            self.seed.watch([msg.recipient], chosen=False)
+        self.delivery.kick(msg.peer)
+
+    async def _member(self, name: str) -> Member:
+        """A member to list in a group: the name's verified record's key, which must be the pin."""
+        if fold_name(name) == self.folded:
+            return Member(self.name, self.identity.key)
+        try:
+            found = await self.book.resolve(name)
+        except RemoteError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                raise InvalidInput(f"unknown name: nobody is registered as {name}") from None
+            raise InvalidInput(f"cannot look {name} up now ({exc.code})") from None
+        except (SeedUnavailable, ConnectionLost):
+            raise InvalidInput(f"cannot look {name} up now: no seed reachable") from None
+        if not self.pins.holds(name, found.record.key):
+            raise InvalidInput(f"{name}'s key changed: /accept {name} first")
+        return Member(found.record.name, found.record.key)
 
     # ------------------------------------------------------------------ for the terminal client
     # read markers, blocks, verification, search and paging around a message: what a chat

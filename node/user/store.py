@@ -18,6 +18,7 @@ from ..errors import InternalError
 from ..storage.committer import GroupCommitter
 from ..storage.migrations import open_versioned
 from ..wire.names import fold_name
+from .group_schema import GROUP_STEP, write_group_row
 
 # numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
 STEPS = [
@@ -76,7 +77,20 @@ STEPS = [
     ALTER TABLE messages ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN queued_at INTEGER;
     """,
+    # 5: groups (protocol r3): states, group messages, per-member copies in flight (group_schema.py)
+    GROUP_STEP,
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What makes an outgoing copy a group frame: its group, the message id or state hash it
+    carries, and the plaintext's `group` object (JSON). Group copies live in `group_out`."""
+
+    gid: str
+    ref: str
+    part: str
+    key: str = ""  # the member's key as the group lists it: its ack's proof must open with it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +109,7 @@ class StoredMessage:
     reason: str | None = None
     key_changed: bool = False  # incoming from a key other than the pinned one, not accepted then
     queued_at: int | None = None  # queued again by /retry at this time (expiry counts from it)
+    envelope: Envelope | None = None  # a group frame's copy for one member (group_store.py)
 
     @property
     def since(self) -> int:
@@ -560,6 +575,9 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
     """Apply a batch in order; for each add, the new message's number, or 0 for a copy (the unique index spots it)."""
     results: list[Any] = []
     for kind, *args in rows:
+        if kind.startswith("g_"):  # groups (group_schema.py)
+            results.append(write_group_row(db, kind, args))
+            continue
         if kind == "add":
             cur = db.execute(
                 "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, "

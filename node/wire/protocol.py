@@ -485,6 +485,10 @@ class ChatPlain(BaseModel):
     to: Name
     ts: Millis
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+    # r3 (docs/PROTOCOL.md, Groups): absent or "chat" for a message; "group" with a `group`
+    # object for group frames; any other kind is shown as `text`, as an r2 node does
+    kind: Annotated[str, StringConstraints(max_length=32)] = "chat"
+    group: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- the unions, one per direction

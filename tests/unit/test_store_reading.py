@@ -81,7 +81,7 @@ async def test_search_reads_the_whole_history_and_pages_around_a_hit(tmp_path):
 def test_the_step_for_the_terminal_client_counts_old_history_as_read(tmp_path):
     path = tmp_path / "user.sqlite3"
     old = sqlite3.connect(path)
-    for number, step in enumerate(STEPS[:2], 1):
+    for number, step in enumerate(STEPS[:2], 1):  # before step 3, the terminal client's
         old.executescript(f"{step}\nPRAGMA user_version = {number};")
     old.execute("INSERT INTO contacts(nkey, name, new, added) VALUES ('bob', 'Bob', 0, 1)")
     old.execute(

@@ -29,6 +29,7 @@ class ContactEntry:
     new: bool = False  # wrote first and was not looked at yet
     held: bool = False  # its key changed and is not accepted yet
     verified: bool = False  # the user compared its key's fingerprint
+    topic: str | None = None  # a group (its name is '#' and its id): the group's topic
 
 
 def ago(ms: int | None, now: float) -> str:
@@ -106,6 +107,12 @@ class ContactsPane(OptionList):
 
     def render_entry(self, entry: ContactEntry) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
+        if entry.topic is not None:  # a group, marked '#', by its topic
+            text.append("# ", style="bold magenta")
+            text.append(safe_text(entry.topic), style="bold" if entry.unread else "")
+            if entry.unread:
+                text.append(f" ({entry.unread})", style="bold yellow")
+            return text
         text.append("● " if entry.online else "○ ", style="green" if entry.online else "dim")
         text.append(safe_text(entry.name), style="bold" if entry.unread else "")
         if entry.verified:

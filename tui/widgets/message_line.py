@@ -88,6 +88,10 @@ class MessageLine(Static):
             self.update(self.message_text())
 
     def state_words(self) -> tuple[str, str, str]:
+        if self.msg.peer.startswith("#") and self.reason and self.state in ("sent", "delivered"):
+            # a group message: how many members have it ("✓✓ 7/9")
+            done = self.state == "delivered"
+            return ("✓✓" if done else "✓", self.reason, "green" if done else "dim")
         mark, words, style = STATE_MARKS.get(self.state, ("", self.state, ""))
         if self.state == "sent" and self.path in SENT_BY_PATH:
             words = SENT_BY_PATH[self.path]
