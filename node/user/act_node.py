@@ -115,6 +115,9 @@ class ActNode:
             log.info("ignored a %s of %s's message by %s", act.type, t.sender, sender)
             self.store._queue("a_applied", scope, 2, n)
             return
+        if t.changed == DELETED:  # final: nothing changes it any more
+            self.store._queue("a_applied", scope, 1, n)
+            return
         rows: list[tuple[Any, ...]] = [("a_applied", scope, 1, n)]
         if act.type == "edit":
             rows.append(("a_edit", scope, act.text, edited_act(t.act, act.text), ts, t.n))

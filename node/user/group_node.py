@@ -254,6 +254,7 @@ class GroupNode:
         for m in top.members:
             if fold_name(m.name) != self.folded:
                 self._copy(m, gid, mid, text, part, ts, raw)
+        n = await stored if act is not None else 0  # an act's line is drawn from the store
         if act is None or act.type == "reply":
             self.emit(
                 MessageQueued(
@@ -267,8 +268,9 @@ class GroupNode:
                     reply_to=act.ref if act is not None else None,
                 )
             )
-        n = await stored
-        if act is not None and n and self.acts is not None:
+        if act is None:
+            await stored
+        elif n and self.acts is not None:
             self.acts.apply("g", gid, n, self.name, ts, act)
         return mid
 

@@ -483,7 +483,8 @@ class UserNode(Service):
             StoredMessage.new_outgoing(str(uuid.uuid4()), self.name, to, self.last_ts, text),
             act=dump(act),
         )
-        durable = self.store.add_message(msg)
+        # on disk before it is shown or sent: its line is drawn from the store (quote, marks)
+        n = await self.store.add_message(msg)
         self.outbox.add(msg)
         self.delivery.kick(msg.peer)
         if act.type == "reply":
@@ -498,7 +499,6 @@ class UserNode(Service):
                     reply_to=act.ref,
                 )
             )
-        n = await durable
         if n:
             self.acts.apply("p", msg.peer, n, self.name, msg.ts, act)
         return msg.id
