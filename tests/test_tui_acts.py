@@ -52,6 +52,15 @@ async def test_a_reply_with_its_quote_reactions_and_an_edit_between_two_nodes(
                 x.has_class("-hit") and x.msg.id == first for x in app.chat.message_lines()
             ),
         )
+        for x in app.chat.message_lines():
+            x.remove_class("-hit")
+        await type_in(pilot, "/jump")  # the same from the keyboard
+        await until(
+            pilot,
+            lambda: any(
+                x.has_class("-hit") and x.msg.id == first for x in app.chat.message_lines()
+            ),
+        )
         # Sally cannot edit Bob's reply
         await type_in(pilot, f"/edit {reply.msg.id[:8]} not mine")
         await until(pilot, lambda: "only your own" in " ".join(app.chat.notes))

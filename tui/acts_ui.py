@@ -136,3 +136,25 @@ def run(slash: Slash, kind: str, args: str) -> None:
     else:
         work = node.delete(peer, target)
     slash.background(work, kind)
+
+
+def jump(slash: Slash, ref: str | None) -> None:
+    """/jump [ID]: show the line a reply quotes (the newest reply shown, without ID)."""
+    node, peer = slash.node(), slash.app.current
+    if node is None or peer is None:
+        return
+    chat = slash.app.chat
+    if ref is None:
+        replies = [x for x in chat.message_lines() if x.quote is not None]
+        if not replies:
+            raise InvalidInput("no reply is shown here")
+        chat.jump_to(replies[-1].quote[2])  # type: ignore[index]
+        return
+    scope, conv = scope_of(peer)
+    t = node.acts.target(scope, conv, _pick(node, peer, ref, False))
+    if t is None or t.act is None or t.act.type != "reply":
+        raise InvalidInput(f"{ref} is not a reply")
+    q = node.acts.target(scope, conv, t.act.ref)
+    if q is None:
+        raise InvalidInput("the message it answers is not here")
+    chat.jump_to(q.n)

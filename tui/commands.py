@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "react": ("[ID] [EMOJI]", "your one reaction to a message (the newest line); ID alone: none"),
     "edit": ("TEXT", "change one of your messages: /edit [ID] TEXT (no ID: your newest)"),
     "delete": ("[ID]", "delete one of your messages on both sides (no ID: your newest)"),
+    "jump": ("[ID]", "show the line a reply quotes (no ID: the newest reply); a click does too"),
     "fingerprint": ("", "show your own key fingerprint (F2)"),
     "group": ("new TOPIC [NAME ...]", "make a group with these members, and open it"),
     "invite": ("NAME", "add NAME to the open group (admins)"),

@@ -224,6 +224,9 @@ class Slash:
     def do_delete(self, msg_id: str = "") -> None:
         acts_ui.run(self, "delete", msg_id)
 
+    def do_jump(self, msg_id: str | None = None) -> None:
+        acts_ui.jump(self, msg_id)
+
     def do_open(self, name: str) -> None:
         require_name(name)
         self.app.open_conversation(name)

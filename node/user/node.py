@@ -32,7 +32,7 @@ from ..wire.names import fold_name, require_name
 from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, SessionAuth
 from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen, listen_url, shut
 from .act_node import ActNode, Target
-from .acts import Act, ActType, dump, fallback, load, make
+from .acts import Act, ActType, dump, fallback, load, make, shown_text
 from .contacts import KeyPins, RecordBook
 from .control import ControlSocket
 from .delivery import Delivery
@@ -351,19 +351,23 @@ class UserNode(Service):
         in between never shows it. A consumer that calls `mark_shown(event.n)` after showing each one
         gets those back here on its next start, as `replayed` events (the first call starts the mark).
         """
-        return [
-            MessageReceived(
-                id=m.id,
-                from_=m.sender,
-                to=m.recipient,
-                ts=m.ts,
-                text=m.text,
-                n=m.n,
-                replayed=True,
-                key_changed=m.key_changed,
+        shown = []
+        for m in self.store.unshown():
+            act = load(m.act)  # r3: a reply replays as it was shown (its own text, its target)
+            shown.append(
+                MessageReceived(
+                    id=m.id,
+                    from_=m.sender,
+                    to=m.recipient,
+                    ts=m.ts,
+                    text=shown_text(m.text, act, m.changed),
+                    n=m.n,
+                    replayed=True,
+                    key_changed=m.key_changed,
+                    reply_to=act.ref if act is not None else None,
+                )
             )
-            for m in self.store.unshown()
-        ]
+        return shown
 
     def mark_shown(self, n: int) -> None:
         self.store.mark_shown(n)
