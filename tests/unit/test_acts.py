@@ -130,11 +130,20 @@ async def test_the_store_applies_acts_in_any_order_and_keeps_no_original(tmp_pat
     await settle(store)
     assert acts.target("p", "bob", "m1").text == "second"
     assert acts.refused("p", "bob", "Mallory", make("delete", "m1"))
+    # nor Bob's edit of Sally's own message in their conversation: refused, and if it came
+    # first (by another path) it is kept and never applied
+    await arrive(incoming("x2", 75, "x", make("edit", "o1", "forged")))
+    await store.add_message(StoredMessage.new_outgoing("o1", "Sally", "Bob", 74, "mine"))
+    acts.arrived("p", "bob", "o1")
+    await settle(store)
+    assert acts.refused("p", "bob", "Bob", make("edit", "o1", "forged"))
+    assert acts.target("p", "bob", "o1").text == "mine"
+    assert not acts.refused("p", "bob", "Bob", make("react", "o1", emoji="👍"))
     await arrive(incoming("d1", 80, "deleted a message", make("delete", "m1")))
     await settle(store)
     assert isinstance(events[-1], MessageChanged) and events[-1].deleted
     page = store.history("bob")
-    assert [m.id for m in page] == ["m1"]  # reactions, edits, deletes are no lines
+    assert [m.id for m in page] == ["m1", "o1"]  # reactions, edits, deletes are no lines
     await store.close()
     raw = sqlite3.connect(path)
     assert schema_version(raw) == len(STEPS) == 6
