@@ -22,6 +22,10 @@ ActType = Literal["reply", "react", "edit", "delete"]
 MAX_EMOJI = 8  # code points in a reaction
 MAX_REF = 64
 QUOTE_CHARS = 80  # of the quoted line in a reply's fallback text
+# bytes of JSON the fallback `text` and the `act` may take together in a plaintext: the box of a
+# chat stays under MAX_BOX (47,000 base64 characters, about 35,000 bytes) with room for the other
+# fields (ids, names, a group object), whatever the characters (a control character takes 6)
+PLAIN_ROOM = 34_000
 # code points allowed in a reaction besides symbols: joiner, variation selectors, keycap, tags
 _JOINERS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3}
 _KEYCAP_BASES = set("0123456789#*")
@@ -112,7 +116,8 @@ def _line(text: str) -> str:
 
 
 def fallback(act: Act, target_text: str | None) -> str:
-    """The `text` a node that does not know acts shows (within the message limit)."""
+    """The `text` a node that does not know acts shows (within the message limit, and cut so
+    that it and the act fit in one box: a reply or an edit carries its text twice)."""
     quoted = _line(target_text) if target_text else "a message"
     if act.type == "reply":
         text = f"> {quoted}\n{act.text}" if target_text else act.text
@@ -122,7 +127,25 @@ def fallback(act: Act, target_text: str | None) -> str:
         text = f"edited: {act.text}"
     else:
         text = "deleted a message"
-    return text[:MAX_TEXT]
+    return _fit(text[:MAX_TEXT], PLAIN_ROOM - _size(dump(act)))
+
+
+def _size(s: str) -> int:
+    return len(s.encode())
+
+
+def _fit(text: str, room: int) -> str:
+    """The longest start of `text` whose JSON takes at most `room` bytes."""
+    if _size(json.dumps(text, ensure_ascii=False)) <= room:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _size(json.dumps(text[:mid], ensure_ascii=False)) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
 
 
 def may_change(act: Act, act_sender: str, target_sender: str) -> bool:

@@ -4,9 +4,12 @@ applies them (act_node.py): who may change what, one reaction per person, late a
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from dataclasses import replace
 
+from node.crypto.boxes import Boxes
+from node.crypto.keys import Identity
 from node.storage.migrations import schema_version
 from node.user.act_node import ActNode
 from node.user.acts import (
@@ -24,7 +27,7 @@ from node.user.acts import (
 )
 from node.user.events import MessageChanged
 from node.user.store import STEPS, StoredMessage, UserStore
-from node.wire.protocol import MAX_TEXT
+from node.wire.protocol import MAX_BOX, MAX_TEXT
 
 
 def test_a_reaction_is_one_emoji_never_text_or_controls():
@@ -62,6 +65,30 @@ def test_fallback_text_reads_well_on_a_node_without_acts_and_fits():
     assert "secret" not in fallback(make("delete", "m"), "secret")
     long = fallback(make("reply", "m", "y" * MAX_TEXT), "q" * 500)
     assert len(long) == MAX_TEXT and long.startswith("> " + "q" * 79 + "…\n")
+
+
+def test_a_reply_of_the_largest_text_still_fits_one_box():
+    """A reply carries its text twice (the act, and the fallback for older nodes): the box must
+    stay under MAX_BOX whatever the characters."""
+    for ch in ["𝄞", "\x01", '"']:
+        big = ch * MAX_TEXT
+        act = make("reply", "m" * 64, big)
+        text = fallback(act, big)
+        sealed = Boxes(Identity.generate()).seal(
+            Identity.generate().key,
+            "i" * 64,
+            "n" * 32,
+            "t" * 32,
+            2**53 - 1,
+            text,
+            {
+                "act": json.loads(dump(act)),
+                "kind": "group",
+                "group": {"type": "msg", "x": "y" * 150},
+            },
+        )
+        assert len(json.loads(sealed)["box"]) <= MAX_BOX, ch
+        assert text.startswith("> ")
 
 
 def test_only_the_sender_may_edit_or_delete_anyone_may_reply_or_react():
