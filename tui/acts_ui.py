@@ -114,7 +114,7 @@ def run(slash: Slash, kind: str, args: str) -> None:
     ref, rest = _split_id(node, peer, args)
     emoji = ""
     if kind == "react":
-        if ref is None and not valid_emoji(rest):
+        if ref is None and (not rest or not valid_emoji(rest)):
             raise InvalidInput(
                 "usage: /react [ID] EMOJI (one emoji; /react ID alone takes it back)"
             )

@@ -52,10 +52,11 @@ class ActNode:
 
     def target(self, scope: Scope, conv: str, ref: str, sender: str | None = None) -> Target | None:
         """The visible message `ref` in a conversation; with `sender`, theirs first (an id is
-        chosen by its sender, so two parties' ids may be equal)."""
+        chosen by its sender, so two parties' ids may be equal), else the first stored."""
         rows = self.store._read(
             f"SELECT n, {_ID[scope]}, sender, text, act, changed, outgoing FROM {_TABLE[scope]} "
-            f"WHERE {_CONV[scope]} = ? AND {_ID[scope]} = ? AND {_VISIBLE[scope]} LIMIT 4",
+            f"WHERE {_CONV[scope]} = ? AND {_ID[scope]} = ? AND {_VISIBLE[scope]} "
+            "ORDER BY n LIMIT 4",
             (conv, ref),
         )
         targets = [

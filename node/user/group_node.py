@@ -276,12 +276,15 @@ class GroupNode:
 
     # ------------------------------------------------------------------ r3: acts (acts.py)
 
-    def find_message(self, ref: str) -> tuple[str, str]:
-        """(group id, mid) of a visible group message by its mid or a unique prefix of it."""
+    def find_message(self, ref: str, gid: str | None = None) -> tuple[str, str]:
+        """(group id, mid) of a visible group message (in group `gid`, if given) by its mid or a
+        unique prefix of it."""
+        where, params = "hidden = 0 AND held = 0 AND mid >= ? AND mid < ?", [ref, ref + "\uffff"]
+        if gid is not None:
+            where += " AND gid = ?"
+            params.append(gid)
         rows = self.gstore._read(
-            "SELECT gid, mid FROM group_messages WHERE hidden = 0 AND held = 0 AND mid >= ? "
-            "AND mid < ? LIMIT 2",
-            (ref, ref + "\uffff"),
+            f"SELECT DISTINCT gid, mid FROM group_messages WHERE {where} LIMIT 2", tuple(params)
         )
         exact = [r for r in rows if r[1] == ref]
         rows = exact or rows
@@ -304,12 +307,10 @@ class GroupNode:
             if not rows:
                 raise InvalidInput("no message of yours in this group" if mine else "no message")
             ref = rows[0][0]
-        found_gid, mid = self.find_message(ref)
-        if found_gid != gid:
-            raise InvalidInput(f"no message in this group has the id {ref}")
+        _, mid = self.find_message(ref, gid)
         rows = self.gstore._read(
             "SELECT n, gid, sender, mid, v, ts, text, outgoing, act, changed FROM group_messages "
-            "WHERE gid = ? AND mid = ? AND hidden = 0",
+            "WHERE gid = ? AND mid = ? AND hidden = 0 ORDER BY outgoing DESC, n",
             (gid, mid),
         )
         r = rows[0]
