@@ -24,6 +24,7 @@ _TABLE = {"p": "messages", "g": "group_messages"}
 _CONV = {"p": "peer", "g": "gid"}
 _ID = {"p": "id", "g": "mid"}
 _VISIBLE = {"p": "hidden = 0", "g": "hidden = 0 AND held = 0"}
+MAX_WAITING = 100_000  # targets remembered as awaited; beyond, every message is looked up
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,22 @@ class ActNode:
     def __init__(self, store: UserStore, emit: Callable[[Event], None]) -> None:
         self.store = store
         self.emit = emit
+        # (scope, conversation, target id) that acts wait for: a message arriving is looked up
+        # only when something waits for it (the common case costs no read)
+        self.waiting: set[tuple[str, str, str]] | None = set()
+        for scope in ("p", "g"):
+            rows = self.store._read(
+                f"SELECT DISTINCT {_CONV[scope]}, ref FROM {_TABLE[scope]} "
+                f"WHERE applied = 0 AND ref IS NOT NULL LIMIT {MAX_WAITING + 1}"
+            )
+            for conv, ref in rows:
+                self._wait(scope, conv, ref)
+
+    def _wait(self, scope: str, conv: str, ref: str) -> None:
+        if self.waiting is not None:
+            self.waiting.add((scope, conv, ref))
+            if len(self.waiting) > MAX_WAITING:
+                self.waiting = None  # too many to remember: look every message up
 
     # ------------------------------------------------------------------ reading
 
@@ -111,6 +128,7 @@ class ActNode:
             return
         t = self.target(scope, conv, act.ref, sender)
         if t is None:
+            self._wait(scope, conv, act.ref)
             return  # kept (applied = 0) until its target arrives
         if not may_change(act, sender, t.sender):
             log.info("ignored a %s of %s's message by %s", act.type, t.sender, sender)
@@ -131,6 +149,10 @@ class ActNode:
 
     def arrived(self, scope: Scope, conv: str, msg_id: str) -> None:
         """A message just stored: acts that came before it (by another path) apply now."""
+        if self.waiting is not None:
+            if (scope, conv, msg_id) not in self.waiting:
+                return
+            self.waiting.discard((scope, conv, msg_id))
         rows = self.store._read(
             f"SELECT n, sender, act, ts FROM {_TABLE[scope]} "
             f"WHERE {_CONV[scope]} = ? AND ref = ? AND applied = 0 LIMIT 100",
