@@ -31,6 +31,7 @@ from node.user.events import (
     ErrorEvent,
     GroupChanged,
     KeyChanged,
+    MessageChanged,
     MessageQueued,
     MessageReceived,
     MessageState,
@@ -45,6 +46,7 @@ from node.user.store import StoredMessage
 from node.wire.names import fold_name, require_name
 from node.wire.protocol import MAX_TEXT
 
+from . import acts_ui
 from .bridge import NodeEvent, pump
 from .commands import Command, CommandError, parse
 from .embedded import HostedSeed, embedded_address, host_seed
@@ -182,6 +184,7 @@ class ChatApp(App):
             self.chat.system(f"cannot start: {exc}", classes="error")
             return
         self.node = node
+        self.chat.decorator = acts_ui.decorator(node)  # r3: quotes, edits, reactions
         unread = node.unread()
         for contact in node.contacts():
             entry = self.contacts.entry(contact.name)
@@ -273,6 +276,8 @@ class ChatApp(App):
                 self.on_message_state(event)
             case GroupChanged():
                 self.group_ui.changed(event)
+            case MessageChanged() if self.node is not None:
+                acts_ui.changed(self.node, self.current, self.chat.lines, event)
             case ContactAdded():
                 entry = self.contacts.entry(event.name)
                 entry.new = event.new

@@ -35,6 +35,8 @@ def as_line(node: UserNode, msg: GroupMessage) -> StoredMessage:
         ts=msg.ts,
         text=msg.text,
         state="received",
+        act=msg.act,
+        changed=msg.changed,
     )
     if msg.outgoing:
         view = node.groups.delivery(msg.gid, msg.mid)

@@ -24,6 +24,7 @@ from node.errors import (
 from node.user.node import UserNode
 from node.wire.names import fold_name, looks_alike, require_name
 
+from . import acts_ui
 from .commands import Command, help_text
 from .group_view import gid_of, group_key, members_text
 from .seed_url import check_seed_url
@@ -208,6 +209,23 @@ class Slash:
             f"gave up on your message to {msg.recipient}: marked failed (cancelled); /retry "
             "sends it again"
         )
+
+    # r3: replies, reactions, edits, deletes (acts_ui.py)
+
+    def do_reply(self, text: str) -> None:
+        acts_ui.run(self, "reply", text)
+
+    def do_react(self, *args: str) -> None:
+        acts_ui.run(self, "react", " ".join(args))
+
+    def do_edit(self, text: str) -> None:
+        acts_ui.run(self, "edit", text)
+
+    def do_delete(self, msg_id: str = "") -> None:
+        acts_ui.run(self, "delete", msg_id)
+
+    def do_jump(self, msg_id: str | None = None) -> None:
+        acts_ui.jump(self, msg_id)
 
     def do_open(self, name: str) -> None:
         require_name(name)

@@ -12,8 +12,16 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..storage.files import default_data_dir
+from ..user.acts import ActType
 from ..user.control import open_control, settled
-from ..user.events import ErrorEvent, Event, EventStream, MessageReceived, MessageState
+from ..user.events import (
+    ErrorEvent,
+    Event,
+    EventStream,
+    MessageChanged,
+    MessageReceived,
+    MessageState,
+)
 from ..user.node import UserNode
 from ..wire.names import fold_name, require_name
 from .common import add_user_options, setup_logging, user_config, wait_for_signal
@@ -25,6 +33,8 @@ SEND_RE = re.compile(r"@(\S+)\s+(.+)", re.S)
 WATCH_RE = re.compile(r"/watch\s+(\S+)\s*")
 RETRY_RE = re.compile(r"/retry(?:\s+(\S+))?\s*")
 CANCEL_RE = re.compile(r"/cancel\s+(\S+)\s*")
+# r3: replies, reactions, edits, deletes of a message named by its id or a unique prefix
+ACT_RE = re.compile(r"/(reply|react|edit|delete)\s+(\S+)(?:\s+(.+))?", re.S)
 
 
 def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
@@ -38,6 +48,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, UserNode, EventStream]:
 def event_line(event: Event) -> dict[str, Any]:
     """The JSON object printed for an event; message states read as `delivered` and `failed`."""
     body = event.to_json()
+    if isinstance(event, MessageChanged):
+        body["reactions"] = dict(event.reactions)
     if isinstance(event, MessageReceived) and not event.key_changed:
         body.pop("key_changed")
     if isinstance(event, MessageState):
@@ -153,16 +165,29 @@ async def handle_line(node: UserNode, line: str, write: Callable[[dict[str, Any]
             node.retry(m.group(1))  # the state line that follows is the answer
         elif m := CANCEL_RE.fullmatch(line):
             node.cancel(m.group(1))
+        elif m := ACT_RE.fullmatch(line):
+            await act_line(node, m.group(1), m.group(2), (m.group(3) or "").strip())
         else:
             write(
                 ErrorEvent(
                     code="bad_command",
-                    message="expected '@NAME text', '/watch NAME', '/retry [ID]' or '/cancel ID'",
+                    message="expected '@NAME text', '/watch NAME', '/retry [ID]', '/cancel ID', "
+                    "'/reply ID text', '/react ID [EMOJI]', '/edit ID text' or '/delete ID'",
                     line=line[:200],
                 ).to_json()
             )
     except InvalidInput as exc:
         write(ErrorEvent(code="bad_command", message=str(exc), line=line[:200]).to_json())
+
+
+async def act_line(node: UserNode, verb: str, ref: str, rest: str) -> None:
+    """`/reply ID text`, `/react ID [EMOJI]` (none: take it back), `/edit ID text`, `/delete ID`."""
+    if verb in ("reply", "edit") and not rest:
+        raise InvalidInput(f"expected '/{verb} ID text'")
+    if verb == "delete" and rest:
+        raise InvalidInput("expected '/delete ID'")
+    kind: ActType = verb  # type: ignore[assignment]
+    await node.act_on(ref, kind, rest)
 
 
 def send_parser(sub: Any) -> None:

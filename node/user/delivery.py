@@ -352,6 +352,8 @@ class Delivery:
             # the key the group lists: a name that changed hands cannot read the group
             extra = {"kind": "group", "group": json.loads(msg.envelope.part)}
             key = msg.envelope.key or key
+        if msg.act is not None:  # r3: a reply, reaction, edit or delete (acts.py)
+            extra = {**(extra or {}), "act": json.loads(msg.act)}
         return self.boxes.seal(key, msg.id, self.name, found.record.name, msg.ts, msg.text, extra)
 
     def _sent(self, msg: StoredMessage, path: MsgPath) -> None:

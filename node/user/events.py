@@ -25,6 +25,8 @@ class Event:
             body["from"] = body.pop("from_")
         if "group" in body and body["group"] is None:
             del body["group"]  # one-to-one lines stay as they were
+        if "reply_to" in body and body["reply_to"] is None:
+            del body["reply_to"]  # r3: only a reply says what it answers
         return {"event": EVENT_NAMES[type(self)], **body}
 
 
@@ -83,6 +85,25 @@ class MessageReceived(Event):
     replayed: bool = False
     key_changed: bool = False
     group: str | None = None  # r3: a group message (`id` its mid, `to` the group id)
+    reply_to: str | None = None  # r3: a reply's target id (`text` is the reply's own text)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChanged(Event):
+    """r3: a message was edited or deleted, or its reactions changed: the line as it is now.
+
+    `peer` is the conversation (the other party's folded name, or the group id with `group`);
+    `reactions` are (emoji, how many), `by` who made the change."""
+
+    id: str
+    peer: str
+    n: int
+    text: str
+    edited: bool
+    deleted: bool
+    reactions: tuple[tuple[str, int], ...]
+    by: str
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +132,7 @@ class MessageQueued(MessageState):
     from_: str
     ts: int
     text: str
+    reply_to: str | None = None  # r3: a reply's target id
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +195,7 @@ EVENT_NAMES: dict[type, str] = {
     SeedStatus: "seed",
     PresenceChanged: "presence",
     MessageReceived: "message",
+    MessageChanged: "changed",
     MessageState: "state",
     MessageQueued: "state",
     ContactAdded: "contact_added",

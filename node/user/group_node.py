@@ -18,6 +18,8 @@ from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name, require_name
 from ..wire.protocol import MAX_TEXT, ChatPlain
+from .act_node import ActNode
+from .acts import Act, ActType, dump, fallback, load, make, parse_act
 from .events import (
     Event,
     GroupChanged,
@@ -93,6 +95,7 @@ class GroupNode:
         # (gid, mid, folded member) -> (state, reason) reported lately (the disk may lag)
         self.recent: dict[tuple[str, str], dict[str, Copy]] = {}
         self.settled: set[int] = set()  # held messages released or dropped
+        self.acts: ActNode | None = None  # r3 replies, reactions, edits, deletes (set by the node)
         self._load()
 
     def _load(self) -> None:
@@ -233,8 +236,9 @@ class GroupNode:
         self._send_state(state, before.members)
         return state
 
-    async def send(self, ref: str, text: str) -> str:
-        """Send a message to every member of the group; its mid once queued."""
+    async def send(self, ref: str, text: str, act: Act | None = None) -> str:
+        """Send a message (or, r3, an act: its `text` the fallback) to every member of the group;
+        its mid once queued."""
         gid = self.resolve(ref)
         if not text:
             raise InvalidInput("an empty message is not sent")
@@ -244,18 +248,91 @@ class GroupNode:
         top = self.state(gid)
         mid = uuid.uuid4().hex
         ts = self.next_ts()
-        stored = self.gstore.add_message(gid, self.name, mid, top.v, ts, text, True, False)
+        raw = dump(act) if act is not None else None
+        stored = self.gstore.add_message(gid, self.name, mid, top.v, ts, text, True, False, raw)
         part = dumps({"type": "msg", "gid": gid, "v": top.v, "mid": mid})
         for m in top.members:
             if fold_name(m.name) != self.folded:
-                self._copy(m, gid, mid, text, part, ts)
-        self.emit(
-            MessageQueued(
-                id=mid, to=gid, state="queued", from_=self.name, ts=ts, text=text, group=gid
+                self._copy(m, gid, mid, text, part, ts, raw)
+        n = await stored if act is not None else 0  # an act's line is drawn from the store
+        if act is None or act.type == "reply":
+            self.emit(
+                MessageQueued(
+                    id=mid,
+                    to=gid,
+                    state="queued",
+                    from_=self.name,
+                    ts=ts,
+                    text=act.text if act is not None else text,
+                    group=gid,
+                    reply_to=act.ref if act is not None else None,
+                )
             )
-        )
-        await stored
+        if act is None:
+            await stored
+        elif n and self.acts is not None:
+            self.acts.apply("g", gid, n, self.name, ts, act)
         return mid
+
+    # ------------------------------------------------------------------ r3: acts (acts.py)
+
+    def find_message(self, ref: str, gid: str | None = None) -> tuple[str, str]:
+        """(group id, mid) of a visible group message (in group `gid`, if given) by its mid or a
+        unique prefix of it."""
+        where, params = "hidden = 0 AND held = 0 AND mid >= ? AND mid < ?", [ref, ref + "\uffff"]
+        if gid is not None:
+            where += " AND gid = ?"
+            params.append(gid)
+        rows = self.gstore._read(
+            f"SELECT DISTINCT gid, mid FROM group_messages WHERE {where} LIMIT 2", tuple(params)
+        )
+        exact = [r for r in rows if r[1] == ref]
+        rows = exact or rows
+        if not rows:
+            raise InvalidInput(f"no group message has the id {ref}")
+        if len(rows) > 1:
+            raise InvalidInput(f"more than one message id starts with {ref}: type more of it")
+        return rows[0][0], rows[0][1]
+
+    def pick(self, gid: str, ref: str | None, mine: bool = False) -> GroupMessage:
+        """A group message by mid prefix, or the newest line (ours, when `mine`)."""
+        if ref is None:
+            where = "gid = ? AND hidden = 0 AND held = 0 AND changed != 2"
+            where += " AND outgoing = 1" if mine else ""
+            rows = self.gstore._read(
+                f"SELECT mid FROM group_messages WHERE {where} "
+                "ORDER BY ts DESC, skey DESC, mid DESC LIMIT 1",
+                (gid,),
+            )
+            if not rows:
+                raise InvalidInput("no message of yours in this group" if mine else "no message")
+            ref = rows[0][0]
+        _, mid = self.find_message(ref, gid)
+        rows = self.gstore._read(
+            "SELECT n, gid, sender, mid, v, ts, text, outgoing, act, changed FROM group_messages "
+            "WHERE gid = ? AND mid = ? AND hidden = 0 ORDER BY outgoing DESC, n",
+            (gid, mid),
+        )
+        r = rows[0]
+        return GroupMessage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9])
+
+    async def act(self, ref: str, kind: ActType, target_ref: str | None, text: str = "") -> str:
+        """A reply (`text`), reaction (`text` the emoji), edit (`text`) or delete in a group."""
+        gid = self.resolve(ref)
+        mine = kind in ("edit", "delete")
+        target = self.pick(gid, target_ref, mine)
+        if mine and fold_name(target.sender) != self.folded:
+            raise InvalidInput(f"you can {kind} only your own messages")
+        if target.changed == 2:
+            raise InvalidInput("that message was deleted")
+        if kind == "react":
+            act = make(kind, target.mid, emoji=text)
+        elif kind == "delete":
+            act = make(kind, target.mid)
+        else:
+            act = make(kind, target.mid, text)
+        shown = target.text if target.act is None else (load(target.act) or act).text
+        return await self.send(gid, fallback(act, "" if target.changed == 2 else shown), act)
 
     # ------------------------------------------------------------------ sending
 
@@ -263,7 +340,16 @@ class GroupNode:
         """The `text` an r2 node shows for a state, ask or leave frame."""
         return f"[group {state.topic[:80]}: a newer client shows groups]"
 
-    def _copy(self, to: Member, gid: str, ref: str, text: str, part: str, ts: int | None) -> None:
+    def _copy(
+        self,
+        to: Member,
+        gid: str,
+        ref: str,
+        text: str,
+        part: str,
+        ts: int | None,
+        act: str | None = None,
+    ) -> None:
         """One member's copy of a group frame: stored, then queued like any message to it (its
         ack's proof is checked against the key the group lists for the member)."""
         msg = StoredMessage(
@@ -276,6 +362,7 @@ class GroupNode:
             text=text,
             state="queued",
             envelope=Envelope(gid, ref, part, to.key),
+            act=act,
         )
         self.gstore.add_copy(msg)
         self._note(msg, "queued", None)
@@ -408,11 +495,22 @@ class GroupNode:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a member of this group", inner.id)
         if chain is not None and part.v > chain.top.v:
             self._ask(gid, Member(sender, key))
+        # r3: a reply, reaction, edit or delete; an edit or delete of another member's message
+        # is refused
+        act = parse_act(inner.act)
+        if act is not None and self.acts is not None and self.acts.refused("g", gid, sender, act):
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, "only its sender may edit or delete a message", inner.id
+            )
+        raw = dump(act) if act is not None else None
         stored = self.gstore.add_message(
-            gid, sender, part.mid, part.v, inner.ts, inner.text, False, False
+            gid, sender, part.mid, part.v, inner.ts, inner.text, False, False, raw
         )
-        msg = GroupMessage(0, gid, sender, part.mid, part.v, inner.ts, inner.text, False)
+        msg = GroupMessage(0, gid, sender, part.mid, part.v, inner.ts, inner.text, False, raw)
         stored.add_done_callback(lambda fut: self._show(msg, fut))
+        if self.acts is not None:
+            after = self.acts.stored("g", gid, stored, sender, inner.ts, part.mid)
+            stored.add_done_callback(lambda _: after(act))
         return _zero(stored)
 
     def _show(self, msg: GroupMessage, fut: asyncio.Future[int]) -> None:
@@ -422,15 +520,19 @@ class GroupNode:
             self._emit_message(msg, n)
 
     def _emit_message(self, msg: GroupMessage, n: int) -> None:
+        act = load(msg.act)
+        if act is not None and act.type != "reply":
+            return  # a reaction, edit or delete shows as the change it makes (act_node.py)
         self.emit(
             MessageReceived(
                 id=msg.mid,
                 from_=msg.sender,
                 to=msg.gid,
                 ts=msg.ts,
-                text=msg.text,
+                text=act.text if act is not None else msg.text,
                 n=n,
                 group=msg.gid,
+                reply_to=act.ref if act is not None else None,
             )
         )
 

@@ -1,4 +1,4 @@
-"""The group tables of the user store (its schema step 4) and their rows' writer: apart from
+"""The group tables of the user store (its schema step 5) and their rows' writer: apart from
 group_store.py so that store.py can name them without an import cycle."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-# schema step 4 of the user store (store.py STEPS)
+# schema step 5 of the user store (store.py STEPS)
 GROUP_STEP = """
 CREATE TABLE groups (
     gid TEXT PRIMARY KEY,
@@ -61,7 +61,7 @@ def write_group_row(db: sqlite3.Connection, kind: str, args: list[Any]) -> Any:
     if kind == "g_msg":
         cur = db.execute(
             "INSERT OR IGNORE INTO group_messages(gid, skey, sender, mid, v, ts, text, outgoing, "
-            "held) VALUES (?,?,?,?,?,?,?,?,?)",
+            "held, act, hidden, ref, applied) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             args,
         )
         return cur.lastrowid if cur.rowcount == 1 else 0
@@ -80,7 +80,7 @@ def write_group_row(db: sqlite3.Connection, kind: str, args: list[Any]) -> Any:
     elif kind == "g_drop":
         db.execute("DELETE FROM group_messages WHERE n = ?", args)
     elif kind == "g_out":
-        db.execute("INSERT OR IGNORE INTO group_out VALUES (?,?,?,?,?,?,?,?,?,?,?)", args)
+        db.execute("INSERT OR IGNORE INTO group_out VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", args)
     elif kind == "g_out_state":
         db.execute("UPDATE group_out SET state = ?, reason = ? WHERE peer = ? AND id = ?", args)
     elif kind == "g_read":

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import InternalError
 from ..wire.names import fold_name
+from .act_schema import act_columns
 from .store import Envelope, StoredMessage, UserStore
 
 
@@ -28,6 +29,8 @@ class GroupMessage:
     ts: int
     text: str
     outgoing: bool
+    act: str | None = None  # r3: a reply's act (acts.py), as JSON
+    changed: int = 0  # r3: 1 edited, 2 deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class Copy:
     reason: str | None
 
 
-_MSG_COLUMNS = "n, gid, sender, mid, v, ts, text, outgoing"
+_MSG_COLUMNS = "n, gid, sender, mid, v, ts, text, outgoing, act, changed"
 
 
 class GroupStore:
@@ -73,11 +76,31 @@ class GroupStore:
     # ------------------------------------------------------------------ messages
 
     def add_message(
-        self, gid: str, sender: str, mid: str, v: int, ts: int, text: str, out: bool, held: bool
+        self,
+        gid: str,
+        sender: str,
+        mid: str,
+        v: int,
+        ts: int,
+        text: str,
+        out: bool,
+        held: bool,
+        act: str | None = None,
     ) -> asyncio.Future[int]:
         """Store a group message once; the future gives its number, or 0 for a copy."""
         return self.store._submit(
-            "g_msg", gid, fold_name(sender), sender, mid, v, ts, text, int(out), int(held)
+            "g_msg",
+            gid,
+            fold_name(sender),
+            sender,
+            mid,
+            v,
+            ts,
+            text,
+            int(out),
+            int(held),
+            act,
+            *act_columns(act),
         )
 
     def held(self, gid: str) -> list[GroupMessage]:
@@ -120,7 +143,7 @@ class GroupStore:
         return [_message(r) for r in rows]
 
     def _after_or_before(self, gid: str, n: int | None, op: str) -> tuple[str, list[Any]]:
-        where, params = "gid = ? AND held = 0", [gid]
+        where, params = "gid = ? AND held = 0 AND hidden = 0", [gid]
         if n is not None:
             mark = self._read("SELECT ts, skey, mid FROM group_messages WHERE n = ?", (n,))
             if mark:
@@ -150,6 +173,7 @@ class GroupStore:
             msg.state,
             msg.reason,
             env.key,
+            msg.act,
         )
 
     def set_copy_state(self, peer: str, msg_id: str, state: str, reason: str | None) -> None:
@@ -158,7 +182,8 @@ class GroupStore:
     def pending(self) -> list[StoredMessage]:
         """Copies not yet acknowledged nor failed, oldest first: they go back in the outbox."""
         rows = self._read(
-            "SELECT peer, id, gid, ref, recipient, ts, text, part, state, reason, key FROM group_out "
+            "SELECT peer, id, gid, ref, recipient, ts, text, part, state, reason, key, act "
+            "FROM group_out "
             "WHERE state IN ('queued', 'sent', 'stored') ORDER BY ts"
         )
         return [
@@ -173,6 +198,7 @@ class GroupStore:
                 state=r[8],
                 reason=r[9],
                 envelope=Envelope(r[2], r[3], r[7], r[10]),
+                act=r[11],
             )
             for r in rows
         ]
@@ -213,4 +239,4 @@ def delivery_view(copies: list[Copy]) -> DeliveryView:
 
 
 def _message(r: tuple[Any, ...]) -> GroupMessage:
-    return GroupMessage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
+    return GroupMessage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9])

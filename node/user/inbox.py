@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -59,6 +60,8 @@ from ..wire.protocol import (
 )
 from ..wire.sender import Sender
 from ..wire.sockets import close_now, frames
+from .act_node import ActNode
+from .acts import dump, parse_act
 from .contacts import KeyPins, RecordBook
 from .events import Event, MessageReceived
 from .senders import Allowance, StrangerGate
@@ -130,6 +133,7 @@ class Inbox:
         )
         self.strangers = StrangerGate(name, allowance, store.incoming_totals)
         self.on_group: GroupHook | None = None  # r3 groups, set by the group node
+        self.acts = ActNode(store, emit)  # r3 replies, reactions, edits, deletes
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -249,6 +253,7 @@ class Inbox:
         # a key other than the pinned one (not accepted yet): kept and acknowledged, never lost,
         # but flagged, so it is never shown as if it came from the key the user trusts
         changed = not self.pins.holds(sender, key)
+        act = None
         if inner.kind == "group" and self.on_group is not None:
             # r3: a group frame (group_node.py), under the group's own per-member limits and
             # checked against the key the group lists for the sender; it raises ProtocolError to
@@ -256,11 +261,21 @@ class Inbox:
             stranger = False
             stored = self.on_group(sender, key, inner)
         else:
-            stranger = self._stranger_gate(sender, inner, chat.id)
-            stored = self.store.add_message(
-                StoredMessage.new_incoming(
-                    inner.id, sender, self.name, inner.ts, inner.text, changed
+            # r3: a reply, reaction, edit or delete (acts.py); an edit or delete of a message its
+            # sender did not write is refused
+            # (from a key not accepted yet it is shown as its text, flagged, and changes nothing)
+            act = None if changed else parse_act(inner.act)
+            if act is not None and self.acts.refused("p", fold_name(sender), sender, act):
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST, "only its sender may edit or delete a message", chat.id
                 )
+            stranger = self._stranger_gate(sender, inner, chat.id)
+            msg = StoredMessage.new_incoming(
+                inner.id, sender, self.name, inner.ts, inner.text, changed
+            )
+            stored = self.store.add_message(msg if act is None else replace(msg, act=dump(act)))
+            stored.add_done_callback(
+                lambda fut: self.acts.stored("p", msg.peer, fut, sender, inner.ts, inner.id)(act)
             )
         proof = self.boxes.ack_proof(key, chat.from_, chat.id, chat.to)
 
@@ -272,16 +287,17 @@ class Inbox:
             ack_back(chat.id, proof)
             if stranger and not fut.result():
                 self.strangers.forget(sender)  # a copy was counted: count from the disk again
-            if n := fut.result():
+            if (n := fut.result()) and (act is None or act.type == "reply"):
                 self.emit(
                     MessageReceived(
                         id=inner.id,
                         from_=sender,
                         to=self.name,
                         ts=inner.ts,
-                        text=inner.text,
+                        text=act.text if act is not None else inner.text,
                         n=n,
                         key_changed=changed,
+                        reply_to=act.ref if act is not None else None,
                     )
                 )
 

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
@@ -30,6 +31,8 @@ from ..wire.limits import RateLimit
 from ..wire.names import fold_name, require_name
 from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, SessionAuth
 from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen, listen_url, shut
+from .act_node import ActNode, Target
+from .acts import Act, ActType, dump, fallback, load, make, shown_text
 from .contacts import KeyPins, RecordBook
 from .control import ControlSocket
 from .delivery import Delivery
@@ -152,6 +155,8 @@ class UserNode(Service):
         self.members_watched: set[str] = set()
         self.delivery.on_group_state = self.groups.on_copy_state
         self.inbox.on_group = self.groups.receive
+        self.acts: ActNode = self.inbox.acts
+        self.groups.acts = self.acts
         self.endpoint = await self._serve_endpoint()
         for msg in [*self.store.pending(), *self.groups.pending()]:
             self.outbox.add(msg, stored_at=0.0 if msg.state == "stored" else None)
@@ -346,19 +351,23 @@ class UserNode(Service):
         in between never shows it. A consumer that calls `mark_shown(event.n)` after showing each one
         gets those back here on its next start, as `replayed` events (the first call starts the mark).
         """
-        return [
-            MessageReceived(
-                id=m.id,
-                from_=m.sender,
-                to=m.recipient,
-                ts=m.ts,
-                text=m.text,
-                n=m.n,
-                replayed=True,
-                key_changed=m.key_changed,
+        shown = []
+        for m in self.store.unshown():
+            act = load(m.act)  # r3: a reply replays as it was shown (its own text, its target)
+            shown.append(
+                MessageReceived(
+                    id=m.id,
+                    from_=m.sender,
+                    to=m.recipient,
+                    ts=m.ts,
+                    text=shown_text(m.text, act, m.changed),
+                    n=m.n,
+                    replayed=True,
+                    key_changed=m.key_changed,
+                    reply_to=act.ref if act is not None else None,
+                )
             )
-            for m in self.store.unshown()
-        ]
+        return shown
 
     def mark_shown(self, n: int) -> None:
         self.store.mark_shown(n)
@@ -393,6 +402,123 @@ class UserNode(Service):
         )
         await durable
         return msg.id
+
+    # ------------------------------------------------------------------ r3: replies, reactions,
+    # edits, deletes (acts.py; docs/PROTOCOL.md)
+
+    def pick(self, peer: str, ref: str | None, mine: bool = False) -> StoredMessage:
+        """The message a command names in the conversation with `peer`: its id or a unique prefix
+        of it, or the newest line (ours, when `mine`). InvalidInput when there is none."""
+        if ref is None:
+            msg = self.store.last_visible(peer, mine)
+            if msg is None:
+                raise InvalidInput(f"no message {'of yours ' if mine else ''}with {peer}")
+            return msg
+        found = self.store.find(peer, ref)
+        if not found:
+            raise InvalidInput(f"no message with {peer} has the id {ref}")
+        if len(found) > 1:
+            raise InvalidInput(f"more than one message id starts with {ref}: type more of it")
+        return found[0]
+
+    def find_message(self, ref: str) -> StoredMessage:
+        """A one-to-one message by its id or a unique prefix, in any conversation."""
+        found = self.store.find(None, ref)
+        if not found:
+            raise InvalidInput(f"no message has the id {ref}")
+        if len(found) > 1:
+            raise InvalidInput(f"more than one message id starts with {ref}: type more of it")
+        return found[0]
+
+    async def reply(self, peer: str, ref: str | None, text: str) -> str:
+        """Answer a message, quoting it; the reply's id once queued."""
+        target = self.pick(peer, ref)
+        return await self._send_act(peer, make("reply", target.id, text), target)
+
+    async def react(self, peer: str, ref: str | None, emoji: str) -> str:
+        """Set this user's one reaction to a message ("" takes it back)."""
+        target = self.pick(peer, ref)
+        return await self._send_act(peer, make("react", target.id, emoji=emoji), target)
+
+    async def edit(self, peer: str, ref: str | None, text: str) -> str:
+        """Replace the text of one of this user's messages, on both sides."""
+        target = self.pick(peer, ref, mine=True)
+        if not target.outgoing:
+            raise InvalidInput("you can edit only your own messages")
+        return await self._send_act(peer, make("edit", target.id, text), target)
+
+    async def delete(self, peer: str, ref: str | None) -> str:
+        """Blank one of this user's messages, on both sides."""
+        target = self.pick(peer, ref, mine=True)
+        if not target.outgoing:
+            raise InvalidInput("you can delete only your own messages")
+        return await self._send_act(peer, make("delete", target.id), target)
+
+    async def act_on(self, ref: str, kind: ActType, text: str = "") -> str:
+        """A headless command's act on a message named by id prefix, one-to-one or in a group."""
+        try:
+            msg = self.find_message(ref)
+        except InvalidInput as exc:
+            try:
+                gid, mid = self.groups.find_message(ref)
+            except InvalidInput:
+                raise exc from None
+            return await self.groups.act(gid, kind, mid, text)
+        peer = msg.recipient if msg.outgoing else msg.sender
+        if kind == "reply":
+            return await self.reply(peer, msg.id, text)
+        if kind == "react":
+            return await self.react(peer, msg.id, text)
+        if kind == "edit":
+            return await self.edit(peer, msg.id, text)
+        return await self.delete(peer, msg.id)
+
+    async def _send_act(self, peer: str, act: Act, target: StoredMessage) -> str:
+        """An act goes out like any message (the outbox, acks, every path); its effect is
+        applied here at once, as the peer applies it on arrival."""
+        if self.store.is_blocked(peer):
+            raise InvalidInput(f"{peer} is blocked: unblock them to write to them")
+        if target.changed == 2:
+            raise InvalidInput("that message was deleted")
+        to = target.recipient if target.outgoing else target.sender
+        self.last_ts = max(now_ms(), self.last_ts + 1)
+        text = fallback(act, self.acts.shown(self._target(target)))
+        msg = replace(
+            StoredMessage.new_outgoing(str(uuid.uuid4()), self.name, to, self.last_ts, text),
+            act=dump(act),
+        )
+        # on disk before it is shown or sent: its line is drawn from the store (quote, marks)
+        n = await self.store.add_message(msg)
+        self.outbox.add(msg)
+        self.delivery.kick(msg.peer)
+        if act.type == "reply":
+            self.emit(
+                MessageQueued(
+                    id=msg.id,
+                    to=to,
+                    state="queued",
+                    from_=self.name,
+                    ts=msg.ts,
+                    text=act.text,
+                    reply_to=act.ref,
+                )
+            )
+        if n:
+            self.acts.apply("p", msg.peer, n, self.name, msg.ts, act)
+        return msg.id
+
+    def _target(self, msg: StoredMessage) -> Target:
+        return Target(
+            "p",
+            msg.peer,
+            msg.n,
+            msg.id,
+            msg.sender,
+            msg.text,
+            load(msg.act),
+            msg.changed,
+            msg.outgoing,
+        )
 
     def pending_count(self) -> int:
         return self.outbox.pending_count()

@@ -18,6 +18,8 @@ from ..errors import InternalError
 from ..storage.committer import GroupCommitter
 from ..storage.migrations import open_versioned
 from ..wire.names import fold_name
+from .act_schema import act_columns as _act_columns
+from .act_schema import write_act_row
 from .group_schema import GROUP_STEP, write_group_row
 
 # numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
@@ -79,6 +81,35 @@ STEPS = [
     """,
     # 5: groups (protocol r3): states, group messages, per-member copies in flight (group_schema.py)
     GROUP_STEP,
+    # 6: replies, reactions, edits and deletes (protocol r3, acts.py): each message's act (JSON,
+    # NULL for a plain one), whether it is a line of its own, its target, whether its target was
+    # found, and on a target its edited/deleted mark with the time of the act that set it;
+    # reactions, one per person per message; the same on group messages and copies
+    """
+    ALTER TABLE messages ADD COLUMN act TEXT;
+    ALTER TABLE messages ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN ref TEXT;
+    ALTER TABLE messages ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE messages ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN changed_ts INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_ref ON messages(peer, ref) WHERE ref IS NOT NULL;
+    ALTER TABLE group_messages ADD COLUMN act TEXT;
+    ALTER TABLE group_messages ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE group_messages ADD COLUMN ref TEXT;
+    ALTER TABLE group_messages ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE group_messages ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE group_messages ADD COLUMN changed_ts INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX group_messages_ref ON group_messages(gid, ref) WHERE ref IS NOT NULL;
+    ALTER TABLE group_out ADD COLUMN act TEXT;
+    CREATE TABLE reactions (
+        scope TEXT NOT NULL,      -- 'p': a message of `messages`, 'g': of `group_messages`
+        target INTEGER NOT NULL,  -- the message's number n there
+        who TEXT NOT NULL,        -- folded name of the one who reacted
+        emoji TEXT NOT NULL,      -- '' once taken back (kept, so an older reaction stays out)
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (scope, target, who)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -110,6 +141,8 @@ class StoredMessage:
     key_changed: bool = False  # incoming from a key other than the pinned one, not accepted then
     queued_at: int | None = None  # queued again by /retry at this time (expiry counts from it)
     envelope: Envelope | None = None  # a group frame's copy for one member (group_store.py)
+    act: str | None = None  # r3: a reply, reaction, edit or delete (acts.py), as JSON
+    changed: int = 0  # r3: 1 edited, 2 deleted (acts.py)
 
     @property
     def since(self) -> int:
@@ -155,7 +188,9 @@ class StoredMessage:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> StoredMessage:
-        n, peer, msg_id, outgoing, sender, recipient, ts, text, state, reason, changed, since = row
+        n, peer, msg_id, outgoing, sender, recipient, ts, text, state, reason, flagged, since = row[
+            :12
+        ]
         return cls(
             n=n,
             peer=peer,
@@ -167,13 +202,16 @@ class StoredMessage:
             text=text,
             state=state,
             reason=reason,
-            key_changed=bool(changed),
+            key_changed=bool(flagged),
             queued_at=since,
+            act=row[12],
+            changed=row[13],
         )
 
 
 _COLUMNS = (
-    "n, peer, id, outgoing, sender, recipient, ts, text, state, reason, key_changed, queued_at"
+    "n, peer, id, outgoing, sender, recipient, ts, text, state, reason, key_changed, queued_at, "
+    "act, changed"
 )
 
 
@@ -374,6 +412,8 @@ class UserStore:
             msg.state,
             msg.reason,
             int(msg.key_changed),
+            msg.act,
+            *_act_columns(msg.act),
         )
 
     def set_state(
@@ -406,6 +446,30 @@ class UserStore:
         exact = [r for r in rows if r[2] == msg_id]
         return [self._overlay(StoredMessage.from_row(r)) for r in (exact or rows)]
 
+    def find(self, peer: str | None, prefix: str, mine: bool = False) -> list[StoredMessage]:
+        """r3: visible messages (either way, or ours only) whose id starts with `prefix`, newest
+        first; at most 2 (a caller wants one)."""
+        where, params = "hidden = 0 AND id >= ? AND id < ?", [prefix, prefix + "\uffff"]
+        if peer is not None:
+            where += " AND peer = ?"
+            params.append(fold_name(peer))
+        if mine:
+            where += " AND outgoing = 1"
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY n DESC LIMIT 2", tuple(params)
+        )
+        exact = [r for r in rows if r[2] == prefix]
+        return [StoredMessage.from_row(r) for r in (exact or rows)]
+
+    def last_visible(self, peer: str, mine: bool = False) -> StoredMessage | None:
+        """r3: the newest line of a conversation (ours only, when `mine`), not deleted."""
+        where = "peer = ? AND hidden = 0 AND changed != 2" + (" AND outgoing = 1" if mine else "")
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY ts DESC, id DESC LIMIT 1",
+            (fold_name(peer),),
+        )
+        return StoredMessage.from_row(rows[0]) if rows else None
+
     def last_outgoing(self, peer: str | None, states: tuple[str, ...]) -> StoredMessage | None:
         """The newest outgoing message (with `peer`, if given) now in one of `states` (never
         `delivered`: nothing follows it). Read from disk, then the states not written yet."""
@@ -431,7 +495,8 @@ class UserStore:
             self.mark_shown(latest)
             return []
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM messages WHERE n > ? AND outgoing = 0 ORDER BY n",
+            f"SELECT {_COLUMNS} FROM messages WHERE n > ? AND outgoing = 0 AND hidden = 0 "
+            "ORDER BY n",
             (rows[0][0],),
         )
         return [StoredMessage.from_row(r) for r in rows]
@@ -455,7 +520,7 @@ class UserStore:
         Messages reach a user by several paths (direct, relay, mail), so the order they were
         stored in is not the conversation's: the contract orders it by (ts, id).
         """
-        where, params = "peer = ?", [fold_name(peer)]
+        where, params = "peer = ? AND hidden = 0", [fold_name(peer)]
         if before is not None:
             mark = self._read("SELECT ts, id FROM messages WHERE n = ?", (before,))
             if mark:
@@ -489,7 +554,8 @@ class UserStore:
         counts: dict[str, int] = {}
         for folded, contact in self._contacts.items():
             rows = self._read(
-                "SELECT COUNT(*) FROM messages WHERE peer = ? AND n > ? AND outgoing = 0",
+                "SELECT COUNT(*) FROM messages WHERE peer = ? AND n > ? AND outgoing = 0 "
+                "AND hidden = 0",
                 (folded, contact.read_upto),
             )
             if rows[0][0]:
@@ -528,7 +594,8 @@ class UserStore:
         """Messages with `peer` whose text holds `text` (ASCII case folded), newest first."""
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND text LIKE ? ESCAPE '\\' "
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND hidden = 0 "
+            "AND text LIKE ? ESCAPE '\\' "
             "ORDER BY n DESC LIMIT ?",
             (fold_name(peer), pattern, limit),
         )
@@ -536,7 +603,7 @@ class UserStore:
 
     def history_after(self, peer: str, after: int, limit: int = 100) -> list[StoredMessage]:
         """One page of a conversation in (ts, id) order, starting just after message number `after`."""
-        where, params = "peer = ?", [fold_name(peer)]
+        where, params = "peer = ? AND hidden = 0", [fold_name(peer)]
         mark = self._read("SELECT ts, id FROM messages WHERE n = ?", (after,))
         if mark:
             where += " AND (ts > ? OR (ts = ? AND id > ?))"
@@ -575,13 +642,17 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
     """Apply a batch in order; for each add, the new message's number, or 0 for a copy (the unique index spots it)."""
     results: list[Any] = []
     for kind, *args in rows:
+        if kind.startswith("a_"):  # replies, reactions, edits, deletes (act_node.py)
+            results.append(write_act_row(db, kind, args))
+            continue
         if kind.startswith("g_"):  # groups (group_schema.py)
             results.append(write_group_row(db, kind, args))
             continue
         if kind == "add":
             cur = db.execute(
                 "INSERT OR IGNORE INTO messages(peer, id, outgoing, sender, recipient, ts, text, "
-                "state, reason, key_changed) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "state, reason, key_changed, act, hidden, ref, applied) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 args,
             )
             results.append(cur.lastrowid if cur.rowcount == 1 else 0)

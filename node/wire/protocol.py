@@ -489,6 +489,9 @@ class ChatPlain(BaseModel):
     # object for group frames; any other kind is shown as `text`, as an r2 node does
     kind: Annotated[str, StringConstraints(max_length=32)] = "chat"
     group: dict[str, Any] | None = None
+    # r3 (docs/PROTOCOL.md, Replies, reactions, edits and deletes): a reply, reaction, edit or
+    # delete naming another message (node/user/acts.py reads it); `text` stays readable without it
+    act: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- the unions, one per direction

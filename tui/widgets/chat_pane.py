@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from textual import events, work
@@ -80,6 +81,8 @@ class ChatPane(VerticalScroll):
         self.full_times = False
         self.notes: list[str] = []  # system lines shown, newest last
         self.placeholder: Static | None = None
+        # r3: sets a line's quote, edit mark and reactions as it is built (tui/acts_ui.py)
+        self.decorator: Callable[[MessageLine], None] | None = None
 
     def on_mount(self) -> None:
         self.border_title = "Chat"
@@ -208,6 +211,8 @@ class ChatPane(VerticalScroll):
                 self.marker = ReadMarker()
                 widgets.append(self.marker)
             line = MessageLine(msg, self.me, self.full_times)
+            if self.decorator is not None:  # r3: quotes, edits, reactions (tui/acts_ui.py)
+                self.decorator(line)
             self.lines[msg.id] = line
             widgets.append(line)
         return widgets
@@ -450,6 +455,17 @@ class ChatPane(VerticalScroll):
         if pages:
             self.scroll_pages(pages)
         self._check_caught_up()
+
+    def on_message_line_jump(self, event: MessageLine.Jump) -> None:
+        """r3: a reply was clicked: show the line it quotes, reading its page when not shown."""
+        event.stop()
+        self.jump_to(event.n)
+
+    def jump_to(self, n: int) -> None:
+        if any(line.msg.n == n for line in self.message_lines()):
+            self._show_hit(n)
+        elif self.peer is not None and self.source is not None:
+            self.open(self.peer, self.me, self.source, self.read_upto, around=n)
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         # the wheel at the top of the window reads the page before, so it never sticks there

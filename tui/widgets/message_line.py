@@ -7,6 +7,7 @@ import time
 import zlib
 
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import Static
 
 from node.user.store import StoredMessage
@@ -65,6 +66,35 @@ def is_action(text: str) -> bool:
 class MessageLine(Static):
     """One message; its state mark changes in place as the node reports progress."""
 
+    class Jump(Message):
+        """r3: the user clicked a reply: show the message it quotes (number `n`)."""
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+            super().__init__()
+
+    # r3 (tui/acts_ui.py): a reply's quoted line (sender, text, its number), the text as edited,
+    # the edited/deleted mark and reactions; set by `decorate`
+    quote: tuple[str, str, int] | None = None
+    body: str | None = None
+    mark = ""
+    reactions: tuple[tuple[str, int], ...] = ()
+
+    def decorate(
+        self,
+        quote: tuple[str, str, int] | None,
+        body: str | None,
+        mark: str,
+        reactions: tuple[tuple[str, int], ...],
+    ) -> None:
+        self.quote, self.body, self.mark, self.reactions = quote, body, mark, reactions
+        self.set_class(mark == "deleted", "-deleted")
+        self.update(self.message_text())
+
+    def on_click(self) -> None:
+        if self.quote is not None:
+            self.post_message(self.Jump(self.quote[2]))
+
     def __init__(self, msg: StoredMessage, me: str, full_times: bool = False) -> None:
         self.msg = msg
         self.me = me
@@ -109,23 +139,32 @@ class MessageLine(Static):
                 style="bold red",
             )
         stamp = clock(msg.ts, self.full_times) + " "
+        if self.quote is not None:  # r3: the line a reply answers
+            text.append(" " * len(stamp) + "┌ " + safe_text(self.quote[0]) + ": ", style="dim")
+            text.append(safe_text(self.quote[1] or "(deleted)") + "\n", style="dim italic")
+        body_text = msg.text if self.body is None else self.body
         text.append(stamp, style="dim")
         who = ME_STYLE if msg.outgoing else name_style(msg.sender)
         indent = "\n" + " " * len(stamp)  # the lines of a message start under its first
-        if is_action(msg.text):
+        if is_action(body_text):
             text.append("* ", style=who)
             text.append(safe_text(msg.sender), style=who)
-            body = safe_text(msg.text[4:], multiline=True).replace("\n", indent)
+            body = safe_text(body_text[4:], multiline=True).replace("\n", indent)
             text.append(" " + body, style="italic")
         else:
             text.append(safe_text(msg.sender), style=who)
             text.append(": ")
-            text.append(safe_text(msg.text, multiline=True).replace("\n", indent))
+            text.append(safe_text(body_text, multiline=True).replace("\n", indent))
+        if self.mark:  # r3: "(edited)", "(deleted)"
+            text.append(f" ({self.mark})", style="dim italic")
         if msg.outgoing:
             mark, words, style = self.state_words()
             text.append(f"  {mark} {words}", style=style)
             if self.reason and self.state in ("queued", "failed"):
                 text.append(f" ({safe_text(self.reason)})", style=style)
+        if self.reactions:  # r3: "👍 2 ❤ 1" under the line
+            shown = " ".join(f"{safe_text(e)} {k}" for e, k in self.reactions)
+            text.append(indent + shown, style="dim")
         return text
 
 
