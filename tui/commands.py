@@ -75,6 +75,7 @@ KEYS: list[tuple[str, str]] = [
     ("ctrl+t", "full timestamps on or off"),
     ("F1 / F2", "help / your own key fingerprint"),
     ("ctrl+p", "command palette: open, whois, verify, block, themes"),
+    ("drag, ctrl+c", "select text in the chat and copy it (OSC 52); shift+drag: the terminal's"),
     ("ctrl+q", "quit"),
 ]
 
