@@ -132,6 +132,11 @@ async def test_3_a_mention_of_my_name_in_a_group_is_highlighted_and_alerts(
         await bob.groups.send(gid, "annabel says hi")
         await until(pilot, lambda: line_with(app, "annabel says hi") is not None)
         assert not line_with(app, "annabel says hi").has_class("-mention")
+        # a group exports by its topic, like a person by name
+        await type_in(pilot, "/export #ops")
+        await until(pilot, lambda: "with #ops to " in notes(app))
+        [path] = list((tmp_path / "tui-Ann" / "logs").glob("group-*.txt"))
+        assert any(x.endswith(" Bob: @ann can you review?") for x in path.read_text().splitlines())
 
 
 # ---------------------------------------------------------------- 5. readable logs
