@@ -116,7 +116,7 @@ async def test_receive_open_reply_and_see_delivered(seeds, users, tmp_path):
         assert got.text == "hello bob" and got.from_ == "Sally"
         mine = await eventually(lambda: [x for x in chat.lines.values() if x.msg.outgoing])
         await until(pilot, lambda: mine[0].state == "delivered")
-        assert "delivered" in mine[0].message_text().plain
+        assert mine[0].message_text().plain.endswith("✓✓") and mine[0].state == "delivered"
 
 
 async def test_unread_counts_and_focus_stays(seeds, users, tmp_path):

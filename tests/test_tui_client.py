@@ -350,7 +350,7 @@ async def test_9_contacts_say_what_happened_and_strangers_can_be_blocked(seeds, 
         await mallory.send("Sally", "buy my stuff")
         await until(pilot, lambda: entry(app, "mallory") and entry(app, "mallory").new)
         await type_in(pilot, "/block mallory")
-        await until(pilot, lambda: entry(app, "mallory") is None)
+        await until(pilot, lambda: entry(app, "mallory").blocked)  # kept, marked
         assert "blocked mallory" in app.chat.notes[-1]
         again = await mallory.send("Sally", "buy it now")
         failed = await next_event(
@@ -358,7 +358,7 @@ async def test_9_contacts_say_what_happened_and_strangers_can_be_blocked(seeds, 
             lambda e: isinstance(e, MessageState) and e.id == again and e.state == "failed",
         )
         assert "does not accept messages from you" in failed.reason
-        assert entry(app, "mallory") is None
+        assert entry(app, "mallory").blocked
         assert [m.text for m in app.node.history("mallory")] == ["buy my stuff"]
         await type_in(pilot, "/block")
         assert "blocked: mallory" in app.chat.notes[-1]

@@ -29,6 +29,8 @@ async def test_a_blocked_sender_is_refused_never_stored_and_never_a_contact(seed
     assert got.text == "sorry" and sally.unread() == {"mallory": 1}
     sally.mark_read("mallory", got.n)
     assert sally.unread() == {}
+    # a contact blocked stays a contact (the user's list is theirs), its messages refused alike
+    assert sally.block("mallory") and sally.contact("mallory") is not None
 
 
 async def test_verify_pins_and_marks_a_contact_and_names_both_fingerprints(seeds, users):

@@ -120,7 +120,12 @@ class ChatApp(App):
         self.state = "connecting"
         self.replaced = False
         self.home: str | None = None
-        self.notifier = Notifier(self, lambda: self.settings.bell, lambda: self.settings.desktop)
+        self.notifier = Notifier(
+            self,
+            lambda: self.settings.bell,
+            lambda: self.settings.desktop,
+            private=lambda: self.settings.private,
+        )
         self.slash = Slash(self)
         self.group_ui = GroupUI(self)
 
@@ -191,6 +196,7 @@ class ChatApp(App):
             entry.new = contact.new
             entry.held = contact.changed_key is not None
             entry.verified = contact.verified
+            entry.blocked = node.is_blocked(contact.name)
             entry.last_seen = contact.last_seen
             entry.unread = unread.get(fold_name(contact.name), 0)
             self.contacts.changed(contact.name)
@@ -257,6 +263,8 @@ class ChatApp(App):
     @on(NodeEvent)
     def on_node_event(self, message: NodeEvent) -> None:
         event = message.event
+        if isinstance(event, (MessageReceived, MessageQueued)):
+            self.slash.log_message(event)
         match event:
             case NameRegistered():
                 self.home = event.seed
@@ -385,22 +393,20 @@ class ChatApp(App):
             ),
             n=event.n,
         )
+        text = (
+            f"(from a changed key, not accepted) {event.text}" if event.key_changed else event.text
+        )
         if self.showing(event.from_) and self.chat.add(msg):
             if self.node is not None:
                 self.node.mark_read(event.from_, event.n)
+            self.notifier.message(event.from_, text, shown=True)  # alerts if the app is away
             return
         entry = self.contacts.get(event.from_)
         if entry is None:  # blocked or removed since it was stored: it stays in the history only
             return
         entry.unread += 1
         self.contacts.changed(event.from_)
-        if not self.showing(event.from_):
-            text = (
-                f"(from a changed key, not accepted) {event.text}"
-                if event.key_changed
-                else event.text
-            )
-            self.notifier.message(event.from_, text)
+        self.notifier.message(event.from_, text, shown=self.showing(event.from_))
 
     def on_message_state(self, event: MessageState) -> None:
         if self.chat.set_state(event.id, event.state, event.reason, event.path):

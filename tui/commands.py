@@ -45,8 +45,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "seed": ("URL", "add a seed to register with (ws://HOST:PORT)"),
     "seeds": ("", "list every seed known, up or down"),
     "reconnect": ("", "dial the seeds again, configured ones first (takes your name back)"),
-    "notify": ("[SETTING VALUE]", "alerts: /notify bell on|off, /notify desktop off|osc9|osc777"),
+    "notify": (
+        "[SETTING VALUE]",
+        "alerts: /notify bell on|off, desktop off|osc9|osc777, private on|off (no text shown)",
+    ),
     "timestamps": ("", "show dates and seconds on every line, or not (ctrl+t)"),
+    "export": ("NAME [FILE]", "write the whole conversation to a text file (default: in logs/)"),
+    "log": ("[on|off]", "keep a text log of the open conversation in logs/; no value lists them"),
     "help": ("", "list the commands and keys"),
     "quit": ("", "leave (ctrl+q does too)"),
 }
@@ -75,6 +80,7 @@ KEYS: list[tuple[str, str]] = [
     ("ctrl+t", "full timestamps on or off"),
     ("F1 / F2", "help / your own key fingerprint"),
     ("ctrl+p", "command palette: open, whois, verify, block, themes"),
+    ("drag, ctrl+c", "select text in the chat and copy it (OSC 52); shift+drag: the terminal's"),
     ("ctrl+q", "quit"),
 ]
 

@@ -10,6 +10,7 @@ from node.user.events import GroupChanged, MessageQueued, MessageReceived, Messa
 from node.user.group_store import GroupMessage
 
 from .group_view import GroupHistory, as_line, gid_of, group_key, members_text, title
+from .highlight import mentions
 from .safe import safe_content
 
 if TYPE_CHECKING:
@@ -68,13 +69,18 @@ class GroupUI:
         msg = GroupMessage(
             event.n, event.group, event.from_, event.id, 0, event.ts, event.text, False
         )
-        if app.showing(name) and app.chat.add(as_line(app.node, msg)):
-            return True
         entry = app.contacts.entry(name)
+        who = f"{event.from_} in #{entry.topic or event.group[:8]}"
+        # the open group alerts an absent user only when it names them; others as a person's do
+        mention = who if mentions(event.text, app.me) else None
+        if app.showing(name) and app.chat.add(as_line(app.node, msg)):
+            if mention is not None:
+                app.notifier.message(who, event.text, shown=True, mention=mention)
+            return True
         entry.unread += 1
         app.contacts.changed(name)
-        if not app.showing(name):
-            app.notifier.message(f"{event.from_} in #{entry.topic or event.group[:8]}", event.text)
+        if not app.showing(name) or mention is not None:
+            app.notifier.message(who, event.text, shown=app.showing(name), mention=mention)
         return True
 
     def queued(self, event: MessageQueued) -> bool:

@@ -29,9 +29,11 @@ class Settings(BaseModel):
     contacts: list[str] = []
     seeds: list[str] = []
     theme: str | None = None
-    bell: bool = False  # ring the terminal bell for a message in a conversation not open
+    bell: bool = False  # ring the terminal bell for a message not seen (see notifier.py)
     desktop: Desktop = "off"  # and/or ask the terminal for a desktop notification
     full_times: bool = False  # dates and seconds on every line, not just HH:MM
+    private: bool = False  # desktop notifications name the sender, never the text
+    logs: list[str] = []  # conversations (folded names, '#' and id for a group) kept in logs/
 
     @classmethod
     def load(cls, path: Path) -> tuple[Settings, list[str]]:

@@ -10,6 +10,8 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Coroutine
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from node.crypto.keys import fingerprint
@@ -21,12 +23,15 @@ from node.errors import (
     RemoteError,
     SeedUnavailable,
 )
+from node.storage.files import secure_dir
+from node.user.events import MessageQueued, MessageReceived
 from node.user.node import UserNode
 from node.wire.names import fold_name, looks_alike, require_name
 
 from . import acts_ui
 from .commands import Command, help_text
 from .group_view import gid_of, group_key, members_text
+from .logbook import PAGE, Logbook, Message, export, file_stem, key_of
 from .seed_url import check_seed_url
 from .settings import Settings
 from .widgets.chat_pane import ChatPane
@@ -38,6 +43,7 @@ class Host(Protocol):
     """What the commands use of the app (the app itself; a Protocol keeps imports one way)."""
 
     me: str
+    data_dir: Path
     node: UserNode | None
     current: str | None
     state: str
@@ -69,6 +75,8 @@ class Slash:
     def __init__(self, app: Host) -> None:
         self.app = app
         self.compared: dict[str, str] = {}  # folded name -> fingerprint shown by /verify NAME
+        self.logbook = Logbook(lambda: app.data_dir / "logs", lambda: app.settings.logs)
+        self.log_failed = False  # said once, not for every message
 
     # ------------------------------------------------------------------ helpers
 
@@ -310,9 +318,16 @@ class Slash:
             )
             return
         if node.block(name):
+            self.mark_blocked(name, True)
+            kept = (
+                "they stay in your contacts, marked blocked"
+                if node.contact(name) is not None
+                else "they do not become a contact by writing"
+            )
             self.say(
-                f"blocked {name}: their messages are refused unseen (they are told you do not "
-                f"accept them) and they are not a contact. /unblock {name} undoes it."
+                f"blocked {name}: their messages are refused before they are stored, never "
+                f"shown nor alerted (they are told you do not accept them); {kept}. "
+                f"/unblock {name} undoes it."
             )
         else:
             self.say(f"{name} was blocked already")
@@ -322,9 +337,17 @@ class Slash:
         if node is None:
             return
         if node.unblock(name):
-            self.say(f"unblocked {name}: their messages arrive again (/add {name} to follow them)")
+            self.mark_blocked(name, False)
+            follow = "" if node.contact(name) is not None else f" (/add {name} to follow them)"
+            self.say(f"unblocked {name}: their messages arrive again{follow}")
         else:
             self.error(f"{name} is not blocked")
+
+    def mark_blocked(self, name: str, blocked: bool) -> None:
+        entry = self.app.contacts.get(name)
+        if entry is not None:
+            entry.blocked = blocked
+            self.app.contacts.changed(entry.name)
 
     # ------------------------------------------------------------------ identity
 
@@ -538,19 +561,120 @@ class Slash:
         settings = self.app.settings
         if what is None:
             self.say(
-                f"alerts for messages in conversations not open: bell "
-                f"{'on' if settings.bell else 'off'}, desktop {settings.desktop} "
-                "(/notify bell on|off, /notify desktop off|osc9|osc777)"
+                f"alerts for messages you do not see (another conversation, or this one while the "
+                f"terminal is not focused; in a group, when it names you): bell "
+                f"{'on' if settings.bell else 'off'}, desktop {settings.desktop}, text "
+                f"{'hidden (private)' if settings.private else 'shown'} "
+                "(/notify bell on|off, /notify desktop off|osc9|osc777, /notify private on|off)"
             )
             return
         if what == "bell" and value in ("on", "off"):
             settings.bell = value == "on"
         elif what == "desktop" and value in ("off", "osc9", "osc777"):
             settings.desktop = value  # type: ignore[assignment]
+        elif what == "private" and value in (None, "on", "off"):
+            settings.private = value != "off"
         else:
-            raise InvalidInput("usage: /notify bell on|off, or /notify desktop off|osc9|osc777")
+            raise InvalidInput(
+                "usage: /notify bell on|off, /notify desktop off|osc9|osc777, "
+                "or /notify private on|off"
+            )
         self.app.save_settings()
         self.do_notify()
+
+    # ------------------------------------------------------------------ logs (logbook.py)
+
+    def conversation(self, name: str) -> tuple[str, str]:
+        """(the conversation's key, its name as shown) for NAME: a contact, anyone, or a group
+        by '#' and its id or its topic."""
+        node = self.app.node
+        if not name.startswith("#"):
+            require_name(name)
+            entry = self.app.contacts.get(name)
+            return key_of(name), entry.name if entry is not None else name
+        if node is not None:
+            groups = node.groups.groups()
+            ids = [s.gid for s in groups if s.gid == name[1:]]
+            ids = ids or [s.gid for s in groups if fold_name(s.topic) == fold_name(name[1:])]
+            if len(ids) == 1:
+                return group_key(ids[0]), name
+        raise InvalidInput(f"no group {name} (a group is '#' and its id, or its topic)")
+
+    def do_export(self, name: str, file: str | None = None) -> None:
+        node = self.node()
+        if node is None:
+            return
+        key, shown = self.conversation(name)
+        if file is not None:
+            path = Path(file).expanduser()
+        else:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = self.app.data_dir / "logs" / f"{file_stem(key)}-{stamp}.txt"
+            secure_dir(path.parent)
+        if (gid := gid_of(key)) is not None:
+            groups = node.groups
+
+            def pages(after: int) -> list[Message]:
+                return list(groups.history_after(gid, after, PAGE))
+
+        else:
+
+            def pages(after: int) -> list[Message]:
+                return list(node.history_after(key, after, PAGE))
+
+        async def run() -> None:
+            try:
+                count = await export(pages, path)
+            except OSError as exc:
+                self.error(f"cannot export to {path}: {exc.strerror or exc}")
+                return
+            what = "1 message" if count == 1 else f"{count} messages"
+            self.say(f"exported {what} with {shown} to {path}")
+
+        self.background(run(), "export")
+
+    def do_log(self, value: str | None = None) -> None:
+        settings = self.app.settings
+        current = self.app.current
+        if value is None:
+            kept = ", ".join(settings.logs) or "none"
+            self.say(
+                f"conversations logged to {self.app.data_dir / 'logs'}: {kept} "
+                "(/log on|off for the open one)"
+            )
+            return
+        if value not in ("on", "off"):
+            raise InvalidInput("usage: /log on|off (for the open conversation), /log lists them")
+        if current is None:
+            self.error("open a conversation to log it (/log on|off)")
+            return
+        key = key_of(current)
+        logs = [k for k in settings.logs if k != key]
+        if value == "on":
+            logs.append(key)
+        settings.logs = logs
+        self.app.save_settings()
+        if value == "on":
+            self.log_failed = False
+            self.say(
+                f"logging {current}: each new message is added to "
+                f"{self.logbook.path(key)} (/export {current} writes what came before)"
+            )
+        else:
+            self.say(f"no longer logging {current}; the log file stays")
+
+    def log_message(self, event: MessageReceived | MessageQueued) -> None:
+        """A message stored or sent: added to its conversation's log if that is kept."""
+        if event.group is not None:
+            key = group_key(event.group)
+        else:
+            key = event.to if isinstance(event, MessageQueued) else event.from_
+        try:
+            self.logbook.append(key, event.ts, event.from_, event.text)
+        except (OSError, P2PError) as exc:
+            if not self.log_failed:
+                self.log_failed = True
+                self.error(f"cannot write the log of {key}: {exc}")
 
     def do_timestamps(self) -> None:
         settings = self.app.settings

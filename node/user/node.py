@@ -631,15 +631,13 @@ class UserNode(Service):
         self.store.mark_read(name, n)
 
     def block(self, name: str) -> bool:
-        """Refuse `name`'s messages before they are stored, and drop it from the contacts.
+        """Refuse `name`'s messages before they are stored; a contact stays one, marked blocked.
 
         False when it was blocked already. A blocked name writing gets an error it can show
-        ("does not accept messages from you"), and never becomes a contact.
+        ("does not accept messages from you"), and never becomes a contact by writing.
         """
         require_name(name)
-        added = self.store.block(name, now_ms())
-        self.remove_contact(name)
-        return added
+        return self.store.block(name, now_ms())
 
     def unblock(self, name: str) -> bool:
         return self.store.unblock(name)

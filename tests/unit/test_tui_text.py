@@ -51,14 +51,19 @@ def test_each_state_has_its_mark_and_sent_names_the_path():
     for state, path in [("queued", None), ("sent", "direct"), ("sent", "relay"), ("stored", "mail"),
                         ("delivered", None), ("failed", None)]:  # fmt: skip
         line.state, line.reason, line.path = state, "why" if state == "failed" else None, path
-        marks[(state, path)] = line.message_text().plain.split("hi", 1)[1].strip()
+        line.set_tooltip()
+        marks[(state, path)] = (line.message_text().plain.split("hi", 1)[1].strip(), line.tooltip)
+    # the mark alone where it says enough, words where the user may act; words on hover
     assert marks == {
-        ("queued", None): "… queued",
-        ("sent", "direct"): "✓ sent direct",
-        ("sent", "relay"): "✓ relayed",
-        ("stored", "mail"): "✉ stored for the recipient",
-        ("delivered", None): "✓✓ delivered",
-        ("failed", None): "✗ failed (why)",
+        ("queued", None): ("… queued", "queued: waiting to go out"),
+        ("sent", "direct"): ("✓", "sent direct"),
+        ("sent", "relay"): ("✓", "relayed"),
+        ("stored", "mail"): (
+            "✉",
+            "stored for the recipient (offline): delivered when they come online",
+        ),
+        ("delivered", None): ("✓✓", "delivered"),
+        ("failed", None): ("✗ failed (why)", "failed (why)"),
     }
 
 

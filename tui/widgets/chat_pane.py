@@ -251,6 +251,8 @@ class ChatPane(VerticalScroll):
         self.mount(Static(safe_content(text, multiline=True), classes=classes))
         if not self.has_newer:
             self.scroll_end(animate=False)
+            # and once the line is laid out: a long one (/help) is seen to its end
+            self.call_after_refresh(self.scroll_end, animate=False)
 
     def internal_error(self, worker: Worker[Any]) -> None:
         """A worker failed on a bug: the traceback goes to the log file, and a line here says so
@@ -407,6 +409,7 @@ class ChatPane(VerticalScroll):
     def jump_to_newest(self) -> None:
         """The newest line, at the bottom of the pane (reading the last page again if needed)."""
         if self.peer is None or self.source is None:
+            self.scroll_end(animate=False)  # no conversation: the newest of the app's own lines
             return
         if self.has_newer:
             self.open(self.peer, self.me, self.source, self.read_upto)

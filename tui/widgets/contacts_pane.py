@@ -29,6 +29,7 @@ class ContactEntry:
     new: bool = False  # wrote first and was not looked at yet
     held: bool = False  # its key changed and is not accepted yet
     verified: bool = False  # the user compared its key's fingerprint
+    blocked: bool = False  # its messages are refused (it stays a contact until removed)
     topic: str | None = None  # a group (its name is '#' and its id): the group's topic
 
 
@@ -119,6 +120,8 @@ class ContactsPane(OptionList):
             text.append(" ✔", style="green")
         if entry.unread:
             text.append(f" ({entry.unread})", style="bold yellow")
+        if entry.blocked:
+            text.append(" (blocked)", style="dim red")
         if entry.new:
             text.append(" new", style="italic cyan")
         if entry.held:

@@ -7,23 +7,36 @@ import time
 import zlib
 
 from rich.text import Text
+from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Static
 
 from node.user.store import StoredMessage
 from node.wire.names import fold_name
 
+from ..highlight import mentions, urls
 from ..safe import safe_text
 
-# (mark, words, style) per state of an outgoing message; `sent` names the path when known
+# (mark, words, style) per state of an outgoing message: the marks alone where they say enough
+# (the README explains them; the words are in the line's tooltip), words where the user may act
 STATE_MARKS: dict[str, tuple[str, str, str]] = {
     "queued": ("…", "queued", "dim"),
-    "sent": ("✓", "sent", "dim"),
-    "stored": ("✉", "stored for the recipient", "yellow"),
-    "delivered": ("✓✓", "delivered", "green"),
+    "sent": ("✓", "", "dim"),
+    "stored": ("✉", "", "yellow"),
+    "delivered": ("✓✓", "", "green"),
     "failed": ("✗", "failed", "red"),
 }
+STATE_TIPS = {
+    "queued": "queued: waiting to go out",
+    "sent": "sent",
+    "stored": "stored for the recipient (offline): delivered when they come online",
+    "delivered": "delivered",
+    "failed": "failed",
+}
 SENT_BY_PATH = {"direct": "sent direct", "relay": "relayed", "mail": "mailed"}
+URL_STYLE = "underline bright_blue"
+MENTION_STYLE = "bold reverse"
 # readable on dark and light themes alike; a name keeps its colour everywhere, across runs
 NAME_COLOURS = [
     "dodger_blue2",
@@ -61,6 +74,29 @@ def day_title(ms: int) -> str:
 def is_action(text: str) -> bool:
     """A /me message: sent as text starting with '/me ', shown as '* name does'."""
     return text.startswith("/me ")
+
+
+def hang(content: Content, width: int, indent: int) -> list[Content]:
+    """`content` wrapped to `width`, every wrapped piece after a line's first indented by `indent`
+    cells (under the text, not the time). Lines that start with the indent already (ctrl+j
+    lines) wrap the same way."""
+    if indent * 2 >= width:  # too narrow to hang anything
+        indent = 0
+    pad = Content(" " * indent)
+    out: list[Content] = []
+    for line in content.split("\n", allow_blank=True):
+        pieces = line.wrap(width)
+        if len(pieces) <= 1:
+            out.extend(pieces or [line])
+            continue
+        out.append(pieces[0])
+        plain = line.plain
+        start = len(pieces[0].plain)
+        while start < len(plain) and plain[start] == " ":
+            start += 1
+        rest = line[start:]
+        out.extend(pad + piece for piece in (rest.wrap(width - indent) if rest else []))
+    return out
 
 
 class MessageLine(Static):
@@ -102,15 +138,50 @@ class MessageLine(Static):
         self.reason = msg.reason
         self.path: str | None = None
         self.full_times = full_times
+        self.indent = 0  # where the text starts, for the wrapped lines of a long message
+        self._hung: tuple[int, object, list[Content]] | None = None
         classes = "outgoing" if msg.outgoing else "incoming"
         if msg.key_changed:
             classes += " -key-changed"
+        if self.mentioned():
+            classes += " -mention"
         super().__init__(self.message_text(), classes=classes, markup=False)
+        self.set_tooltip()
+
+    def mentioned(self) -> bool:
+        """An incoming group message naming the user (highlighted, and an alert)."""
+        msg = self.msg
+        return msg.peer.startswith("#") and not msg.outgoing and bool(mentions(msg.text, self.me))
+
+    def set_tooltip(self) -> None:
+        if self.msg.outgoing and not self.msg.peer.startswith("#"):
+            tip = STATE_TIPS.get(self.state, self.state)
+            if self.state == "sent" and self.path in SENT_BY_PATH:
+                tip = SENT_BY_PATH[self.path]
+            if self.reason:
+                tip += f" ({safe_text(self.reason)})"
+            self.tooltip = tip
+
+    # ------------------------------------------------------------------ wrapping under the text
+
+    def hung(self, width: int) -> list[Content]:
+        visual = self.visual  # a new one on every update
+        if self._hung is None or self._hung[0] != width or self._hung[1] is not visual:
+            content = visual if isinstance(visual, Content) else Content(str(visual))
+            self._hung = (width, visual, hang(content, max(width, 1), self.indent))
+        return self._hung[2]
+
+    def render(self) -> Content:
+        return Content("\n").join(self.hung(self.content_size.width))
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.hung(width)) if width else 0
 
     def set_state(self, state: str, reason: str | None, path: str | None = None) -> None:
         self.state, self.reason = state, reason
         self.path = path or self.path
         self.update(self.message_text())
+        self.set_tooltip()
 
     def set_full_times(self, full: bool) -> None:
         if full != self.full_times:
@@ -122,10 +193,7 @@ class MessageLine(Static):
             # a group message: how many members have it ("✓✓ 7/9")
             done = self.state == "delivered"
             return ("✓✓" if done else "✓", self.reason, "green" if done else "dim")
-        mark, words, style = STATE_MARKS.get(self.state, ("", self.state, ""))
-        if self.state == "sent" and self.path in SENT_BY_PATH:
-            words = SENT_BY_PATH[self.path]
-        return mark, words, style
+        return STATE_MARKS.get(self.state, ("", self.state, ""))
 
     def message_text(self) -> Text:
         msg = self.msg
@@ -145,21 +213,31 @@ class MessageLine(Static):
         body_text = msg.text if self.body is None else self.body
         text.append(stamp, style="dim")
         who = ME_STYLE if msg.outgoing else name_style(msg.sender)
+        self.indent = len(stamp)
         indent = "\n" + " " * len(stamp)  # the lines of a message start under its first
         if is_action(body_text):
             text.append("* ", style=who)
             text.append(safe_text(msg.sender), style=who)
             body = safe_text(body_text[4:], multiline=True).replace("\n", indent)
-            text.append(" " + body, style="italic")
+            text.append(" ")
+            start = len(text)
+            text.append(body, style="italic")
         else:
             text.append(safe_text(msg.sender), style=who)
             text.append(": ")
+            start = len(text)
             text.append(safe_text(body_text, multiline=True).replace("\n", indent))
+        body = text.plain[start:]
+        for begin, end in urls(body):  # a style over the literal text: never a link or markup
+            text.stylize(URL_STYLE, start + begin, start + end)
+        if msg.peer.startswith("#") and not msg.outgoing:
+            for begin, end in mentions(body, self.me):
+                text.stylize(MENTION_STYLE, start + begin, start + end)
         if self.mark:  # r3: "(edited)", "(deleted)"
             text.append(f" ({self.mark})", style="dim italic")
         if msg.outgoing:
             mark, words, style = self.state_words()
-            text.append(f"  {mark} {words}", style=style)
+            text.append(f"  {mark} {words}".rstrip(), style=style)
             if self.reason and self.state in ("queued", "failed"):
                 text.append(f" ({safe_text(self.reason)})", style=style)
         if self.reactions:  # r3: "👍 2 ❤ 1" under the line

@@ -86,7 +86,8 @@ class SearchDialog(ModalScreen[int | None]):
         count = len(self.hits)
         more = "+" if count == LIMIT else ""
         self.query_one("#search-count", Static).update(
-            f"{count}{more} messages, newest first · ↓ to pick one, Enter jumps there"
+            f"{count}{more} {'message' if count == 1 else 'messages'}, newest first · "
+            "↓ to pick one, Enter jumps there"
             if query.strip()
             else "type to search the whole history"
         )
