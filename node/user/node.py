@@ -307,6 +307,14 @@ class UserNode(Service):
         self.seed.add_seed(url)
         self._on_status(self.seed.state, self.seed.home_name, f"added {url}")
 
+    def remove_seed(self, url: str) -> bool:
+        """Stop dialling a seed the user added (a typo, a seed gone for good); False when it was
+        not one of theirs. The link it may carry now stays until it drops."""
+        removed = self.seed.remove_seed(url)
+        if removed:
+            self._on_status(self.seed.state, self.seed.home_name, f"removed {url}")
+        return removed
+
     async def lookup(self, name: str) -> Found:
         """A fresh, verified answer from the seed (its record's signature and name checked)."""
         self.book.forget(name)
