@@ -65,11 +65,12 @@ class Drafts:
         return self.history.setdefault(conversation_key(name), [])
 
     def trim(self) -> None:
-        for key, lines in list(self.history.items()):
+        """Bound each history in place (the composer holds the open one's list) and the number
+        of conversations kept (at load, before any list is handed out)."""
+        for lines in self.history.values():
             lines[:] = bounded(lines)
-            if not lines:
-                del self.history[key]
-        keys = list(dict.fromkeys([*self.history, *self.drafts]))  # oldest first
+        keys = [k for k in dict.fromkeys([*self.history, *self.drafts]) if self.history.get(k)]
+        keys += [k for k in self.drafts if k not in keys]  # oldest first
         excess = len(keys) - CONVERSATIONS
         if excess > 0:  # those without a draft go first
             for key in sorted(keys, key=lambda k: k in self.drafts)[:excess]:
@@ -105,8 +106,10 @@ class Drafts:
         return drafts, []
 
     def save(self, path: Path) -> None:
-        self.trim()
-        data = {"last": self.last, "drafts": self.drafts, "history": self.history}
+        for lines in self.history.values():
+            lines[:] = bounded(lines)
+        history = {key: lines for key, lines in self.history.items() if lines}
+        data = {"last": self.last, "drafts": self.drafts, "history": history}
         tmp = path.with_suffix(".tmp-drafts")
         tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         tmp.chmod(0o600)
