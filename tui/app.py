@@ -42,7 +42,6 @@ from node.user.events import (
     SessionReplaced,
 )
 from node.user.node import UserNode
-from node.user.seed_client import first_answering
 from node.user.store import StoredMessage
 from node.wire.names import fold_name, require_name
 from node.wire.protocol import MAX_TEXT
@@ -193,7 +192,10 @@ class ChatApp(App):
         self.settings.seeds.extend(remembered)
         seeds = list(dict.fromkeys([*self.config.seeds, *self.settings.seeds]))
         embedded: set[str] = set()
-        if self.embedded_allowed and await first_answering(seeds, self.probe_timeout) is None:
+        if (
+            self.embedded_allowed
+            and await UserNode.seed_answering(seeds, self.probe_timeout) is None
+        ):
             url = await self.start_embedded_seed(seeds)
             if url:
                 embedded.add(url)
@@ -259,11 +261,10 @@ class ChatApp(App):
         await asyncio.sleep(2.0)
         if self.state != "offline" or self.node is None or self.replaced:
             return
-        if await first_answering(list(self.node.seed.candidates(None)), self.probe_timeout) is None:
-            url = await self.start_embedded_seed(list(self.node.seed.configured))
+        if not await self.node.any_seed_answers(self.probe_timeout):
+            url = await self.start_embedded_seed(self.node.configured_seeds())
             if url and self.node is not None:
-                self.node.seed.embedded.add(url)
-                self.node.add_seed(url)
+                self.node.add_embedded_seed(url)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The app's workers (slash commands among them) report a bug in the chat, not nowhere."""

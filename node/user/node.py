@@ -53,7 +53,7 @@ from .group_node import GroupNode
 from .groups import Member
 from .inbox import Inbox
 from .outbox import Outbox
-from .seed_client import SeedCallbacks, SeedClient
+from .seed_client import SeedCallbacks, SeedClient, first_answering
 from .status import StatusFilter
 from .store import Contact, StoredMessage, UserStore
 
@@ -306,6 +306,24 @@ class UserNode(Service):
     def add_seed(self, url: str) -> None:
         self.seed.add_seed(url)
         self._on_status(self.seed.state, self.seed.home_name, f"added {url}")
+
+    @staticmethod
+    async def seed_answering(urls: list[str], timeout: float) -> str | None:
+        """The first of `urls` whose seed completes a handshake within `timeout` (a probe before
+        a node starts: does any seed answer, or should the app host one?)."""
+        return await first_answering(urls, timeout)
+
+    async def any_seed_answers(self, timeout: float) -> bool:
+        """Whether one of the seeds this node would dial answers now."""
+        return await first_answering(list(self.seed.candidates(None)), timeout) is not None
+
+    def configured_seeds(self) -> list[str]:
+        return list(self.seed.configured)
+
+    def add_embedded_seed(self, url: str) -> None:
+        """A seed this machine's app hosts now: dialled after the others, and added."""
+        self.seed.embedded.add(url.rstrip("/"))
+        self.add_seed(url)
 
     def remove_seed(self, url: str) -> bool:
         """Stop dialling a seed the user added (a typo, a seed gone for good); False when it was
