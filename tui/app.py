@@ -614,6 +614,7 @@ class ChatApp(App):
         elif (
             event.is_printable
             and event.character
+            and not event.key.startswith("alt+")
             and self.focused is not composer
             and len(self.screen_stack) == 1
             and event.key not in self.screen.active_bindings

@@ -124,6 +124,8 @@ class Composer(TextArea):
             event.stop()
             event.prevent_default()
             self.insert("\n")
+        elif event.key.startswith("alt+") and event.is_printable:
+            event.prevent_default()  # an unbound alt+letter is a key, not text to send
         elif event.key == "up" and self.cursor_location[0] == 0 and self.recall(-1):
             event.stop()
             event.prevent_default()
