@@ -14,13 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from node.config import UserConfig
@@ -52,6 +51,7 @@ from .drafts import Drafts
 from .embedded import HostedSeed, embedded_address, host_seed
 from .group_ui import GroupUI
 from .keys import ALT_DIGITS, alt_digits_as_keys
+from .main_screen import MainScreen
 from .notifier import Notifier
 from .safe import safe_content, safe_text
 from .seed_url import check_seed_url
@@ -137,30 +137,46 @@ class ChatApp(App):
         self.notifier = Notifier(self, lambda: self.settings.bell, lambda: self.settings.desktop)
         self.slash = Slash(self)
         self.group_ui = GroupUI(self)
+        self.main = MainScreen(self.completion_choices, self.check_input)
 
     # ------------------------------------------------------------------ layout
 
-    def compose(self) -> ComposeResult:
-        # kept by reference: events and commands reach them while a dialog is the active screen
-        self.composer = Composer(self.completion_choices, self.check_input, id="input")
-        self.seeds = SeedsPane(id="seeds")
-        self.contacts = ContactsPane(id="contacts")
-        self.chat = ChatPane(id="chat")
-        self.jump_bar = JumpBar(id="jump", markup=False)
-        self.side = Vertical(self.seeds, self.contacts, id="side")
-        yield Header()
-        with Vertical(id="bottom"):  # docked; first, so the composer leads the focus order
-            yield self.composer
-            yield Footer()
-        with Horizontal(id="main"):
-            yield self.side
-            with Vertical(id="conversation"):
-                yield self.chat
-                yield self.jump_bar
+    def get_default_screen(self) -> MainScreen:
+        return self.main
+
+    # the main screen's widgets, kept by reference: events and commands reach them while a
+    # dialog is the active screen
+    @property
+    def composer(self) -> Composer:
+        return self.main.composer
+
+    @property
+    def seeds(self) -> SeedsPane:
+        return self.main.seeds
+
+    @property
+    def contacts(self) -> ContactsPane:
+        return self.main.contacts
+
+    @property
+    def chat(self) -> ChatPane:
+        return self.main.chat
+
+    @property
+    def jump_bar(self) -> JumpBar:
+        return self.main.jump_bar
+
+    @property
+    def side(self) -> Vertical:
+        return self.main.side
 
     def on_mount(self) -> None:
         self.title = f"p2p-chat · {safe_text(self.me)}"
         self.sub_title = "connecting"
+
+    @on(MainScreen.Ready)
+    def on_main_ready(self) -> None:
+        """The panes are mounted: what the node says can be shown from now on."""
         self.jump_bar.show_count(0)
         self.composer.focus()
         self.start_node()

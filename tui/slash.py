@@ -42,9 +42,13 @@ class Host(Protocol):
     state: str
     replaced: bool
     settings: Settings
-    chat: ChatPane
-    contacts: ContactsPane
-    seeds: SeedsPane
+
+    @property
+    def chat(self) -> ChatPane: ...
+    @property
+    def contacts(self) -> ContactsPane: ...
+    @property
+    def seeds(self) -> SeedsPane: ...
 
     def open_conversation(self, name: str, around: int | None = None) -> None: ...
     def open_search(self, query: str) -> None: ...
