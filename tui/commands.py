@@ -89,7 +89,7 @@ KEYS: list[tuple[str, str]] = [
     ("ctrl+j", "new line (shift+enter or alt+enter too, where the terminal tells them apart)"),
     ("Tab", "complete a name, command or argument (/whois <Tab>); nothing to complete: next pane"),
     ("Up / Down", "in the input: what you sent before in this conversation (kept across restarts)"),
-    ("alt+1..9, alt+0", "open conversation 1..10 as numbered in Contacts (/window N)"),
+    ("alt+1 … alt+9, alt+0", "open conversation 1..10 as numbered in Contacts (/window N)"),
     ("alt+a", "next conversation with activity (unread messages)"),
     ("alt+shift+a", "mark every conversation read (/read all)"),
     ("ctrl+u", "delete everything before the cursor in the input"),
