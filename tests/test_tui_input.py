@@ -228,6 +228,11 @@ async def test_7_enter_in_a_burst_typed_into_the_chat_pane_sends(seeds, users, t
         burst(app, ("h", "h"), ("i", "i"), ("enter", "\r"))
         await received(bob_ev, "hi")
         assert app.composer.text == ""
+        app.composer.load_text("a draft")  # Enter pressed on its own in the chat sends nothing
+        app.chat.focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        assert app.composer.text == "a draft"
 
 
 async def test_7_after_close_the_view_starts_at_the_top_and_the_input_sends_to_nobody(

@@ -138,6 +138,7 @@ class ChatApp(App):
         self.slash = Slash(self)
         self.group_ui = GroupUI(self)
         self.main = MainScreen(self.completion_choices, self.check_input)
+        self.redirecting = False  # keys typed outside the input are going into it
 
     # ------------------------------------------------------------------ layout
 
@@ -621,6 +622,7 @@ class ChatApp(App):
             and self.focused is not composer
             and not isinstance(self.focused, ContactsPane)  # there Enter opens a contact
             and len(self.screen_stack) == 1
+            and self.redirecting
             and composer.text.strip()
         ):  # the end of a burst typed into the chat pane: the focus had not moved yet
             event.stop()
@@ -639,6 +641,9 @@ class ChatApp(App):
             self.close_overlay()
             composer.focus()
             composer.insert(event.character)
+            if not self.redirecting:  # until the keys queued with this one are handled
+                self.redirecting = True
+                self.call_later(setattr, self, "redirecting", False)
 
     # ------------------------------------------------------------------ keys
 
@@ -646,6 +651,8 @@ class ChatApp(App):
         # the paging keys belong to the chat only on the main screen, and not to the contacts list
         if action in CHAT_KEYS:
             return len(self.screen_stack) == 1 and not isinstance(self.focused, ContactsPane)
+        if action in ("window", "read_all"):  # not from under a dialog
+            return len(self.screen_stack) == 1
         return True
 
     def action_page_up(self) -> None:
