@@ -203,6 +203,8 @@ async def test_7_rejected_text_is_easy_to_clear_and_stays_when_the_seed_url_is_w
         assert composer.text == ""
         await type_in(pilot, "/seed http://foo")
         assert composer.text == "/seed http://foo" and "ws://" in notes(app).splitlines()[-1]
+        await type_in(pilot, "/seed remove")
+        assert composer.text == "/seed remove" and "usage: /seed" in notes(app).splitlines()[-1]
         composer.load_text("")
         await type_in(pilot, "/seed ws://127.0.0.1:9")
         saved = tmp_path / "tui-Sally" / "tui.toml"

@@ -576,11 +576,14 @@ class ChatApp(App):
             if self.current is None:
                 return "no conversation is open for /me"
             return self.check_message(self.current, "/me " + parsed.args[0])
-        if parsed.name == "seed" and parsed.args[:1] != ("remove",):
-            try:  # a bad URL stays in the input to be corrected
-                check_seed_url(" ".join(parsed.args) or "")
+        if parsed.name == "seed":  # a bad URL stays in the input to be corrected
+            args = parsed.args
+            if len(args) != (2 if args[:1] == ("remove",) else 1):
+                return "usage: /seed URL, or /seed remove URL"
+            try:
+                check_seed_url(args[-1])
             except InvalidInput as exc:
-                return str(exc)
+                return str(exc) if len(args) == 1 else None  # a saved bad one can be removed
         return None
 
     def check_message(self, to: str, text: str) -> str | None:
