@@ -145,10 +145,13 @@ async def test_4_up_history_survives_a_restart_and_retry_takes_the_failed_one_he
         await pilot.press("up")
         assert again.composer.text == "/cancel"  # what was typed in this conversation
         again.composer.load_text("")
+        await type_in(pilot, "still there?")  # newer, and waiting: /retry takes the failed one
+        await until(pilot, lambda: len(again.chat.lines) == 2)
+        failed, waiting = again.chat.message_lines()
+        assert failed.state == "failed" and waiting.state != "failed"
         await type_in(pilot, "/retry")
         await until(pilot, lambda: "trying your message to ghost again" in notes(again))
-        line = next(iter(again.chat.lines.values()))
-        await until(pilot, lambda: line.state == "queued")
+        await until(pilot, lambda: failed.state == "queued")
 
 
 # ---------------------------------------------------------------- 6. Tab

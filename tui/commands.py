@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "unverify": ("NAME", "take the verified mark off NAME"),
     "accept": ("NAME", "trust a contact's new key after it changed; held messages then go out"),
-    "retry": ("[ID]", "try again now: the newest failed or waiting message here, or the one ID"),
+    "retry": ("[ID]", "try again now: the newest failed (else waiting) message here, or ID"),
     "cancel": ("[ID]", "give up on a waiting message: the newest here, or the one ID"),
     "fingerprint": ("", "show your own key fingerprint (F2)"),
     "group": ("new TOPIC [NAME ...]", "make a group with these members, and open it"),

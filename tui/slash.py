@@ -201,7 +201,8 @@ class Slash:
         node = self.node()
         if node is None:
             return
-        msg = node.retry(msg_id, None if msg_id else self.app.current)
+        # the last failed message here first: a newer one still waiting is being tried anyway
+        msg = node.retry(msg_id, None if msg_id else self.app.current, failed_first=True)
         self.say(f"trying your message to {msg.recipient} again now (/cancel gives it up)")
 
     def do_cancel(self, msg_id: str | None = None) -> None:

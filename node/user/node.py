@@ -432,12 +432,17 @@ class UserNode(Service):
         """Messages held back for a person: a name not registered yet, a key not accepted yet."""
         return self.outbox.unsettled_count(held=True)
 
-    def retry(self, msg_id: str | None = None, peer: str | None = None) -> StoredMessage:
+    def retry(
+        self, msg_id: str | None = None, peer: str | None = None, failed_first: bool = False
+    ) -> StoredMessage:
         """Try a message again now: the one with this id (or id prefix), else the newest failed or
-        waiting one (with `peer`, when given). A failed one goes back to the outbox, its expiry
-        counting from now; a waiting one is looked up and tried at once. InvalidInput when there
-        is none."""
-        msg = self._pick(msg_id, peer, ("failed", "queued", "sent", "stored"), "retry")
+        waiting one (with `peer`, when given; the newest failed one before any waiting one with
+        `failed_first`). A failed one goes back to the outbox, its expiry counting from now; a
+        waiting one is looked up and tried at once. InvalidInput when there is none."""
+        failed = (
+            self.store.last_outgoing(peer, ("failed",)) if failed_first and not msg_id else None
+        )
+        msg = failed or self._pick(msg_id, peer, ("failed", "queued", "sent", "stored"), "retry")
         if self.store.is_blocked(msg.recipient):
             raise InvalidInput(f"{msg.recipient} is blocked: unblock them to write to them")
         if msg.state == "failed" or self.outbox.find(msg.id) is None:
