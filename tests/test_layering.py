@@ -126,3 +126,72 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
         assert "node.user.node" in edges["node.seed._layering_probe"]
     finally:
         fake.unlink()
+
+
+# what tui/ may import from node/: the UserNode API, its events and the row types it returns,
+# the config, the errors, names and wire limits, fingerprints as text and the data dirs. The
+# seed side only where the app hosts the embedded seed, the command line helpers only in the
+# app's own command line. Everything else (the seed link, the store, the outbox) is reached
+# through UserNode and its events.
+TUI_ALLOWED = {
+    "node.user.node",
+    "node.user.events",
+    "node.user.acts",  # the pure vocabulary of replies, reactions and edits (no I/O)
+    "node.config",
+    "node.errors",
+    "node.wire.names",
+    "node.wire.protocol",
+    "node.crypto.keys",
+    "node.storage.files",
+}
+TUI_ROW_TYPES = {
+    "node.user.store": {"StoredMessage"},
+    "node.user.group_store": {"GroupMessage"},
+    "node.user.groups": {"GroupState"},
+}
+TUI_ONLY_IN = {
+    "node.seed.server": {"tui.embedded"},
+    "node.cli.common": {"tui.cli"},
+    "node.runtime": {"tui.cli"},
+}
+
+
+def tui_imports(path: Path) -> list[tuple[str, set[str]]]:
+    """(node module, names taken from it) for each import of node/ in a tui/ file."""
+    found: list[tuple[str, set[str]]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            if node.module.split(".")[0] == "node":
+                found.append((node.module, {a.name for a in node.names}))
+        elif isinstance(node, ast.Import):
+            found += [(a.name, set()) for a in node.names if a.name.split(".")[0] == "node"]
+    return found
+
+
+def test_the_terminal_client_reaches_the_node_only_through_its_api():
+    wrong = []
+    for path in ROOT.joinpath("tui").rglob("*.py"):
+        module = module_name(path)
+        for target, names in tui_imports(path):
+            if target in TUI_ALLOWED or module in TUI_ONLY_IN.get(target, set()):
+                continue
+            rows = TUI_ROW_TYPES.get(target)
+            if rows is not None and names and names <= rows:
+                continue
+            wrong.append(f"{module} imports {', '.join(sorted(names)) or '*'} from {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_tui_rule_catches_a_reach_into_the_seed_link():
+    probe = ROOT / "tui" / "_layering_probe.py"
+    probe.write_text("from node.user.seed_client import first_answering\n")
+    try:
+        assert tui_imports(probe) == [("node.user.seed_client", {"first_answering"})]
+        try:
+            test_the_terminal_client_reaches_the_node_only_through_its_api()
+        except AssertionError as exc:
+            assert "tui._layering_probe imports first_answering" in str(exc)
+        else:
+            raise AssertionError("the rule let tui/ import the seed link")
+    finally:
+        probe.unlink()

@@ -346,7 +346,8 @@ async def test_contacts_and_seeds_persist_in_toml_and_palette_offers_actions(see
         await submit(pilot, "/remove Bob")
         await until(pilot, lambda: entry(app, "bob") is None)
     kept = tomllib.loads(saved.read_text())
-    assert (kept["contacts"], kept["seeds"]) == ([], ["ws://127.0.0.1:9"])
+    # the seed given on the command line is remembered too
+    assert (kept["contacts"], kept["seeds"]) == ([], [a.url, "ws://127.0.0.1:9"])
     app2 = make_app(tmp_path, "Sally", [a.url])
     async with app2.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: connected(app2))

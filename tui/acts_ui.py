@@ -10,8 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from node.errors import InvalidInput
-from node.user.act_node import Scope
-from node.user.acts import DELETED, EDITED, ActType, valid_emoji
+from node.user.acts import DELETED, EDITED, ActType, Scope, valid_emoji
 from node.user.events import MessageChanged
 from node.user.node import UserNode
 from node.wire.names import fold_name

@@ -14,11 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
+from textual.content import Content
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header
 from textual.worker import Worker, WorkerState
 
 from node.config import UserConfig
@@ -41,18 +42,21 @@ from node.user.events import (
     SessionReplaced,
 )
 from node.user.node import UserNode
-from node.user.seed_client import first_answering
 from node.user.store import StoredMessage
 from node.wire.names import fold_name, require_name
 from node.wire.protocol import MAX_TEXT
 
 from . import acts_ui
 from .bridge import NodeEvent, pump
-from .commands import Command, CommandError, parse
+from .commands import Command, CommandError, argument_choices, parse
+from .drafts import Drafts
 from .embedded import HostedSeed, embedded_address, host_seed
 from .group_ui import GroupUI
+from .keys import ALT_DIGITS, alt_digits_as_keys
+from .main_screen import MainScreen
 from .notifier import Notifier
-from .safe import safe_text
+from .safe import safe_content, safe_text
+from .seed_url import check_seed_url
 from .settings import Settings
 from .slash import Slash
 from .widgets.chat_pane import ChatPane
@@ -97,7 +101,21 @@ class ChatApp(App):
         Binding("pagedown", "page_down", "Newer", show=False, priority=True),
         Binding("ctrl+end,ctrl+g,alt+end", "newest", "Newest", show=False, priority=True),
         Binding("escape", "focus_input", "Input", show=False),
+        # weechat and irssi keys; priority, so the input never takes them as text
+        *[
+            Binding(key, f"window({n})", f"Conversation {n}", show=False, priority=True)
+            for n, key in ALT_DIGITS
+        ],
+        Binding("alt+a", "next_unread", "Next activity", show=False, priority=True),
+        Binding("alt+shift+a", "read_all", "Mark all read", show=False, priority=True),
     ]
+    # the app's state, each watched where it is shown (not set and redrawn from many places):
+    # the open conversation, the connection, the home seed, and whether another session took
+    # the name
+    current: reactive[str | None] = reactive(None, init=False, repaint=False)
+    state: reactive[str] = reactive("connecting", init=False, repaint=False)
+    home: reactive[str | None] = reactive(None, init=False, repaint=False)
+    replaced: reactive[bool] = reactive(False, init=False, repaint=False)
 
     def __init__(
         self,
@@ -115,11 +133,9 @@ class ChatApp(App):
         self.probe_timeout = probe_timeout
         self.embedded: HostedSeed | None = None
         self.node: UserNode | None = None
-        self.current: str | None = None
         self.settings = Settings()
-        self.state = "connecting"
-        self.replaced = False
-        self.home: str | None = None
+        self.drafts = Drafts()
+        alt_digits_as_keys()
         self.notifier = Notifier(
             self,
             lambda: self.settings.bell,
@@ -128,36 +144,54 @@ class ChatApp(App):
         )
         self.slash = Slash(self)
         self.group_ui = GroupUI(self)
+        self.main = MainScreen(self.completion_choices, self.check_input)
+        self.redirecting = False  # keys typed outside the input are going into it
 
     # ------------------------------------------------------------------ layout
 
-    def compose(self) -> ComposeResult:
-        # kept by reference: events and commands reach them while a dialog is the active screen
-        self.composer = Composer(self.completion_names, self.check_input, id="input")
-        self.seeds = SeedsPane(id="seeds")
-        self.contacts = ContactsPane(id="contacts")
-        self.chat = ChatPane(id="chat")
-        self.jump_bar = JumpBar(id="jump", markup=False)
-        self.side = Vertical(self.seeds, self.contacts, id="side")
-        yield Header()
-        with Vertical(id="bottom"):  # docked; first, so the composer leads the focus order
-            yield self.composer
-            yield Footer()
-        with Horizontal(id="main"):
-            yield self.side
-            with Vertical(id="conversation"):
-                yield self.chat
-                yield self.jump_bar
+    def get_default_screen(self) -> MainScreen:
+        return self.main
+
+    # the main screen's widgets, kept by reference: events and commands reach them while a
+    # dialog is the active screen
+    @property
+    def composer(self) -> Composer:
+        return self.main.composer
+
+    @property
+    def seeds(self) -> SeedsPane:
+        return self.main.seeds
+
+    @property
+    def contacts(self) -> ContactsPane:
+        return self.main.contacts
+
+    @property
+    def chat(self) -> ChatPane:
+        return self.main.chat
+
+    @property
+    def jump_bar(self) -> JumpBar:
+        return self.main.jump_bar
+
+    @property
+    def side(self) -> Vertical:
+        return self.main.side
 
     def on_mount(self) -> None:
         self.title = f"p2p-chat · {safe_text(self.me)}"
         self.sub_title = "connecting"
+
+    @on(MainScreen.Ready)
+    def on_main_ready(self) -> None:
+        """The panes are mounted: what the node says can be shown from now on."""
         self.jump_bar.show_count(0)
         self.composer.focus()
         self.start_node()
 
-    def completion_names(self) -> list[str]:
-        return self.contacts.names()
+    def completion_choices(self, before: str) -> list[str]:
+        """What Tab offers after `before` (see commands.argument_choices)."""
+        return argument_choices(before, self.contacts.names(), self.settings.seeds)
 
     # ------------------------------------------------------------------ the node
 
@@ -172,9 +206,20 @@ class ChatApp(App):
         if self.settings.theme and self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.chat.set_full_times(self.settings.full_times)
+        self.drafts, warnings = Drafts.load(self.data_dir / "drafts.json")
+        for warning in warnings:
+            self.chat.system(warning, classes="error")
+        if self.current is None:
+            self.composer.sent = self.drafts.sent(None)
+        # seeds given with --seed are remembered like those added with /seed
+        remembered = [s for s in self.config.seeds if s not in self.settings.seeds]
+        self.settings.seeds.extend(remembered)
         seeds = list(dict.fromkeys([*self.config.seeds, *self.settings.seeds]))
         embedded: set[str] = set()
-        if self.embedded_allowed and await first_answering(seeds, self.probe_timeout) is None:
+        if (
+            self.embedded_allowed
+            and await UserNode.seed_answering(seeds, self.probe_timeout) is None
+        ):
             url = await self.start_embedded_seed(seeds)
             if url:
                 embedded.add(url)
@@ -204,6 +249,11 @@ class ChatApp(App):
             if node.contact(name) is None and not node.is_blocked(name):
                 node.add_contact(name)
         self.group_ui.loaded()
+        if remembered:
+            self.save_settings()
+        last = self.drafts.last
+        if self.current is None and last is not None and self.contacts.get(last) is not None:
+            self.open_conversation(last)
         await pump(stream, self)
 
     async def start_embedded_seed(self, seeds: list[str]) -> str | None:
@@ -237,11 +287,10 @@ class ChatApp(App):
         await asyncio.sleep(2.0)
         if self.state != "offline" or self.node is None or self.replaced:
             return
-        if await first_answering(list(self.node.seed.candidates(None)), self.probe_timeout) is None:
-            url = await self.start_embedded_seed(list(self.node.seed.configured))
+        if not await self.node.any_seed_answers(self.probe_timeout):
+            url = await self.start_embedded_seed(self.node.configured_seeds())
             if url and self.node is not None:
-                self.node.seed.embedded.add(url)
-                self.node.add_seed(url)
+                self.node.add_embedded_seed(url)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The app's workers (slash commands among them) report a bug in the chat, not nowhere."""
@@ -251,6 +300,10 @@ class ChatApp(App):
     async def on_unmount(self) -> None:
         """Every way out (ctrl+q, /quit, a test ending) stops the node and the embedded seed cleanly."""
         self.workers.cancel_group(self, "node")
+        if self.node is not None:  # the drafts were loaded: keep what is typed now
+            self.drafts.keep(self.current, self.composer.text)
+            self.drafts.last = self.current
+            self.save_drafts()
         if self.node is not None:
             await self.node.stop()
             self.node = None
@@ -316,7 +369,39 @@ class ChatApp(App):
         self.state = event.state
         self.home = event.home if event.state == "connected" else self.home
         self.seeds.show(event.seeds)
+
+    def watch_state(self) -> None:
         self.show_state()
+
+    def watch_home(self) -> None:
+        self.show_state()
+
+    def watch_replaced(self) -> None:
+        self.show_state()
+
+    def watch_current(self, old: str | None, new: str | None) -> None:
+        """Another conversation: the input keeps the draft and lines sent of each, and says
+        whom Enter sends to."""
+        if self.node is not None:
+            self.drafts.keep(old, self.composer.text)
+            self.drafts.last = new
+            self.composer.switch(self.drafts.draft(new), self.drafts.sent(new))
+            self.save_drafts()
+        self.composer.border_title = self.recipient_label(new)
+
+    def recipient_label(self, name: str | None) -> str | Content:
+        if name is None:
+            return "no conversation open"
+        entry = self.contacts.get(name)
+        if entry is not None and entry.topic is not None:
+            return safe_content(f"to # {entry.topic}")
+        return safe_content(f"to {name}")
+
+    def save_drafts(self) -> None:
+        try:
+            self.drafts.save(self.data_dir / "drafts.json")
+        except OSError as exc:
+            self.notify(f"cannot save drafts: {exc}", severity="error", markup=False)
 
     def show_state(self) -> None:
         """The header's second half: the connection, and unread messages the side may hide."""
@@ -337,7 +422,6 @@ class ChatApp(App):
     def on_session_replaced(self, event: SessionReplaced) -> None:
         """Another session holds the name now: say so plainly and do not fight it."""
         self.replaced = True
-        self.show_state()
         self.chat.system(
             f"{event.message}\nYour name {self.me} was registered again from somewhere else "
             "(another app with your name and key). This app stopped connecting, so the two do "
@@ -503,6 +587,14 @@ class ChatApp(App):
             if self.current is None:
                 return "no conversation is open for /me"
             return self.check_message(self.current, "/me " + parsed.args[0])
+        if parsed.name == "seed":  # a bad URL stays in the input to be corrected
+            args = parsed.args
+            if len(args) != (2 if args[:1] == ("remove",) else 1):
+                return "usage: /seed URL, or /seed remove URL"
+            try:
+                check_seed_url(args[-1])
+            except InvalidInput as exc:
+                return str(exc) if len(args) == 1 else None  # a saved bad one can be removed
         return None
 
     def check_message(self, to: str, text: str) -> str | None:
@@ -518,6 +610,10 @@ class ChatApp(App):
         if self.node.is_blocked(to):
             return f"{to} is blocked: /unblock {to} to write to them"
         return None
+
+    @on(Composer.Choices)
+    def on_choices(self, message: Composer.Choices) -> None:
+        self.chat.system("  ".join(message.choices))
 
     @on(Composer.Refused)
     def on_refused(self, message: Composer.Refused) -> None:
@@ -536,8 +632,21 @@ class ChatApp(App):
         """Typing while Contacts or the chat has focus goes to the composer, not nowhere."""
         composer = self.composer
         if (
+            event.key == "enter"
+            and self.focused is not composer
+            and not isinstance(self.focused, ContactsPane)  # there Enter opens a contact
+            and len(self.screen_stack) == 1
+            and self.redirecting
+            and composer.text.strip()
+        ):  # the end of a burst typed into the chat pane: the focus had not moved yet
+            event.stop()
+            self.close_overlay()
+            composer.focus()
+            composer.submit()
+        elif (
             event.is_printable
             and event.character
+            and not event.key.startswith("alt+")
             and self.focused is not composer
             and len(self.screen_stack) == 1
             and event.key not in self.screen.active_bindings
@@ -546,6 +655,9 @@ class ChatApp(App):
             self.close_overlay()
             composer.focus()
             composer.insert(event.character)
+            if not self.redirecting:  # until the keys queued with this one are handled
+                self.redirecting = True
+                self.call_later(setattr, self, "redirecting", False)
 
     # ------------------------------------------------------------------ keys
 
@@ -553,6 +665,8 @@ class ChatApp(App):
         # the paging keys belong to the chat only on the main screen, and not to the contacts list
         if action in CHAT_KEYS:
             return len(self.screen_stack) == 1 and not isinstance(self.focused, ContactsPane)
+        if action in ("window", "read_all"):  # not from under a dialog
+            return len(self.screen_stack) == 1
         return True
 
     def action_page_up(self) -> None:
@@ -570,6 +684,17 @@ class ChatApp(App):
                 self.open_conversation(entry.name)
                 return
         self.notify("no unread messages")
+
+    def action_window(self, number: int) -> None:
+        """alt+1..9, alt+0 and /window N: the conversation numbered so in Contacts."""
+        name = self.contacts.numbered(number)
+        if name is None:
+            self.notify(f"no conversation {number}", markup=False)
+            return
+        self.open_conversation(name)
+
+    def action_read_all(self) -> None:
+        self.slash.run(Command("read", ("all",)))
 
     def action_focus_input(self) -> None:
         self.close_overlay()

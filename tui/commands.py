@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "open": ("NAME", "open the conversation with NAME"),
     "me": ("TEXT", "send an action: '* Sally waves'"),
     "close": ("", "close the open conversation"),
+    "window": ("N", "open conversation number N, as numbered in Contacts (alt+1..9, alt+0 is 10)"),
+    "buffer": ("NAME", "open the conversation with NAME, or the first whose name starts so"),
+    "read": ("[all]", "mark the open conversation read; /read all marks every one (alt+shift+a)"),
+    "clear": ("", "clear the view of the open conversation (its history stays on disk)"),
     "search": ("TEXT", "search this conversation's whole history; Enter jumps to a hit"),
     "add": ("NAME", "add a contact and follow their presence"),
     "remove": ("NAME", "remove a contact (the history stays)"),
@@ -28,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "unverify": ("NAME", "take the verified mark off NAME"),
     "accept": ("NAME", "trust a contact's new key after it changed; held messages then go out"),
-    "retry": ("[ID]", "try again now: the newest failed or waiting message here, or the one ID"),
+    "retry": ("[ID]", "try again now: the newest failed (else waiting) message here, or ID"),
     "cancel": ("[ID]", "give up on a waiting message: the newest here, or the one ID"),
     "reply": ("TEXT", "answer a message, quoting it: /reply [ID] TEXT (no ID: the newest line)"),
     "react": ("[ID] [EMOJI]", "your one reaction to a message (the newest line); ID alone: none"),
@@ -42,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "topic": ("TEXT", "change the open group's topic (admins)"),
     "members": ("", "list the open group's members and admins"),
     "leave": ("", "leave the open group"),
-    "seed": ("URL", "add a seed to register with (ws://HOST:PORT)"),
+    "seed": ("[remove] URL", "add a seed (ws://HOST:PORT); /seed remove URL forgets one"),
     "seeds": ("", "list every seed known, up or down"),
     "reconnect": ("", "dial the seeds again, configured ones first (takes your name back)"),
     "notify": (
@@ -64,12 +68,41 @@ ALIASES = {
     "part": "close",
     "exit": "quit",
     "fp": "fingerprint",
+    "w": "window",
+    "b": "buffer",
+}
+# what each argument of a command completes to with Tab: "name" (contacts and groups), "seed"
+# (the saved seeds), "command", or the words themselves ("on|off"); the last repeats when it
+# ends in "..."
+ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "msg": ("name",),
+    "open": ("name",),
+    "buffer": ("name",),
+    "add": ("name",),
+    "remove": ("name",),
+    "block": ("name",),
+    "unblock": ("name",),
+    "whois": ("name",),
+    "verify": ("name", "yes"),
+    "unverify": ("name",),
+    "accept": ("name",),
+    "invite": ("name",),
+    "kick": ("name",),
+    "group": ("new", "", "name..."),
+    "seed": ("remove", "seed"),
+    "read": ("all",),
+    "notify": ("bell|desktop", "on|off|osc9|osc777"),
+    "help": ("command",),
 }
 KEYS: list[tuple[str, str]] = [
     ("Enter", "send"),
     ("ctrl+j", "new line (shift+enter or alt+enter too, where the terminal tells them apart)"),
-    ("Tab", "complete a name or command; after a space or on an empty line, next pane"),
-    ("Up / Down", "in the input: what you sent before"),
+    ("Tab", "complete a name, command or argument (/whois <Tab>); nothing to complete: next pane"),
+    ("Up / Down", "in the input: what you sent before in this conversation (kept across restarts)"),
+    ("alt+1 … alt+9, alt+0", "open conversation 1..10 as numbered in Contacts (/window N)"),
+    ("alt+a", "next conversation with activity (unread messages)"),
+    ("alt+shift+a", "mark every conversation read (/read all)"),
+    ("ctrl+u", "delete everything before the cursor in the input"),
     ("Esc", "back to the input line (and close the contacts overlay)"),
     ("PageUp / PageDown", "scroll the conversation; older and newer history load as you go"),
     ("ctrl+end / ctrl+g", "jump to the newest line (alt+end too)"),
@@ -141,6 +174,31 @@ def parse(line: str) -> Command | str:
 def completions() -> list[str]:
     """Every command and alias, for Tab."""
     return sorted([*COMMANDS, *ALIASES])
+
+
+def argument_choices(before: str, names: list[str], seeds: list[str]) -> list[str]:
+    """What Tab offers for the word after `before` (the text before it on the first line): the
+    command's argument there, names in plain text, nothing where the command takes free text."""
+    if not before.startswith("/") or before.startswith("//"):
+        return names
+    words = before.split()
+    name = ALIASES.get(words[0][1:].lower(), words[0][1:].lower())
+    kinds = ARGUMENTS.get(name, ())
+    index = len(words) - 1
+    if not kinds:
+        return []
+    if index >= len(kinds):
+        if not kinds[-1].endswith("..."):
+            return []
+        index = len(kinds) - 1
+    kind = kinds[index].removesuffix("...")
+    if kind == "name":
+        return names
+    if kind == "seed":
+        return seeds if words[1:2] == ["remove"] else []
+    if kind == "command":
+        return sorted(COMMANDS)
+    return kind.split("|") if kind else []
 
 
 def help_text() -> str:

@@ -49,12 +49,17 @@ class Host(Protocol):
     state: str
     replaced: bool
     settings: Settings
-    chat: ChatPane
-    contacts: ContactsPane
-    seeds: SeedsPane
+
+    @property
+    def chat(self) -> ChatPane: ...
+    @property
+    def contacts(self) -> ContactsPane: ...
+    @property
+    def seeds(self) -> SeedsPane: ...
 
     def open_conversation(self, name: str, around: int | None = None) -> None: ...
     def open_search(self, query: str) -> None: ...
+    def action_window(self, number: int) -> None: ...
     def save_settings(self) -> None: ...
     def show_state(self) -> None: ...
     def exit(self) -> None: ...
@@ -205,7 +210,8 @@ class Slash:
         node = self.node()
         if node is None:
             return
-        msg = node.retry(msg_id, None if msg_id else self.app.current)
+        # the last failed message here first: a newer one still waiting is being tried anyway
+        msg = node.retry(msg_id, None if msg_id else self.app.current, failed_first=True)
         self.say(f"trying your message to {msg.recipient} again now (/cancel gives it up)")
 
     def do_cancel(self, msg_id: str | None = None) -> None:
@@ -246,6 +252,60 @@ class Slash:
     def do_close(self) -> None:
         self.app.current = None
         self.app.chat.close()
+
+    def do_window(self, number: str) -> None:
+        if not number.isdecimal():
+            raise InvalidInput("usage: /window N, N as numbered in Contacts")
+        self.app.action_window(int(number))
+
+    def do_buffer(self, name: str) -> None:
+        """weechat's /buffer: a contact or group by its name, or the first that starts so."""
+        names = self.app.contacts.names()
+        topics = {n: e.topic for n in names if (e := self.app.contacts.get(n)) and e.topic}
+        wanted = fold_name(name) if not name.startswith("#") else name.lower()
+        exact = [n for n in names if fold_name(n) == wanted]
+        starts = sorted(
+            (n for n in names if fold_name(n).startswith(wanted)), key=lambda n: fold_name(n)
+        )
+        by_topic = sorted(n for n, t in topics.items() if t.lower().startswith(name.lower()))
+        found = (exact or starts or by_topic)[:1]
+        if not found:
+            self.error(f"no conversation {name} (/msg {name} starts one)")
+            return
+        self.app.open_conversation(found[0])
+
+    def do_clear(self) -> None:
+        """Clear the view; the history stays on disk (opening the conversation shows it)."""
+        chat = self.app.chat
+        if self.app.current is None:
+            chat.close()
+            return
+        chat.clear_view()
+        self.say(f"view cleared; the history is kept (/open {self.app.current} shows it again)")
+
+    def do_read(self, what: str | None = None) -> None:
+        node = self.node()
+        if node is None:
+            return
+        if what not in (None, "all"):
+            raise InvalidInput("usage: /read, or /read all")
+        contacts = self.app.contacts
+        names = (
+            [e.name for e in contacts.entries.values() if e.unread]
+            if what == "all"
+            else [self.app.current]
+            if self.app.current is not None
+            else []
+        )
+        for name in names:
+            newest = node.history(name, None, 1) if gid_of(name) is None else []
+            if newest:
+                node.mark_read(name, newest[-1].n)
+            entry = contacts.get(name)
+            if entry is not None:
+                entry.unread = 0
+                contacts.changed(entry.name)
+        self.say(f"marked {len(names)} conversation{'s' if len(names) != 1 else ''} read")
 
     def do_search(self, query: str = "") -> None:
         self.search(query)
@@ -507,17 +567,36 @@ class Slash:
 
     # ------------------------------------------------------------------ seeds and the name
 
-    def do_seed(self, url: str) -> None:
+    def do_seed(self, first: str = "", url: str | None = None) -> None:
         node = self.node()
         if node is None:
             return
-        url = check_seed_url(url)
+        if url is not None:
+            if first != "remove":
+                raise InvalidInput("usage: /seed URL, or /seed remove URL")
+            self.remove_seed(node, url)
+            return
+        url = check_seed_url(first)
         node.add_seed(url)
         settings = self.app.settings
         if url not in settings.seeds:
             settings.seeds.append(url)
             self.app.save_settings()
         self.say(f"added seed {url}")
+
+    def remove_seed(self, node: UserNode, url: str) -> None:
+        """Forget a seed added by mistake: not dialled again, not saved (mesh-listed ones stay
+        known, since the mesh lists them)."""
+        url = url.strip().rstrip("/")
+        settings = self.app.settings
+        saved = url in settings.seeds
+        if saved:
+            settings.seeds.remove(url)
+            self.app.save_settings()
+        if not node.remove_seed(url) and not saved:
+            self.error(f"{url} is not a seed you added (/seeds lists them)")
+            return
+        self.say(f"removed seed {url}; /seed {url} adds it back")
 
     def do_seeds(self) -> None:
         seeds = self.app.seeds.seeds

@@ -9,17 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..runtime import quiet_logger
 from ..wire.names import fold_name
-from .acts import DELETED, EDITED, Act, edited_act, load, may_change, shown_text, tally
+from .acts import DELETED, EDITED, Act, Scope, edited_act, load, may_change, shown_text, tally
 from .events import Event, MessageChanged
 from .store import UserStore
 
 log = quiet_logger("p2p.user.acts")
 
-Scope = Literal["p", "g"]
 _TABLE = {"p": "messages", "g": "group_messages"}
 _CONV = {"p": "peer", "g": "gid"}
 _ID = {"p": "id", "g": "mid"}

@@ -18,6 +18,8 @@ from ..errors import InvalidInput
 from ..wire.names import fold_name
 from ..wire.protocol import MAX_TEXT
 
+Scope = Literal["p", "g"]  # where an act's target lives: a person's conversation or a group
+
 ActType = Literal["reply", "react", "edit", "delete"]
 MAX_EMOJI = 8  # code points in a reaction
 MAX_REF = 64

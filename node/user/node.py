@@ -56,7 +56,7 @@ from .group_node import GroupNode
 from .groups import Member
 from .inbox import Inbox
 from .outbox import Outbox
-from .seed_client import SeedCallbacks, SeedClient
+from .seed_client import SeedCallbacks, SeedClient, first_answering
 from .status import StatusFilter
 from .store import Contact, StoredMessage, UserStore
 
@@ -312,6 +312,32 @@ class UserNode(Service):
         self.seed.add_seed(url)
         self._on_status(self.seed.state, self.seed.home_name, f"added {url}")
 
+    @staticmethod
+    async def seed_answering(urls: list[str], timeout: float) -> str | None:
+        """The first of `urls` whose seed completes a handshake within `timeout` (a probe before
+        a node starts: does any seed answer, or should the app host one?)."""
+        return await first_answering(urls, timeout)
+
+    async def any_seed_answers(self, timeout: float) -> bool:
+        """Whether one of the seeds this node would dial answers now."""
+        return await first_answering(list(self.seed.candidates(None)), timeout) is not None
+
+    def configured_seeds(self) -> list[str]:
+        return list(self.seed.configured)
+
+    def add_embedded_seed(self, url: str) -> None:
+        """A seed this machine's app hosts now: dialled after the others, and added."""
+        self.seed.embedded.add(url.rstrip("/"))
+        self.add_seed(url)
+
+    def remove_seed(self, url: str) -> bool:
+        """Stop dialling a seed the user added (a typo, a seed gone for good); False when it was
+        not one of theirs. The link it may carry now stays until it drops."""
+        removed = self.seed.remove_seed(url)
+        if removed:
+            self._on_status(self.seed.state, self.seed.home_name, f"removed {url}")
+        return removed
+
     async def lookup(self, name: str) -> Found:
         """A fresh, verified answer from the seed (its record's signature and name checked)."""
         self.book.forget(name)
@@ -532,12 +558,17 @@ class UserNode(Service):
         """Messages held back for a person: a name not registered yet, a key not accepted yet."""
         return self.outbox.unsettled_count(held=True)
 
-    def retry(self, msg_id: str | None = None, peer: str | None = None) -> StoredMessage:
+    def retry(
+        self, msg_id: str | None = None, peer: str | None = None, failed_first: bool = False
+    ) -> StoredMessage:
         """Try a message again now: the one with this id (or id prefix), else the newest failed or
-        waiting one (with `peer`, when given). A failed one goes back to the outbox, its expiry
-        counting from now; a waiting one is looked up and tried at once. InvalidInput when there
-        is none."""
-        msg = self._pick(msg_id, peer, ("failed", "queued", "sent", "stored"), "retry")
+        waiting one (with `peer`, when given; the newest failed one before any waiting one with
+        `failed_first`). A failed one goes back to the outbox, its expiry counting from now; a
+        waiting one is looked up and tried at once. InvalidInput when there is none."""
+        failed = (
+            self.store.last_outgoing(peer, ("failed",)) if failed_first and not msg_id else None
+        )
+        msg = failed or self._pick(msg_id, peer, ("failed", "queued", "sent", "stored"), "retry")
         if self.store.is_blocked(msg.recipient):
             raise InvalidInput(f"{msg.recipient} is blocked: unblock them to write to them")
         if msg.state == "failed" or self.outbox.find(msg.id) is None:

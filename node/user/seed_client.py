@@ -173,6 +173,13 @@ class SeedClient:
             self.configured.append(url)
         self.retry.set()
 
+    def remove_seed(self, url: str) -> bool:
+        url = url.rstrip("/")
+        if url not in self.configured:
+            return False
+        self.configured.remove(url)
+        return True
+
     def vouched(self, url: str) -> bool:
         """Configured by the user, or listed by a seed of the mesh with the key it must prove."""
         known = self.learned.get(url)

@@ -174,7 +174,19 @@ class ChatPane(VerticalScroll):
         self.marker = self.placeholder = None
         self.has_older = self.has_newer = False
         self.anchor(False)
+        self.scroll_home(animate=False, immediate=True)  # not left where the last one was
         self.mount(Static(WELCOME, classes="system", markup=False))
+        self._set_below(0)
+
+    def clear_view(self) -> None:
+        """/clear: an empty view of the open conversation; its history stays on disk."""
+        self.remove_children()
+        self.lines.clear()
+        self.notes = []
+        self.marker = self.placeholder = None
+        self.has_older = self.has_newer = False
+        self.scroll_home(animate=False, immediate=True)
+        self.anchor()
         self._set_below(0)
 
     def _show_hit(self, n: int) -> None:

@@ -20,6 +20,7 @@ from textual.widgets import TextArea
 from node.wire.protocol import MAX_TEXT
 
 from ..commands import completions
+from ..drafts import bounded
 
 NEWLINE_KEYS = {"ctrl+j", "shift+enter", "shift+\r", "alt+enter", "ctrl+enter"}
 COUNT_FROM = MAX_TEXT - 500  # show the length once a message gets near the limit
@@ -27,15 +28,14 @@ COUNT_FROM = MAX_TEXT - 500  # show the length once a message gets near the limi
 
 def complete(
     value: str, cursor: int, names: list[str], commands: bool = True
-) -> tuple[str, int] | None:
-    """Complete the word before the cursor to the longest prefix shared by the candidates.
+) -> tuple[str, int] | list[str] | None:
+    """Complete the word before the cursor to the longest prefix shared by the candidates
+    (`names`: what fits there); the candidates when nothing can be added, None when none fits.
 
-    Commands complete only at the very start of the text (`commands`), names anywhere.
+    Commands complete only at the very start of the text (`commands`).
     """
     start = value.rfind(" ", 0, cursor) + 1
     word = value[start:cursor]
-    if not word:
-        return None
     if commands and start == 0 and word.startswith("/"):
         pool = [f"/{c}" for c in completions()]
     else:
@@ -51,13 +51,16 @@ def complete(
     if len(matches) == 1:
         common += " "
     if len(common) <= len(word) and len(matches) > 1:
-        return None
+        return matches
     new = value[:start] + common + value[cursor:]
     return new, start + len(common)
 
 
 class Composer(TextArea):
-    BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
+    BINDINGS = [
+        Binding("tab", "complete", "Complete", show=False),
+        Binding("ctrl+u", "delete_before", "Delete before the cursor", show=False),
+    ]
 
     class Submitted(Message):
         """The user sent `text` (already taken out of the composer)."""
@@ -66,6 +69,13 @@ class Composer(TextArea):
             super().__init__()
             self.composer = composer
             self.text = text
+
+    class Choices(Message):
+        """Tab found several completions and none could be added: `choices` lists them."""
+
+        def __init__(self, choices: list[str]) -> None:
+            super().__init__()
+            self.choices = choices
 
     class Refused(Message):
         """Enter was pressed on a text that cannot go: it stays in the composer; `reason` says why."""
@@ -76,7 +86,7 @@ class Composer(TextArea):
 
     def __init__(
         self,
-        names: Callable[[], list[str]],
+        names: Callable[[str], list[str]],
         check: Callable[[str], str | None],
         **kw: Any,
     ) -> None:
@@ -88,10 +98,17 @@ class Composer(TextArea):
             placeholder="message, or /help · Enter sends · ctrl+j new line",
             **kw,
         )
-        self.names = names
+        self.names = names  # what completes after this text (the text before the word)
         self.check = check
-        self.sent: list[str] = []  # what was sent, for Up and Down
+        self.sent: list[str] = []  # what was sent in this conversation, for Up and Down
         self.recalled: int | None = None
+
+    def switch(self, draft: str, sent: list[str]) -> None:
+        """Another conversation: its draft and its lines sent, in place of this one's."""
+        self.sent = sent
+        self.recalled = None
+        self.load_text(draft)
+        self.move_cursor(self.document.end)
 
     @property
     def value(self) -> str:
@@ -107,6 +124,8 @@ class Composer(TextArea):
             event.stop()
             event.prevent_default()
             self.insert("\n")
+        elif event.key.startswith("alt+") and event.is_printable:
+            event.prevent_default()  # an unbound alt+letter is a key, not text to send
         elif event.key == "up" and self.cursor_location[0] == 0 and self.recall(-1):
             event.stop()
             event.prevent_default()
@@ -128,6 +147,7 @@ class Composer(TextArea):
             self.post_message(self.Refused(reason))
             return
         self.sent.append(text)
+        self.sent[:] = bounded(self.sent)
         self.recalled = None
         self.clear()
         self.post_message(self.Submitted(self, text))
@@ -163,15 +183,25 @@ class Composer(TextArea):
         self.set_class(over, "-over")
         self.border_subtitle = f"{length:,} / {MAX_TEXT:,}" if length >= COUNT_FROM else ""
 
+    def action_delete_before(self) -> None:
+        """ctrl+u: everything before the cursor goes, however many lines it wraps to."""
+        self.delete((0, 0), self.cursor_location)
+
     def action_complete(self) -> None:
-        """Complete the word before the cursor; with no word there, Tab moves to the next pane."""
+        """Complete the word before the cursor, or the argument a command expects after a
+        space; with nothing to complete, Tab moves to the next pane."""
         row, col = self.cursor_location
         line = self.document.get_line(row)
-        if not line[:col].rsplit(" ", 1)[-1]:
+        start = line.rfind(" ", 0, col) + 1
+        pool = self.names(line[:start] if row == 0 else "")
+        command = row == 0 and line.startswith("/")
+        if not line[start:col] and not (command and pool):  # plain text: names need a letter
             self.screen.focus_next()
             return
-        done = complete(line, col, self.names(), commands=row == 0)
-        if done is not None:
+        done = complete(line, col, pool, commands=row == 0)
+        if isinstance(done, tuple):
             new_line, new_col = done
             self.replace(new_line, (row, 0), (row, len(line)))
             self.move_cursor((row, new_col))
+        elif done:
+            self.post_message(self.Choices(done))

@@ -99,6 +99,17 @@ class ContactsPane(OptionList):
     def names(self) -> list[str]:
         return [e.name for e in self.entries.values()]
 
+    def numbered(self, number: int) -> str | None:
+        """The name shown as `number` (1 is the first in the pane), or None."""
+        keys = sorted(self.entries)
+        return self.entries[keys[number - 1]].name if 1 <= number <= len(keys) else None
+
+    def number_of(self, entry: ContactEntry) -> int | None:
+        """The number alt+N opens `entry` with (1..10), or None past the tenth."""
+        keys = sorted(self.entries)[:10]
+        key = fold_name(entry.name)
+        return keys.index(key) + 1 if key in keys else None
+
     def lookalike(self, entry: ContactEntry) -> str | None:
         """Another contact whose name looks like this one's (`Sa1ly` beside `Sally`), or None."""
         for other in self.entries.values():
@@ -108,6 +119,8 @@ class ContactsPane(OptionList):
 
     def render_entry(self, entry: ContactEntry) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
+        number = self.number_of(entry)  # alt+1..9, alt+0 for the tenth
+        text.append(f"{number % 10} " if number is not None else "  ", style="dim")
         if entry.topic is not None:  # a group, marked '#', by its topic
             text.append("# ", style="bold magenta")
             text.append(safe_text(entry.topic), style="bold" if entry.unread else "")
