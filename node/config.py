@@ -30,6 +30,9 @@ class SeedConfig(BaseModel):
     url: SeedUrlText | None = None
     peers: list[SeedUrlText] = []
     data_dir: DataDir | None = None
+    # where the replicated state lives: "sqlite" (this seed's own database) or a fleet's NATS
+    # JetStream cluster, "nats://H1:P1,H2:P2,H3:P3" (optionally "/FLEET" after the hosts)
+    storage: str = Field("sqlite", pattern=r"^(sqlite|nats://[^\s/]+(/[A-Za-z0-9_-]+)?)$")
     log_level: LogLevel = "info"
     max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
     max_connections: int = Field(10_000, ge=1)

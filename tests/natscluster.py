@@ -36,12 +36,17 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
+async def _quiet(exc: Exception) -> None:
+    """Refused connections while the servers start are expected."""
+
+
 class NatsCluster:
     """Three `nats-server -js` processes joined by cluster routes, R3-capable."""
 
     def __init__(self, binary: str, root: Path, size: int = 3) -> None:
         self.binary = binary
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.size = size
         ports = _free_ports(2 * size)
         self.client_ports = ports[:size]
@@ -71,10 +76,10 @@ class NatsCluster:
         return path
 
     def start_node(self, i: int) -> None:
-        log = open(self.root / f"n{i}.log", "ab")
-        self.procs[i] = subprocess.Popen(
-            [self.binary, "-c", str(self._config(i))], stdout=log, stderr=subprocess.STDOUT
-        )
+        with open(self.root / f"n{i}.log", "ab") as log:  # the process keeps its own copy
+            self.procs[i] = subprocess.Popen(
+                [self.binary, "-c", str(self._config(i))], stdout=log, stderr=subprocess.STDOUT
+            )
 
     async def start(self) -> None:
         for i in range(self.size):
@@ -108,7 +113,10 @@ class NatsCluster:
         while True:
             try:
                 nc = await nats.connect(
-                    servers=self.urls, connect_timeout=1, max_reconnect_attempts=0
+                    servers=self.urls,
+                    connect_timeout=1,
+                    max_reconnect_attempts=0,
+                    error_cb=_quiet,
                 )
                 try:
                     await nc.jetstream().account_info()

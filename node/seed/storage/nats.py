@@ -53,14 +53,16 @@ PER_SUBJECT_FULL = 10077
 # nothing. Either way the create lost; it is a conflict like any other.  # JetStream: maximum messages per subject exceeded
 
 
-def parse_url(url: str) -> list[str]:
-    """`nats://H1:P1,H2:P2` -> the server URLs; ConfigError when it names none."""
+def parse_url(url: str) -> tuple[list[str], str]:
+    """`nats://H1:P1,H2:P2[/FLEET]` -> (the server URLs, the fleet's name: "p2p" by default);
+    ConfigError when it names no server."""
     if not url.startswith("nats://"):
         raise ConfigError(f"storage {url!r} is neither 'sqlite' nor a nats:// URL")
-    hosts = [h.strip() for h in url[len("nats://") :].split(",") if h.strip()]
+    hosts_part, _, fleet = url[len("nats://") :].partition("/")
+    hosts = [h.strip() for h in hosts_part.split(",") if h.strip()]
     if not hosts:
         raise ConfigError(f"storage {url!r} names no NATS server")
-    return [f"nats://{h}" for h in hosts]
+    return [f"nats://{h}" for h in hosts], fleet or "p2p"
 
 
 def token(text: str) -> str:
@@ -424,22 +426,27 @@ class NatsStorage:
 
     def __init__(self, nc: Client, records: NatsRecords, presence: NatsPresence, mail: NatsMail):
         self.nc = nc
+        self.prefix = "p2p"
+        self.js: JetStreamContext | None = None
         self.records = records
         self.presence = presence
         self.mail = mail
 
     @classmethod
-    async def connect(
-        cls, url: str, limits: MailLimits, prefix: str = "p2p", replicas: int = 3
-    ) -> NatsStorage:
-        """Connect, refuse a server too old, and create (or bind) the buckets and the stream."""
+    async def connect(cls, url: str, limits: MailLimits, prefix: str | None = None) -> NatsStorage:
+        """Connect, refuse a server too old, and create (or bind) the buckets and the stream:
+        R3, or one replica per server when fewer are named. `prefix` overrides the fleet's name."""
+        servers, fleet = parse_url(url)
+        prefix = prefix or fleet
+        replicas = min(3, len(servers))
+        self_prefix = prefix
 
         async def quiet(exc: Exception) -> None:
             log.debug("nats: %s", exc)
 
         try:
             nc = await nats.connect(
-                servers=parse_url(url),
+                servers=servers,
                 connect_timeout=2,
                 max_reconnect_attempts=-1,
                 error_cb=quiet,
@@ -487,12 +494,15 @@ class NatsStorage:
         except BaseException:
             await nc.close()
             raise
-        return cls(
+        storage = cls(
             nc,
             NatsRecords(records, f"KV_{prefix}_records", f"{prefix}_records", js),
             NatsPresence(presence, beats, f"{prefix}_presence", js),
             NatsMail(js, stream, subject, index, taken, quota, limits),
         )
+        storage.prefix = self_prefix
+        storage.js = js
+        return storage
 
     async def close(self) -> None:
         await self.nc.close()

@@ -1,0 +1,64 @@
+"""A fleet: 3 seeds with no state of their own on one 3-node NATS JetStream cluster (skipped,
+saying why, where no nats-server is installed)."""
+
+from __future__ import annotations
+
+import os
+
+from node.clock import now_ms
+from node.crypto.keys import Identity
+from node.crypto.signing import sign_mail
+
+from .helpers import RawClient, eventually, record
+from .test_trust import _chat
+
+
+def _fleet_url(cluster) -> str:
+    """The cluster, under a fleet name of this test's own."""
+    return f"{cluster.storage_url}/f{os.urandom(4).hex()}"
+
+
+async def _user(seed, name: str, identity: Identity | None = None) -> tuple[RawClient, Identity]:
+    identity = identity or Identity.generate()
+    client = await RawClient.open(seed.url)
+    reply = await client.request({"type": "register", "record": record(identity, name)}, 15)
+    assert reply["type"] == "registered", reply
+    return client, identity
+
+
+async def test_fleet_seeds_share_records_mail_and_relays(seeds, nats_cluster):
+    url = _fleet_url(nats_cluster)
+    a, b, c = [await seeds(n, storage=url) for n in ("fa", "fb", "fc")]
+    assert a.fleet is not None and not a.config.peers  # no mesh inside the fleet
+    alice, alice_id = await _user(a, "alice")
+    # registered at a: found at b at once (read from the bucket, no gossip)
+    found = await (await RawClient.open(b.url)).request({"type": "lookup", "name": "Alice"}, 15)
+    assert found["type"] == "found" and found["record"]["key"] == alice_id.key
+    # mail deposited at a for bob (registered at c, now offline) is handed over at b
+    bob_c, bob_id = await _user(c, "bob")
+    await bob_c.close()
+    chat = _chat("alice", "bob")
+    item = sign_mail(alice_id, "bob", "alice", chat, now_ms()).model_dump(by_alias=True)
+    assert (await alice.request({"type": "deposit", "item": item}, 15))["type"] == "deposited"
+    bob, _ = await _user(b, "bob", bob_id)
+    mail = await bob.next_push(15)
+    assert mail["type"] == "mail" and [i["frame"]["id"] for i in mail["items"]] == [chat.id]
+    # a relay from alice at a reaches bob at b (b's presence reached a through the bucket)
+    await eventually(
+        lambda: b.key in a.directory.homes("bob"), timeout=15, what="bob at b, seen at a"
+    )
+    relayed = _chat("alice", "bob")
+    reply = await alice.request(
+        {"type": "relay", "to": "bob", "frame": relayed.model_dump(by_alias=True)}, 15
+    )
+    assert reply["type"] == "relay_ok", reply
+    pushed = await bob.next_push(15)
+    assert pushed["type"] == "relayed" and pushed["frame"]["id"] == relayed.id
+    # another key cannot take alice's name at any seed of the fleet
+    thief = await RawClient.open(c.url)
+    taken = await thief.request(
+        {"type": "register", "record": record(Identity.generate(), "alice")}, 15
+    )
+    assert taken["type"] == "error" and taken["code"] == "name_taken"
+    for client in (alice, bob, thief):
+        await client.close()
