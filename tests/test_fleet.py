@@ -62,3 +62,26 @@ async def test_fleet_seeds_share_records_mail_and_relays(seeds, nats_cluster):
     assert taken["type"] == "error" and taken["code"] == "name_taken"
     for client in (alice, bob, thief):
         await client.close()
+
+
+async def test_fleet_links_to_an_outside_seed(seeds, nats_cluster):
+    """One seed of the fleet links to an outside seed with the seed protocol: a name registered
+    at another seed of the fleet reaches the outside seed, and one registered outside is
+    written to the fleet's bucket once and resolves at every seed of the fleet."""
+    url = _fleet_url(nats_cluster)
+    outside = await seeds("out")
+    a = await seeds("la", storage=url, peers=[outside.url])
+    b = await seeds("lb", storage=url)
+    assert a.health()["storage"] == "nats" and outside.health()["storage"] == "sqlite"
+    carol, carol_id = await _user(b, "carol")
+    await eventually(lambda: "carol" in outside.directory.entries, timeout=15, what="carol outside")
+    assert outside.directory.key_of("carol") == carol_id.key
+    dave, dave_id = await _user(outside, "dave")
+    # b has no link outside: it learns dave from the bucket, where a wrote him
+    await eventually(lambda: "dave" in b.directory.entries, timeout=15, what="dave at b")
+    found = await (await RawClient.open(b.url)).request({"type": "lookup", "name": "dave"}, 15)
+    assert found["type"] == "found" and found["record"]["key"] == dave_id.key
+    history = await a.fleet.storage.records.history("dave")
+    assert len(history) == 1  # written once, whichever fleet seed heard it
+    for client in (carol, dave):
+        await client.close()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..clock import now_ms
+from ..crypto.keys import b64
 from ..errors import ErrorCode, P2PError, StoreError
 from ..runtime import quiet_logger
 from ..wire.names import fold_name
@@ -53,6 +54,7 @@ class Fleet:
         await self._beat()
         seed.tasks.spawn(self._heartbeats(), "fleet heartbeats")
         seed.tasks.spawn(self._follow_presence(), "fleet presence")
+        seed.tasks.spawn(self._follow_records(), "fleet records")
 
     async def stop(self) -> None:
         """Leave: the other seeds count this one's users offline once its heartbeat is 30 s old."""
@@ -96,6 +98,15 @@ class Fleet:
             )
             self.seed.presence_changed([seen.name])
 
+    async def _follow_records(self) -> None:
+        """Every record of the bucket into the cached directory, from the first (as a seed loads
+        its disk at start), then each new one: the directory an outside link syncs with is
+        whole, and a record written at another seed of the fleet goes out to this one's links."""
+        async for _, stored in self.storage.records.watch(0):
+            folded = fold_name(stored.record.name)
+            if self.cache(folded, stored):
+                self.seed.mesh.gossip("records", dump(stored.record), self.seed.revs.current()[1])
+
     def presence(self, folded: str, online: bool, at: int, auth_at: int) -> None:
         """This seed's word on one of its users, for the fleet."""
         seen = Seen(folded, self.seed.key, online, at, auth_at)
@@ -118,12 +129,18 @@ class Fleet:
             if stored is not None:
                 self.cache(name, stored)
 
-    def cache(self, folded: str, stored: Stored) -> None:
+    def cache(self, folded: str, stored: Stored) -> bool:
+        """Put the bucket's record of a name in the cached directory; whether it was news. An
+        older write of the name (a watch replaying history) never replaces a newer one."""
         entry = self.seed.directory.entries.get(folded)
-        if entry is not None and entry.same_as(stored.record):
-            return
+        if entry is not None and (
+            entry.same_as(stored.record)
+            or (b64(entry.key) == stored.record.key and entry.seq > stored.record.seq)
+        ):
+            return False
         self.seed.directory.load(stored.record, stored.renewed, stored.claimed, 0)
         self.seed.directory.stamp(folded, self.seed.next_rev())  # outside links sync it
+        return True
 
     def then(self, names: list[str], handle: Callable[[], None], session: Session) -> None:
         """Handle a frame once the records it names are fresh from the bucket."""
@@ -211,6 +228,34 @@ class Fleet:
                     self.hand_mail(folded, text)
                 else:
                     self.send(home, {"kind": "mail", "to": folded, "text": text})
+
+    def hold_replica(self, item: MailItem, text: str, source: str) -> None:
+        """An item an outside seed sent: into the stream once (a second fleet seed linked to the
+        same outside seed finds it held)."""
+
+        async def hold() -> None:
+            try:
+                result = await self.storage.mail.deposit(item, text, now_ms(), source)
+            except Exception as exc:  # noqa: BLE001 - the outside seed's next sync brings it again
+                log.warning("cannot hold a replica for %s: %s", item.to, exc)
+                return
+            if result.held:
+                for home in self.seed.directory.homes(fold_name(item.to)):
+                    if home == self.seed.key:
+                        self.hand_mail(item.to, text)
+                    else:
+                        self.send(home, {"kind": "mail", "to": fold_name(item.to), "text": text})
+
+        self.seed.tasks.spawn(hold(), "fleet replica")
+
+    def take_replica(self, taken: Taken) -> None:
+        async def take() -> None:
+            try:
+                await self.storage.mail.take(taken)
+            except Exception as exc:  # noqa: BLE001 - the outside seed's next sync brings it again
+                log.warning("cannot apply a take for %s: %s", taken.to, exc)
+
+        self.seed.tasks.spawn(take(), "fleet take replica")
 
     async def pending(self, folded: str) -> list[str]:
         try:

@@ -262,6 +262,17 @@ class Post:
         ident = ident_of(item)
         if seed.mailbox.holds(item.to, ident):
             return 0  # held already: dropped before its signature is checked
+        if seed.fleet is not None:  # the fleet's stream holds it (once), under the same checks
+            text = dump(item)
+            if not seed.links.allows(
+                source, "mail", seed.trusted(source), asyncio.get_running_loop().time(), len(text)
+            ):
+                raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's mail budget")
+            problem = self._item_problem(item, now, fresh=False)
+            if problem is not None:
+                raise problem
+            seed.fleet.hold_replica(item, text, f"link {source}")
+            return 1
         if seed.mailbox.was_taken(item.to, ident):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "the item was taken already")
         text = dump(item)
@@ -382,6 +393,12 @@ class Post:
         loop_now = asyncio.get_running_loop().time()
         if not seed.links.allows(source, "takes", seed.trusted(source), loop_now):
             raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's take budget")
+        if seed.fleet is not None:  # the fleet's stream deletes what it names, once
+            problem = self._take_problem(taken, now)
+            if problem is not None:
+                raise problem
+            seed.fleet.take_replica(taken)
+            return 1
         held = seed.mailbox.held_of(taken)  # up to take_max_ids reads: after the budget
         if not held:
             return 0

@@ -364,6 +364,8 @@ class Seed(Service):
             "synced": self.synced_once,
             "seed_urls": self.mesh.urls.summary(),
             "mail_held": self.mailbox.held_count(),
+            "storage": "sqlite" if self.fleet is None else "nats",
+            "fleet_seeds": sorted(self.fleet.members) if self.fleet is not None else [],
             "dropped_records": {str(code): n for code, n in self.mesh.dropped.items()},
             "refused": dict(self.refused),
             "link_budgets": self.link_budgets(),

@@ -110,6 +110,29 @@ class NatsRecords:
         except (KeyWrongLastSequenceError, KeyNotFoundError):  # (see _RACE)
             raise Conflict(f"the record of {folded!r} changed since revision {expected}") from None
 
+    async def watch(self, since: int = 0) -> AsyncIterator[tuple[str, Stored]]:
+        """(folded name's token, record) of every write after revision `since`, then each new one."""
+        queue: asyncio.Queue[tuple[str, int, bytes]] = asyncio.Queue()
+
+        async def got(msg: Any) -> None:
+            queue.put_nowait((msg.subject[len(self.pre) :], msg.metadata.sequence.stream, msg.data))
+
+        sub = await self.js.subscribe(
+            self.subjects,
+            stream=self.stream,
+            cb=got,
+            ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            config=api.ConsumerConfig(opt_start_seq=since + 1),
+        )
+        try:
+            while True:
+                key, rev, data = await queue.get()
+                if data:
+                    yield key, _stored(data, rev)
+        finally:
+            await sub.unsubscribe()
+
     async def history(self, folded: str) -> list[Stored]:
         try:
             entries = await self.kv.history(token(folded))
@@ -439,7 +462,6 @@ class NatsStorage:
         servers, fleet = parse_url(url)
         prefix = prefix or fleet
         replicas = min(3, len(servers))
-        self_prefix = prefix
 
         async def quiet(exc: Exception) -> None:
             log.debug("nats: %s", exc)
@@ -500,7 +522,7 @@ class NatsStorage:
             NatsPresence(presence, beats, f"{prefix}_presence", js),
             NatsMail(js, stream, subject, index, taken, quota, limits),
         )
-        storage.prefix = self_prefix
+        storage.prefix = prefix
         storage.js = js
         return storage
 
