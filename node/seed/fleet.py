@@ -222,6 +222,7 @@ class Fleet:
             return
         session.out.push(dump(Deposited(type="deposited", id=frame_id)))
         if result.held:
+            self.seed.mesh.gossip("mail", text, self.seed.next_rev())  # this seed's outside links
             folded = fold_name(item.to)
             for home in self.seed.directory.homes(folded):
                 if home == self.seed.key:
@@ -265,11 +266,13 @@ class Fleet:
 
     async def take(self, session: Session, frame_id: str, taken: Taken) -> None:
         try:
-            await self.storage.mail.take(taken)
+            took = await self.storage.mail.take(taken)
         except Exception as exc:  # noqa: BLE001 - the recipient takes again
             log.warning("cannot take for %s: %s", taken.to, exc)
             session.out.push(
                 error_frame(ErrorCode.INTERNAL, "the take could not be stored; retry", frame_id)
             )
             return
+        if took:
+            self.seed.mesh.gossip("taken", dump(taken), self.seed.next_rev())
         session.out.push(dump(Took(type="took", id=frame_id)))
