@@ -43,6 +43,10 @@ async def test_fleet_seeds_share_records_mail_and_relays(seeds, nats_cluster):
     bob, _ = await _user(b, "bob", bob_id)
     mail = await bob.next_push(15)
     assert mail["type"] == "mail" and [i["frame"]["id"] for i in mail["items"]] == [chat.id]
+    # alice, online at a, shows online in a lookup at c (her presence went through the bucket)
+    await eventually(lambda: a.key in c.directory.homes("alice"), timeout=15, what="alice at c")
+    seen = await (await RawClient.open(c.url)).request({"type": "lookup", "name": "alice"}, 15)
+    assert seen["online"] is True and seen["seed"] == "fa", seen
     # a relay from alice at a reaches bob at b (b's presence reached a through the bucket)
     await eventually(
         lambda: b.key in a.directory.homes("bob"), timeout=15, what="bob at b, seen at a"

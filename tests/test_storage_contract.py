@@ -164,9 +164,10 @@ async def test_presence_latest_wins_per_home_seed(storage):
 
 async def test_heartbeat_expiry(storage):
     now = now_ms()
-    await storage.presence.heartbeat("A", now)
+    await storage.presence.heartbeat("A", now, "seed-a")
     await storage.presence.heartbeat("B", now - SILENT_MS - 1)
     assert await storage.presence.alive(now) == {"A"}
+    assert storage.presence.name_of("A") == "seed-a"
     assert await storage.presence.alive(now + SILENT_MS + 1) == set()
 
 

@@ -40,6 +40,7 @@ class Fleet:
         self.storage = storage
         self.members: set[str] = set()  # keys of the fleet's seeds heard within SILENT_MS
         self.subs: list[Any] = []
+        self.queued: dict[Session, asyncio.Task[Any]] = {}  # each socket's last frame in hand
 
     @classmethod
     async def join(cls, seed: Seed, url: str, limits: MailLimits) -> Fleet:
@@ -53,8 +54,8 @@ class Fleet:
         self.subs.append(await self.storage.nc.subscribe(self.bus(seed.key), cb=self._on_bus))
         await self._beat()
         seed.tasks.spawn(self._heartbeats(), "fleet heartbeats")
-        seed.tasks.spawn(self._follow_presence(), "fleet presence")
-        seed.tasks.spawn(self._follow_records(), "fleet records")
+        seed.tasks.spawn(self._follow("presence", self._follow_presence), "fleet presence")
+        seed.tasks.spawn(self._follow("records", self._follow_records), "fleet records")
 
     async def stop(self) -> None:
         """Leave: the other seeds count this one's users offline once its heartbeat is 30 s old."""
@@ -69,7 +70,7 @@ class Fleet:
 
     async def _beat(self) -> None:
         now = now_ms()
-        await self.storage.presence.heartbeat(self.seed.key, now)
+        await self.storage.presence.heartbeat(self.seed.key, now, self.seed.name)
         alive = await self.storage.presence.alive(now)
         for key in self.members - alive:
             self.seed.home_lost(key)
@@ -87,28 +88,47 @@ class Fleet:
             except Exception as exc:  # noqa: BLE001 - a NATS error: the next beat tries again
                 log.warning("fleet heartbeat failed: %s", exc)
 
-    async def _follow_presence(self) -> None:
+    async def _follow(self, what: str, follow: Callable[[int], Any]) -> None:
+        """Run a watch for good: after a failure (the cluster unreachable a while) it resumes
+        from the last change it applied."""
+        since = 0
+        while True:
+            try:
+                since = await follow(since)
+            except Exception as exc:  # noqa: BLE001 - a NATS error: resume shortly
+                log.warning("following the fleet's %s: %s", what, exc)
+                await asyncio.sleep(1)
+
+    async def _follow_presence(self, since: int) -> int:
         """Apply the other fleet seeds' words on their users to the cached directory."""
-        async for _, seen in self.storage.presence.watch(0):
+        async for rev, seen in self.storage.presence.watch(since):
+            since = rev
             if seen.seed_key == self.seed.key:
                 continue
-            self.members.add(seen.seed_key)  # it wrote just now: alive (its beats tell later)
+            if seen.seed_key not in self.members:  # it wrote just now: alive
+                self.members.add(seen.seed_key)
+                await self._beat()  # and its name
             self.seed.directory.set_local(
                 seen.name, seen.seed_key, seen.online, seen.at, seen.auth_at
             )
             self.seed.presence_changed([seen.name])
+        return since
 
-    async def _follow_records(self) -> None:
+    async def _follow_records(self, since: int) -> int:
         """Every record of the bucket into the cached directory, from the first (as a seed loads
         its disk at start), then each new one: the directory an outside link syncs with is
         whole, and a record written at another seed of the fleet goes out to this one's links."""
-        async for _, stored in self.storage.records.watch(0):
+        async for _, stored in self.storage.records.watch(since):
+            since = stored.revision
             folded = fold_name(stored.record.name)
             if self.cache(folded, stored):
                 self.seed.mesh.gossip("records", dump(stored.record), self.seed.revs.current()[1])
+        return since
 
     def presence(self, folded: str, online: bool, at: int, auth_at: int) -> None:
         """This seed's word on one of its users, for the fleet."""
+        if self.storage.nc.is_closed:
+            return  # stopping: the others see this seed silent instead
         seen = Seen(folded, self.seed.key, online, at, auth_at)
         self.seed.tasks.spawn(self._put_presence(seen), f"fleet presence {folded}")
 
@@ -143,17 +163,29 @@ class Fleet:
         return True
 
     def then(self, names: list[str], handle: Callable[[], None], session: Session) -> None:
-        """Handle a frame once the records it names are fresh from the bucket."""
+        """Handle a frame once the records it names are fresh from the bucket: the reads of a
+        socket's frames run at once, the frames are handled in the order they came."""
+        before = self.queued.get(session)
 
         async def run() -> None:
+            fetched = asyncio.ensure_future(self.fetch(names))
+            if before is not None:
+                await asyncio.wait([before])
             try:
-                await self.fetch(names)
+                await fetched
             except Exception as exc:  # noqa: BLE001 - answered from the cache then
                 log.warning("cannot read the records bucket: %s", exc)
             if session in self.seed.sessions:
                 handle()
 
-        self.seed.tasks.spawn(run(), "fleet read")
+        task = self.seed.tasks.spawn(run(), "fleet read")
+        self.queued[session] = task
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if self.queued.get(session) is t:
+                del self.queued[session]
+
+        task.add_done_callback(done)
 
     def save_record(self, record: Record, folded: str) -> asyncio.Future[Any]:
         """Write an accepted record to the bucket with compare-and-set; resolves once durable

@@ -446,7 +446,7 @@ class Seed(Service):
         session: Session,
         frame: Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take,
     ) -> None:
-        if self.fleet is not None and not isinstance(frame, (Seeds, Watch, Publish)):
+        if self.fleet is not None:
             # a fleet's records are read fresh from its bucket before the frame is handled
             names = {
                 Register: lambda f: [f.record.name],
@@ -454,6 +454,9 @@ class Seed(Service):
                 Relay: lambda f: [f.to],
                 Deposit: lambda f: [f.item.to, f.item.from_],
                 Take: lambda f: [f.taken.to],
+                Publish: lambda f: [r.name for r in f.records[:64]],
+                Seeds: lambda f: [],
+                Watch: lambda f: [],
             }[type(frame)](frame)
             self.fleet.then(names, lambda: self._handle_frame(session, frame), session)
             return
@@ -778,6 +781,8 @@ class Seed(Service):
             return None
         if key == self.key:
             return self.name
+        if self.fleet is not None and key in self.fleet.members:
+            return self.fleet.storage.presence.name_of(key)
         return self.mesh.name_of(key)
 
     def _presence_frame(self, folded: str, spelled: str, eff: Effective) -> str:

@@ -87,7 +87,13 @@ class PresenceStore(Protocol):
         """Each home seed's latest word on the name."""
         ...
 
-    async def heartbeat(self, seed_key: str, now: int) -> None: ...
+    async def heartbeat(self, seed_key: str, now: int, name: str = "") -> None:
+        """The seed `seed_key` (called `name`) is alive at `now`."""
+        ...
+
+    def name_of(self, seed_key: str) -> str | None:
+        """The name a seed heard from gave with its heartbeat."""
+        ...
 
     async def alive(self, now: int) -> set[str]:
         """Keys of the home seeds heard from within the last SILENT_MS."""

@@ -191,6 +191,7 @@ class NatsPresence:
     def __init__(self, kv: KeyValue, beats: KeyValue, prefix: str, js: JetStreamContext) -> None:
         self.kv = kv
         self.beats = beats
+        self.names: dict[str, str] = {}  # seed key -> the name its heartbeat gave
         self.stream = f"KV_{prefix}"
         self.subjects = f"$KV.{prefix}.>"
         self.js = js
@@ -226,8 +227,11 @@ class NatsPresence:
         items, _ = await self._read(token(folded))
         return [_seen(i) for i in items]
 
-    async def heartbeat(self, seed_key: str, now: int) -> None:
-        await self.beats.put(token(seed_key), _json({"key": seed_key, "at": now}))
+    async def heartbeat(self, seed_key: str, now: int, name: str = "") -> None:
+        await self.beats.put(token(seed_key), _json({"key": seed_key, "at": now, "name": name}))
+
+    def name_of(self, seed_key: str) -> str | None:
+        return self.names.get(seed_key) or None
 
     async def alive(self, now: int) -> set[str]:
         try:
@@ -242,6 +246,7 @@ class NatsPresence:
                 continue
             if obj.get("at", 0) >= now - SILENT_MS:
                 out.add(obj["key"])
+                self.names[obj["key"]] = str(obj.get("name", ""))[:64]
         return out
 
     async def watch(self, since: int = 0) -> AsyncIterator[tuple[int, Seen]]:

@@ -66,6 +66,7 @@ class MemoryPresence:
         self.n = 0
         self.items: dict[tuple[str, str], tuple[int, Seen]] = {}
         self.beats: dict[str, int] = {}
+        self.names: dict[str, str] = {}
         self.watchers: set[asyncio.Queue[tuple[int, Seen] | None]] = set()
 
     async def put(self, seen: Seen) -> bool:
@@ -85,8 +86,12 @@ class MemoryPresence:
     async def latest(self, folded: str) -> list[Seen]:
         return [seen for (name, _), (_, seen) in self.items.items() if name == folded]
 
-    async def heartbeat(self, seed_key: str, now: int) -> None:
+    async def heartbeat(self, seed_key: str, now: int, name: str = "") -> None:
         self.beats[seed_key] = max(now, self.beats.get(seed_key, 0))
+        self.names[seed_key] = name
+
+    def name_of(self, seed_key: str) -> str | None:
+        return self.names.get(seed_key) or None
 
     async def alive(self, now: int) -> set[str]:
         return {key for key, at in self.beats.items() if at >= now - SILENT_MS}
