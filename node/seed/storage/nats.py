@@ -47,6 +47,7 @@ HISTORY = 16  # writes of a name kept, for convergence after a leader change
 DUPLICATE_WINDOW_S = 120.0
 MAX_SEEDS_PER_NAME = 16  # home seeds' words kept per name (the oldest goes)
 CAS_TRIES = 256
+CONNECT_WAIT_S = 15.0
 PER_SUBJECT_FULL = 10077
 # _RACE: a create that loses to a write still in flight at the leader is refused, and nats-py's
 # create then reads the key to tell "deleted" from "held": before the winner is applied it finds
@@ -472,14 +473,20 @@ class NatsStorage:
             log.debug("nats: %s", exc)
 
         try:
-            nc = await nats.connect(
-                servers=servers,
-                connect_timeout=2,
-                max_reconnect_attempts=-1,
-                error_cb=quiet,
+            # reconnects forever once connected; the first connection gets CONNECT_WAIT_S
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=servers,
+                    connect_timeout=2,
+                    max_reconnect_attempts=-1,
+                    error_cb=quiet,
+                ),
+                CONNECT_WAIT_S,
             )
-        except (OSError, nats.errors.Error) as exc:
-            raise StoreError(f"cannot reach the NATS servers of {url}: {exc}") from None
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            raise StoreError(
+                f"cannot reach the NATS servers of {url}: {str(exc) or 'no answer'}"
+            ) from None
         try:
             v = nc.connected_server_version
             check_version((v.major, v.minor, v.patch))
