@@ -89,3 +89,26 @@ async def test_fleet_links_to_an_outside_seed(seeds, nats_cluster):
     assert len(history) == 1  # written once, whichever fleet seed heard it
     for client in (carol, dave):
         await client.close()
+
+
+async def test_a_silent_fleet_seed_counts_offline(seeds, nats_cluster, monkeypatch):
+    """A fleet seed that stops without a word (its users' presence never turned offline) is
+    silent: 30 s after its last heartbeat its users count offline at the others."""
+    from node.seed import fleet as fleet_module
+    from node.seed.storage.base import SILENT_MS
+
+    url = _fleet_url(nats_cluster)
+    a, c = await seeds("sa", storage=url), await seeds("sc", storage=url)
+    bob, _ = await _user(c, "bob")
+    await eventually(lambda: c.key in a.directory.homes("bob"), timeout=15, what="bob at c, at a")
+    for task in list(c.tasks.running):  # c stays up, but its heartbeats stop
+        if task.get_name() == "fleet heartbeats":
+            task.cancel()
+    later = fleet_module.now_ms() + SILENT_MS + 1_000
+    monkeypatch.setattr(fleet_module, "now_ms", lambda: later)
+    await a.fleet._beat()
+    assert c.key not in a.fleet.members
+    assert not a.directory.is_online("bob")
+    found = await (await RawClient.open(a.url)).request({"type": "lookup", "name": "bob"}, 15)
+    assert found["online"] is False, found
+    await bob.close()

@@ -31,3 +31,15 @@ def test_names_become_safe_subject_tokens():
         t = token(name)
         assert t and all(c.isalnum() and c.isascii() for c in t)
     assert token("a.b") != token("a b")
+
+
+def test_storage_setting_is_checked():
+    from pydantic import ValidationError
+
+    from node.config import SeedConfig
+
+    assert SeedConfig().storage == "sqlite"
+    assert SeedConfig(storage="nats://a:1,b:2/blue").storage == "nats://a:1,b:2/blue"
+    for bad in ("redis://h:1", "nats://", "nats://a:1/b/c", "SQLite"):
+        with pytest.raises(ValidationError, match="must be 'sqlite' or nats://"):
+            SeedConfig(storage=bad)
