@@ -3,6 +3,7 @@ saying why, where no nats-server is installed)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from node.clock import now_ms
@@ -112,3 +113,36 @@ async def test_a_silent_fleet_seed_counts_offline(seeds, nats_cluster, monkeypat
     found = await (await RawClient.open(a.url)).request({"type": "lookup", "name": "bob"}, 15)
     assert found["online"] is False, found
     await bob.close()
+
+
+async def test_a_write_that_slipped_past_compare_and_set_is_settled(seeds, nats_cluster):
+    """A stale record written to the bucket without compare-and-set (as a leader change may let
+    through) does not stand: the fleet puts back what the name's history converges on."""
+    from node.crypto.signing import sign_record
+
+    url = _fleet_url(nats_cluster)
+    a = await seeds("ca", storage=url)
+    alice_id = Identity.generate()
+    client = await RawClient.open(a.url)
+    newer = record(alice_id, "alice", seq=now_ms())
+    assert (await client.request({"type": "register", "record": newer}, 15))["type"] == "registered"
+    records = a.fleet.storage.records
+    stale = sign_record(alice_id, "alice", "ws://127.0.0.1:9", newer["seq"] - 1000)
+    raw = b'{"r":%s,"renewed":1,"claimed":1}' % stale.model_dump_json().encode()
+    await records.kv.put(_key("alice"), raw)  # no expected revision: slips past
+
+    async def held_seq() -> int:
+        return (await records.get("alice")).record.seq
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while await held_seq() != newer["seq"]:
+        assert asyncio.get_running_loop().time() < deadline, "the stale write stood"
+        await asyncio.sleep(0.05)
+    assert len(await records.history("alice")) == 3  # the good, the slipped, the settled
+    await client.close()
+
+
+def _key(name: str) -> str:
+    from node.seed.storage.nats import token
+
+    return token(name)

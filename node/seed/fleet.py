@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import now_ms
 from ..crypto.keys import b64
-from ..errors import ErrorCode, P2PError, StoreError
+from ..errors import ErrorCode, P2PError, ProtocolError, StoreError
 from ..runtime import quiet_logger
 from ..wire.names import fold_name
 from ..wire.protocol import CARRIED, Deposited, MailItem, Record, Taken, Took, dump, error_frame
 from . import chunks
 from .mailbox import MailLimits
-from .storage.base import HEARTBEAT_MS, Seen, Stored, apply_record
+from .storage.base import HEARTBEAT_MS, Seen, Stored, apply_record, wins
 from .storage.nats import NatsStorage, token
 
 if TYPE_CHECKING:
@@ -121,9 +121,34 @@ class Fleet:
         async for _, stored in self.storage.records.watch(since):
             since = stored.revision
             folded = fold_name(stored.record.name)
+            if self.loses(folded, stored):  # a write that slipped past compare-and-set
+                self.seed.tasks.spawn(self._settle(folded), f"settle {folded}")
+                continue
             if self.cache(folded, stored):
                 self.seed.mesh.gossip("records", dump(stored.record), self.seed.revs.current()[1])
         return since
+
+    def loses(self, folded: str, stored: Stored) -> bool:
+        """Whether a write the bucket took loses by the directory's rule to the record cached
+        here (the bucket's earlier word): it can only have slipped past compare-and-set."""
+        entry = self.seed.directory.entries.get(folded)
+        if entry is None:
+            return False
+        held = Stored(entry.record(), entry.renewed, entry.claimed, 0)
+        try:
+            wins(held, stored.record, stored.claimed, self.seed.directory.lease_ms)
+        except ProtocolError:
+            return True
+        return False
+
+    async def _settle(self, folded: str) -> None:
+        try:
+            held = await self.storage.records.settle(folded, self.seed.directory.lease_ms)
+        except Exception as exc:  # noqa: BLE001 - the next write of the name settles it
+            log.warning("cannot settle the record of %s: %s", folded, exc)
+            return
+        if held is not None:  # the cache follows the bucket (this seed's word may be the one
+            self.cache(folded, held)  # that never got there)
 
     def presence(self, folded: str, online: bool, at: int, auth_at: int) -> None:
         """This seed's word on one of its users, for the fleet."""

@@ -36,7 +36,7 @@ from ...runtime import quiet_logger
 from ...wire.names import fold_name
 from ...wire.protocol import MailItem, Record, Taken
 from ..mailbox import MINUTE_MS, MailLimits, ident_of
-from .base import DUPLICATE, HELD, SILENT_MS, Conflict, Deposited, Seen, Stored
+from .base import DUPLICATE, HELD, SILENT_MS, Conflict, Deposited, Seen, Stored, converge
 
 log = quiet_logger("p2p.seed.nats")
 
@@ -133,6 +133,22 @@ class NatsRecords:
                     yield key, _stored(data, rev)
         finally:
             await sub.unsubscribe()
+
+    async def settle(self, folded: str, lease_ms: int) -> Stored | None:
+        """Put back the record the name's history converges on by the rule when the latest write
+        is not it (a write slipped past compare-and-set in a leader change); what is held after."""
+        history = await self.history(folded)
+        best = converge(history, lease_ms)
+        if best is None or best.revision == history[-1].revision:
+            return best
+        try:
+            revision = await self.put(
+                folded, best.record, best.renewed, best.claimed, history[-1].revision
+            )
+        except Conflict:  # written again meanwhile: that write is settled in its turn
+            return await self.get(folded)
+        log.warning("the record of %r settled back to seq %d", folded, best.record.seq)
+        return Stored(best.record, best.renewed, best.claimed, revision)
 
     async def history(self, folded: str) -> list[Stored]:
         try:
