@@ -19,6 +19,12 @@ M = TypeVar("M", bound=BaseModel)
 DataDir = Annotated[Path, Strict(False), AfterValidator(lambda p: p.expanduser())]
 
 
+def _storage(value: str) -> str:
+    if value == "sqlite" or re.fullmatch(r"nats://[^\s/]+(/[A-Za-z0-9_-]+)?", value):
+        return value
+    raise ValueError("must be 'sqlite' or nats://HOST:PORT,HOST:PORT,... (optionally /FLEET)")
+
+
 class SeedConfig(BaseModel):
     """The `[seed]` table; see config.example.toml for what each key means."""
 
@@ -30,6 +36,9 @@ class SeedConfig(BaseModel):
     url: SeedUrlText | None = None
     peers: list[SeedUrlText] = []
     data_dir: DataDir | None = None
+    # where the replicated state lives: "sqlite" (this seed's own database) or a fleet's NATS
+    # JetStream cluster, "nats://H1:P1,H2:P2,H3:P3" (optionally "/FLEET" after the hosts)
+    storage: Annotated[str, AfterValidator(_storage)] = "sqlite"
     log_level: LogLevel = "info"
     max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
     max_connections: int = Field(10_000, ge=1)

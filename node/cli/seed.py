@@ -8,7 +8,7 @@ from typing import Any
 
 from .common import setup_logging, wait_for_signal
 
-SEED_OPTION_KEYS = ("host", "port", "name", "url", "peers", "data_dir", "log_level")
+SEED_OPTION_KEYS = ("host", "port", "name", "url", "peers", "data_dir", "storage", "log_level")
 
 
 def seed_parser(sub: Any) -> None:
@@ -30,6 +30,12 @@ def seed_parser(sub: Any) -> None:
         "--data-dir",
         type=Path,
         help="where the key and directory live (default: per-user data dir)",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="WHERE",
+        help="sqlite (default: this seed's own database) or nats://H1:P1,H2:P2,H3:P3 "
+        "(a fleet of seeds sharing one NATS JetStream cluster)",
     )
     p.add_argument("--config", type=Path, help="TOML file whose [seed] table sets defaults")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

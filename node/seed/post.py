@@ -92,6 +92,8 @@ class Post:
         for home in seed.directory.homes(to)[:MAX_HOMES]:
             if home == seed.key:
                 handed += self.hand_relayed(sender, to, carried)
+            elif seed.fleet is not None and home in seed.fleet.members:
+                handed += seed.fleet.relay(home, sender, to, carried)
             else:
                 handed += seed.mesh.relay(
                     home, PeerRelay(type="relay", from_=sender, to=frame.to, frame=carried)
@@ -221,6 +223,14 @@ class Post:
         problem = self._item_problem(item, now, fresh=True)
         if problem is not None:
             return self._fail(session, problem.code, problem.message, frame.id)
+        if seed.fleet is not None:  # held in the fleet's stream, within its quotas
+            entry = seed.directory.entries.get(session.folded)
+            age = now - entry.claimed if entry is not None else 0
+            source = f"addr {address_group(session.host)}"
+            seed.tasks.spawn(
+                seed.fleet.deposit(session, frame.id, item, dump(item), source, age), "deposit"
+            )
+            return
         ident = ident_of(item)
         reply = dump(Deposited(type="deposited", id=frame.id))
         if seed.mailbox.holds(item.to, ident) or seed.mailbox.was_taken(item.to, ident):
@@ -252,6 +262,17 @@ class Post:
         ident = ident_of(item)
         if seed.mailbox.holds(item.to, ident):
             return 0  # held already: dropped before its signature is checked
+        if seed.fleet is not None:  # the fleet's stream holds it (once), under the same checks
+            text = dump(item)
+            if not seed.links.allows(
+                source, "mail", seed.trusted(source), asyncio.get_running_loop().time(), len(text)
+            ):
+                raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's mail budget")
+            problem = self._item_problem(item, now, fresh=False)
+            if problem is not None:
+                raise problem
+            seed.fleet.hold_replica(item, text, f"link {source}")
+            return 1
         if seed.mailbox.was_taken(item.to, ident):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "the item was taken already")
         text = dump(item)
@@ -278,7 +299,10 @@ class Post:
             session.mail_backlog = None
             return
         try:
-            texts = await self.seed.mailbox.items_for(session.folded)
+            if self.seed.fleet is not None:
+                texts = await self.seed.fleet.pending(session.folded)
+            else:
+                texts = await self.seed.mailbox.items_for(session.folded)
         except StoreError as exc:  # the held mail stays on disk for the next session
             log.warning("cannot read the mail held for %s: %s", session.folded, exc)
             texts = []
@@ -326,6 +350,9 @@ class Post:
         problem = self._take_problem(taken, now_ms())
         if problem is not None:
             return self._fail(session, problem.code, problem.message, frame.id)
+        if seed.fleet is not None:
+            seed.tasks.spawn(seed.fleet.take(session, frame.id, taken), "take")
+            return
         reply = dump(Took(type="took", id=frame.id))
         text = dump(taken)
         held = seed.mailbox.held_of(taken)
@@ -366,6 +393,12 @@ class Post:
         loop_now = asyncio.get_running_loop().time()
         if not seed.links.allows(source, "takes", seed.trusted(source), loop_now):
             raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's take budget")
+        if seed.fleet is not None:  # the fleet's stream deletes what it names, once
+            problem = self._take_problem(taken, now)
+            if problem is not None:
+                raise problem
+            seed.fleet.take_replica(taken)
+            return 1
         held = seed.mailbox.held_of(taken)  # up to take_max_ids reads: after the budget
         if not held:
             return 0

@@ -72,6 +72,7 @@ from ..wire.sockets import (
 )
 from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
 from .directory import Directory, Effective, Outcome
+from .fleet import Fleet
 from .mailbox import Mailbox, MailLimits
 from .mesh import Link, Merged, Mesh
 from .post import Post
@@ -170,6 +171,7 @@ class Seed(Service):
         self.publish_verified = 0  # records of publishes whose signature was checked
         self.active = 0
         self.server: Server | None = None
+        self.fleet: Fleet | None = None  # set when the state lives in a fleet's NATS cluster
         self.name = ""
         self.url = ""
         self.port = 0
@@ -227,6 +229,9 @@ class Seed(Service):
         self.store.start()
         self.mesh = Mesh(self)
         self.post = Post(self)
+        if cfg.storage != "sqlite":
+            self.fleet = await Fleet.join(self, cfg.storage, limits)
+            await self.fleet.start()
         self.mesh.start(cfg.peers, self.store.load_seed_urls(), self.store.load_sync_points())
         for url in self.mesh.urls.configured:  # keys proven at configured URLs before first-seen
             known = self.mesh.urls.known.get(url)  # was kept (a store from before revision 3)
@@ -270,6 +275,8 @@ class Seed(Service):
     async def stop(self) -> None:
         """Close every socket with 1001, stop dialling, and flush the store."""
         await self.tasks.cancel_all()
+        if self.fleet is not None:
+            await self.fleet.stop()
         await self.mesh.stop()
         if self.server is not None:
             await shut(self.server, 1001, "seed shutting down")
@@ -357,6 +364,8 @@ class Seed(Service):
             "synced": self.synced_once,
             "seed_urls": self.mesh.urls.summary(),
             "mail_held": self.mailbox.held_count(),
+            "storage": "sqlite" if self.fleet is None else "nats",
+            "fleet_seeds": sorted(self.fleet.members) if self.fleet is not None else [],
             "dropped_records": {str(code): n for code, n in self.mesh.dropped.items()},
             "refused": dict(self.refused),
             "link_budgets": self.link_budgets(),
@@ -433,6 +442,27 @@ class Seed(Service):
             self._drop(session)
 
     def _dispatch(
+        self,
+        session: Session,
+        frame: Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take,
+    ) -> None:
+        if self.fleet is not None:
+            # a fleet's records are read fresh from its bucket before the frame is handled
+            names = {
+                Register: lambda f: [f.record.name],
+                Lookup: lambda f: [f.name],
+                Relay: lambda f: [f.to],
+                Deposit: lambda f: [f.item.to, f.item.from_],
+                Take: lambda f: [f.taken.to],
+                Publish: lambda f: [r.name for r in f.records[:64]],
+                Seeds: lambda f: [],
+                Watch: lambda f: [],
+            }[type(frame)](frame)
+            self.fleet.then(names, lambda: self._handle_frame(session, frame), session)
+            return
+        self._handle_frame(session, frame)
+
+    def _handle_frame(
         self,
         session: Session,
         frame: Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take,
@@ -622,7 +652,10 @@ class Seed(Service):
 
     def persist(self, record: Record, folded: str, renewed: int, claimed: int, rev: int) -> None:
         """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
-        fut = self.store.save_record(record, folded, renewed, claimed, rev)
+        if self.fleet is not None:  # the fleet's bucket, not this seed's disk
+            fut = self.fleet.save_record(record, folded)
+        else:
+            fut = self.store.save_record(record, folded, renewed, claimed, rev)
         self.unsynced[folded] = fut
 
         def done(f: asyncio.Future[None]) -> None:
@@ -705,6 +738,8 @@ class Seed(Service):
             auth=auth,
         )
         self.mesh.gossip("presence", dump(item), self.next_rev())
+        if self.fleet is not None:
+            self.fleet.presence(folded, online, at, item.auth.at if item.auth else 0)
         self.presence_changed([folded])
 
     def local_online(self) -> list[PresenceItem]:
@@ -746,6 +781,8 @@ class Seed(Service):
             return None
         if key == self.key:
             return self.name
+        if self.fleet is not None and key in self.fleet.members:
+            return self.fleet.storage.presence.name_of(key)
         return self.mesh.name_of(key)
 
     def _presence_frame(self, folded: str, spelled: str, eff: Effective) -> str:

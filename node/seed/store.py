@@ -215,6 +215,19 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
                 "VALUES (?,?,?,?,?,?,?,?,?)",
                 args[0],
             )
+        elif kind == "record_cas":
+            # the storage seam's put: written only if the name's change number is the expected one
+            row, expected = args
+            held = db.execute("SELECT rev FROM records WHERE nkey = ?", (row[0],)).fetchone()
+            result = (held[0] if held else 0) == expected
+            if result:
+                db.execute(
+                    "INSERT OR REPLACE INTO records(nkey, name, key, endpoint, seq, sig, renewed, claimed, rev) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    row,
+                )
+        elif kind == "barrier":
+            pass  # resolves once everything queued before it is committed
         elif kind == "meta":
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", args)
         elif kind == "seed_url":

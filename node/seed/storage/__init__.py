@@ -1,0 +1,1 @@
+"""Where a seed's replicated state lives: the seam (base), SQLite (default) and NATS JetStream."""
