@@ -126,3 +126,21 @@ async def test_a_flooding_seed_in_the_mesh_still_converges(seeds):
     assert {p["broadcast"] for p in first.health()["peers"] if p["name"] == "r2"} == {"flood"}
     assert {p["broadcast"] for p in old.health()["peers"]} == {"flood"}
     assert all(link.tree is False for link in old.mesh.links.values())
+
+
+async def test_the_tree_is_repaired_when_its_hub_dies(seeds):
+    mesh = await complete_mesh(seeds, 5, prefix="h")
+    first = await publish_names(mesh[:1], 1, tag="w")
+    await eventually(lambda: holds_all(mesh, first), what="the first change everywhere")
+    # the first change's seed is the tree's hub: every other seed's only eager link goes to it
+    await eventually(
+        lambda: all(
+            [p["broadcast"] for p in s.health()["peers"]].count("eager") == 1 for s in mesh[1:]
+        ),
+        what="a star around the first seed",
+    )
+    await mesh[0].stop()
+    rest = mesh[1:]
+    await eventually(lambda: all(linked_to(s, 3) for s in rest), what="the hub's links down")
+    names = await publish_names(rest, 2, tag="after")
+    await eventually(lambda: holds_all(rest, names), timeout=20, what="every name everywhere")

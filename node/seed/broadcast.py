@@ -7,10 +7,11 @@ link it came on, and an id whose item does not follow within `GRAFT_AFTER` is as
 which makes that link eager again. A link to a seed that does not offer the tree (revision 2, or
 the tree turned off) stays eager and never gets ids, prunes or grafts: it is flooded as before.
 
-Ids go to at most `LAZY_FANOUT` lazy links: those of the seeds next after this one in key order
-(a ring over the seeds it links to), so on a complete mesh each seed hears of each change from
-its ring predecessors besides its tree parent, and ids cost a few bytes a seed per change, not
-S-2 ids a seed. Pure: the caller passes the time (monotonic seconds) and sends what is returned.
+Ids go to at most `LAZY_FANOUT` lazy links: the first seed after this one in key order (a ring
+over the seeds it links to), when that link is lazy. So on a complete mesh each seed hears of
+each change from its ring predecessor (whole or as an id) besides its tree parent, one failure is
+always covered (the ring re-forms over the live links), and ids cost one id a seed per change,
+not S-2. Pure: the caller passes the time (monotonic seconds) and sends what is returned.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..wire.protocol import MAX_BROADCAST_IDS
 PROTOCOL = "plumtree-1"  # the capability named in seed_hello and seed_welcome
 ID_BYTES = 6  # of SHA-256: 8 base64 characters; a collision only skips a graft (sync brings it)
 MAX_IDS = MAX_BROADCAST_IDS  # ids in one ihave or graft frame (each at most 16 characters)
-LAZY_FANOUT = 2  # lazy links an item's id goes to
+LAZY_FANOUT = 1  # ring successors an item goes to, whole or as an id (see the module's doc)
 IHAVE_DELAY = 0.2  # seconds ids wait to go out together
 GRAFT_AFTER = 1.5  # seconds an announced id may take to arrive whole before it is asked for
 GRAFT_RETRY = 1.0  # seconds before the next announcer is asked
