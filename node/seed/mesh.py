@@ -750,7 +750,7 @@ class Mesh:
             log.warning("bad frame from peer %s: %s", link.name, exc.message)
             link.out.push(error_frame(exc.code, exc.message, exc.frame_id))
             return None
-        if isinstance(frame, Ihave | Graft):
+        if isinstance(frame, Ihave | Graft | Prune):
             return self._ids_frame(link, frame, len(raw))
         if not isinstance(frame, Sync | Gossip):
             return Incoming(frame)
@@ -821,9 +821,10 @@ class Mesh:
             frame = frame.model_copy(update=kept)
         return frame, ids, duplicates
 
-    def _ids_frame(self, link: Link, frame: Ihave | Graft, size: int) -> Incoming | None:
-        """An ihave or graft spends the link's budget of ids (a stranger's is small); over it,
-        the frame is dropped (the items still come by the tree, or by the next sync)."""
+    def _ids_frame(self, link: Link, frame: Ihave | Graft | Prune, size: int) -> Incoming | None:
+        """Tree frames only on a tree link. An ihave or graft spends the link's budget of ids (a
+        stranger's is small); over it, the frame is dropped (the items still come by the tree,
+        or by the next sync)."""
         if not link.tree:
             link.out.push(
                 error_frame(ErrorCode.BAD_REQUEST, f"{frame.type} is for a broadcast tree link")
@@ -833,6 +834,8 @@ class Mesh:
             tally = self._tally(link.key)
             tally.ids += len(frame.ids)
             tally.id_bytes += size
+        if isinstance(frame, Prune):
+            return Incoming(frame)
         if frame.ids and not self._allows(link, "ids", float(len(frame.ids))):
             return None
         return Incoming(frame)
