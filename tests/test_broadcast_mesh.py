@@ -3,9 +3,12 @@ still carries it to the end, and a seed that floods (r2) still converges with th
 
 from __future__ import annotations
 
+from node.clock import now_ms
 from node.crypto.keys import Identity
+from node.crypto.signing import sign_mail
 
 from .helpers import RawClient, eventually, record
+from .test_trust import _chat
 
 MESH = 8
 PER_SEED = 6
@@ -86,6 +89,31 @@ async def test_complete_mesh_of_eight_receives_each_change_about_once(seeds):
     assert id_bytes <= 0.10 * (item_bytes + id_bytes)
     modes = [p["broadcast"] for s in mesh for p in s.health()["peers"]]
     assert "lazy" in modes and "flood" not in modes, modes
+
+    # mail items travel the same tree: alice at s1 leaves mail for bob
+    alice_id = Identity.generate()
+    alice = await RawClient.open(mesh[1].url)
+    reply = await alice.request({"type": "register", "record": record(alice_id, "alice")})
+    assert reply["type"] == "registered"
+    (bob,) = await publish_names(mesh[2:3], 1, tag="bob")
+    await eventually(lambda: holds_all(mesh, ["alice", bob]), what="alice and bob known")
+    await eventually(
+        lambda: all(s.directory.online_count() >= 1 for s in mesh), what="alice's presence"
+    )
+    before = {s.name: received(s) for s in mesh}
+    mails = 8
+    for _ in range(mails):
+        item = sign_mail(alice_id, bob, "alice", _chat("alice", bob), now_ms())
+        reply = await alice.request({"type": "deposit", "item": item.model_dump(by_alias=True)})
+        assert reply["type"] == "deposited", reply
+    await alice.close()
+    await eventually(
+        lambda: all(s.mailbox.held_count() == mails for s in mesh), what="the mail everywhere"
+    )
+    for seed in mesh[2:]:
+        got = received(seed)[0] - before[seed.name][0]
+        print(f"{seed.name}: received {got} items for {mails} mail items")
+        assert mails <= got <= 1.2 * mails + 1  # + alice's offline presence, when it came
 
 
 async def test_a_line_of_four_carries_a_change_to_the_end(seeds):

@@ -255,6 +255,8 @@ class Tally:
 
 
 MAX_TALLIED = 1_024  # seeds whose counters /health keeps (a stranger can mint keys)
+PRESENCE_WAIT = 5.0  # seconds a presence item may wait for its name's record (on its way by tree)
+MAX_WAITING = 1_000  # presence items waiting at once
 
 
 def check_signatures(records: list[Record], auths: list[tuple[int, SessionAuth, str]]) -> Checked:
@@ -304,6 +306,8 @@ class Mesh:
         self.tree = broadcast.Broadcast(seed.key)
         self.tallies: dict[str, Tally] = {}
         self.ticking: asyncio.TimerHandle | None = None
+        # presence items whose record is not held yet, by folded name: (link key, item, since)
+        self.waiting: dict[str, list[tuple[str, PresenceItem, float]]] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -981,11 +985,14 @@ class Mesh:
             # the peer's own online set is replaced as a whole at done: true
             mine = [p for p in presence if p.online and p.seed_key == link.key]
             presence = [p for p in presence if not (p.online and p.seed_key == link.key)]
+        presence = self._wait_for_records(link, presence, verified)
         merged = self.seed.merge(
             link.key, verified, presence, frame.mail, frame.taken, True, auths_ok
         )
         for name, exc in merged.refused:
             self._refused(link, name, exc)
+        if merged.records and self.waiting:
+            self._records_came()
         for item in mine:
             problem = self.seed.check_online(item, link.key, auths_ok.get(id(item)))
             if problem is not None:
@@ -996,6 +1003,52 @@ class Mesh:
             link.sync_online[fold_name(item.name)] = (item.at, item.auth.at)
         for item in presence:
             self.watch_reachability(item.seed_key)
+
+    def _wait_for_records(
+        self, link: Link, presence: list[PresenceItem], records: list[Record]
+    ) -> list[PresenceItem]:
+        """Presence goes one hop from its home, a new name's record along the tree: an item
+        whose record is not held yet waits for it (up to PRESENCE_WAIT), not refused."""
+        if not presence:
+            return presence
+        coming = {fold_name(r.name) for r in records}
+        now = asyncio.get_running_loop().time()
+        ready = []
+        for item in presence:
+            folded = fold_name(item.name)
+            if folded in coming or self.seed.key_of(item.name) is not None:
+                ready.append(item)
+                continue
+            if sum(len(v) for v in self.waiting.values()) >= MAX_WAITING:
+                self._expire_waiting(now)
+                if sum(len(v) for v in self.waiting.values()) >= MAX_WAITING:
+                    ready.append(item)  # refused as before: no record here
+                    continue
+            self.waiting.setdefault(folded, []).append((link.key, item, now))
+        return ready
+
+    def _expire_waiting(self, now: float) -> None:
+        for folded, items in list(self.waiting.items()):
+            kept = [w for w in items if now - w[2] < PRESENCE_WAIT]
+            if len(kept) < len(items):
+                for _ in range(len(items) - len(kept)):
+                    self.drop(str(ErrorCode.NOT_FOUND))
+            if kept:
+                self.waiting[folded] = kept
+            else:
+                del self.waiting[folded]
+
+    def _records_came(self) -> None:
+        """Records were applied: presence that waited for them is applied now, from the link it
+        came on (its session auth is checked then)."""
+        self._expire_waiting(asyncio.get_running_loop().time())
+        for folded in [f for f in self.waiting if self.seed.key_of(f) is not None]:
+            for key, item, _ in self.waiting.pop(folded):
+                if key not in self.links:
+                    continue
+                merged = self.seed.merge(key, [], [item], [], [])
+                for name, exc in merged.refused:
+                    self._refused(self.links[key], name, exc)
 
     def _refused(self, link: Link, name: str, exc: ProtocolError) -> None:
         if exc.code == ErrorCode.RATE_LIMITED:  # over the link's budget: it comes again by sync
