@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..wire.protocol import MAX_BROADCAST_IDS
@@ -32,7 +33,7 @@ GRAFT_AFTER = 1.5  # seconds an announced id may take to arrive whole before it 
 GRAFT_RETRY = 1.0  # seconds before the next announcer is asked
 MAX_ANNOUNCERS = 4  # links remembered per missing id
 MAX_MISSING = 10_000  # announced ids waited for at once; more are ignored (sync brings them)
-MAX_SEEN = 65_536  # ids of items this seed has, newest kept (a duplicate is one of them)
+MAX_SEEN = 16_384  # ids of items this seed has, newest kept (a duplicate is one of them)
 MAX_HELD = 4_096  # items kept to answer grafts...
 MAX_HELD_BYTES = 8 * 1024 * 1024  # ...within these bytes
 MAX_ANSWERED = 4_096  # ids answered per link: a graft for one of them again gets nothing
@@ -264,9 +265,10 @@ class Broadcast:
             times.append(self.lazy_due)
         return min(times) if times else None
 
-    def tick(self, now: float) -> Out:
+    def tick(self, now: float, arriving: Callable[[str], bool] | None = None) -> Out:
         """Ids that waited long enough go out; missing ids past their time are grafted from
-        their first announcer still linked, whose link becomes eager."""
+        their first announcer still linked, whose link becomes eager. An id `arriving` says is
+        on its way (received whole, its signatures being checked) waits GRAFT_RETRY more."""
         out = Out()
         if self.lazy_due is not None and now >= self.lazy_due:
             for key, ids in self.lazy.items():
@@ -275,6 +277,9 @@ class Broadcast:
             self.lazy, self.lazy_due = {}, None
         for ident, missing in list(self.missing.items()):
             if now < missing.due:
+                continue
+            if arriving is not None and arriving(ident):
+                missing.due = now + GRAFT_RETRY
                 continue
             while missing.announcers and missing.announcers[0] not in self.peers:
                 missing.announcers.pop(0)

@@ -201,6 +201,7 @@ class Link:
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue(PIPELINE)
         # names of records received and not applied yet (their signatures are being checked)
         self.arriving: Counter[str] = Counter()
+        self.inflight: Counter[str] = Counter()  # broadcast ids of items received, not applied
         self.synced = False  # its sync reached done: true
         self.since = asyncio.get_running_loop().time()  # when the link came up
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
@@ -823,6 +824,7 @@ class Mesh:
                 kept[kind] = keep
         if kept:
             frame = frame.model_copy(update=kept)
+        link.inflight.update(ids.values())
         return frame, ids, duplicates
 
     def _ids_frame(self, link: Link, frame: Ihave | Graft | Prune, size: int) -> Incoming | None:
@@ -950,6 +952,8 @@ class Mesh:
         if kept:
             frame = frame.model_copy(update=kept)
         self._tally(link.key).duplicates += duplicates
+        link.inflight.subtract(incoming.ids.values())
+        link.inflight += Counter()  # drops the ids that reached zero
         self._apply_frame(link, frame, checked)
         for item in frame.presence:  # never spread on: seen here, so a second copy is counted
             ident = incoming.ids.get(id(item))
@@ -1119,7 +1123,11 @@ class Mesh:
 
     def _tick(self) -> None:
         self.ticking = None
-        self._send(self.tree.tick(asyncio.get_running_loop().time()))
+        now = asyncio.get_running_loop().time()
+        self._send(self.tree.tick(now, self._on_its_way))
+
+    def _on_its_way(self, ident: str) -> bool:
+        return any(link.inflight[ident] > 0 for link in self.links.values())
 
     async def ask_peers(self, name: str) -> Record | None:
         """Ask every peer at once with hops 0; the first `found` for that very name, whose record

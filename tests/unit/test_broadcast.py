@@ -254,3 +254,11 @@ def test_a_lazy_link_caps_the_rev_its_gossip_names_below_the_first_change_it_wit
     a.spread([("records", "from b", 13, "b")], now=0.0)
     assert a.cap("b") == 10  # its sync point may not pass change 11, sent as an id
     assert a.cap("c") is None
+
+
+def test_an_id_whose_item_is_being_checked_is_not_grafted_yet():
+    b = Broadcast("b")
+    b.link_up("a", True)
+    b.announced("a", ["i1"], now=0.0)
+    assert b.tick(GRAFT_AFTER, arriving=lambda ident: ident == "i1").graft == {}
+    assert b.tick(GRAFT_AFTER + broadcast.GRAFT_RETRY).graft == {"a": ["i1"]}
