@@ -7,6 +7,7 @@ import os
 
 from node.crypto.keys import Identity
 from node.seed.broadcast import PROTOCOL, item_id
+from node.seed.mesh import MAX_WAITING
 from node.wire.protocol import Record, dump
 from node.wire.protocol import frame_text as frame
 
@@ -90,3 +91,18 @@ async def test_a_strangers_ids_spend_its_budget(seeds):
     print(f"{frames * 256} ids announced by a stranger; {waited} waited for")
     assert waited < frames * 256
     assert fake.key in seed.mesh.links
+
+
+async def test_presence_waiting_for_its_record_is_bounded_per_link(seeds):
+    seed = await seeds("a")
+    fake = await tree_link(seed)
+    ghosts = [fake.online(Identity.generate(), f"ghost{i}") for i in range(300)]
+    for start in (0, 150):  # 150 online items (~400 bytes each) fit a frame
+        await fake.gossip(presence=ghosts[start : start + 150])
+    # frames on one link are handled in order: the lookup's answer comes after the gossip
+    await fake.client.request({"type": "lookup", "name": "ghost1", "hops": 0})
+    link = seed.mesh.links[fake.key]
+    waiting = sum(len(v) for v in link.waiting.values())
+    assert waiting == MAX_WAITING
+    assert seed.mesh.dropped.get("not_found", 0) >= 300 - waiting
+    assert seed.directory.online_count() == 0

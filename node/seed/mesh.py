@@ -202,6 +202,8 @@ class Link:
         # names of records received and not applied yet (their signatures are being checked)
         self.arriving: Counter[str] = Counter()
         self.inflight: Counter[str] = Counter()  # broadcast ids of items received, not applied
+        # its presence items whose record is not held here yet (on its way by the tree), by name
+        self.waiting: dict[str, list[tuple[PresenceItem, float]]] = {}
         self.synced = False  # its sync reached done: true
         self.since = asyncio.get_running_loop().time()  # when the link came up
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
@@ -257,7 +259,7 @@ class Tally:
 
 MAX_TALLIED = 1_024  # seeds whose counters /health keeps (a stranger can mint keys)
 PRESENCE_WAIT = 5.0  # seconds a presence item may wait for its name's record (on its way by tree)
-MAX_WAITING = 1_000  # presence items waiting at once
+MAX_WAITING = 200  # presence items of one tree link waiting at once
 
 
 def check_signatures(records: list[Record], auths: list[tuple[int, SessionAuth, str]]) -> Checked:
@@ -307,8 +309,6 @@ class Mesh:
         self.tree = broadcast.Broadcast(seed.key)
         self.tallies: dict[str, Tally] = {}
         self.ticking: asyncio.TimerHandle | None = None
-        # presence items whose record is not held yet, by folded name: (link key, item, since)
-        self.waiting: dict[str, list[tuple[str, PresenceItem, float]]] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -995,7 +995,7 @@ class Mesh:
         )
         for name, exc in merged.refused:
             self._refused(link, name, exc)
-        if merged.records and self.waiting:
+        if merged.records:
             self._records_came()
         for item in mine:
             problem = self.seed.check_online(item, link.key, auths_ok.get(id(item)))
@@ -1011,48 +1011,49 @@ class Mesh:
     def _wait_for_records(
         self, link: Link, presence: list[PresenceItem], records: list[Record]
     ) -> list[PresenceItem]:
-        """Presence goes one hop from its home, a new name's record along the tree: an item
-        whose record is not held yet waits for it (up to PRESENCE_WAIT), not refused."""
-        if not presence:
+        """Presence goes one hop from its home, a new name's record along the tree: on a tree
+        link, the home's own item whose record is not held yet waits for it (up to
+        PRESENCE_WAIT, MAX_WAITING items a link), instead of being refused as not_found."""
+        if not presence or not link.tree:
             return presence
         coming = {fold_name(r.name) for r in records}
         now = asyncio.get_running_loop().time()
+        self._expire_waiting(link, now)
+        held = sum(len(v) for v in link.waiting.values())
         ready = []
         for item in presence:
             folded = fold_name(item.name)
-            if folded in coming or self.seed.key_of(item.name) is not None:
+            if (
+                item.seed_key != link.key
+                or folded in coming
+                or self.seed.key_of(item.name) is not None
+                or held >= MAX_WAITING
+            ):
                 ready.append(item)
                 continue
-            if sum(len(v) for v in self.waiting.values()) >= MAX_WAITING:
-                self._expire_waiting(now)
-                if sum(len(v) for v in self.waiting.values()) >= MAX_WAITING:
-                    ready.append(item)  # refused as before: no record here
-                    continue
-            self.waiting.setdefault(folded, []).append((link.key, item, now))
+            link.waiting.setdefault(folded, []).append((item, now))
+            held += 1
         return ready
 
-    def _expire_waiting(self, now: float) -> None:
-        for folded, items in list(self.waiting.items()):
-            kept = [w for w in items if now - w[2] < PRESENCE_WAIT]
-            if len(kept) < len(items):
-                for _ in range(len(items) - len(kept)):
-                    self.drop(str(ErrorCode.NOT_FOUND))
+    def _expire_waiting(self, link: Link, now: float) -> None:
+        for folded, items in list(link.waiting.items()):
+            kept = [w for w in items if now - w[1] < PRESENCE_WAIT]
+            for _ in range(len(items) - len(kept)):
+                self.drop(str(ErrorCode.NOT_FOUND))
             if kept:
-                self.waiting[folded] = kept
+                link.waiting[folded] = kept
             else:
-                del self.waiting[folded]
+                del link.waiting[folded]
 
     def _records_came(self) -> None:
-        """Records were applied: presence that waited for them is applied now, from the link it
-        came on (its session auth is checked then)."""
-        self._expire_waiting(asyncio.get_running_loop().time())
-        for folded in [f for f in self.waiting if self.seed.key_of(f) is not None]:
-            for key, item, _ in self.waiting.pop(folded):
-                if key not in self.links:
-                    continue
-                merged = self.seed.merge(key, [], [item], [], [])
+        """Records were applied: presence that waited for them is applied now, as from the link
+        it came on (its session auth is checked then)."""
+        for link in list(self.links.values()):
+            for folded in [f for f in link.waiting if self.seed.key_of(f) is not None]:
+                items = [item for item, _ in link.waiting.pop(folded)]
+                merged = self.seed.merge(link.key, [], items, [], [])
                 for name, exc in merged.refused:
-                    self._refused(self.links[key], name, exc)
+                    self._refused(link, name, exc)
 
     def _refused(self, link: Link, name: str, exc: ProtocolError) -> None:
         if exc.code == ErrorCode.RATE_LIMITED:  # over the link's budget: it comes again by sync
