@@ -150,8 +150,8 @@ class Broadcast:
             self.held_bytes -= len(old[1])
 
     def see(self, ident: str) -> None:
-        """This seed has the item with this id (it accepted it, or it is presence that is not
-        spread on): a copy that comes later is a duplicate, and its id is not waited for."""
+        """This seed has the item with this id (it accepted it): a copy that comes later is a
+        duplicate, and its id is not waited for."""
         self._see(ident)
 
     def spread(self, items: list[tuple[str, str, int, str | None]], now: float) -> Out:

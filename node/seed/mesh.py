@@ -3,9 +3,10 @@
 Every seed dials every seed URL it learns from an authenticated peer, so the mesh becomes
 complete and a dead seed never splits it; gossip is forwarded only when it changed this seed's
 state, so it ends on any mesh. Between seeds that offer it, a change travels whole only along a
-broadcast tree and as an id on a few other links (`broadcast`): each seed gets it about once. A seed is its key: links, presence and sync points are kept by
-key, and a link exists only after both sides signed the other's nonce. The mesh holds links,
-never directory state: what it receives goes to its seed (`SeedSide`).
+broadcast tree and as an id on a few other links (`broadcast`): each seed gets it about once.
+A seed is its key: links, presence and sync points are kept by key, and a link exists only after
+both sides signed the other's nonce. The mesh holds links, never directory state: what it
+receives goes to its seed (`SeedSide`).
 """
 
 from __future__ import annotations
@@ -802,8 +803,9 @@ class Mesh:
         return {**self.tallies.get(key, Tally()).fields(), "broadcast": self.tree.mode(key)}
 
     def _arrived(self, link: Link, frame: Gossip, size: int) -> tuple[Gossip, dict[int, str], int]:
-        """Count a gossip's items; those held here already (a record held, or an id seen) are
-        duplicates, dropped before their signatures are checked. The ids of the rest, by item."""
+        """Count a gossip's items; records, mail items and takes held here already (a record
+        held, or an id seen) are duplicates, dropped before their signatures are checked. The ids
+        of the rest, by item. Presence comes once, from its home: it is counted, never dropped."""
         tally = self._tally(link.key)
         tally.item_bytes += size
         ids: dict[int, str] = {}
@@ -812,6 +814,8 @@ class Mesh:
         for kind in chunks.KINDS:
             items = getattr(frame, kind)
             tally.received += len(items)
+            if kind not in broadcast.TREE_KINDS:
+                continue
             keep = []
             for item in items:
                 ident = broadcast.item_id(kind, dump(item))
@@ -943,7 +947,7 @@ class Mesh:
         another link meanwhile) is a duplicate too; a tree link that brought one is pruned."""
         duplicates = incoming.duplicates
         kept: dict[str, list[object]] = {}
-        for kind in chunks.KINDS:
+        for kind in broadcast.TREE_KINDS:
             items = getattr(frame, kind)
             keep = [i for i in items if not self.tree.has(incoming.ids.get(id(i), ""))]
             if len(keep) < len(items):
@@ -955,10 +959,6 @@ class Mesh:
         link.inflight.subtract(incoming.ids.values())
         link.inflight += Counter()  # drops the ids that reached zero
         self._apply_frame(link, frame, checked)
-        for item in frame.presence:  # never spread on: seen here, so a second copy is counted
-            ident = incoming.ids.get(id(item))
-            if ident is not None:
-                self.tree.see(ident)
         self._send(self.tree.received(link.key, duplicates))
 
     def _advance(self, link: Link, rev: tuple[str, int]) -> None:
