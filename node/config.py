@@ -103,6 +103,13 @@ class SeedConfig(BaseModel):
     stranger_link_takes_burst: float = Field(200.0, ge=1)
     stranger_link_relay_bytes: float = Field(64 * 1024.0, gt=0)
     stranger_link_relay_bytes_burst: float = Field(1024 * 1024.0, ge=64 * 1024)
+    # r3 seed broadcast: offer the tree (off: flood every change as revision 2 does); the ids a
+    # link may announce or graft (a second, burst) for a configured peer, then for a stranger
+    broadcast_tree: bool = True
+    peer_link_ids: float = Field(10_000.0, gt=0)
+    peer_link_ids_burst: float = Field(1_000_000.0, ge=1)
+    stranger_link_ids: float = Field(50.0, gt=0)
+    stranger_link_ids_burst: float = Field(5_000.0, ge=1)
 
     def seed_name(self, port: int) -> str:
         return self.name or f"seed-{port}"

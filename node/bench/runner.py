@@ -31,6 +31,7 @@ SCENARIOS = (
     "relay",
     "mail",
     "group",
+    "amplification",
 )
 TEXT_SIZE = 200
 WINDOW = 256
@@ -92,7 +93,7 @@ class Procs:
         return proc
 
     async def seed(
-        self, name: str, peers: Sequence[str] = (), port: int = 0
+        self, name: str, peers: Sequence[str] = (), port: int = 0, config: Path | None = None
     ) -> tuple[asyncio.subprocess.Process, str]:
         args = [
             "-m",
@@ -105,7 +106,7 @@ class Procs:
             "--data-dir",
             str(self.workdir / name),
             "--config",
-            str(self.config),
+            str(config or self.config),
             "--log-level",
             "info",
         ]
@@ -546,10 +547,70 @@ class Bench:
                 await procs.stop(p)
 
     @staticmethod
-    async def _seeds_knowing(procs: Procs, tag: str, size: int, first: str) -> list[str]:
+    async def _seeds_knowing(
+        procs: Procs, tag: str, size: int, first: str, config: Path | None = None
+    ) -> list[str]:
         """Seeds 1..size-1 of a mesh, each given only the first seed, started at once."""
-        started = await asyncio.gather(*(procs.seed(f"{tag}-{i}", [first]) for i in range(1, size)))
+        started = await asyncio.gather(
+            *(procs.seed(f"{tag}-{i}", [first], config=config) for i in range(1, size))
+        )
         return [url for _, url in started]
+
+    async def amplification(self, procs: Procs) -> None:
+        """Items each seed receives per change on a complete mesh of 8, flooding (every seed
+        with the broadcast tree off) and then the tree, in the same run; changes are records
+        published at every seed in turn, after one change that lets the tree form."""
+        size, count = 8, self.n(400, 80)
+        flood = procs.workdir / "bench-seed-flood.toml"
+        flood.write_text(
+            procs.config.read_text().replace("[seed]\n", "[seed]\nbroadcast_tree = false\n")
+        )
+        figures: dict[str, tuple[float, float]] = {}
+        for shape, config in (("flooding", flood), ("broadcast tree", None)):
+            tag = "flood" if config else "tree"
+            urls = [(await procs.seed(f"amp-{tag}-0", config=config))[1]]
+            urls += await self._seeds_knowing(procs, f"amp-{tag}", size, urls[0], config)
+            await _until(partial(fully_linked, urls), 30)
+            await _publish(urls[:1], 1, f"{tag}w")
+            await _until(partial(all_know, urls, 1), 30)
+            await asyncio.sleep(0.5)  # the first change's duplicates land, and prune
+            before = [_gossip_counts(u) for u in urls]
+            await _publish(urls, count, tag)
+            await _until(partial(all_know, urls, count + 1), 60, poll=0.05)
+            await asyncio.sleep(0.5)  # the last ids go out
+            after = [_gossip_counts(u) for u in urls]
+            got, item_bytes, id_bytes = (
+                sum(a[i] - b[i] for a, b in zip(after, before, strict=True)) for i in range(3)
+            )
+            figures[shape] = (got / (count * (size - 1)), id_bytes / max(1, item_bytes + id_bytes))
+            for p in list(procs.running):
+                await procs.stop(p)
+        flooded, _ = figures["flooding"]
+        tree, ids_share = figures["broadcast tree"]
+        what = f"mesh of {size}, {count} records, %s: received per change per seed"
+        self.rows.append(Row("11 amplification", what % "flooding", flooded, "items"))
+        self.rows.append(
+            Row(
+                "11 amplification",
+                what % "tree",
+                tree,
+                "items",
+                flooded,
+                "flooding, same run",
+                "<= 1.2",
+                tree <= 1.2,
+            )
+        )
+        self.rows.append(
+            Row(
+                "11 amplification",
+                f"mesh of {size}, broadcast tree: ids' share of gossip bytes",
+                100 * ids_share,
+                "%",
+                target="<= 10 %",
+                met=ids_share <= 0.10,
+            )
+        )
 
     async def lookup_cost(self, procs: Procs) -> None:
         sizes = (1, 2) if self.quick else (1, 2, 4, 8, 16)
@@ -646,6 +707,39 @@ class Bench:
             )
         )
         await procs.stop(proc)
+
+
+def _gossip_counts(url: str) -> tuple[int, int, int]:
+    """(items received whole, gossip bytes, ids bytes) over a seed's peers."""
+    peers = health(url)["peers"]
+    return (
+        sum(p.get("received", 0) for p in peers),
+        sum(p.get("gossip_bytes", 0) for p in peers),
+        sum(p.get("ids_bytes", 0) for p in peers),
+    )
+
+
+async def _publish(urls: list[str], count: int, prefix: str) -> None:
+    """`count` new names published by sockets to `urls` in turn, 20 records a frame."""
+    from ..crypto.keys import Identity
+    from ..crypto.signing import sign_record
+    from ..wire.protocol import dump
+    from ..wire.sockets import dial
+
+    sockets = [await dial(u) for u in urls]
+    try:
+        for start in range(0, count, 20):
+            ws = sockets[(start // 20) % len(sockets)]
+            records = [
+                dump(sign_record(Identity.generate(), f"{prefix}{i}", "ws://127.0.0.1:9", 1))
+                for i in range(start, min(count, start + 20))
+            ]
+            await ws.send('{"type":"publish","id":"p","records":[' + ",".join(records) + "]}")
+            while json.loads(await ws.recv()).get("type") != "published":
+                pass  # the challenge each socket opens with
+    finally:
+        for ws in sockets:
+            await ws.close()
 
 
 async def _until(predicate: Callable[[], bool], timeout: float, poll: float = 0.05) -> None:

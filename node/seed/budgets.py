@@ -19,19 +19,21 @@ DAY_MS = 86_400_000
 MAX_BUCKETS = 100_000  # per (link, sender) relay buckets held before the idle ones are forgotten
 MAX_COUNTED = 1_024  # links whose drops /health remembers (a stranger can mint keys)
 
-KINDS = ("names", "presence", "mail", "takes", "relay")
+KINDS = ("names", "presence", "mail", "takes", "relay", "ids")
 
 
 @dataclass(frozen=True)
 class Budget:
     """What one link may bring, as (rate a second, burst) per kind: new names, presence items,
-    mail bytes, takes, and relayed bytes (for the whole link)."""
+    mail bytes, takes, relayed bytes (for the whole link), and broadcast ids announced or
+    grafted (r3)."""
 
     names: tuple[float, float]
     presence: tuple[float, float]
     mail: tuple[float, float]
     takes: tuple[float, float]
     relay: tuple[float, float]
+    ids: tuple[float, float] = (10_000.0, 1_000_000.0)
 
 
 class FirstSeen:

@@ -2,9 +2,11 @@
 
 Every seed dials every seed URL it learns from an authenticated peer, so the mesh becomes
 complete and a dead seed never splits it; gossip is forwarded only when it changed this seed's
-state, so it ends on any mesh. A seed is its key: links, presence and sync points are kept by
-key, and a link exists only after both sides signed the other's nonce. The mesh holds links,
-never directory state: what it receives goes to its seed (`SeedSide`).
+state, so it ends on any mesh. Between seeds that offer it, a change travels whole only along a
+broadcast tree and as an id on a few other links (`broadcast`): each seed gets it about once.
+A seed is its key: links, presence and sync points are kept by key, and a link exists only after
+both sides signed the other's nonce. The mesh holds links, never directory state: what it
+receives goes to its seed (`SeedSide`).
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ from ..wire.protocol import (
     Error,
     Found,
     Gossip,
+    Graft,
+    Ihave,
     Lookup,
     MailItem,
     PeerRelay,
     PresenceItem,
+    Prune,
     Record,
     SeedAuth,
     SeedHello,
@@ -63,7 +68,7 @@ from ..wire.protocol import (
 )
 from ..wire.sender import LINK_QUEUE_FRAMES, FrameCounts, Sender
 from ..wire.sockets import DIAL_FAILED, address_group, close_now, dial, frames, pong
-from . import chunks
+from . import broadcast, chunks
 from .store import SeedUrl
 from .urls import UrlBook
 
@@ -197,11 +202,15 @@ class Link:
         self.incoming: asyncio.Queue[Incoming] = asyncio.Queue(PIPELINE)
         # names of records received and not applied yet (their signatures are being checked)
         self.arriving: Counter[str] = Counter()
+        self.inflight: Counter[str] = Counter()  # broadcast ids of items received, not applied
+        # its presence items whose record is not held here yet (on its way by the tree), by name
+        self.waiting: dict[str, list[tuple[PresenceItem, float]]] = {}
         self.synced = False  # its sync reached done: true
         self.since = asyncio.get_running_loop().time()  # when the link came up
         self.intact = True  # nothing it sent was refused: its revs may advance our sync point
         self.closed = asyncio.Event()
         self.revision = 2  # what the peer announced in its hello or welcome (r3)
+        self.tree = False  # both sides offered the broadcast tree (r3): else it is flooded
         self.pinged: asyncio.Future[float | None] | None = None  # the seed's keepalive sweep
 
     def dialer_key(self, own_key: str) -> str:
@@ -224,6 +233,34 @@ class Incoming:
     frame: object
     checked: asyncio.Future[Checked] | None = None
     names: list[str] = field(default_factory=list)  # folded names of the records it brings
+    ids: dict[int, str] = field(default_factory=dict)  # id(item) -> broadcast id, for a gossip
+    duplicates: int = 0  # items of a gossip dropped on arrival: held here already
+
+
+@dataclass
+class Tally:
+    """What came on the links with one seed, for /health: items whole (records, presence, mail
+    items, takes) in gossip frames, of those the ones held already, ids announced, and bytes."""
+
+    received: int = 0
+    duplicates: int = 0
+    ids: int = 0
+    item_bytes: int = 0
+    id_bytes: int = 0
+
+    def fields(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "duplicates": self.duplicates,
+            "ids": self.ids,
+            "gossip_bytes": self.item_bytes,
+            "ids_bytes": self.id_bytes,
+        }
+
+
+MAX_TALLIED = 1_024  # seeds whose counters /health keeps (a stranger can mint keys)
+PRESENCE_WAIT = 5.0  # seconds a presence item may wait for its name's record (on its way by tree)
+MAX_WAITING = 200  # presence items of one tree link waiting at once
 
 
 def check_signatures(records: list[Record], auths: list[tuple[int, SessionAuth, str]]) -> Checked:
@@ -270,6 +307,9 @@ class Mesh:
         self.flush_scheduled = False
         self.applied = asyncio.Event()  # set (and replaced) each time a link applies records
         self.dropped: dict[str, int] = {}
+        self.tree = broadcast.Broadcast(seed.key)
+        self.tallies: dict[str, Tally] = {}
+        self.ticking: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -286,6 +326,8 @@ class Mesh:
             self._dial_soon(url)
 
     async def stop(self) -> None:
+        if self.ticking is not None:
+            self.ticking.cancel()
         for task in self.dialers.values():
             task.cancel()
         for handle in self.unreachable.values():
@@ -399,6 +441,7 @@ class Mesh:
                     nonce=hello_nonce,
                     auth=auth,
                     revision=REVISION,
+                    broadcast=self._offer(),
                 )
                 await ws.send(dump(hello))
                 reply = parse(SEED_LINK, await ws.recv())
@@ -444,6 +487,7 @@ class Mesh:
             limit=self._limit(),
         )
         link.revision = reply.revision
+        link.tree = self._offer() is not None and reply.broadcast == broadcast.PROTOCOL
         return link
 
     def _introduce(self, new_key: str) -> None:
@@ -492,6 +536,10 @@ class Mesh:
         encoded = (json.dumps(u) for u in urls)
         return urls[: fitting(encoded, self.frame_limit() // 2, MAX_SEEDS_LISTED)]
 
+    def _offer(self) -> str | None:
+        """The broadcast this seed offers in its hello and welcome (None: it floods, as r2)."""
+        return broadcast.PROTOCOL if self.seed.config.broadcast_tree else None
+
     def _since(self, key: str) -> tuple[str, int] | None:
         return self.sync_points.get(key)
 
@@ -531,6 +579,7 @@ class Mesh:
             since=self._since(hello.key),
             auth=auth,
             revision=REVISION,
+            broadcast=self._offer(),
         )
         out.push(dump(welcome))
         # its own URL too: dialling it proves the URL reaches that key, then it is passed on
@@ -542,6 +591,7 @@ class Mesh:
             ws, out, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, limit=self._limit()
         )
         link.revision = hello.revision
+        link.tree = self._offer() is not None and hello.broadcast == broadcast.PROTOCOL
         await self._run(link, hello.since)
 
     # ------------------------------------------------------------------ a live link
@@ -580,6 +630,7 @@ class Mesh:
             self.tasks.spawn(close_now(existing.ws, 1000, "duplicate link"), "close duplicate link")
             self._release(existing, replaced=True)
         self.links[link.key] = link
+        self.tree.link_up(link.key, link.tree)
         self.known[link.key] = KnownSeed(link.name, link.url, link.key, now_ms())
         timer = self.unreachable.pop(link.key, None)
         if timer is not None:
@@ -607,6 +658,7 @@ class Mesh:
         del self.links[link.key]
         if replaced:
             return
+        self._send(self.tree.link_down(link.key))
         log.info("peer %s down (%s)", link.name, link.url)
         self.watch_reachability(link.key)
 
@@ -704,8 +756,14 @@ class Mesh:
             log.warning("bad frame from peer %s: %s", link.name, exc.message)
             link.out.push(error_frame(exc.code, exc.message, exc.frame_id))
             return None
+        if isinstance(frame, Ihave | Graft | Prune):
+            return self._ids_frame(link, frame, len(raw))
         if not isinstance(frame, Sync | Gossip):
             return Incoming(frame)
+        ids: dict[int, str] = {}
+        duplicates = 0
+        if isinstance(frame, Gossip):
+            frame, ids, duplicates = self._arrived(link, frame, len(raw))
         fresh = self._within_budget(link, [r for r in frame.records if not self.seed.holds(r)])
         if frame.presence:
             kept = [p for p in frame.presence if self._allows(link, "presence")]
@@ -719,18 +777,83 @@ class Mesh:
                 if key is not None:
                     auths.append((id(item), item.auth, key))
         if not fresh and not auths:
-            return Incoming(frame)
+            return Incoming(frame, ids=ids, duplicates=duplicates)
         loop = asyncio.get_running_loop()
         names = [fold_name(r.name) for r in fresh]
         link.arriving.update(names)
         return Incoming(
-            frame, loop.run_in_executor(self.pool, check_signatures, fresh, auths), names
+            frame,
+            loop.run_in_executor(self.pool, check_signatures, fresh, auths),
+            names,
+            ids,
+            duplicates,
         )
 
-    def _allows(self, link: Link, kind: str) -> bool:
-        """Spend one of the link's `kind` budget; what is over it is dropped before its
+    def _tally(self, key: str) -> Tally:
+        tally = self.tallies.get(key)
+        if tally is None:
+            if len(self.tallies) >= MAX_TALLIED:
+                idle = next((k for k in self.tallies if k not in self.links), None)
+                self.tallies.pop(idle if idle is not None else next(iter(self.tallies)))
+            tally = self.tallies[key] = Tally()
+        return tally
+
+    def tally_of(self, key: str) -> dict[str, int | str]:
+        """/health's counters for the link with `key`, and its mode in the broadcast tree."""
+        return {**self.tallies.get(key, Tally()).fields(), "broadcast": self.tree.mode(key)}
+
+    def _arrived(self, link: Link, frame: Gossip, size: int) -> tuple[Gossip, dict[int, str], int]:
+        """Count a gossip's items; records, mail items and takes held here already (a record
+        held, or an id seen) are duplicates, dropped before their signatures are checked. The ids
+        of the rest, by item. Presence comes once, from its home: it is counted, never dropped."""
+        tally = self._tally(link.key)
+        tally.item_bytes += size
+        ids: dict[int, str] = {}
+        kept: dict[str, list[object]] = {}
+        duplicates = 0
+        for kind in chunks.KINDS:
+            items = getattr(frame, kind)
+            tally.received += len(items)
+            if kind not in broadcast.TREE_KINDS:
+                continue
+            keep = []
+            for item in items:
+                ident = broadcast.item_id(kind, dump(item))
+                if self.tree.has(ident) or (isinstance(item, Record) and self.seed.holds(item)):
+                    duplicates += 1
+                    continue
+                ids[id(item)] = ident
+                keep.append(item)
+            if len(keep) < len(items):
+                kept[kind] = keep
+        if kept:
+            frame = frame.model_copy(update=kept)
+        link.inflight.update(ids.values())
+        return frame, ids, duplicates
+
+    def _ids_frame(self, link: Link, frame: Ihave | Graft | Prune, size: int) -> Incoming | None:
+        """Tree frames only on a tree link. An ihave or graft spends the link's budget of ids (a
+        stranger's is small); over it, the frame is dropped (the items still come by the tree,
+        or by the next sync)."""
+        if not link.tree:
+            link.out.push(
+                error_frame(ErrorCode.BAD_REQUEST, f"{frame.type} is for a broadcast tree link")
+            )
+            return None
+        if isinstance(frame, Ihave):
+            tally = self._tally(link.key)
+            tally.ids += len(frame.ids)
+            tally.id_bytes += size
+        if isinstance(frame, Prune):
+            return Incoming(frame)
+        if frame.ids and not self._allows(link, "ids", float(len(frame.ids))):
+            return None
+        return Incoming(frame)
+
+    def _allows(self, link: Link, kind: str, cost: float = 1.0) -> bool:
+        """Spend `cost` of the link's `kind` budget; what is over it is dropped before its
         signatures are checked, and the link's sync point stays (it comes again with a sync)."""
-        if self.seed.link_allows(link.key, kind):
+        if self.seed.link_allows(link.key, kind, cost):
             return True
         link.intact = False
         self.drop("over_link_budget")
@@ -750,7 +873,10 @@ class Mesh:
         while True:
             incoming = await link.incoming.get()
             checked = await incoming.checked if incoming.checked is not None else None
-            self._apply_frame(link, incoming.frame, checked)
+            if isinstance(incoming.frame, Gossip):
+                self._gossip_arrived(link, incoming.frame, incoming, checked)
+            else:
+                self._apply_frame(link, incoming.frame, checked)
             if incoming.names:
                 link.arriving.subtract(incoming.names)
                 link.arriving += Counter()  # drops the names that reached zero
@@ -790,6 +916,14 @@ class Mesh:
                 self._apply(link, frame, checked, sync=False)
                 if link.synced:
                     self._advance(link, frame.rev)
+            case Ihave():
+                self.tree.announced(link.key, frame.ids, asyncio.get_running_loop().time())
+                self._schedule()
+            case Graft():
+                items = self.tree.grafted(link.key, frame.ids)
+                self._push_items(link, items)
+            case Prune():
+                self._send(self.tree.pruned(link.key))
             case Lookup():
                 link.out.push(self.seed.lookup_reply(frame))
             case Found():
@@ -805,6 +939,27 @@ class Mesh:
                         ErrorCode.BAD_REQUEST, "seed_welcome only answers seed_hello", frame.id
                     )
                 )
+
+    def _gossip_arrived(
+        self, link: Link, frame: Gossip, incoming: Incoming, checked: Checked | None
+    ) -> None:
+        """Apply a gossip in its turn. An item whose id was seen since it arrived (it came on
+        another link meanwhile) is a duplicate too; a tree link that brought one is pruned."""
+        duplicates = incoming.duplicates
+        kept: dict[str, list[object]] = {}
+        for kind in broadcast.TREE_KINDS:
+            items = getattr(frame, kind)
+            keep = [i for i in items if not self.tree.has(incoming.ids.get(id(i), ""))]
+            if len(keep) < len(items):
+                duplicates += len(items) - len(keep)
+                kept[kind] = keep
+        if kept:
+            frame = frame.model_copy(update=kept)
+        self._tally(link.key).duplicates += duplicates
+        link.inflight.subtract(incoming.ids.values())
+        link.inflight += Counter()  # drops the ids that reached zero
+        self._apply_frame(link, frame, checked)
+        self._send(self.tree.received(link.key, duplicates))
 
     def _advance(self, link: Link, rev: tuple[str, int]) -> None:
         """Everything of the peer up to `rev` is applied here: resume from there next time."""
@@ -834,11 +989,14 @@ class Mesh:
             # the peer's own online set is replaced as a whole at done: true
             mine = [p for p in presence if p.online and p.seed_key == link.key]
             presence = [p for p in presence if not (p.online and p.seed_key == link.key)]
+        presence = self._wait_for_records(link, presence, verified)
         merged = self.seed.merge(
             link.key, verified, presence, frame.mail, frame.taken, True, auths_ok
         )
         for name, exc in merged.refused:
             self._refused(link, name, exc)
+        if merged.records:
+            self._records_came()
         for item in mine:
             problem = self.seed.check_online(item, link.key, auths_ok.get(id(item)))
             if problem is not None:
@@ -850,6 +1008,53 @@ class Mesh:
         for item in presence:
             self.watch_reachability(item.seed_key)
 
+    def _wait_for_records(
+        self, link: Link, presence: list[PresenceItem], records: list[Record]
+    ) -> list[PresenceItem]:
+        """Presence goes one hop from its home, a new name's record along the tree: on a tree
+        link, the home's own item whose record is not held yet waits for it (up to
+        PRESENCE_WAIT, MAX_WAITING items a link), instead of being refused as not_found."""
+        if not presence or not link.tree:
+            return presence
+        coming = {fold_name(r.name) for r in records}
+        now = asyncio.get_running_loop().time()
+        self._expire_waiting(link, now)
+        held = sum(len(v) for v in link.waiting.values())
+        ready = []
+        for item in presence:
+            folded = fold_name(item.name)
+            if (
+                item.seed_key != link.key
+                or folded in coming
+                or self.seed.key_of(item.name) is not None
+                or held >= MAX_WAITING
+            ):
+                ready.append(item)
+                continue
+            link.waiting.setdefault(folded, []).append((item, now))
+            held += 1
+        return ready
+
+    def _expire_waiting(self, link: Link, now: float) -> None:
+        for folded, items in list(link.waiting.items()):
+            kept = [w for w in items if now - w[1] < PRESENCE_WAIT]
+            for _ in range(len(items) - len(kept)):
+                self.drop(str(ErrorCode.NOT_FOUND))
+            if kept:
+                link.waiting[folded] = kept
+            else:
+                del link.waiting[folded]
+
+    def _records_came(self) -> None:
+        """Records were applied: presence that waited for them is applied now, as from the link
+        it came on (its session auth is checked then)."""
+        for link in list(self.links.values()):
+            for folded in [f for f in link.waiting if self.seed.key_of(f) is not None]:
+                items = [item for item, _ in link.waiting.pop(folded)]
+                merged = self.seed.merge(link.key, [], items, [], [])
+                for name, exc in merged.refused:
+                    self._refused(link, name, exc)
+
     def _refused(self, link: Link, name: str, exc: ProtocolError) -> None:
         if exc.code == ErrorCode.RATE_LIMITED:  # over the link's budget: it comes again by sync
             link.intact = False
@@ -859,7 +1064,10 @@ class Mesh:
     # ------------------------------------------------------------------ gossip, lookups, relay
 
     def gossip(self, kind: str, text: str, rev: int, source: str | None = None) -> None:
-        """Queue a change for every peer but its source; a loop turn's changes go out together."""
+        """Queue a change for every peer but its source (whole on tree links that are eager, as
+        an id on a few lazy ones); a loop turn's changes go out together. It is seen here from
+        now: another copy arriving counts as a duplicate."""
+        self.tree.see(broadcast.item_id(kind, text))
         self.outgoing.append((kind, text, rev, source))
         if not self.flush_scheduled:
             self.flush_scheduled = True
@@ -868,11 +1076,59 @@ class Mesh:
     def _flush(self) -> None:
         self.flush_scheduled = False
         batch, self.outgoing = self.outgoing, []
-        rev = self.seed.current_rev()
-        for link in self.links.values():
-            items = [(kind, text, n) for kind, text, n, src in batch if src != link.key]
-            for text in chunks.frames("gossip", items, rev, self.frame_limit(), last_done=None):
-                link.out.push(text)
+        self._send(self.tree.spread(batch, asyncio.get_running_loop().time()))
+
+    def _push_items(self, link: Link, items: list[broadcast.Item]) -> None:
+        """Gossip frames to one link; on a tree link that was sent ids instead of some changes,
+        their `rev` stays below the first such change, so its sync point never passes it."""
+        epoch, current = self.seed.current_rev()
+        cap = self.tree.cap(link.key)
+        if cap is not None:
+            items = [(kind, text, min(n, cap)) for kind, text, n in items]
+            current = min(current, cap)
+        rev = (epoch, current)
+        for text in chunks.frames("gossip", items, rev, self.frame_limit(), last_done=None):
+            link.out.push(text)
+
+    def _send(self, out: broadcast.Out) -> None:
+        """Send what the broadcast core returned: items whole, ids, grafts and prunes."""
+        for key, items in out.eager.items():
+            link = self.links.get(key)
+            if link is not None:
+                self._push_items(link, items)
+        for table, kind in ((out.ihave, "ihave"), (out.graft, "graft")):
+            for key, ids in table.items():
+                link = self.links.get(key)
+                if link is None or not link.tree:
+                    continue
+                step = broadcast.MAX_IDS
+                for start in range(0, max(len(ids), 1), step):
+                    part = ids[start : start + step]
+                    link.out.push(json.dumps({"type": kind, "ids": part}, separators=(",", ":")))
+        for key in out.prune:
+            link = self.links.get(key)
+            if link is not None and link.tree:
+                link.out.push('{"type":"prune"}')
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Wake `_tick` when the broadcast core next has something to do."""
+        due = self.tree.due()
+        if due is None:
+            return
+        if self.ticking is not None and self.ticking.when() <= due:
+            return
+        if self.ticking is not None:
+            self.ticking.cancel()
+        self.ticking = asyncio.get_running_loop().call_at(due, self._tick)
+
+    def _tick(self) -> None:
+        self.ticking = None
+        now = asyncio.get_running_loop().time()
+        self._send(self.tree.tick(now, self._on_its_way))
+
+    def _on_its_way(self, ident: str) -> bool:
+        return any(link.inflight[ident] > 0 for link in self.links.values())
 
     async def ask_peers(self, name: str) -> Record | None:
         """Ask every peer at once with hops 0; the first `found` for that very name, whose record

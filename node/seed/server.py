@@ -358,6 +358,7 @@ class Seed(Service):
             "peers": [
                 {"name": s.name, "url": s.url, "key": s.key, "up": s.up}
                 | {"revision": self.mesh.revision_of(s.key)}
+                | self.mesh.tally_of(s.key)
                 for s in self.mesh.seed_infos()[1:]
             ],
             "revision": REVISION,
@@ -1004,4 +1005,5 @@ def _budget(cfg: SeedConfig, tier: str) -> Budget:
         mail=pair("mail_bytes"),
         takes=pair("takes"),
         relay=pair("relay_bytes"),
+        ids=pair("ids"),
     )

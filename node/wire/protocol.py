@@ -338,6 +338,10 @@ class SeedHello(Frame):
     nonce: Challenge32
     auth: SeedAuth
     revision: Annotated[int, Field(ge=1, le=1_000_000)] = 2  # r3: what it speaks (r2: absent)
+    # r3 (docs/PROTOCOL.md, Seed broadcast): the broadcast it offers, "plumtree-1"; absent: flood
+    broadcast: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )
 
 
 # ---------------------------------------------------------------- seed -> user
@@ -442,6 +446,9 @@ class SeedWelcome(Frame):
     since: Rev | None
     auth: SeedAuth
     revision: Annotated[int, Field(ge=1, le=1_000_000)] = 2  # r3: as in seed_hello
+    broadcast: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )  # r3: as in seed_hello
 
 
 class Sync(Frame):
@@ -461,6 +468,30 @@ class Gossip(Frame):
     mail: Annotated[list[MailItem], Field(max_length=5000)] = []
     taken: Annotated[list[Taken], Field(max_length=5000)] = []
     rev: Rev
+
+
+MAX_BROADCAST_IDS = 256  # ids in one ihave or graft frame (r3)
+BroadcastId = Annotated[str, StringConstraints(min_length=1, max_length=16)]
+
+
+class Ihave(Frame):
+    """r3, on a tree link: ids of items the sender has and did not send whole on this link."""
+
+    type: Literal["ihave"]
+    ids: Annotated[list[BroadcastId], Field(min_length=1, max_length=MAX_BROADCAST_IDS)]
+
+
+class Graft(Frame):
+    """r3, on a tree link: send me these items, and send me items whole from now on."""
+
+    type: Literal["graft"]
+    ids: Annotated[list[BroadcastId], Field(max_length=MAX_BROADCAST_IDS)] = []
+
+
+class Prune(Frame):
+    """r3, on a tree link: send me ids, not items, from now on (your items reach me otherwise)."""
+
+    type: Literal["prune"]
 
 
 class PeerRelay(Frame):
@@ -523,7 +554,8 @@ FromSeed = Annotated[
 """What a user receives from its seed (and a dialling seed, before the welcome)."""
 
 SeedLink = Annotated[
-    Union[SeedWelcome, Sync, Gossip, Lookup, Found, Error, PeerRelay], Field(discriminator="type")
+    Union[SeedWelcome, Sync, Gossip, Lookup, Found, Error, PeerRelay, Ihave, Graft, Prune],
+    Field(discriminator="type"),
 ]
 """What travels on an established seed-to-seed link, in either direction."""
 

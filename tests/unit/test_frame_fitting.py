@@ -138,6 +138,7 @@ def test_hello_and_welcome_at_their_worst_fit():
         "seeds": seeds,
         "since": (EPOCH, BIG),
         "auth": auth,
+        "broadcast": "\x01" * 32,  # r3: the broadcast offered, at its bound
     }
     hello = SeedHello.model_validate({"type": "seed_hello", "nonce": N32, **common})
     welcome = SeedWelcome.model_validate({"type": "seed_welcome", **common})
@@ -207,6 +208,13 @@ def test_fitting_cuts_by_bytes_and_count():
     assert [list(r) for r in batches(["x" * 10, "y" * 5000, "z" * 10], room=100)] == [[0], [2]]
 
 
+def test_ihave_and_graft_at_their_worst_fit():
+    ids = ["\x01" * 16] * protocol.MAX_BROADCAST_IDS
+    ihave = protocol.Ihave(type="ihave", ids=ids)
+    graft = protocol.Graft(type="graft", ids=ids)
+    assert size(ihave) <= MAX_FRAME and size(graft) <= MAX_FRAME
+
+
 COVERED = {
     "SeedList": test_seed_list_at_its_worst_fits_and_is_bounded,
     "SeedHello": test_hello_and_welcome_at_their_worst_fit,
@@ -217,6 +225,8 @@ COVERED = {
     "Gossip": test_sync_gossip_and_mail_frames_at_their_worst_fit,
     "MailPush": test_sync_gossip_and_mail_frames_at_their_worst_fit,
     "Taken": test_takes_at_their_worst_are_cut_to_carried_objects,
+    "Ihave": test_ihave_and_graft_at_their_worst_fit,
+    "Graft": test_ihave_and_graft_at_their_worst_fit,
 }
 
 
