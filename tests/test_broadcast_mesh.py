@@ -160,15 +160,17 @@ async def test_the_tree_is_repaired_when_its_hub_dies(seeds):
     mesh = await complete_mesh(seeds, 5, prefix="h")
     first = await publish_names(mesh[:1], 1, tag="w")
     await eventually(lambda: holds_all(mesh, first), what="the first change everywhere")
-    # the first change's seed is the tree's hub: every other seed's only eager link goes to it
-    await eventually(
-        lambda: all(
-            [p["broadcast"] for p in s.health()["peers"]].count("eager") == 1 for s in mesh[1:]
-        ),
-        what="a star around the first seed",
-    )
-    await mesh[0].stop()
-    rest = mesh[1:]
+
+    def eager(s) -> int:
+        return [p["broadcast"] for p in s.health()["peers"]].count("eager")
+
+    # the first change floods, and each seed prunes the links that brought it twice: what stays
+    # eager is a tree, most often a star around the first seed (arrival order decides)
+    await eventually(lambda: sum(eager(s) for s in mesh) <= 2 * (len(mesh) - 1), what="a tree")
+    hub = max(mesh, key=eager)  # an inner node of the tree: its death splits it
+    assert eager(hub) >= 2
+    await hub.stop()
+    rest = [s for s in mesh if s is not hub]
     await eventually(lambda: all(linked_to(s, 3) for s in rest), what="the hub's links down")
     names = await publish_names(rest, 2, tag="after")
     await eventually(lambda: holds_all(rest, names), timeout=20, what="every name everywhere")
