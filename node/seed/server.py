@@ -5,9 +5,7 @@ up, watch presence, publish, relay and hold mail; a socket that says `seed_hello
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -21,7 +19,6 @@ from .. import __version__
 from ..clock import now_ms
 from ..config import SeedConfig
 from ..crypto.keys import Identity, b64
-from ..crypto.signing import verify_session
 from ..errors import ErrorCode, ProtocolError
 from ..runtime import LogLimiter, Service, Tasks, quiet_logger, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
@@ -30,7 +27,6 @@ from ..wire.names import fold_name
 from ..wire.protocol import (
     REVISION,
     TO_SEED,
-    ChallengeFrame,
     Deposit,
     Found,
     Lookup,
@@ -73,6 +69,7 @@ from ..wire.sockets import (
 from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
 from .directory import Directory, Effective, Outcome
 from .fleet import Fleet
+from .handshake import challenge_frame, new_nonce, session_auth_problem
 from .mailbox import Mailbox, MailLimits
 from .mesh import Link, Merged, Mesh
 from .post import Post
@@ -83,7 +80,6 @@ from .watchers import Watchers
 log = quiet_logger("p2p.seed")
 
 LISTENING = "seed %s listening on %s (key %s, %d records)"
-AUTH_SKEW_MS = 60_000
 # close codes a seed uses on a user's socket (private range 4000-4999)
 CLOSE_REPLACED = 4409  # the name registered again with a newer session
 CLOSE_NAME_LOST = 4403  # the name went to another key (two claims at one moment)
@@ -122,7 +118,7 @@ class Session:
         self.ws = ws
         self.out = Sender(ws, max_bytes=queue_bytes, counts=counts)
         self.limit = limit
-        self.nonce = base64.b64encode(os.urandom(32)).decode()
+        self.nonce = new_nonce()
         self.folded: str | None = None  # set once a register's session auth verified
         self.key: str | None = None
         self.auth: SessionAuth | None = None
@@ -390,13 +386,7 @@ class Seed(Service):
             self.config.queue_bytes,
         )
         self.sessions.add(session)
-        session.out.push(
-            dump(
-                ChallengeFrame(
-                    type="challenge", nonce=session.nonce, seed=self.name, seed_key=self.key
-                )
-            )
-        )
+        session.out.push(challenge_frame(session.nonce, self.name, self.key))
         try:
             async for raw in frames(ws):
                 self.frames.received += 1
@@ -529,19 +519,8 @@ class Seed(Service):
 
     def _auth_problem(self, session: Session, record: Record, auth: SessionAuth) -> str | None:
         """Why the session auth does not prove this socket holds the record's key, or None."""
-        if auth.name != record.name:
-            return "the session auth names another name than the record"
-        if auth.seed_key != self.key:
-            return "the session auth is for another seed"
-        if auth.nonce != session.nonce:
-            return "the session auth signs another socket's challenge"
-        if abs(auth.at - now_ms()) > AUTH_SKEW_MS:
-            return "the session auth's time is more than a minute from this seed's clock"
-        if session.auth is not None and auth.at < session.auth.at:
-            return "a renewal needs a fresh session auth (not older than the last one)"
-        if not verify_session(auth, record.key):
-            return "the session auth's signature does not verify for the record's key"
-        return None
+        last_at = session.auth.at if session.auth is not None else None
+        return session_auth_problem(auth, record, self.key, session.nonce, last_at, now_ms())
 
     def _register(self, session: Session, frame: Register) -> None:
         record, auth = frame.record, frame.auth
