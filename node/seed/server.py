@@ -32,7 +32,6 @@ from ..wire.protocol import (
     Lookup,
     MailItem,
     PeerRelay,
-    Presence,
     PresenceItem,
     Publish,
     Published,
@@ -67,12 +66,13 @@ from ..wire.sockets import (
     shut,
 )
 from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
-from .directory import Directory, Effective, Outcome
+from .directory import Directory, Outcome
 from .fleet import Fleet
 from .handshake import challenge_frame, new_nonce, session_auth_problem
 from .mailbox import Mailbox, MailLimits
 from .mesh import Link, Merged, Mesh
 from .post import Post
+from .presence import PresenceCore, Told
 from .revs import Revs
 from .store import SeedStore, SeedUrl
 from .watchers import Watchers
@@ -201,6 +201,9 @@ class Seed(Service):
         self.store = SeedStore(self.data_dir / "directory.sqlite3")
         epoch, reserved = self.store.epoch_and_reserved()
         self.revs = Revs(epoch, reserved)
+        self.presence = PresenceCore(
+            self.directory, self.watchers, self.key, self.name, self.seed_label
+        )
         loaded = 0
         for record, renewed, claimed, rev in self.store.load_records():
             self.directory.load(record, renewed, claimed, rev)
@@ -703,57 +706,24 @@ class Seed(Service):
 
     def _set_local_presence(self, folded: str, auth: SessionAuth | None) -> None:
         """This seed is the authority for its own users: record the change and tell everyone."""
-        current = self.directory.item(folded, self.key)
-        at = max(now_ms(), current[2] + 1 if current else 0)
-        online = auth is not None
-        self.directory.set_local(
-            folded, self.key, online, at, auth.at if auth else (current[3] if current else 0)
-        )
-        item = PresenceItem(
-            name=self.directory.display_name(folded) or folded,
-            seed=self.name,
-            seed_key=self.key,
-            online=online,
-            at=at,
-            auth=auth,
-        )
+        said = self.presence.say(folded, auth, now_ms())
+        item = said.item
         self.mesh.gossip("presence", dump(item), self.next_rev())
         if self.fleet is not None:
-            self.fleet.presence(folded, online, at, item.auth.at if item.auth else 0)
-        self.presence_changed([folded])
+            self.fleet.presence(folded, item.online, item.at, item.auth.at if item.auth else 0)
+        self._tell(said.told)
 
     def local_online(self) -> list[PresenceItem]:
-        items = []
-        now = now_ms()
-        for folded, session in self.bound.items():
-            state = self.directory.item(folded, self.key)
-            if state is None or not state[1] or session.auth is None:
-                continue
-            if self.directory.session_stale(session.auth.at, now):
-                continue  # its peers would not count it: it renews, or shows offline elsewhere
-            name = self.directory.display_name(folded) or folded
-            items.append(
-                PresenceItem(
-                    name=name,
-                    seed=self.name,
-                    seed_key=self.key,
-                    online=True,
-                    at=state[2],
-                    auth=session.auth,
-                )
-            )
-        return items
+        sessions = ((folded, session.auth) for folded, session in self.bound.items())
+        return self.presence.online(sessions, now_ms())
 
     def presence_changed(self, names: Iterable[str]) -> None:
         """Push the effective presence of each watched name whose state changed."""
-        now = now_ms()
-        for folded in names:
-            eff = self.directory.effective(folded, now)
-            sessions = self.watchers.to_tell(folded, eff)
-            if sessions:
-                text = self._presence_frame(folded, folded, eff)
-                for session in sessions:
-                    session.out.push(text)
+        self._tell(self.presence.changed(names, now_ms()))
+
+    def _tell(self, told: Told[Session]) -> None:
+        for session, text in told.frames:
+            session.out.push(text)
 
     def seed_label(self, key: str | None) -> str | None:
         """The name shown for a home seed known by its key."""
@@ -765,21 +735,10 @@ class Seed(Service):
             return self.fleet.storage.presence.name_of(key)
         return self.mesh.name_of(key)
 
-    def _presence_frame(self, folded: str, spelled: str, eff: Effective) -> str:
-        name = self.directory.display_name(folded) or spelled
-        return dump(
-            Presence(
-                type="presence",
-                name=name,
-                online=eff.online,
-                seed=self.seed_label(eff.seed),
-                last_seen=eff.last_seen,
-            )
-        )
-
     def _watch(self, session: Session, frame: Watch) -> None:
         spellings = {fold_name(n): n for n in frame.names}
-        if not self.watchers.add(session, spellings):
+        told = self.presence.watch(session, spellings, now_ms())
+        if told is None:
             session.out.push(
                 error_frame(
                     ErrorCode.BAD_REQUEST,
@@ -790,11 +749,7 @@ class Seed(Service):
             )
             return
         session.out.push(dump(Watching(type="watching", id=frame.id)))
-        now = now_ms()
-        for folded, spelled in spellings.items():
-            eff = self.directory.effective(folded, now)
-            self.watchers.first_told(folded, eff)
-            session.out.push(self._presence_frame(folded, spelled, eff))
+        self._tell(told)
 
     def newer_session_elsewhere(self, folded: str, auth_at: int) -> None:
         """A peer holds a newer session of a name bound here: this one is stale, tell it and let go."""

@@ -1,0 +1,116 @@
+"""Presence authority and watchers: what each watcher is told, with the time passed in."""
+
+from __future__ import annotations
+
+import json
+
+from node.crypto.keys import Identity
+from node.crypto.signing import sign_record, sign_session
+from node.seed.directory import Directory
+from node.seed.handshake import new_nonce
+from node.seed.presence import PresenceCore
+from node.seed.watchers import Watchers
+from node.wire.protocol import PresenceItem
+
+DAY = 86_400_000
+T0 = 1_800_000_000_000
+HERE, PEER = Identity.generate().key, Identity.generate().key
+SALLY = Identity.generate()
+LABELS = {HERE: "seed-a", PEER: "seed-b"}
+
+
+def core(cap: int = 10) -> PresenceCore[str]:
+    d = Directory(lease_ms=30 * DAY, claim_window_ms=10_000, max_items_per_seed=1000)
+    d.accept(sign_record(SALLY, "Sally", "ws://127.0.0.1:1", 1), T0)
+    return PresenceCore(d, Watchers(cap), HERE, "seed-a", lambda k: LABELS.get(k or ""))
+
+
+def auth(at: int = T0):
+    return sign_session(SALLY, "Sally", HERE, new_nonce(), at)
+
+
+def frames(told) -> list[tuple[str, dict]]:
+    return [(who, json.loads(text)) for who, text in told.frames]
+
+
+def test_a_watcher_hears_each_name_now_spelled_as_registered_else_as_asked():
+    p = core()
+    told = p.watch("w1", {"sally": "SALLY", "nobody": "NoBody"}, T0)
+    assert told is not None
+    assert frames(told) == [
+        (
+            "w1",
+            {"type": "presence", "name": "Sally", "online": False, "seed": None, "last_seen": None},
+        ),
+        (
+            "w1",
+            {
+                "type": "presence",
+                "name": "NoBody",
+                "online": False,
+                "seed": None,
+                "last_seen": None,
+            },
+        ),
+    ]
+
+
+def test_the_cap_refuses_a_watch_and_tells_nothing():
+    p = core(cap=1)
+    assert p.watch("w1", {"sally": "sally", "bob": "bob"}, T0) is None
+    assert p.watchers.count("w1") == 0
+
+
+def test_a_word_on_a_user_here_is_an_item_for_the_mesh_and_news_for_its_watchers():
+    p = core()
+    p.watch("w1", {"sally": "sally"}, T0)
+    p.watch("w2", {"sally": "sally"}, T0)
+    a = auth()
+    said = p.say("sally", a, T0 + 5)
+    assert said.item == PresenceItem(
+        name="Sally", seed="seed-a", seed_key=HERE, online=True, at=T0 + 5, auth=a
+    )
+    news = {
+        "type": "presence",
+        "name": "Sally",
+        "online": True,
+        "seed": "seed-a",
+        "last_seen": T0 + 5,
+    }
+    assert sorted(frames(said.told)) == [("w1", news), ("w2", news)]
+    # the same word again is no news; going offline is
+    assert p.say("sally", a, T0 + 6).told.frames == []
+    gone = p.say("sally", None, T0 + 7)
+    assert gone.item.online is False and gone.item.auth is None
+    assert {f["online"] for _, f in frames(gone.told)} == {False}
+    assert {f["last_seen"] for _, f in frames(gone.told)} == {T0 + 7}
+
+
+def test_each_word_is_stamped_after_the_last_even_when_the_clock_steps_back():
+    p = core()
+    first = p.say("sally", auth(), T0 + 100)
+    later = p.say("sally", None, T0)  # this seed's clock stepped back
+    assert later.item.at == first.item.at + 1
+    assert p.directory.item("sally", HERE) == (HERE, False, T0 + 101, T0)  # keeps its auth's time
+
+
+def test_a_change_from_elsewhere_reaches_only_those_who_watch_the_name():
+    p = core()
+    p.watch("w1", {"sally": "sally"}, T0)
+    p.watch("w2", {"bob": "bob"}, T0)
+    p.directory.set_local("sally", PEER, True, T0 + 1, T0 + 1)
+    told = p.changed(["sally", "bob"], T0 + 2)
+    assert [(w, f["seed"]) for w, f in frames(told)] == [("w1", "seed-b")]
+    assert p.changed(["sally"], T0 + 3).frames == []  # told already
+
+
+def test_the_online_set_leaves_out_offline_unbound_and_stale_sessions():
+    p = core()
+    fresh = auth(T0)
+    p.say("sally", fresh, T0)
+    assert [i.name for i in p.online([("sally", fresh)], T0 + 1)] == ["Sally"]
+    assert p.online([("sally", None)], T0 + 1) == []  # bound, not yet proven
+    assert p.online([("bob", fresh)], T0 + 1) == []  # no word on bob here
+    assert p.online([("sally", fresh)], T0 + 2 * DAY) == []  # its session auth went stale
+    p.say("sally", None, T0 + 2)
+    assert p.online([("sally", fresh)], T0 + 3) == []
