@@ -1,22 +1,38 @@
 """Presence authority and watchers as a pure core: it takes `now` and returns what to send.
 
-A seed is the authority on its own users' presence: each change is stamped later than the last
-word it gave on the name, and goes to the mesh as an item. Whoever watches a name hears its
-effective presence when it is news (`Watchers`). The core keeps no socket: it returns the frames
-for each watcher and the item to spread, and the server pushes, gossips and stores them.
+A seed is the authority on its own users' presence: one socket holds each name here (the last
+that proved it), each change is stamped later than the last word it gave on the name, and goes
+to the mesh as an item. Whoever watches a name hears its effective presence when it is news
+(`Watchers`). The core does no I/O: it returns the frames for each watcher, the sockets to
+close and the item to spread, and the server pushes, closes, gossips and stores them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ..wire.protocol import Presence, PresenceItem, SessionAuth, dump
 from .directory import Directory, Effective
 from .watchers import Watchers
 
-W = TypeVar("W", bound=Hashable)
+# close codes a seed uses on a user's socket (private range 4000-4999)
+CLOSE_REPLACED = 4409  # the name registered again with a newer session
+CLOSE_NAME_LOST = 4403  # the name went to another key (two claims at one moment)
+REPLACED = "the name registered again elsewhere"
+NAME_LOST = "the name now belongs to another key"
+
+
+class Holder(Hashable, Protocol):
+    """A user's socket as the core sees it: the name it holds here, under which key and proof."""
+
+    folded: str | None
+    key: str | None
+    auth: SessionAuth | None
+
+
+W = TypeVar("W", bound=Holder)
 
 
 @dataclass
@@ -30,8 +46,10 @@ class Told(Generic[W]):
 class Said(Generic[W]):
     """This seed's new word on one of its users: the item to spread, and whom to tell."""
 
+    folded: str
     item: PresenceItem
     told: Told[W]
+    closed: list[tuple[W, int, str]] = field(default_factory=list)  # socket, close code, reason
 
 
 class PresenceCore(Generic[W]):
@@ -41,12 +59,14 @@ class PresenceCore(Generic[W]):
         self,
         directory: Directory,
         watchers: Watchers[W],
+        bound: dict[str, W],
         key: str,
         name: str,
         label: Callable[[str | None], str | None],
     ) -> None:
         self.directory = directory
         self.watchers = watchers
+        self.bound = bound  # folded name -> the socket that proved it holds it
         self.key = key
         self.name = name
         self.label = label  # the name shown for a home seed known by its key
@@ -105,7 +125,7 @@ class PresenceCore(Generic[W]):
             at=at,
             auth=auth,
         )
-        return Said(item, self.changed([folded], now))
+        return Said(folded, item, self.changed([folded], now))
 
     def online(
         self, sessions: Iterable[tuple[str, SessionAuth | None]], now: int
@@ -130,3 +150,48 @@ class PresenceCore(Generic[W]):
                 )
             )
         return items
+
+    def bind(self, session: W, folded: str, key: str, auth: SessionAuth, now: int) -> Said[W]:
+        """`session` proved it holds the name under `key`: bind it (an older socket of the name
+        here is let go and closed), and say it is online."""
+        closed: list[tuple[W, int, str]] = []
+        previous = self.bound.get(folded)
+        if previous is not None and previous is not session:
+            previous.folded = None
+            closed.append((previous, CLOSE_REPLACED, REPLACED))
+        self.bound[folded] = session
+        session.folded, session.key, session.auth = folded, key, auth
+        said = self.say(folded, auth, now)
+        said.closed = closed
+        return said
+
+    def unbind(self, session: W, now: int) -> Said[W] | None:
+        """`session` is gone: when it held its name here, say the name is offline."""
+        folded = session.folded
+        if folded is None or self.bound.get(folded) is not session:
+            return None
+        del self.bound[folded]
+        return self.say(folded, None, now)
+
+    def newer_elsewhere(self, folded: str, auth_at: int, now: int) -> Said[W] | None:
+        """A peer holds a session of the name proven at `auth_at`: one here proven before is
+        stale, let go and closed."""
+        session = self.bound.get(folded)
+        if session is None or session.auth is None or session.auth.at >= auth_at:
+            return None
+        return self._let_go(folded, session, CLOSE_REPLACED, REPLACED, now)
+
+    def lost(self, folded: str, loser: str, now: int) -> Said[W] | None:
+        """The name went to another key than `loser`: a socket here holding it under the losing
+        key is let go and closed."""
+        session = self.bound.get(folded)
+        if session is None or session.key != loser:
+            return None
+        return self._let_go(folded, session, CLOSE_NAME_LOST, NAME_LOST, now)
+
+    def _let_go(self, folded: str, session: W, code: int, reason: str, now: int) -> Said[W]:
+        del self.bound[folded]
+        session.folded = None
+        said = self.say(folded, None, now)
+        said.closed = [(session, code, reason)]
+        return said

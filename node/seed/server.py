@@ -72,7 +72,7 @@ from .handshake import challenge_frame, new_nonce, session_auth_problem
 from .mailbox import Mailbox, MailLimits
 from .mesh import Link, Merged, Mesh
 from .post import Post
-from .presence import PresenceCore, Told
+from .presence import PresenceCore, Said, Told
 from .revs import Revs
 from .store import SeedStore, SeedUrl
 from .watchers import Watchers
@@ -80,9 +80,6 @@ from .watchers import Watchers
 log = quiet_logger("p2p.seed")
 
 LISTENING = "seed %s listening on %s (key %s, %d records)"
-# close codes a seed uses on a user's socket (private range 4000-4999)
-CLOSE_REPLACED = 4409  # the name registered again with a newer session
-CLOSE_NAME_LOST = 4403  # the name went to another key (two claims at one moment)
 BEFORE_SYNC = (
     "this seed has not synced with the mesh yet and cannot check that name; "
     "try again shortly or at another seed"
@@ -202,7 +199,7 @@ class Seed(Service):
         epoch, reserved = self.store.epoch_and_reserved()
         self.revs = Revs(epoch, reserved)
         self.presence = PresenceCore(
-            self.directory, self.watchers, self.key, self.name, self.seed_label
+            self.directory, self.watchers, self.bound, self.key, self.name, self.seed_label
         )
         loaded = 0
         for record, renewed, claimed, rev in self.store.load_records():
@@ -486,9 +483,7 @@ class Seed(Service):
             return
         self.sessions.discard(session)
         self.watchers.drop(session)
-        if session.folded is not None and self.bound.get(session.folded) is session:
-            del self.bound[session.folded]
-            self._set_local_presence(session.folded, None)
+        self._spread(self.presence.unbind(session, now_ms()))
 
     # ------------------------------------------------------------------ register
 
@@ -601,16 +596,7 @@ class Seed(Service):
 
     def _bind(self, session: Session, folded: str, key: str, auth: SessionAuth) -> None:
         """This socket proved it holds the name: bind it, replacing an older session here."""
-        previous = self.bound.get(folded)
-        if previous is not None and previous is not session:
-            previous.folded = None
-            self.tasks.spawn(
-                close_now(previous.ws, CLOSE_REPLACED, "the name registered again elsewhere"),
-                "close a replaced session",
-            )
-        self.bound[folded] = session
-        session.folded, session.key, session.auth = folded, key, auth
-        self._set_local_presence(folded, auth)
+        self._spread(self.presence.bind(session, folded, key, auth, now_ms()))
 
     def record_changed(
         self, record: Record, now: int, loser: str | None, source: str | None = None
@@ -623,15 +609,7 @@ class Seed(Service):
         self.persist(record, folded, entry.renewed, entry.claimed, rev)
         self.mesh.gossip("records", dump(record), rev, source)
         if loser is not None:
-            lost = self.bound.get(folded)
-            if lost is not None and lost.key == loser:
-                del self.bound[folded]
-                lost.folded = None
-                self.tasks.spawn(
-                    close_now(lost.ws, CLOSE_NAME_LOST, "the name now belongs to another key"),
-                    "close the loser of a name",
-                )
-                self._set_local_presence(folded, None)
+            self._spread(self.presence.lost(folded, loser, now_ms()))
 
     def persist(self, record: Record, folded: str, renewed: int, claimed: int, rev: int) -> None:
         """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
@@ -704,13 +682,17 @@ class Seed(Service):
 
     # ------------------------------------------------------------------ presence
 
-    def _set_local_presence(self, folded: str, auth: SessionAuth | None) -> None:
-        """This seed is the authority for its own users: record the change and tell everyone."""
-        said = self.presence.say(folded, auth, now_ms())
+    def _spread(self, said: Said[Session] | None) -> None:
+        """This seed is the authority for its own users: apply its word on one (`PresenceCore`):
+        close the sockets let go, spread the item to the mesh (and the fleet), tell the watchers."""
+        if said is None:
+            return
+        for session, code, reason in said.closed:
+            self.tasks.spawn(close_now(session.ws, code, reason), f"close: {reason}")
         item = said.item
         self.mesh.gossip("presence", dump(item), self.next_rev())
         if self.fleet is not None:
-            self.fleet.presence(folded, item.online, item.at, item.auth.at if item.auth else 0)
+            self.fleet.presence(said.folded, item.online, item.at, item.auth.at if item.auth else 0)
         self._tell(said.told)
 
     def local_online(self) -> list[PresenceItem]:
@@ -753,16 +735,7 @@ class Seed(Service):
 
     def newer_session_elsewhere(self, folded: str, auth_at: int) -> None:
         """A peer holds a newer session of a name bound here: this one is stale, tell it and let go."""
-        session = self.bound.get(folded)
-        if session is None or session.auth is None or session.auth.at >= auth_at:
-            return
-        del self.bound[folded]
-        session.folded = None
-        self.tasks.spawn(
-            close_now(session.ws, CLOSE_REPLACED, "the name registered again elsewhere"),
-            "close a session replaced elsewhere",
-        )
-        self._set_local_presence(folded, None)
+        self._spread(self.presence.newer_elsewhere(folded, auth_at, now_ms()))
 
     # ------------------------------------------------------------------ lookup
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_record, sign_session
 from node.seed.directory import Directory
 from node.seed.handshake import new_nonce
-from node.seed.presence import PresenceCore
+from node.seed.presence import CLOSE_NAME_LOST, CLOSE_REPLACED, PresenceCore
 from node.seed.watchers import Watchers
-from node.wire.protocol import PresenceItem
+from node.wire.protocol import PresenceItem, SessionAuth
 
 DAY = 86_400_000
 T0 = 1_800_000_000_000
@@ -19,10 +20,23 @@ SALLY = Identity.generate()
 LABELS = {HERE: "seed-a", PEER: "seed-b"}
 
 
-def core(cap: int = 10) -> PresenceCore[str]:
+@dataclass(eq=False)
+class Sock:
+    """A user's socket as the core sees it (compared and hashed by identity, as sockets are)."""
+
+    label: str
+    folded: str | None = None
+    key: str | None = None
+    auth: SessionAuth | None = None
+
+
+W1, W2 = Sock("w1"), Sock("w2")
+
+
+def core(cap: int = 10) -> PresenceCore[Sock]:
     d = Directory(lease_ms=30 * DAY, claim_window_ms=10_000, max_items_per_seed=1000)
     d.accept(sign_record(SALLY, "Sally", "ws://127.0.0.1:1", 1), T0)
-    return PresenceCore(d, Watchers(cap), HERE, "seed-a", lambda k: LABELS.get(k or ""))
+    return PresenceCore(d, Watchers(cap), {}, HERE, "seed-a", lambda k: LABELS.get(k or ""))
 
 
 def auth(at: int = T0):
@@ -30,12 +44,12 @@ def auth(at: int = T0):
 
 
 def frames(told) -> list[tuple[str, dict]]:
-    return [(who, json.loads(text)) for who, text in told.frames]
+    return [(who.label, json.loads(text)) for who, text in told.frames]
 
 
 def test_a_watcher_hears_each_name_now_spelled_as_registered_else_as_asked():
     p = core()
-    told = p.watch("w1", {"sally": "SALLY", "nobody": "NoBody"}, T0)
+    told = p.watch(W1, {"sally": "SALLY", "nobody": "NoBody"}, T0)
     assert told is not None
     assert frames(told) == [
         (
@@ -57,14 +71,14 @@ def test_a_watcher_hears_each_name_now_spelled_as_registered_else_as_asked():
 
 def test_the_cap_refuses_a_watch_and_tells_nothing():
     p = core(cap=1)
-    assert p.watch("w1", {"sally": "sally", "bob": "bob"}, T0) is None
-    assert p.watchers.count("w1") == 0
+    assert p.watch(W1, {"sally": "sally", "bob": "bob"}, T0) is None
+    assert p.watchers.count(W1) == 0
 
 
 def test_a_word_on_a_user_here_is_an_item_for_the_mesh_and_news_for_its_watchers():
     p = core()
-    p.watch("w1", {"sally": "sally"}, T0)
-    p.watch("w2", {"sally": "sally"}, T0)
+    p.watch(W1, {"sally": "sally"}, T0)
+    p.watch(W2, {"sally": "sally"}, T0)
     a = auth()
     said = p.say("sally", a, T0 + 5)
     assert said.item == PresenceItem(
@@ -96,8 +110,8 @@ def test_each_word_is_stamped_after_the_last_even_when_the_clock_steps_back():
 
 def test_a_change_from_elsewhere_reaches_only_those_who_watch_the_name():
     p = core()
-    p.watch("w1", {"sally": "sally"}, T0)
-    p.watch("w2", {"bob": "bob"}, T0)
+    p.watch(W1, {"sally": "sally"}, T0)
+    p.watch(W2, {"bob": "bob"}, T0)
     p.directory.set_local("sally", PEER, True, T0 + 1, T0 + 1)
     told = p.changed(["sally", "bob"], T0 + 2)
     assert [(w, f["seed"]) for w, f in frames(told)] == [("w1", "seed-b")]
@@ -114,3 +128,33 @@ def test_the_online_set_leaves_out_offline_unbound_and_stale_sessions():
     assert p.online([("sally", fresh)], T0 + 2 * DAY) == []  # its session auth went stale
     p.say("sally", None, T0 + 2)
     assert p.online([("sally", fresh)], T0 + 3) == []
+
+
+def test_binding_a_name_says_it_is_online_and_lets_an_older_socket_of_it_go():
+    p = core()
+    old, new = Sock("old"), Sock("new")
+    first = p.bind(old, "sally", SALLY.key, auth(T0), T0)
+    assert first.item.online and first.closed == [] and p.bound == {"sally": old}
+    assert (old.folded, old.key) == ("sally", SALLY.key)
+    second = p.bind(new, "sally", SALLY.key, auth(T0 + 5), T0 + 5)
+    assert second.closed == [(old, CLOSE_REPLACED, "the name registered again elsewhere")]
+    assert old.folded is None and p.bound == {"sally": new}
+    assert p.unbind(old, T0 + 6) is None  # the old socket closing takes nothing down
+    gone = p.unbind(new, T0 + 7)
+    assert gone is not None and not gone.item.online and p.bound == {}
+
+
+def test_a_newer_session_elsewhere_or_the_name_lost_closes_the_socket_here():
+    p = core()
+    here = Sock("here")
+    p.bind(here, "sally", SALLY.key, auth(T0), T0)
+    assert p.newer_elsewhere("sally", T0, T0 + 1) is None  # not newer
+    assert p.lost("sally", "another key", T0 + 1) is None  # held under the winning key
+    stale = p.newer_elsewhere("sally", T0 + 1, T0 + 2)
+    assert stale is not None and stale.closed == [(here, CLOSE_REPLACED, stale.closed[0][2])]
+    assert not stale.item.online and here.folded is None and p.bound == {}
+    again = Sock("again")
+    p.bind(again, "sally", SALLY.key, auth(T0 + 3), T0 + 3)
+    lost = p.lost("sally", SALLY.key, T0 + 4)
+    assert lost is not None and lost.closed == [(again, CLOSE_NAME_LOST, lost.closed[0][2])]
+    assert p.bound == {} and p.say("sally", None, T0 + 5).closed == []
