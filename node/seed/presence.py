@@ -13,6 +13,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from ..errors import ProtocolError
+from ..wire.names import fold_name
 from ..wire.protocol import Presence, PresenceItem, SessionAuth, dump
 from .directory import Directory, Effective
 from .watchers import Watchers
@@ -50,6 +52,18 @@ class Said(Generic[W]):
     item: PresenceItem
     told: Told[W]
     closed: list[tuple[W, int, str]] = field(default_factory=list)  # socket, close code, reason
+
+
+@dataclass
+class Heard(Generic[W]):
+    """What a peer's presence items changed here: the names whose items moved, this seed's words
+    on its own users that a newer session elsewhere made stale, the watchers' frames, and the
+    items refused (counted, never forwarded)."""
+
+    moved: set[str] = field(default_factory=set)
+    said: list[Said[W]] = field(default_factory=list)
+    told: Told[W] = field(default_factory=Told)
+    refused: list[tuple[str, ProtocolError]] = field(default_factory=list)
 
 
 class PresenceCore(Generic[W]):
@@ -195,3 +209,26 @@ class PresenceCore(Generic[W]):
         said = self.say(folded, None, now)
         said.closed = [(session, code, reason)]
         return said
+
+    def hear(
+        self, items: Iterable[PresenceItem], link_key: str, now: int, checked: Mapping[int, str]
+    ) -> Heard[W]:
+        """A peer's items on its own users, under the presence rules (`checked`: the key each
+        item's session auth was verified with already, by id of the item)."""
+        heard: Heard[W] = Heard()
+        for item in items:
+            try:
+                self.directory.check_presence(item, link_key, now, checked.get(id(item)))
+            except ProtocolError as exc:
+                heard.refused.append((item.name, exc))
+                continue
+            if self.directory.apply_presence(item):
+                folded = fold_name(item.name)
+                heard.moved.add(folded)
+                if item.auth is not None:
+                    said = self.newer_elsewhere(folded, item.auth.at, now)
+                    if said is not None:
+                        heard.said.append(said)
+        if heard.moved:
+            heard.told = self.changed(heard.moved, now)
+        return heard

@@ -803,21 +803,12 @@ class Seed(Service):
             if outcome is not Outcome.SAME:
                 self.record_changed(record, now, loser, link_key)
                 merged.records += 1
-        moved: set[str] = set()
-        for item in presence:
-            try:
-                self.directory.check_presence(item, link_key, now, checked.get(id(item)))
-            except ProtocolError as exc:
-                merged.refused.append((item.name, exc))
-                continue
-            if self.directory.apply_presence(item):
-                folded = fold_name(item.name)
-                moved.add(folded)
-                if item.auth is not None:
-                    self.newer_session_elsewhere(folded, item.auth.at)
-        if moved:
-            self.presence_changed(moved)
-        merged.presence = len(moved)
+        heard = self.presence.hear(presence, link_key, now, checked)
+        merged.refused += heard.refused
+        for said in heard.said:
+            self._spread(said)
+        self._tell(heard.told)
+        merged.presence = len(heard.moved)
         for mail_item in mail:
             try:
                 merged.mail += self.post.accept_replica(mail_item, now, link_key)

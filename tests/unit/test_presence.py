@@ -158,3 +158,34 @@ def test_a_newer_session_elsewhere_or_the_name_lost_closes_the_socket_here():
     lost = p.lost("sally", SALLY.key, T0 + 4)
     assert lost is not None and lost.closed == [(again, CLOSE_NAME_LOST, lost.closed[0][2])]
     assert p.bound == {} and p.say("sally", None, T0 + 5).closed == []
+
+
+def peer_item(at: int, auth_at: int | None = None, name: str = "Sally") -> PresenceItem:
+    proof = sign_session(SALLY, name, PEER, new_nonce(), auth_at or at)
+    return PresenceItem(name=name, seed="seed-b", seed_key=PEER, online=True, at=at, auth=proof)
+
+
+def test_a_peers_items_move_presence_tell_watchers_and_close_a_stale_session_here():
+    p = core()
+    here = Sock("here")
+    p.bind(here, "sally", SALLY.key, auth(T0), T0)
+    p.watch(W1, {"sally": "sally"}, T0)
+    older = p.hear([peer_item(T0 - 5, T0 - 5)], PEER, T0 + 1, {})
+    assert older.moved == {"sally"} and older.said == []  # the session here is newer: it stays
+    assert p.bound == {"sally": here}
+    newer = p.hear([peer_item(T0 + 2, T0 + 2)], PEER, T0 + 3, {})
+    assert [s.closed[0][:2] for s in newer.said] == [(here, CLOSE_REPLACED)]
+    assert p.bound == {} and not newer.said[0].item.online
+    # the watcher hears once that sally is online at the peer now (told as this seed let go)
+    told = frames(newer.said[0].told) + frames(newer.told)
+    assert [(w, f["online"], f["seed"]) for w, f in told] == [("w1", True, "seed-b")]
+
+
+def test_a_peers_item_that_breaks_the_rules_is_refused_and_moves_nothing():
+    p = core()
+    p.watch(W1, {"sally": "sally"}, T0)
+    heard = p.hear(
+        [peer_item(T0, name="Nobody"), peer_item(T0)], HERE, T0, {}
+    )  # an unknown name; an item for another home seed than the link's
+    assert [name for name, _ in heard.refused] == ["Nobody", "Sally"]
+    assert heard.moved == set() and heard.told.frames == [] and heard.said == []
