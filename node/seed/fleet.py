@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..clock import now_ms
 from ..crypto.keys import b64
@@ -23,11 +23,9 @@ from ..wire.names import fold_name
 from ..wire.protocol import CARRIED, Deposited, MailItem, Record, Taken, Took, dump, error_frame
 from . import chunks
 from .mailbox import MailLimits
+from .sides import FleetSeed, SessionSide
 from .storage.base import HEARTBEAT_MS, Seen, Stored, apply_record, wins
 from .storage.nats import NatsStorage, token
-
-if TYPE_CHECKING:
-    from .server import Seed, Session
 
 log = quiet_logger("p2p.seed.fleet")
 
@@ -35,15 +33,15 @@ MAX_BUS_BYTES = 1024 * 1024  # a bus message larger than this is dropped unread
 
 
 class Fleet:
-    def __init__(self, seed: Seed, storage: NatsStorage) -> None:
+    def __init__(self, seed: FleetSeed, storage: NatsStorage) -> None:
         self.seed = seed
         self.storage = storage
         self.members: set[str] = set()  # keys of the fleet's seeds heard within SILENT_MS
         self.subs: list[Any] = []
-        self.queued: dict[Session, asyncio.Task[Any]] = {}  # each socket's last frame in hand
+        self.queued: dict[SessionSide, asyncio.Task[Any]] = {}  # each socket's last frame in hand
 
     @classmethod
-    async def join(cls, seed: Seed, url: str, limits: MailLimits) -> Fleet:
+    async def join(cls, seed: FleetSeed, url: str, limits: MailLimits) -> Fleet:
         return cls(seed, await NatsStorage.connect(url, limits))
 
     def bus(self, seed_key: str) -> str:
@@ -187,7 +185,7 @@ class Fleet:
         self.seed.directory.stamp(folded, self.seed.next_rev())  # outside links sync it
         return True
 
-    def then(self, names: list[str], handle: Callable[[], None], session: Session) -> None:
+    def then(self, names: list[str], handle: Callable[[], None], session: SessionSide) -> None:
         """Handle a frame once the records it names are fresh from the bucket: the reads of a
         socket's frames run at once, the frames are handled in the order they came."""
         before = self.queued.get(session)
@@ -262,7 +260,7 @@ class Fleet:
     # ------------------------------------------------------------------ mail
 
     async def deposit(
-        self, session: Session, frame_id: str, item: MailItem, text: str, source: str, age: int
+        self, session: SessionSide, frame_id: str, item: MailItem, text: str, source: str, age: int
     ) -> None:
         now = now_ms()
         try:
@@ -321,7 +319,7 @@ class Fleet:
         except Exception as exc:  # noqa: BLE001 - a NATS error: the mail stays for next time
             raise StoreError(f"cannot read the fleet's mail stream: {exc}") from None
 
-    async def take(self, session: Session, frame_id: str, taken: Taken) -> None:
+    async def take(self, session: SessionSide, frame_id: str, taken: Taken) -> None:
         try:
             took = await self.storage.mail.take(taken)
         except Exception as exc:  # noqa: BLE001 - the recipient takes again

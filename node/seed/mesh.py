@@ -12,7 +12,6 @@ receives goes to its seed (`SeedSide`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -29,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from ..clock import now_ms
 from ..config import SeedConfig
 from ..crypto.keys import Identity
-from ..crypto.signing import sign_seed_auth, verify_record, verify_seed_auth, verify_session
+from ..crypto.signing import sign_seed_auth, verify_record, verify_session
 from ..errors import ConnectionLost, ErrorCode, ProtocolError
 from ..runtime import Tasks, quiet_logger
 from ..wire.backoff import Backoff
@@ -54,7 +53,6 @@ from ..wire.protocol import (
     PresenceItem,
     Prune,
     Record,
-    SeedAuth,
     SeedHello,
     SeedInfo,
     SeedWelcome,
@@ -69,6 +67,7 @@ from ..wire.protocol import (
 from ..wire.sender import LINK_QUEUE_FRAMES, FrameCounts, Sender
 from ..wire.sockets import DIAL_FAILED, address_group, close_now, dial, frames, pong
 from . import broadcast, chunks
+from .handshake import hello_problem, new_nonce, welcome_problem
 from .store import SeedUrl
 from .urls import UrlBook
 
@@ -80,7 +79,6 @@ PIPELINE = 8  # frames of one link parsed and being checked ahead of the one bei
 PEER_LOOKUP_RATE, PEER_LOOKUP_BURST = 20.0, 40.0  # lookups a second asked of one peer
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
-AUTH_SKEW_MS = 60_000
 DAY_MS = 86_400_000
 
 
@@ -284,10 +282,6 @@ class _SelfDial(Exception):
     """The URL we dialled is this seed."""
 
 
-def _nonce() -> str:
-    return base64.b64encode(os.urandom(32)).decode()
-
-
 class Mesh:
     """This seed's links to the others: dialling, the handshake, sync, gossip, lookups and relay."""
 
@@ -420,7 +414,7 @@ class Mesh:
                     )
                 if challenge.seed_key == self.seed.key:
                     raise _SelfDial()
-                hello_nonce = _nonce()
+                hello_nonce = new_nonce()
                 auth = sign_seed_auth(
                     self.seed.identity,
                     True,
@@ -449,17 +443,7 @@ class Mesh:
                 raise ProtocolError(
                     ErrorCode.BAD_REQUEST, f"expected seed_welcome, got {reply.type}"
                 )
-            problem = self._auth_problem(
-                reply.auth,
-                reply.key,
-                hello=False,
-                dialler=self.seed.key,
-                dialled=challenge.seed_key,
-                challenge=challenge.nonce,
-                hello_nonce=hello_nonce,
-            )
-            if reply.key != challenge.seed_key:
-                problem = "the welcome's key is not the challenge's"
+            problem = welcome_problem(reply, self.seed.key, challenge, hello_nonce, now_ms())
             if problem is not None:
                 self.drop("bad_seed_auth")
                 await close_now(ws, 1008, problem)
@@ -507,27 +491,6 @@ class Mesh:
             return
         await self._run(link)
 
-    def _auth_problem(
-        self,
-        auth: SeedAuth,
-        key: str,
-        hello: bool,
-        dialler: str,
-        dialled: str,
-        challenge: str,
-        hello_nonce: str,
-    ) -> str | None:
-        """Why a hello's or welcome's auth does not prove `key` on this link, or None."""
-        if auth.dialler != dialler or auth.dialled != dialled:
-            return "the seed auth names other keys"
-        if auth.challenge != challenge or auth.hello_nonce != hello_nonce:
-            return "the seed auth signs other nonces"
-        if abs(auth.at - now_ms()) > AUTH_SKEW_MS:
-            return "the seed auth's time is more than a minute from this seed's clock"
-        if not verify_seed_auth(auth, key, hello):
-            return "the seed auth's signature does not verify"
-        return None
-
     def _passed_on(self) -> list[str]:
         """The URLs a hello or welcome carries: those configured, and those this seed dialled and
         found a seed's key at within a day. A URL a stranger merely claims is dialled here first.
@@ -549,17 +512,7 @@ class Mesh:
 
     async def accept(self, ws: Connection, hello: SeedHello, nonce: str, out: Sender) -> None:
         """A seed dialled us and answered our challenge: check its proof, welcome it, run the link."""
-        problem = self._auth_problem(
-            hello.auth,
-            hello.key,
-            hello=True,
-            dialler=hello.key,
-            dialled=self.seed.key,
-            challenge=nonce,
-            hello_nonce=hello.nonce,
-        )
-        if hello.key == self.seed.key:
-            problem = "that is this seed's own key"
+        problem = hello_problem(hello, self.seed.key, nonce, now_ms())
         if problem is not None:
             self.drop("bad_seed_auth")
             log.warning("refused a seed link from %s: %s", ws.remote_address, problem)

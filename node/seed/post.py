@@ -8,7 +8,7 @@ it proves its session, and deleted only by the recipient's signed take.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..clock import now_ms
 from ..crypto.signing import verify_mail, verify_take
@@ -35,9 +35,7 @@ from ..wire.protocol import (
 from ..wire.sockets import address_group
 from . import chunks
 from .mailbox import MINUTE_MS, ident_of
-
-if TYPE_CHECKING:
-    from .server import Seed, Session
+from .sides import PostSeed, SessionSide
 
 log = quiet_logger("p2p.seed.post")
 
@@ -46,18 +44,18 @@ MAX_BACKLOG = 2_000  # mail items kept back for a session while its held mail is
 
 
 class Post:
-    def __init__(self, seed: Seed) -> None:
+    def __init__(self, seed: PostSeed) -> None:
         self.seed = seed
         # relays that came over seed links, budgeted per recipient like a user's own (and per
         # link and sender in seed.links)
         self.inbound: dict[str, RateLimit] = {}
 
-    def _fail(self, session: Session, code: ErrorCode, message: str, frame_id: str) -> None:
+    def _fail(self, session: SessionSide, code: ErrorCode, message: str, frame_id: str) -> None:
         session.out.push(error_frame(code, message, frame_id))
 
     # ------------------------------------------------------------------ relay
 
-    def relay(self, session: Session, frame: Relay) -> None:
+    def relay(self, session: SessionSide, frame: Relay) -> None:
         seed = self.seed
         if session.folded is None:
             return self._fail(
@@ -206,7 +204,7 @@ class Post:
         fut.add_done_callback(committed)
         return fut
 
-    def deposit(self, session: Session, frame: Deposit) -> None:
+    def deposit(self, session: SessionSide, frame: Deposit) -> None:
         seed, item = self.seed, frame.item
         if session.folded is None:
             return self._fail(
@@ -293,7 +291,7 @@ class Post:
         self._hold(item, text, source, f"link {source}")
         return 1
 
-    async def hand_over_mail(self, session: Session) -> None:
+    async def hand_over_mail(self, session: SessionSide) -> None:
         """Everything held for a user whose session just proved itself, oldest first, in frames that fit."""
         if session.folded is None:
             session.mail_backlog = None
@@ -337,7 +335,7 @@ class Post:
             )
         return None
 
-    def take(self, session: Session, frame: Take) -> None:
+    def take(self, session: SessionSide, frame: Take) -> None:
         seed, taken = self.seed, frame.taken
         if session.folded is None:
             return self._fail(

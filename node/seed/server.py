@@ -5,9 +5,7 @@ up, watch presence, publish, relay and hold mail; a socket that says `seed_hello
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -21,7 +19,6 @@ from .. import __version__
 from ..clock import now_ms
 from ..config import SeedConfig
 from ..crypto.keys import Identity, b64
-from ..crypto.signing import verify_session
 from ..errors import ErrorCode, ProtocolError
 from ..runtime import LogLimiter, Service, Tasks, quiet_logger, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
@@ -30,13 +27,11 @@ from ..wire.names import fold_name
 from ..wire.protocol import (
     REVISION,
     TO_SEED,
-    ChallengeFrame,
     Deposit,
     Found,
     Lookup,
     MailItem,
     PeerRelay,
-    Presence,
     PresenceItem,
     Publish,
     Published,
@@ -71,11 +66,13 @@ from ..wire.sockets import (
     shut,
 )
 from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
-from .directory import Directory, Effective, Outcome
+from .directory import Directory, Outcome
 from .fleet import Fleet
+from .handshake import challenge_frame, new_nonce, session_auth_problem
 from .mailbox import Mailbox, MailLimits
 from .mesh import Link, Merged, Mesh
 from .post import Post
+from .presence import PresenceCore, Said, Told
 from .revs import Revs
 from .store import SeedStore, SeedUrl
 from .watchers import Watchers
@@ -83,10 +80,6 @@ from .watchers import Watchers
 log = quiet_logger("p2p.seed")
 
 LISTENING = "seed %s listening on %s (key %s, %d records)"
-AUTH_SKEW_MS = 60_000
-# close codes a seed uses on a user's socket (private range 4000-4999)
-CLOSE_REPLACED = 4409  # the name registered again with a newer session
-CLOSE_NAME_LOST = 4403  # the name went to another key (two claims at one moment)
 BEFORE_SYNC = (
     "this seed has not synced with the mesh yet and cannot check that name; "
     "try again shortly or at another seed"
@@ -122,7 +115,7 @@ class Session:
         self.ws = ws
         self.out = Sender(ws, max_bytes=queue_bytes, counts=counts)
         self.limit = limit
-        self.nonce = base64.b64encode(os.urandom(32)).decode()
+        self.nonce = new_nonce()
         self.folded: str | None = None  # set once a register's session auth verified
         self.key: str | None = None
         self.auth: SessionAuth | None = None
@@ -205,6 +198,9 @@ class Seed(Service):
         self.store = SeedStore(self.data_dir / "directory.sqlite3")
         epoch, reserved = self.store.epoch_and_reserved()
         self.revs = Revs(epoch, reserved)
+        self.presence = PresenceCore(
+            self.directory, self.watchers, self.bound, self.key, self.name, self.seed_label
+        )
         loaded = 0
         for record, renewed, claimed, rev in self.store.load_records():
             self.directory.load(record, renewed, claimed, rev)
@@ -390,13 +386,7 @@ class Seed(Service):
             self.config.queue_bytes,
         )
         self.sessions.add(session)
-        session.out.push(
-            dump(
-                ChallengeFrame(
-                    type="challenge", nonce=session.nonce, seed=self.name, seed_key=self.key
-                )
-            )
-        )
+        session.out.push(challenge_frame(session.nonce, self.name, self.key))
         try:
             async for raw in frames(ws):
                 self.frames.received += 1
@@ -493,9 +483,7 @@ class Seed(Service):
             return
         self.sessions.discard(session)
         self.watchers.drop(session)
-        if session.folded is not None and self.bound.get(session.folded) is session:
-            del self.bound[session.folded]
-            self._set_local_presence(session.folded, None)
+        self._spread(self.presence.unbind(session, now_ms()))
 
     # ------------------------------------------------------------------ register
 
@@ -529,19 +517,8 @@ class Seed(Service):
 
     def _auth_problem(self, session: Session, record: Record, auth: SessionAuth) -> str | None:
         """Why the session auth does not prove this socket holds the record's key, or None."""
-        if auth.name != record.name:
-            return "the session auth names another name than the record"
-        if auth.seed_key != self.key:
-            return "the session auth is for another seed"
-        if auth.nonce != session.nonce:
-            return "the session auth signs another socket's challenge"
-        if abs(auth.at - now_ms()) > AUTH_SKEW_MS:
-            return "the session auth's time is more than a minute from this seed's clock"
-        if session.auth is not None and auth.at < session.auth.at:
-            return "a renewal needs a fresh session auth (not older than the last one)"
-        if not verify_session(auth, record.key):
-            return "the session auth's signature does not verify for the record's key"
-        return None
+        last_at = session.auth.at if session.auth is not None else None
+        return session_auth_problem(auth, record, self.key, session.nonce, last_at, now_ms())
 
     def _register(self, session: Session, frame: Register) -> None:
         record, auth = frame.record, frame.auth
@@ -619,16 +596,7 @@ class Seed(Service):
 
     def _bind(self, session: Session, folded: str, key: str, auth: SessionAuth) -> None:
         """This socket proved it holds the name: bind it, replacing an older session here."""
-        previous = self.bound.get(folded)
-        if previous is not None and previous is not session:
-            previous.folded = None
-            self.tasks.spawn(
-                close_now(previous.ws, CLOSE_REPLACED, "the name registered again elsewhere"),
-                "close a replaced session",
-            )
-        self.bound[folded] = session
-        session.folded, session.key, session.auth = folded, key, auth
-        self._set_local_presence(folded, auth)
+        self._spread(self.presence.bind(session, folded, key, auth, now_ms()))
 
     def record_changed(
         self, record: Record, now: int, loser: str | None, source: str | None = None
@@ -641,15 +609,7 @@ class Seed(Service):
         self.persist(record, folded, entry.renewed, entry.claimed, rev)
         self.mesh.gossip("records", dump(record), rev, source)
         if loser is not None:
-            lost = self.bound.get(folded)
-            if lost is not None and lost.key == loser:
-                del self.bound[folded]
-                lost.folded = None
-                self.tasks.spawn(
-                    close_now(lost.ws, CLOSE_NAME_LOST, "the name now belongs to another key"),
-                    "close the loser of a name",
-                )
-                self._set_local_presence(folded, None)
+            self._spread(self.presence.lost(folded, loser, now_ms()))
 
     def persist(self, record: Record, folded: str, renewed: int, claimed: int, rev: int) -> None:
         """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
@@ -722,59 +682,30 @@ class Seed(Service):
 
     # ------------------------------------------------------------------ presence
 
-    def _set_local_presence(self, folded: str, auth: SessionAuth | None) -> None:
-        """This seed is the authority for its own users: record the change and tell everyone."""
-        current = self.directory.item(folded, self.key)
-        at = max(now_ms(), current[2] + 1 if current else 0)
-        online = auth is not None
-        self.directory.set_local(
-            folded, self.key, online, at, auth.at if auth else (current[3] if current else 0)
-        )
-        item = PresenceItem(
-            name=self.directory.display_name(folded) or folded,
-            seed=self.name,
-            seed_key=self.key,
-            online=online,
-            at=at,
-            auth=auth,
-        )
+    def _spread(self, said: Said[Session] | None) -> None:
+        """This seed is the authority for its own users: apply its word on one (`PresenceCore`):
+        close the sockets let go, spread the item to the mesh (and the fleet), tell the watchers."""
+        if said is None:
+            return
+        for session, code, reason in said.closed:
+            self.tasks.spawn(close_now(session.ws, code, reason), f"close: {reason}")
+        item = said.item
         self.mesh.gossip("presence", dump(item), self.next_rev())
         if self.fleet is not None:
-            self.fleet.presence(folded, online, at, item.auth.at if item.auth else 0)
-        self.presence_changed([folded])
+            self.fleet.presence(said.folded, item.online, item.at, item.auth.at if item.auth else 0)
+        self._tell(said.told)
 
     def local_online(self) -> list[PresenceItem]:
-        items = []
-        now = now_ms()
-        for folded, session in self.bound.items():
-            state = self.directory.item(folded, self.key)
-            if state is None or not state[1] or session.auth is None:
-                continue
-            if self.directory.session_stale(session.auth.at, now):
-                continue  # its peers would not count it: it renews, or shows offline elsewhere
-            name = self.directory.display_name(folded) or folded
-            items.append(
-                PresenceItem(
-                    name=name,
-                    seed=self.name,
-                    seed_key=self.key,
-                    online=True,
-                    at=state[2],
-                    auth=session.auth,
-                )
-            )
-        return items
+        sessions = ((folded, session.auth) for folded, session in self.bound.items())
+        return self.presence.online(sessions, now_ms())
 
     def presence_changed(self, names: Iterable[str]) -> None:
         """Push the effective presence of each watched name whose state changed."""
-        now = now_ms()
-        for folded in names:
-            eff = self.directory.effective(folded, now)
-            sessions = self.watchers.to_tell(folded, eff)
-            if sessions:
-                text = self._presence_frame(folded, folded, eff)
-                for session in sessions:
-                    session.out.push(text)
+        self._tell(self.presence.changed(names, now_ms()))
+
+    def _tell(self, told: Told[Session]) -> None:
+        for session, text in told.frames:
+            session.out.push(text)
 
     def seed_label(self, key: str | None) -> str | None:
         """The name shown for a home seed known by its key."""
@@ -786,21 +717,10 @@ class Seed(Service):
             return self.fleet.storage.presence.name_of(key)
         return self.mesh.name_of(key)
 
-    def _presence_frame(self, folded: str, spelled: str, eff: Effective) -> str:
-        name = self.directory.display_name(folded) or spelled
-        return dump(
-            Presence(
-                type="presence",
-                name=name,
-                online=eff.online,
-                seed=self.seed_label(eff.seed),
-                last_seen=eff.last_seen,
-            )
-        )
-
     def _watch(self, session: Session, frame: Watch) -> None:
         spellings = {fold_name(n): n for n in frame.names}
-        if not self.watchers.add(session, spellings):
+        told = self.presence.watch(session, spellings, now_ms())
+        if told is None:
             session.out.push(
                 error_frame(
                     ErrorCode.BAD_REQUEST,
@@ -811,24 +731,11 @@ class Seed(Service):
             )
             return
         session.out.push(dump(Watching(type="watching", id=frame.id)))
-        now = now_ms()
-        for folded, spelled in spellings.items():
-            eff = self.directory.effective(folded, now)
-            self.watchers.first_told(folded, eff)
-            session.out.push(self._presence_frame(folded, spelled, eff))
+        self._tell(told)
 
     def newer_session_elsewhere(self, folded: str, auth_at: int) -> None:
         """A peer holds a newer session of a name bound here: this one is stale, tell it and let go."""
-        session = self.bound.get(folded)
-        if session is None or session.auth is None or session.auth.at >= auth_at:
-            return
-        del self.bound[folded]
-        session.folded = None
-        self.tasks.spawn(
-            close_now(session.ws, CLOSE_REPLACED, "the name registered again elsewhere"),
-            "close a session replaced elsewhere",
-        )
-        self._set_local_presence(folded, None)
+        self._spread(self.presence.newer_elsewhere(folded, auth_at, now_ms()))
 
     # ------------------------------------------------------------------ lookup
 
@@ -896,21 +803,12 @@ class Seed(Service):
             if outcome is not Outcome.SAME:
                 self.record_changed(record, now, loser, link_key)
                 merged.records += 1
-        moved: set[str] = set()
-        for item in presence:
-            try:
-                self.directory.check_presence(item, link_key, now, checked.get(id(item)))
-            except ProtocolError as exc:
-                merged.refused.append((item.name, exc))
-                continue
-            if self.directory.apply_presence(item):
-                folded = fold_name(item.name)
-                moved.add(folded)
-                if item.auth is not None:
-                    self.newer_session_elsewhere(folded, item.auth.at)
-        if moved:
-            self.presence_changed(moved)
-        merged.presence = len(moved)
+        heard = self.presence.hear(presence, link_key, now, checked)
+        merged.refused += heard.refused
+        for said in heard.said:
+            self._spread(said)
+        self._tell(heard.told)
+        merged.presence = len(heard.moved)
         for mail_item in mail:
             try:
                 merged.mail += self.post.accept_replica(mail_item, now, link_key)
