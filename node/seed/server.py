@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -77,6 +78,7 @@ from .mesh import Link, Merged, Mesh
 from .post import Post
 from .revs import Revs
 from .store import SeedStore, SeedUrl
+from .verifier import Signatures, Verifier
 from .watchers import Watchers
 
 log = quiet_logger("p2p.seed")
@@ -90,6 +92,12 @@ BEFORE_SYNC = (
     "this seed has not synced with the mesh yet and cannot check that name; "
     "try again shortly or at another seed"
 )
+
+
+# frames a socket may have waiting behind registers being checked before it is read no further
+IN_FLIGHT = 64
+# what a user's socket sends a seed, after the seed link's hello
+Frame = Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take
 
 
 def listening_url(line: str) -> str | None:
@@ -113,6 +121,7 @@ class Session:
         "relay_budget",
         "publish_budget",
         "mail_backlog",
+        "in_order",
     )
 
     def __init__(
@@ -131,6 +140,9 @@ class Session:
         # mail committed for this user while what was held is being handed over: it goes after
         # that, so the user gets its mail oldest first (None once handed over)
         self.mail_backlog: list[str] | None = None
+        # frames waiting behind a register whose signatures a worker thread checks, in the order
+        # they came (None when nothing waits)
+        self.in_order: deque[tuple[asyncio.Future[Signatures | None] | None, Frame]] | None = None
 
     @property
     def host(self) -> str:
@@ -226,6 +238,7 @@ class Seed(Service):
         self.mailbox.load()
         self.store.start()
         self.mesh = Mesh(self)
+        self.verifier = Verifier(self.mesh.pool)  # registrations' signatures, off the loop
         self.post = Post(self)
         self.mesh.start(cfg.peers, self.store.load_seed_urls(), self.store.load_sync_points())
         for url in self.mesh.urls.configured:  # keys proven at configured URLs before first-seen
@@ -413,6 +426,7 @@ class Seed(Service):
                     session.out.push(error_frame(exc.code, exc.message, exc.frame_id))
                     continue
                 if isinstance(frame, SeedHello):
+                    await self._settled(session, 1)
                     if session.folded is not None:
                         session.out.push(
                             error_frame(
@@ -425,18 +439,15 @@ class Seed(Service):
                     self._drop(session)
                     await self.mesh.accept(ws, frame, session.nonce, session.out)
                     return
-                self._dispatch(session, frame)
+                self._in_order(session, frame)
+                await self._settled(session, IN_FLIGHT)
         except ConnectionClosed:
             pass
         finally:
             self.active -= 1
             self._drop(session)
 
-    def _dispatch(
-        self,
-        session: Session,
-        frame: Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take,
-    ) -> None:
+    def _dispatch(self, session: Session, frame: Frame) -> None:
         match frame:
             case Register():
                 self._register(session, frame)
@@ -496,8 +507,22 @@ class Seed(Service):
             if self.directory.entries[folded].rev == 0:
                 self.directory.provisional.add(folded)
 
-    def _auth_problem(self, session: Session, record: Record, auth: SessionAuth) -> str | None:
-        """Why the session auth does not prove this socket holds the record's key, or None."""
+    def _auth_problem(
+        self, session: Session, record: Record, auth: SessionAuth, signed: bool | None = None
+    ) -> str | None:
+        """Why the session auth does not prove this socket holds the record's key, or None
+        (`signed`: its signature was checked already, off the loop)."""
+        problem = self._auth_claims_problem(session, record, auth)
+        if problem is not None:
+            return problem
+        if not (verify_session(auth, record.key) if signed is None else signed):
+            return "the session auth's signature does not verify for the record's key"
+        return None
+
+    def _auth_claims_problem(
+        self, session: Session, record: Record, auth: SessionAuth
+    ) -> str | None:
+        """Why the session auth's claims (name, seed, challenge, time) do not fit, or None."""
         if auth.name != record.name:
             return "the session auth names another name than the record"
         if auth.seed_key != self.key:
@@ -508,11 +533,65 @@ class Seed(Service):
             return "the session auth's time is more than a minute from this seed's clock"
         if session.auth is not None and auth.at < session.auth.at:
             return "a renewal needs a fresh session auth (not older than the last one)"
-        if not verify_session(auth, record.key):
-            return "the session auth's signature does not verify for the record's key"
         return None
 
-    def _register(self, session: Session, frame: Register) -> None:
+    def _in_order(self, session: Session, frame: Frame) -> None:
+        """Handle a frame now, or after the registers before it on this socket: a register's
+        signatures are checked on a worker thread while the socket's next frames are read."""
+        fut = self._signatures(session, frame) if isinstance(frame, Register) else None
+        if session.in_order is None:
+            if fut is None:
+                self._dispatch(session, frame)
+                return
+            session.in_order = deque()
+        session.in_order.append((fut, frame))
+        if fut is not None:
+            fut.add_done_callback(lambda _: self._run_in_order(session))
+
+    def _run_in_order(self, session: Session) -> None:
+        """Handle the frames waiting on this socket up to the first whose signatures are not
+        checked yet (a closed socket's are dropped)."""
+        waiting = session.in_order
+        while waiting:
+            fut, frame = waiting[0]
+            if fut is not None and not fut.done():
+                return
+            waiting.popleft()
+            if session not in self.sessions:
+                continue
+            if isinstance(frame, Register):
+                signed = None if fut is None or fut.cancelled() else fut.result()
+                self._register(session, frame, signed)
+            else:
+                self._dispatch(session, frame)
+        if session.in_order is waiting:
+            session.in_order = None
+
+    async def _settled(self, session: Session, most: int) -> None:
+        """Wait until fewer than `most` frames wait on this socket (it reads no more until then)."""
+        while session.in_order is not None and len(session.in_order) >= most:
+            head = session.in_order[0][0]
+            if head is not None:
+                await asyncio.shield(head)
+            self._run_in_order(session)
+
+    def _signatures(
+        self, session: Session, frame: Register
+    ) -> asyncio.Future[Signatures | None] | None:
+        """A register's signatures, being checked on a worker thread (None: checked inline, as a
+        register that fails on a cheaper rule never costs a signature check)."""
+        record, auth = frame.record, frame.auth
+        if session.folded is not None and (
+            session.folded != fold_name(record.name) or session.key != record.key
+        ):
+            return None
+        if self._auth_claims_problem(session, record, auth) is not None:
+            return None
+        return self.verifier.check(None if self.holds(record) else record, auth, record.key)
+
+    def _register(
+        self, session: Session, frame: Register, signed: Signatures | None = None
+    ) -> None:
         record, auth = frame.record, frame.auth
         folded = fold_name(record.name)
         if session.folded is not None and (session.folded != folded or session.key != record.key):
@@ -526,7 +605,9 @@ class Seed(Service):
                 )
             )
             return
-        problem = self._auth_problem(session, record, auth)
+        problem = self._auth_problem(
+            session, record, auth, None if signed is None else signed.session
+        )
         if problem is not None:
             self.count("bad_session_auth")
             session.out.push(error_frame(ErrorCode.BAD_SIGNATURE, problem, frame.id))
@@ -547,7 +628,9 @@ class Seed(Service):
             return
         now = now_ms()
         try:
-            outcome, loser = self.directory.accept(record, now)
+            outcome, loser = self.directory.accept(
+                record, now, verified=signed is not None and signed.record is True
+            )
         except ProtocolError as exc:
             session.out.push(error_frame(exc.code, exc.message, frame.id))
             return
