@@ -270,3 +270,23 @@ async def test_watch_pushes_at_once_and_on_change(seeds):
     await dave.close()
     push = await watcher.next_push()
     assert push["online"] is False and push["last_seen"] > 0
+
+
+async def test_frames_after_a_register_wait_for_it(seeds):
+    """A register's signatures are checked on a worker thread while the socket is read on; what
+    the socket sent after it is still handled after it, in order (a renewal, then a lookup)."""
+    seed = await seeds("a")
+    me = Identity.generate()
+    c = await RawClient.open(seed.url)
+    first, second = record(me, "dora", seq=now_ms()), record(me, "dora", seq=now_ms() + 1)
+    t = now_ms()
+    replies = await asyncio.gather(
+        c.request({"type": "register", "record": first, "auth": c.auth(me, "dora", t)}),
+        c.request({"type": "register", "record": second, "auth": c.auth(me, "dora", t + 1)}),
+        c.request({"type": "lookup", "name": "dora", "hops": 0}),
+        c.request({"type": "register", "record": first, "auth": c.auth(me, "dora", t + 2)}),
+    )
+    assert [r["type"] for r in replies[:2]] == ["registered", "registered"]
+    assert replies[2]["type"] == "found" and replies[2]["record"] == second
+    assert replies[3]["code"] == "stale"
+    await c.close()

@@ -64,3 +64,33 @@ async def test_a_keepalive_drops_a_peer_whose_buffer_is_full():
             ws.transport.pause_reading()  # a hung peer: reads nothing, pongs included
             await asyncio.wait_for(closed.wait(), 20)
             ws.transport.abort()
+
+
+async def test_frames_queued_in_one_turn_go_out_in_one_write_each_its_own_message():
+    writes: list[int] = []
+    flushed: list[int] = []  # writes made by the time the queue was flushed
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        write = ws.transport.write
+
+        def counted(data: bytes) -> None:
+            writes.append(len(data))
+            write(data)
+
+        ws.transport.write = counted  # type: ignore[method-assign]
+        out = Sender(ws)
+        for i in range(10):
+            out.push(f"frame {i}")
+        await out.flush(5)
+        flushed.append(len(writes))
+        done.set()
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}") as ws:
+            got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(10)]
+            await asyncio.wait_for(done.wait(), 5)
+    assert got == [f"frame {i}" for i in range(10)]
+    assert flushed == [1]

@@ -63,6 +63,14 @@ def register_frame(
     )
 
 
+def cpu_seconds() -> float:
+    """CPU time this process spent so far, every thread counted (user and system)."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def percentiles(samples_ms: list[float]) -> dict:
     s = sorted(samples_ms)
 
@@ -76,7 +84,9 @@ def percentiles(samples_ms: list[float]) -> dict:
 
 
 async def echo_server() -> None:
-    """Answer every frame with a small ack carrying its id, as a recipient acks a chat."""
+    """Answer every frame with a small ack carrying its id, as a recipient acks a chat.
+
+    It parses each frame to read the id, so the matched baseline's acks name their messages."""
 
     async def handler(ws: ServerConnection) -> None:
         async for raw in ws:
@@ -88,17 +98,28 @@ async def echo_server() -> None:
         await asyncio.Future()
 
 
-async def raw_throughput(url: str, count: int, size: int, window: int) -> None:
-    """Pipelined frames of `size` bytes with at most `window` unacknowledged, as delivery does."""
+async def raw_throughput(
+    url: str, count: int, size: int, window: int, matched: int = 0, hello: str = ""
+) -> None:
+    """Pipelined frames of `size` bytes with at most `window` unacknowledged, as delivery does.
+
+    `matched`: each ack is parsed and matched to the message it names, which is then done, as a
+    sender's outbox does (unmatched: any ack frees a place in the window). `hello`: a first frame
+    naming this socket (to the raw forwarder)."""
     ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
-    pad = "x" * max(0, size - 40)
+    if hello:
+        await ws.send(hello)
+    pad = "x" * max(0, size - 60)
     sem = asyncio.Semaphore(window)
     done = asyncio.Event()
+    waiting: dict[str, float] = {}
     acked = 0
 
     async def reader() -> None:
         nonlocal acked
-        async for _ in ws:
+        async for raw in ws:
+            if matched and waiting.pop(json.loads(raw)["id"], None) is None:
+                continue  # an ack of nothing in flight frees nothing
             acked += 1
             sem.release()
             if acked == count:
@@ -106,24 +127,78 @@ async def raw_throughput(url: str, count: int, size: int, window: int) -> None:
                 return
 
     task = asyncio.ensure_future(reader())
-    t0 = time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     for i in range(count):
         await sem.acquire()
-        await ws.send('{"type":"chat","id":"%d","pad":"%s"}' % (i, pad))
+        if matched:
+            waiting[str(i)] = time.perf_counter()
+        await ws.send('{"type":"chat","to":"r","from":"s","id":"%d","pad":"%s"}' % (i, pad))
     await done.wait()
     dt = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
     task.cancel()
     await ws.close()
-    out({"per_s": count / dt, "seconds": dt})
+    out({"per_s": count / dt, "seconds": dt, "cpu_us": cpu / count * 1e6})
+
+
+async def forwarder() -> None:
+    """A minimal raw relay: each socket names itself in its first frame; every later frame is
+    parsed for its `to` and sent on to the socket of that name, as a seed relays."""
+    peers: dict[str, ServerConnection] = {}
+
+    async def handler(ws: ServerConnection) -> None:
+        name = json.loads(await ws.recv())["name"]
+        peers[name] = ws
+        try:
+            async for raw in ws:
+                to = peers.get(json.loads(raw)["to"])
+                if to is not None:
+                    await to.send(raw)
+        finally:
+            if peers.get(name) is ws:
+                del peers[name]
+
+    async with serve(handler, "127.0.0.1", 0, max_size=2**20, **SOCKET_OPTIONS) as server:
+        out({"url": f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"})
+        await asyncio.Future()
+
+
+async def echo_peer(url: str) -> None:
+    """The receiving end behind the raw forwarder: acks every frame back to its sender."""
+    ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
+    await ws.send('{"name":"r"}')
+    out({"ready": True})
+    async for raw in ws:
+        msg = json.loads(raw)
+        await ws.send('{"type":"ack","to":"%s","id":"%s"}' % (msg["from"], msg["id"]))
+
+
+def commit_time(count: int) -> None:
+    """One durable SQLite commit (WAL, synchronous=FULL, as every store opens it): p50 and p99."""
+    import tempfile
+
+    from ..storage.sqlite import open_db
+
+    with tempfile.TemporaryDirectory(prefix="p2p-bench-commit-") as tmp:
+        db = open_db(Path(tmp) / "commit.db")
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+        row = b"x" * 600
+        samples = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            db.execute("INSERT INTO t (body) VALUES (?)", (row,))
+            samples.append((time.perf_counter() - t0) * 1000)
+        db.close()
+    out(percentiles(samples[count // 10 :]))
 
 
 async def raw_rtt(url: str, count: int, size: int) -> None:
     ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
-    pad = "x" * max(0, size - 40)
+    pad = "x" * max(0, size - 60)
     samples = []
     for i in range(count):
         t0 = time.perf_counter()
-        await ws.send('{"type":"chat","id":"%d","pad":"%s"}' % (i, pad))
+        await ws.send('{"type":"chat","to":"r","from":"s","id":"%d","pad":"%s"}' % (i, pad))
         await ws.recv()
         samples.append((time.perf_counter() - t0) * 1000)
     await ws.close()
@@ -305,7 +380,8 @@ async def idle(url: str, count: int) -> None:
 async def deliver(
     seed: str, data_dir: str, name: str, to: str, count: int, size: int, mode: str
 ) -> None:
-    """A real user node sending to `to`: throughput (all queued at once) or latency (one at a time)."""
+    """A real user node sending to `to`: throughput (all queued at once), together (the same,
+    started when a line comes on stdin) or latency (one at a time)."""
     from ..config import UserConfig
     from ..user.events import MessageState, NameRegistered
     from ..user.node import UserNode
@@ -348,7 +424,10 @@ async def deliver(
                 samples.append((time.perf_counter() - t0) * 1000)
             out(percentiles(samples))
             return
-        t0 = time.perf_counter()
+        if mode == "together":  # many senders at once: each starts when told (a line on stdin)
+            out({"ready": True})
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
         await asyncio.gather(*[node.send(to, text) for _ in range(count)])
         done = 0
         while done < count:
@@ -358,7 +437,8 @@ async def deliver(
                     raise SystemExit(f"a message failed: {e.reason}")
                 done += 1
         dt = time.perf_counter() - t0
-        out({"per_s": count / dt, "seconds": dt})
+        cpu = cpu_seconds() - cpu0
+        out({"per_s": count / dt, "seconds": dt, "cpu_us": cpu / count * 1e6, "end": time.time()})
 
 
 async def group(
@@ -410,7 +490,9 @@ async def group(
 
 ROLES: dict[str, tuple[Callable[..., Coroutine[Any, Any, None]], tuple[type, ...]]] = {
     "echo-server": (echo_server, ()),
-    "raw-throughput": (raw_throughput, (str, int, int, int)),
+    "raw-throughput": (raw_throughput, (str, int, int, int, int, str)),
+    "forwarder": (forwarder, ()),
+    "echo-peer": (echo_peer, (str,)),
     "raw-rtt": (raw_rtt, (str, int, int)),
     "raw-requests": (raw_requests, (str, int, int)),
     "register": (register, (str, int, int, str)),
@@ -428,6 +510,9 @@ def main(argv: list[str]) -> None:
     role, *args = argv
     if role == "verify":
         verify_rate(int(args[0]))
+        return
+    if role == "commit":
+        commit_time(int(args[0]))
         return
     func, types = ROLES[role]
     asyncio.run(func(*[t(a) for t, a in zip(types, args, strict=True)]))

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -68,13 +69,14 @@ from ..wire.sockets import (
 from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
 from .directory import Directory, Outcome
 from .fleet import Fleet
-from .handshake import challenge_frame, new_nonce, session_auth_problem
+from .handshake import challenge_frame, new_nonce, session_auth_problem, session_claims_problem
 from .mailbox import Mailbox, MailLimits
 from .mesh import Link, Merged, Mesh
 from .post import Post
 from .presence import PresenceCore, Said, Told
 from .revs import Revs
 from .store import SeedStore, SeedUrl
+from .verifier import Signatures, Verifier
 from .watchers import Watchers
 
 log = quiet_logger("p2p.seed")
@@ -84,6 +86,12 @@ BEFORE_SYNC = (
     "this seed has not synced with the mesh yet and cannot check that name; "
     "try again shortly or at another seed"
 )
+
+
+# frames a socket may have waiting behind registers being checked before it is read no further
+IN_FLIGHT = 64
+# what a user's socket sends a seed, after the seed link's hello
+Frame = Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take
 
 
 def listening_url(line: str) -> str | None:
@@ -107,6 +115,7 @@ class Session:
         "relay_budget",
         "publish_budget",
         "mail_backlog",
+        "in_order",
     )
 
     def __init__(
@@ -125,6 +134,9 @@ class Session:
         # mail committed for this user while what was held is being handed over: it goes after
         # that, so the user gets its mail oldest first (None once handed over)
         self.mail_backlog: list[str] | None = None
+        # frames waiting behind a register whose signatures a worker thread checks, in the order
+        # they came (None when nothing waits)
+        self.in_order: deque[tuple[asyncio.Future[Signatures | None] | None, Frame]] | None = None
 
     @property
     def host(self) -> str:
@@ -224,6 +236,7 @@ class Seed(Service):
         self.mailbox.load()
         self.store.start()
         self.mesh = Mesh(self)
+        self.verifier = Verifier(self.mesh.pool)  # registrations' signatures, off the loop
         self.post = Post(self)
         if cfg.storage != "sqlite":
             self.fleet = await Fleet.join(self, cfg.storage, limits)
@@ -413,6 +426,7 @@ class Seed(Service):
                     session.out.push(error_frame(exc.code, exc.message, exc.frame_id))
                     continue
                 if isinstance(frame, SeedHello):
+                    await self._settled(session, 1)
                     if session.folded is not None:
                         session.out.push(
                             error_frame(
@@ -425,7 +439,8 @@ class Seed(Service):
                     self._drop(session)
                     await self.mesh.accept(ws, frame, session.nonce, session.out)
                     return
-                self._dispatch(session, frame)
+                self._in_order(session, frame)
+                await self._settled(session, IN_FLIGHT)
         except ConnectionClosed:
             pass
         finally:
@@ -515,12 +530,80 @@ class Seed(Service):
             if self.directory.entries[folded].rev == 0:
                 self.directory.provisional.add(folded)
 
-    def _auth_problem(self, session: Session, record: Record, auth: SessionAuth) -> str | None:
-        """Why the session auth does not prove this socket holds the record's key, or None."""
+    def _auth_problem(
+        self, session: Session, record: Record, auth: SessionAuth, signed: bool | None = None
+    ) -> str | None:
+        """Why the session auth does not prove this socket holds the record's key, or None
+        (`signed`: its signature was checked already, off the loop)."""
         last_at = session.auth.at if session.auth is not None else None
-        return session_auth_problem(auth, record, self.key, session.nonce, last_at, now_ms())
+        return session_auth_problem(
+            auth, record, self.key, session.nonce, last_at, now_ms(), signed
+        )
 
-    def _register(self, session: Session, frame: Register) -> None:
+    def _auth_claims_problem(
+        self, session: Session, record: Record, auth: SessionAuth
+    ) -> str | None:
+        """Why the session auth's claims (name, seed, challenge, time) do not fit, or None."""
+        last_at = session.auth.at if session.auth is not None else None
+        return session_claims_problem(auth, record, self.key, session.nonce, last_at, now_ms())
+
+    def _in_order(self, session: Session, frame: Frame) -> None:
+        """Handle a frame now, or after the registers before it on this socket: a register's
+        signatures are checked on a worker thread while the socket's next frames are read."""
+        fut = self._signatures(session, frame) if isinstance(frame, Register) else None
+        if session.in_order is None:
+            if fut is None:
+                self._dispatch(session, frame)
+                return
+            session.in_order = deque()
+        session.in_order.append((fut, frame))
+        if fut is not None:
+            fut.add_done_callback(lambda _: self._run_in_order(session))
+
+    def _run_in_order(self, session: Session) -> None:
+        """Handle the frames waiting on this socket up to the first whose signatures are not
+        checked yet (a closed socket's are dropped)."""
+        waiting = session.in_order
+        while waiting:
+            fut, frame = waiting[0]
+            if fut is not None and not fut.done():
+                return
+            waiting.popleft()
+            if session not in self.sessions:
+                continue
+            if isinstance(frame, Register):
+                signed = None if fut is None or fut.cancelled() else fut.result()
+                self._register(session, frame, signed)
+            else:
+                self._dispatch(session, frame)
+        if session.in_order is waiting:
+            session.in_order = None
+
+    async def _settled(self, session: Session, most: int) -> None:
+        """Wait until fewer than `most` frames wait on this socket (it reads no more until then)."""
+        while session.in_order is not None and len(session.in_order) >= most:
+            head = session.in_order[0][0]
+            if head is not None:
+                await asyncio.shield(head)
+            self._run_in_order(session)
+
+    def _signatures(
+        self, session: Session, frame: Register
+    ) -> asyncio.Future[Signatures | None] | None:
+        """A register's signatures, being checked on a worker thread (None: checked inline, as a
+        register that fails on a cheaper rule never costs a signature check)."""
+        record, auth = frame.record, frame.auth
+        if session.folded is not None and (
+            session.folded != fold_name(record.name) or session.key != record.key
+        ):
+            return None
+        if self._auth_claims_problem(session, record, auth) is not None:
+            return None
+        return self.verifier.check(None if self.holds(record) else record, auth, record.key)
+
+    def _register(
+        self, session: Session, frame: Register, signed: Signatures | None = None
+    ) -> None:
         record, auth = frame.record, frame.auth
         folded = fold_name(record.name)
         if session.folded is not None and (session.folded != folded or session.key != record.key):
@@ -534,7 +617,9 @@ class Seed(Service):
                 )
             )
             return
-        problem = self._auth_problem(session, record, auth)
+        problem = self._auth_problem(
+            session, record, auth, None if signed is None else signed.session
+        )
         if problem is not None:
             self.count("bad_session_auth")
             session.out.push(error_frame(ErrorCode.BAD_SIGNATURE, problem, frame.id))
@@ -555,7 +640,9 @@ class Seed(Service):
             return
         now = now_ms()
         try:
-            outcome, loser = self.directory.accept(record, now)
+            outcome, loser = self.directory.accept(
+                record, now, verified=signed is not None and signed.record is True
+            )
         except ProtocolError as exc:
             session.out.push(error_frame(exc.code, exc.message, frame.id))
             return

@@ -1,7 +1,8 @@
 """An ordered, bounded outgoing queue per socket, so code that is not the socket's reader can push frames.
 
 Replies, presence pushes and gossip for one socket go out in the order they were queued; a task
-runs only while there is something to write. The queue is bounded in bytes as well as frames: a
+runs only while there is something to write, and writes what was queued in one turn of the
+event loop in one socket write (each frame is still its own WebSocket message). The queue is bounded in bytes as well as frames: a
 peer too slow to read is disconnected (close code 1013) instead of holding the seed's memory,
 and a producer with much to say (a sync, a mail handover) waits for `room()` between frames.
 """
@@ -15,7 +16,7 @@ from collections import deque
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
-from .sockets import Turns, close_now
+from .sockets import FAIR_SHARE, close_now
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ QUEUE_FRAMES = 4096
 # a seed link: gossip bursts; the initial sync waits for room instead of filling it
 LINK_QUEUE_BYTES = 8 * 1024 * 1024
 LINK_QUEUE_FRAMES = 50_000
+# frames and bytes written at once at most (FAIR_SHARE frames: then the other sockets get a turn)
+BATCH_BYTES = 256 * 1024
 
 
 class FrameCounts:
@@ -158,16 +161,20 @@ class Sender:
             pass
 
     async def _drain(self) -> None:
-        turns = Turns()
         queue = self.queue
         try:
             while queue:
-                data = queue.popleft()
-                self.bytes -= len(data)
+                batch = [queue.popleft()]
+                size = len(batch[0])
+                while queue and len(batch) < FAIR_SHARE and size + len(queue[0]) <= BATCH_BYTES:
+                    batch.append(queue.popleft())
+                    size += len(batch[-1])
+                self.bytes -= size
                 if self.wake is not None and self.bytes <= self.low:
                     self._wake()
-                await self.ws.send(data, text=True)
-                await turns.one_done()
+                await send_texts(self.ws, batch)
+                if queue:
+                    await asyncio.sleep(0)  # the other sockets' turn
         except ConnectionClosed:
             if self.closing is None:
                 self.closing = asyncio.get_running_loop().create_future()
@@ -180,3 +187,15 @@ class Sender:
                 self.bytes = 0
             self.task = None
             self._wake()
+
+
+async def send_texts(ws: Connection, texts: list[bytes]) -> None:
+    """Text frames (UTF-8 bytes) in one socket write: a system call per frame costs as much as
+    framing it. websockets' own send does the flow control and error handling around it."""
+    if len(texts) == 1:
+        await ws.send(texts[0], text=True)
+        return
+    async with ws.send_context():
+        for data in texts:
+            ws.protocol.send_text(data)
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))
