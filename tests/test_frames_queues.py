@@ -210,7 +210,11 @@ async def test_a_recipient_that_never_reads_is_closed_past_its_byte_bound(seeds)
     it the socket is closed with 1013 (its senders fall back to mail)."""
     from .test_trust import _chat
 
-    a = await seeds("a", queue_bytes=2 * MAX_FRAME, relay_burst=64 * 1024 * 1024)
+    # alice relays as fast as she can until bob is gone: she is not to be cut as a flooder while
+    # bob's close (with its grace for a full buffer) completes
+    a = await seeds(
+        "a", queue_bytes=2 * MAX_FRAME, relay_burst=64 * 1024 * 1024, rate=1e6, burst=1e6
+    )
     bob = await dial(a.url, sock=await _small_socket(a.url), max_queue=4)
     challenge = json.loads(await bob.recv())
     bob_id = Identity.generate()
