@@ -448,12 +448,28 @@ class NatsMail:
         return count
 
     async def expire(self, now: int) -> None:
+        """Drop what is past its lifetime. The stream is read through its leader first: a key
+        listing comes from a consumer that may sit on a replica a moment behind, and would miss
+        an item just held; then the index's keys, for items the server aged out itself."""
         before = now - self.limits.keep_ms
+        mids: list[str] = []
+        seq = 1
+        while True:
+            try:
+                msg = await self.js.get_msg(
+                    self.stream, seq=seq, subject=f"{self.subject}.>", next=True
+                )
+            except NotFoundError:
+                break
+            seq = (msg.seq or seq) + 1
+            mid = (msg.headers or {}).get("Nats-Msg-Id")
+            if mid:
+                mids.append(mid)
         try:
-            keys = await self.index.keys()
-        except NoKeysError:  # nothing held
-            return
-        for mid in keys:
+            mids += await self.index.keys()
+        except NoKeysError:  # nothing indexed
+            pass
+        for mid in dict.fromkeys(mids):
             try:
                 meta = json.loads((await self.index.get(mid)).value or b"{}")
             except KeyNotFoundError:
