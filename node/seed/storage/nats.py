@@ -85,6 +85,19 @@ def check_version(version: tuple[int, int, int]) -> None:
         )
 
 
+async def follow(js: Any, subjects: Any, stream: str, since: int, cb: Any) -> Any:
+    """An ordered subscription to a stream's subjects from just after revision `since`: a watch
+    that replays what came after it, then follows."""
+    return await js.subscribe(
+        subjects,
+        stream=stream,
+        cb=cb,
+        ordered_consumer=True,
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+        config=api.ConsumerConfig(opt_start_seq=since + 1),
+    )
+
+
 class NatsRecords:
     def __init__(self, kv: KeyValue, stream: str, prefix: str, js: JetStreamContext) -> None:
         self.kv = kv
@@ -118,14 +131,7 @@ class NatsRecords:
         async def got(msg: Any) -> None:
             queue.put_nowait((msg.subject[len(self.pre) :], msg.metadata.sequence.stream, msg.data))
 
-        sub = await self.js.subscribe(
-            self.subjects,
-            stream=self.stream,
-            cb=got,
-            ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            config=api.ConsumerConfig(opt_start_seq=since + 1),
-        )
+        sub = await follow(self.js, self.subjects, self.stream, since, got)
         try:
             while True:
                 key, rev, data = await queue.get()
@@ -272,14 +278,7 @@ class NatsPresence:
         async def got(msg: Any) -> None:
             queue.put_nowait((msg.metadata.sequence.stream, msg.data))
 
-        sub = await self.js.subscribe(
-            self.subjects,
-            stream=self.stream,
-            cb=got,
-            ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            config=api.ConsumerConfig(opt_start_seq=since + 1),
-        )
+        sub = await follow(self.js, self.subjects, self.stream, since, got)
         try:
             while True:
                 rev, data = await queue.get()
