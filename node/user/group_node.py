@@ -52,7 +52,7 @@ from .groups import (
     rebase,
     still_needed,
 )
-from .store import Envelope, StoredMessage, UserStore
+from .store import Envelope, StoredMessage, UserStore, unique_match
 
 log = quiet_logger("p2p.user.groups")
 
@@ -287,12 +287,8 @@ class GroupNode:
             f"SELECT DISTINCT gid, mid FROM group_messages WHERE {where} LIMIT 2", tuple(params)
         )
         exact = [r for r in rows if r[1] == ref]
-        rows = exact or rows
-        if not rows:
-            raise InvalidInput(f"no group message has the id {ref}")
-        if len(rows) > 1:
-            raise InvalidInput(f"more than one message id starts with {ref}: type more of it")
-        return rows[0][0], rows[0][1]
+        row = unique_match(exact or rows, ref, f"no group message has the id {ref}")
+        return row[0], row[1]
 
     def pick(self, gid: str, ref: str | None, mine: bool = False) -> GroupMessage:
         """A group message by mid prefix, or the newest line (ours, when `mine`)."""

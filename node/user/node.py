@@ -58,7 +58,7 @@ from .inbox import Inbox
 from .outbox import Outbox
 from .seed_client import SeedCallbacks, SeedClient, first_answering
 from .status import StatusFilter
-from .store import Contact, StoredMessage, UserStore
+from .store import Contact, StoredMessage, UserStore, unique_match
 
 log = quiet_logger("p2p.user")
 
@@ -440,21 +440,13 @@ class UserNode(Service):
             if msg is None:
                 raise InvalidInput(f"no message {'of yours ' if mine else ''}with {peer}")
             return msg
-        found = self.store.find(peer, ref)
-        if not found:
-            raise InvalidInput(f"no message with {peer} has the id {ref}")
-        if len(found) > 1:
-            raise InvalidInput(f"more than one message id starts with {ref}: type more of it")
-        return found[0]
+        return unique_match(
+            self.store.find(peer, ref), ref, f"no message with {peer} has the id {ref}"
+        )
 
     def find_message(self, ref: str) -> StoredMessage:
         """A one-to-one message by its id or a unique prefix, in any conversation."""
-        found = self.store.find(None, ref)
-        if not found:
-            raise InvalidInput(f"no message has the id {ref}")
-        if len(found) > 1:
-            raise InvalidInput(f"more than one message id starts with {ref}: type more of it")
-        return found[0]
+        return unique_match(self.store.find(None, ref), ref, f"no message has the id {ref}")
 
     async def reply(self, peer: str, ref: str | None, text: str) -> str:
         """Answer a message, quoting it; the reply's id once queued."""
@@ -602,14 +594,12 @@ class UserNode(Service):
                 where = f" to {peer}" if peer is not None else ""
                 raise InvalidInput(f"no message{where} to {verb}")
             return msg
-        found = self.store.outgoing(peer, msg_id)
-        if not found:
-            raise InvalidInput(f"no message of yours has the id {msg_id}")
-        if len(found) > 1:
-            raise InvalidInput(f"more than one message id starts with {msg_id}: type more of it")
-        if found[0].state not in states:
-            raise InvalidInput(f"message {found[0].id} is {found[0].state}: nothing to {verb}")
-        return found[0]
+        msg = unique_match(
+            self.store.outgoing(peer, msg_id), msg_id, f"no message of yours has the id {msg_id}"
+        )
+        if msg.state not in states:
+            raise InvalidInput(f"message {msg.id} is {msg.state}: nothing to {verb}")
+        return msg
 
     # ------------------------------------------------------------------ groups (r3): group_node.py
 

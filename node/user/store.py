@@ -12,15 +12,17 @@ import asyncio
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import InternalError
+from ..errors import InternalError, InvalidInput
 from ..storage.committer import GroupCommitter
 from ..storage.migrations import open_versioned
 from ..wire.names import fold_name
 from .act_schema import act_columns as _act_columns
 from .act_schema import write_act_row
 from .group_schema import GROUP_STEP, write_group_row
+
+T = TypeVar("T")
 
 # numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
 STEPS = [
@@ -111,6 +113,16 @@ STEPS = [
     ) WITHOUT ROWID;
     """,
 ]
+
+
+def unique_match(found: list[T], ref: str, missing: str) -> T:
+    """The one item an id or id prefix typed by the user names: InvalidInput with `missing` when
+    none does, and asking for more of the id when several do."""
+    if not found:
+        raise InvalidInput(missing)
+    if len(found) > 1:
+        raise InvalidInput(f"more than one message id starts with {ref}: type more of it")
+    return found[0]
 
 
 @dataclass(frozen=True, slots=True)
