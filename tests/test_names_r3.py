@@ -10,20 +10,13 @@ from node.crypto.keys import Identity
 from node.user.events import MessageReceived, NameRegistered
 
 from .helpers import FakeSeed, RawClient, eventually, next_event, record
+from .test_trust import lookup
 
 DAY_MS = 86_400_000
 
 
 def registered_event(e) -> bool:
     return isinstance(e, NameRegistered)
-
-
-async def lookup(seed, name: str, hops: int = 0) -> dict:
-    c = await RawClient.open(seed.url)
-    try:
-        return await c.request({"type": "lookup", "name": name, "hops": hops})
-    finally:
-        await c.close()
 
 
 async def register(url: str, identity: Identity, name: str, **kw) -> tuple[RawClient, dict]:

@@ -7,8 +7,6 @@ The 120x35 dark one is also the README's screenshot (docs/screenshot.svg).
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 
 import pytest
 
@@ -22,16 +20,8 @@ SIZES = {"wide": (120, 35), "medium": (80, 24), "narrow": (60, 20)}
 
 
 @pytest.fixture(autouse=True)
-def utc():
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+def _utc(utc):
+    """Every snapshot shows times in UTC."""
 
 
 async def fill(data) -> None:

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import stat
-import time
-
-import pytest
 
 from tui.highlight import mentions, urls
 from tui.logbook import LOG_LINE, Logbook, escape, file_stem, log_line
 from tui.notifier import Burst, private_body
-
-
-@pytest.fixture
-def utc():
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def test_a_log_line_is_one_line_with_every_control_character_escaped(utc):
