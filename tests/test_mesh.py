@@ -90,12 +90,18 @@ async def test_presence_of_an_unreachable_home_seed_expires(seeds):
     a = await seeds("a", unreachable_after=0.3)
     b = await seeds("b", peers=[a.url], unreachable_after=0.3)
     # both ends linked and synced first: under load the link's first seconds (a second dial,
-    # the duplicate closed, the tree settling) can outlast the 0.3 s this test gives
+    # the duplicate closed, the tree settling) can outlast the 0.3 s this test gives, and B
+    # refuses a new name until its first sync is done
     await eventually(
-        lambda: linked(a, "b") and linked(b, "a") and not a.mesh.syncing(), what="link", timeout=30
+        lambda: linked(a, "b") and linked(b, "a") and not a.mesh.syncing() and b.synced_once,
+        what="link",
+        timeout=30,
     )
     sally = await RawClient.open(b.url)
-    await sally.request({"type": "register", "record": record(Identity.generate(), "Sally")})
+    reply = await sally.request(
+        {"type": "register", "record": record(Identity.generate(), "Sally")}
+    )
+    assert reply["type"] == "registered", reply
     watcher = await RawClient.open(a.url)
     await watcher.request({"type": "watch", "names": ["sally"]})
     assert await eventually(lambda: a.directory.is_online("sally"), what="online at A", timeout=30)
