@@ -6,8 +6,8 @@ and `/reply`, `/react`, `/edit`, `/delete` act on a message picked by id prefix 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, cast
 
 from node.errors import InvalidInput
 from node.user.acts import DELETED, EDITED, ActType, Scope, valid_emoji
@@ -16,10 +16,19 @@ from node.user.node import UserNode
 from node.wire.names import fold_name
 
 from .group_view import gid_of
+from .host import Host
 from .widgets.message_line import MessageLine
 
-if TYPE_CHECKING:
-    from .slash import Slash
+
+class Commands(Protocol):
+    """What these commands use of the command runner (slash.py's `Slash`)."""
+
+    app: Host
+
+    def node(self) -> UserNode | None: ...
+    def error(self, text: str) -> None: ...
+    def background(self, work: Coroutine[Any, Any, object], name: str) -> None: ...
+
 
 QUOTE_CHARS = 80
 _ID = re.compile(r"[0-9a-f-]{4,64}")
@@ -100,7 +109,7 @@ def _pick(node: UserNode, peer: str, ref: str | None, mine: bool) -> str:
     return node.pick(peer, ref, mine).id
 
 
-def run(slash: Slash, kind: str, args: str) -> None:
+def run(slash: Commands, kind: str, args: str) -> None:
     """/reply [ID] TEXT, /react [ID] EMOJI (ID alone: take it back), /edit [ID] TEXT, /delete
     [ID]; without an ID: the newest line (yours, for /edit and /delete)."""
     node = slash.node()
@@ -137,7 +146,7 @@ def run(slash: Slash, kind: str, args: str) -> None:
     slash.background(work, kind)
 
 
-def jump(slash: Slash, ref: str | None) -> None:
+def jump(slash: Commands, ref: str | None) -> None:
     """/jump [ID]: show the line a reply quotes (the newest reply shown, without ID)."""
     node, peer = slash.node(), slash.app.current
     if node is None or peer is None:

@@ -4,21 +4,17 @@ more with an event a hook took."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from node.user.events import GroupChanged, MessageQueued, MessageReceived, MessageState
 from node.user.group_store import GroupMessage
 
 from .group_view import GroupHistory, as_line, gid_of, group_key, members_text, title
 from .highlight import mentions
+from .host import Host
 from .safe import safe_content
-
-if TYPE_CHECKING:
-    from .app import ChatApp
 
 
 class GroupUI:
-    def __init__(self, app: ChatApp) -> None:
+    def __init__(self, app: Host) -> None:
         self.app = app
 
     def loaded(self) -> None:

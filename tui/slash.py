@@ -12,7 +12,7 @@ import logging
 from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from node.crypto.keys import fingerprint
 from node.errors import (
@@ -31,43 +31,10 @@ from node.wire.names import fold_name, looks_alike, require_name
 from . import acts_ui
 from .commands import Command, help_text
 from .group_view import gid_of, group_key, members_text
+from .host import Host
 from .logbook import PAGE, Logbook, Message, export, file_stem, key_of
 from .seed_url import check_seed_url
-from .settings import Settings
-from .widgets.chat_pane import ChatPane
-from .widgets.contacts_pane import ContactsPane, ago
-from .widgets.seeds_pane import SeedsPane
-
-
-class Host(Protocol):
-    """What the commands use of the app (the app itself; a Protocol keeps imports one way)."""
-
-    me: str
-    data_dir: Path
-    node: UserNode | None
-    current: str | None
-    state: str
-    replaced: bool
-    settings: Settings
-
-    @property
-    def chat(self) -> ChatPane: ...
-    @property
-    def contacts(self) -> ContactsPane: ...
-    @property
-    def seeds(self) -> SeedsPane: ...
-
-    def open_conversation(self, name: str, around: int | None = None) -> None: ...
-    def open_search(self, query: str) -> None: ...
-    def action_window(self, number: int) -> None: ...
-    def save_settings(self) -> None: ...
-    def show_state(self) -> None: ...
-    def exit(self) -> None: ...
-    def notify(self, message: str, *, title: str = "", markup: bool = True) -> None: ...
-    def run_worker(
-        self, work: Coroutine[Any, Any, None], *, name: str, group: str, exit_on_error: bool
-    ) -> object: ...
-
+from .widgets.contacts_pane import ago
 
 log = logging.getLogger("p2p.tui")
 
