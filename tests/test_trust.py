@@ -336,7 +336,7 @@ async def test_a_peer_that_withholds_its_sync_cannot_hold_every_miss(seeds):
     while a genuine peer synced at once) should no longer hold misses."""
     a = await seeds("a", lookup_timeout=0.3)
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].synced, what="b synced")
+    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].feed.synced, what="b synced")
     m = FakeSeed()
     await m.connect(a.url)  # links, then never sends its sync and never answers
     user = await RawClient.open(a.url)
@@ -617,12 +617,14 @@ async def test_a_restarted_seed_catches_up_on_the_changes_only(seeds):
     and presents `since`: it gets every new name, and a sends it only those."""
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].synced, what="linked")
+    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].feed.synced, what="linked")
     loader = FakeSeed()
     await loader.connect(a.url, "loader")
     await _gossip_records(loader, _fat_records(300, "u"))
     await eventually(lambda: len(b.directory) == 300, what="b has everything")
-    await eventually(lambda: b.mesh.sync_points.get(a.key, ("", 0))[1] > 0, what="b's sync point")
+    await eventually(
+        lambda: b.mesh.replication.sync_points.get(a.key, ("", 0))[1] > 0, what="b's sync point"
+    )
     b_port = b.port
     await b.stop()
     await _gossip_records(loader, _fat_records(20, "late"))

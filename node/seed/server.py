@@ -71,9 +71,10 @@ from .directory import Directory, Outcome
 from .fleet import Fleet
 from .handshake import challenge_frame, new_nonce, session_auth_problem, session_claims_problem
 from .mailbox import Mailbox, MailLimits
-from .mesh import Link, Merged, Mesh
+from .mesh import Link, Mesh
 from .post import Post
 from .presence import PresenceCore, Said, Told
+from .replication import Merged
 from .revs import Revs
 from .store import SeedStore, SeedUrl
 from .verifier import Signatures, Verifier
@@ -236,7 +237,8 @@ class Seed(Service):
         self.mailbox.load()
         self.store.start()
         self.mesh = Mesh(self)
-        self.verifier = Verifier(self.mesh.pool)  # registrations' signatures, off the loop
+        # registrations' signatures, off the loop, on the pool that checks what peers send
+        self.verifier = Verifier(self.mesh.replication.pool)
         self.post = Post(self)
         if cfg.storage != "sqlite":
             self.fleet = await Fleet.join(self, cfg.storage, limits)
