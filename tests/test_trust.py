@@ -387,7 +387,8 @@ async def test_a_flood_of_seed_urls_is_capped_and_the_seed_keeps_linking(seeds, 
         )
         b = await seeds("b", peers=[a.url])
         await eventually(lambda: linked(a, b.key) and linked(b, a.key), what="b welcomed by a")
-        assert len(b.mesh._passed_on()) <= 256 and len(a.mesh._passed_on()) <= 256
+        now = now_ms()
+        assert len(b.mesh._passed_on(now)) <= 256 and len(a.mesh._passed_on(now)) <= 256
         _, reply = await register(b.url, Identity.generate(), "Sally")
         assert reply["type"] == "registered"
         await eventually(lambda: "sally" in a.directory.entries, what="Sally replicated to a")

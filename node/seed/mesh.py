@@ -19,7 +19,7 @@ from typing import Protocol
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
-from ..clock import now_ms
+from ..clock import Now, now_ms
 from ..crypto.keys import Identity
 from ..crypto.signing import sign_seed_auth, verify_record
 from ..errors import ConnectionLost, ErrorCode, ProtocolError
@@ -78,7 +78,7 @@ class SeedSide(ReplicaSeed, Protocol):
     frames: FrameCounts
     identity: Identity
 
-    def lookup_reply(self, frame: Lookup) -> str:
+    def lookup_reply(self, frame: Lookup, now: int) -> str:
         """The answer to a peer's `hops: 0` lookup, from this seed's own directory."""
 
     def home_lost(self, seed_key: str) -> None:
@@ -111,6 +111,7 @@ class Link:
         key: str,
         dialed: bool,
         limit: RateLimit,
+        now: float,
     ) -> None:
         self.ws = ws
         self.out = out
@@ -121,10 +122,8 @@ class Link:
         self.limit = limit
         self.lookups: Correlator[Found | None] = Correlator()
         # lookups this seed may ask of the peer: what users ask must never get us cut for flooding
-        self.asks = RateLimit(
-            PEER_LOOKUP_RATE, PEER_LOOKUP_BURST, asyncio.get_running_loop().time()
-        )
-        self.feed = Feed(asyncio.get_running_loop().time())  # what replication keeps of it
+        self.asks = RateLimit(PEER_LOOKUP_RATE, PEER_LOOKUP_BURST, now)
+        self.feed = Feed(now)  # what replication keeps of it
         self.closed = asyncio.Event()
         self.revision = 2  # what the peer announced in its hello or welcome (r3)
         self.tree = False  # both sides offered the broadcast tree (r3): else it is flooded
@@ -191,10 +190,10 @@ class Mesh:
     def drop(self, what: str) -> None:
         self.dropped[what] = self.dropped.get(what, 0) + 1
 
-    def learn(self, urls: Iterable[str], own_of: str | None = None) -> None:
+    def learn(self, urls: Iterable[str], now: int, own_of: str | None = None) -> None:
         """URLs an authenticated peer passed on: keep within the bounds, dial the new ones."""
         wanted = [u for u in urls if u.rstrip("/") not in self.self_urls]
-        added, evicted = self.urls.learn(wanted, now_ms(), own_of)
+        added, evicted = self.urls.learn(wanted, now, own_of)
         for url in evicted:
             self.seed.forget_url(url)
             task = self.dialers.pop(url, None)
@@ -271,10 +270,11 @@ class Mesh:
                 if challenge.seed_key == self.seed.key:
                     raise _SelfDial()
                 hello_nonce = new_nonce()
+                at = now_ms()
                 auth = sign_seed_auth(
                     self.seed.identity,
                     True,
-                    now_ms(),
+                    at,
                     self.seed.key,
                     challenge.seed_key,
                     challenge.nonce,
@@ -286,7 +286,7 @@ class Mesh:
                     name=self.seed.name,
                     url=self.seed.url,
                     key=self.seed.key,
-                    seeds=self._passed_on(),
+                    seeds=self._passed_on(at),
                     since=self._since(challenge.seed_key),
                     nonce=hello_nonce,
                     auth=auth,
@@ -299,7 +299,8 @@ class Mesh:
                 raise ProtocolError(
                     ErrorCode.BAD_REQUEST, f"expected seed_welcome, got {reply.type}"
                 )
-            problem = welcome_problem(reply, self.seed.key, challenge, hello_nonce, now_ms())
+            now = Now.read()
+            problem = welcome_problem(reply, self.seed.key, challenge, hello_nonce, now.wall)
             if problem is not None:
                 self.drop("bad_seed_auth")
                 await close_now(ws, 1008, problem)
@@ -307,14 +308,14 @@ class Mesh:
         except BaseException:
             await close_now(ws, 1000, "")  # never waits for ever on a peer that does not read
             raise
-        news = not self.urls.fresh(url, now_ms())
-        self.urls.verified(url, reply.key, now_ms())
+        news = not self.urls.fresh(url, now.wall)
+        self.urls.verified(url, reply.key, now.wall)
         if url in self.urls.configured:
             self.seed.first_proven(reply.key, url)
         self.seed.save_url(self.urls.known[url])
-        self.learn(reply.seeds)
+        self.learn(reply.seeds, now.wall)
         if news:
-            self._introduce(reply.key)
+            self._introduce(reply.key, now.wall)
         link = Link(
             ws,
             Sender(
@@ -324,17 +325,18 @@ class Mesh:
             url,
             reply.key,
             dialed=True,
-            limit=self._limit(),
+            limit=self._limit(now.mono),
+            now=now.mono,
         )
         link.revision = reply.revision
         link.tree = self._offer() is not None and reply.broadcast == broadcast.PROTOCOL
         return link
 
-    def _introduce(self, new_key: str) -> None:
+    def _introduce(self, new_key: str, now: int) -> None:
         """A URL was proven for the first time: the seeds linked before learn it from a fresh hello
         (URL lists travel only in hellos and welcomes; the duplicate link is closed by the rule)."""
         for link in list(self.links.values()):
-            if link.key != new_key and self.urls.fresh(link.url, now_ms()):
+            if link.key != new_key and self.urls.fresh(link.url, now):
                 self.tasks.spawn(self._redial(link.url), f"introduce to {link.name}")
 
     async def _redial(self, url: str) -> None:
@@ -347,11 +349,11 @@ class Mesh:
             return
         await self._run(link)
 
-    def _passed_on(self) -> list[str]:
+    def _passed_on(self, now: int) -> list[str]:
         """The URLs a hello or welcome carries: those configured, and those this seed dialled and
         found a seed's key at within a day. A URL a stranger merely claims is dialled here first.
         At most MAX_SEEDS_LISTED, configured and most recently proven first, within half a frame."""
-        urls = [u for u in self.urls.listed(now_ms()) if u not in self.self_urls]
+        urls = [u for u in self.urls.listed(now) if u not in self.self_urls]
         encoded = (json.dumps(u) for u in urls)
         return urls[: fitting(encoded, self.frame_limit() // 2, MAX_SEEDS_LISTED)]
 
@@ -362,13 +364,14 @@ class Mesh:
     def _since(self, key: str) -> tuple[str, int] | None:
         return self.replication.sync_points.get(key)
 
-    def _limit(self) -> RateLimit:
+    def _limit(self, now: float) -> RateLimit:
         cfg = self.seed.config
-        return RateLimit(cfg.peer_rate, cfg.peer_burst, asyncio.get_running_loop().time())
+        return RateLimit(cfg.peer_rate, cfg.peer_burst, now)
 
     async def accept(self, ws: Connection, hello: SeedHello, nonce: str, out: Sender) -> None:
         """A seed dialled us and answered our challenge: check its proof, welcome it, run the link."""
-        problem = hello_problem(hello, self.seed.key, nonce, now_ms())
+        now = Now.read()
+        problem = hello_problem(hello, self.seed.key, nonce, now.wall)
         if problem is not None:
             self.drop("bad_seed_auth")
             log.warning("refused a seed link from %s: %s", ws.remote_address, problem)
@@ -376,7 +379,7 @@ class Mesh:
             await close_now(ws, 1008, problem)
             return
         auth = sign_seed_auth(
-            self.seed.identity, False, now_ms(), hello.key, self.seed.key, nonce, hello.nonce
+            self.seed.identity, False, now.wall, hello.key, self.seed.key, nonce, hello.nonce
         )
         welcome = SeedWelcome(
             type="seed_welcome",
@@ -384,7 +387,7 @@ class Mesh:
             name=self.seed.name,
             url=self.seed.url,
             key=self.seed.key,
-            seeds=self._passed_on(),
+            seeds=self._passed_on(now.wall),
             since=self._since(hello.key),
             auth=auth,
             revision=REVISION,
@@ -393,12 +396,12 @@ class Mesh:
         out.push(dump(welcome))
         # its own URL too: dialling it proves the URL reaches that key, then it is passed on
         peer = ws.remote_address
-        self.learn([hello.url], own_of=address_group(str(peer[0])) if peer else "")
-        self.learn(hello.seeds)
+        self.learn([hello.url], now.wall, own_of=address_group(str(peer[0])) if peer else "")
+        self.learn(hello.seeds, now.wall)
         out.bound(self.seed.config.link_queue_bytes, LINK_QUEUE_FRAMES)  # a link's, either way
-        link = Link(
-            ws, out, hello.name, hello.url.rstrip("/"), hello.key, dialed=False, limit=self._limit()
-        )
+        url = hello.url.rstrip("/")
+        limit = self._limit(now.mono)
+        link = Link(ws, out, hello.name, url, hello.key, False, limit, now.mono)
         link.revision = hello.revision
         link.tree = self._offer() is not None and hello.broadcast == broadcast.PROTOCOL
         await self._run(link, hello.since)
@@ -483,9 +486,10 @@ class Mesh:
         if seed_key not in self.links:
             self.seed.home_lost(seed_key)
 
-    def syncing(self) -> bool:
-        """True while some linked peer's sync is not done (see `Replication.syncing`)."""
-        return self.replication.syncing()
+    def syncing(self, now: float | None = None) -> bool:
+        """True while some linked peer's sync is not done at `now` (the loop's monotonic seconds,
+        read here when not given; see `Replication.syncing`)."""
+        return self.replication.syncing(asyncio.get_running_loop().time() if now is None else now)
 
     def frame_limit(self) -> int:
         return self.replication.frame_limit()
@@ -493,7 +497,8 @@ class Mesh:
     def _receive(self, link: Link, raw: str | bytes) -> Incoming | None:
         """Count, rate-limit and parse a frame; start checking its signatures on a worker thread."""
         self.seed.frames.received += 1
-        verdict = link.limit.check(asyncio.get_running_loop().time())
+        now = Now.read()
+        verdict = link.limit.check(now.mono)
         if verdict is not Verdict.ALLOW:
             link.feed.intact = False
             if verdict is Verdict.CUT:
@@ -519,7 +524,7 @@ class Mesh:
             link.out.push(error_frame(exc.code, exc.message, exc.frame_id))
             return None
         if isinstance(frame, Sync | Gossip | Ihave | Graft | Prune):
-            return self.replication.receive(link, frame, len(raw))
+            return self.replication.receive(link, frame, len(raw), now)
         return Incoming(frame)
 
     async def _applier(self, link: Link) -> None:
@@ -527,10 +532,12 @@ class Mesh:
         checked, and lookups, answers and relays in their turn among them."""
         while True:
             incoming = await link.feed.incoming.get()
+            checked = await incoming.checked if incoming.checked is not None else None
+            now = Now.read()  # the frame's turn: what it is applied at
             if isinstance(incoming.frame, Sync | Gossip | Ihave | Graft | Prune):
-                await self.replication.apply(link, incoming)
+                self.replication.apply(link, incoming, checked, now)
             else:
-                self._answer(link, incoming.frame)
+                self._answer(link, incoming.frame, now)
 
     def arriving(self, name: str) -> bool:
         """True while a peer's record for `name` is being checked (see `Replication.arriving`)."""
@@ -544,11 +551,11 @@ class Mesh:
         """/health's counters for the link with `key`, and its mode in the broadcast tree."""
         return self.replication.tally_of(key)
 
-    def _answer(self, link: Link, frame: object) -> None:
+    def _answer(self, link: Link, frame: object, now: Now) -> None:
         """A frame of the link itself: a peer's lookup, an answer to ours, a relay."""
         match frame:
             case Lookup():
-                link.out.push(self.seed.lookup_reply(frame))
+                link.out.push(self.seed.lookup_reply(frame, now.wall))
             case Found():
                 link.lookups.resolve(frame.id, frame)
             case Error():
@@ -628,7 +635,7 @@ class Mesh:
             self.drop(str(ErrorCode.BAD_SIGNATURE))
             return None
         key = self.seed.key
-        merged = self.seed.merge(key, [record], [], [], [], verified=True)
+        merged = self.seed.merge(key, now_ms(), [record], [], [], [], verified=True)
         if merged.refused:
             self.drop(str(merged.refused[0][1].code))
         held = self.seed.record(record.name)

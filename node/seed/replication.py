@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..clock import Now
 from ..config import SeedConfig
 from ..crypto.signing import verify_record, verify_session
 from ..errors import ErrorCode, ProtocolError
@@ -75,6 +76,7 @@ class ReplicaSeed(Protocol):
     def merge(
         self,
         link_key: str,
+        now: int,
         records: list[Record],
         presence: list[PresenceItem],
         mail: list[MailItem],
@@ -84,7 +86,7 @@ class ReplicaSeed(Protocol):
     ) -> Merged:
         """Apply what a peer sent under the rules of a user's own requests; what changed."""
 
-    def merge_online_set(self, seed_key: str, online: dict[str, tuple[int, int]]) -> None:
+    def merge_online_set(self, seed_key: str, online: dict[str, tuple[int, int]], now: int) -> None:
         """A peer's sync named its whole online set."""
 
     def local_online(self) -> list[PresenceItem]:
@@ -99,7 +101,7 @@ class ReplicaSeed(Protocol):
         """The key of the record held for `name`."""
 
     def check_online(
-        self, item: PresenceItem, link_key: str, verified_with: str | None = None
+        self, item: PresenceItem, link_key: str, now: int, verified_with: str | None = None
     ) -> ProtocolError | None:
         """Why a peer's online item may not count, or None."""
 
@@ -114,8 +116,9 @@ class ReplicaSeed(Protocol):
 
     def save_sync_point(self, key: str, epoch: str, since: int) -> None: ...
 
-    def link_allows(self, link_key: str, kind: str, cost: float = 1.0) -> bool:
-        """Spend `cost` of the link's budget for `kind` (names, presence, ...); False: dropped."""
+    def link_allows(self, link_key: str, kind: str, now: Now, cost: float = 1.0) -> bool:
+        """Spend `cost` of the link's budget for `kind` (names, presence, ...) at `now`;
+        False: dropped."""
 
 
 @dataclass
@@ -254,13 +257,13 @@ class Replication:
     def link_down(self, key: str) -> None:
         self._send(self.tree.link_down(key))
 
-    def syncing(self) -> bool:
+    def syncing(self, now: float) -> bool:
         """True while some linked peer's sync is not done (a miss here may be a name not synced yet).
 
-        A peer whose sync has not ended within ten lookup timeouts of its link no longer counts: a
-        stranger that links and never finishes cannot make every miss wait on it.
+        A peer whose sync has not ended within ten lookup timeouts of its link (`now` in the loop's
+        monotonic seconds) no longer counts: a stranger that links and never finishes cannot make
+        every miss wait on it.
         """
-        now = asyncio.get_running_loop().time()
         patience = 10 * self.seed.config.lookup_timeout
         return any(
             not link.feed.synced and now - link.feed.since < patience
@@ -311,19 +314,20 @@ class Replication:
     # ------------------------------------------------------------------ frames received
 
     def receive(
-        self, link: LinkSide, frame: Sync | Gossip | Ihave | Graft | Prune, size: int
+        self, link: LinkSide, frame: Sync | Gossip | Ihave | Graft | Prune, size: int, now: Now
     ) -> Incoming | None:
-        """A replication frame of `size` bytes, parsed: count it, keep it within the link's
-        budgets, and start checking its signatures on a worker thread (None: dropped)."""
+        """A replication frame of `size` bytes, parsed at `now`: count it, keep it within the
+        link's budgets, and start checking its signatures on a worker thread (None: dropped)."""
         if isinstance(frame, Ihave | Graft | Prune):
-            return self._ids_frame(link, frame, size)
+            return self._ids_frame(link, frame, size, now)
         ids: dict[int, str] = {}
         duplicates = 0
         if isinstance(frame, Gossip):
             frame, ids, duplicates = self._arrived(link, frame, size)
-        fresh = self._within_budget(link, [r for r in frame.records if not self.seed.holds(r)])
+        unheld = [r for r in frame.records if not self.seed.holds(r)]
+        fresh = self._within_budget(link, unheld, now)
         if frame.presence:
-            kept = [p for p in frame.presence if self._allows(link, "presence")]
+            kept = [p for p in frame.presence if self._allows(link, "presence", now)]
             if len(kept) < len(frame.presence):
                 frame = frame.model_copy(update={"presence": kept})
         keys = {fold_name(r.name): r.key for r in frame.records}
@@ -391,7 +395,7 @@ class Replication:
         return frame, ids, duplicates
 
     def _ids_frame(
-        self, link: LinkSide, frame: Ihave | Graft | Prune, size: int
+        self, link: LinkSide, frame: Ihave | Graft | Prune, size: int, now: Now
     ) -> Incoming | None:
         """Tree frames only on a tree link. An ihave or graft spends the link's budget of ids (a
         stranger's is small); over it, the frame is dropped (the items still come by the tree,
@@ -407,39 +411,38 @@ class Replication:
             tally.id_bytes += size
         if isinstance(frame, Prune):
             return Incoming(frame)
-        if frame.ids and not self._allows(link, "ids", float(len(frame.ids))):
+        if frame.ids and not self._allows(link, "ids", now, float(len(frame.ids))):
             return None
         return Incoming(frame)
 
-    def _allows(self, link: LinkSide, kind: str, cost: float = 1.0) -> bool:
+    def _allows(self, link: LinkSide, kind: str, now: Now, cost: float = 1.0) -> bool:
         """Spend `cost` of the link's `kind` budget; what is over it is dropped before its
         signatures are checked, and the link's sync point stays (it comes again with a sync)."""
-        if self.seed.link_allows(link.key, kind, cost):
+        if self.seed.link_allows(link.key, kind, now, cost):
             return True
         link.feed.intact = False
         self.drop("over_link_budget")
         return False
 
-    def _within_budget(self, link: LinkSide, records: list[Record]) -> list[Record]:
+    def _within_budget(self, link: LinkSide, records: list[Record], now: Now) -> list[Record]:
         """The records to check: updates of names held here, and new names within the link's
         budget of new names."""
         return [
             r
             for r in records
-            if self.seed.key_of(r.name) is not None or self._allows(link, "names")
+            if self.seed.key_of(r.name) is not None or self._allows(link, "names", now)
         ]
 
-    async def apply(self, link: LinkSide, incoming: Incoming) -> None:
-        """Apply a link's replication frame in its turn, once its signatures are checked."""
-        checked = await incoming.checked if incoming.checked is not None else None
+    def apply(self, link: LinkSide, incoming: Incoming, checked: Checked | None, now: Now) -> None:
+        """Apply a link's replication frame in its turn at `now`, its signatures `checked`."""
         frame = incoming.frame
         match frame:
             case Gossip():
-                self._gossip_arrived(link, frame, incoming, checked)
+                self._gossip_arrived(link, frame, incoming, checked, now)
             case Sync():
-                self._apply_frame(link, frame, checked)
+                self._apply_frame(link, frame, checked, now)
             case Ihave():
-                self.tree.announced(link.key, frame.ids, asyncio.get_running_loop().time())
+                self.tree.announced(link.key, frame.ids, now.mono)
                 self._schedule()
             case Graft():
                 items = self.tree.grafted(link.key, frame.ids)
@@ -472,22 +475,24 @@ class Replication:
         self.applied.set()
         self.applied = asyncio.Event()
 
-    def _apply_frame(self, link: LinkSide, frame: Sync | Gossip, checked: Checked | None) -> None:
+    def _apply_frame(
+        self, link: LinkSide, frame: Sync | Gossip, checked: Checked | None, now: Now
+    ) -> None:
         feed = link.feed
         if isinstance(frame, Sync):
-            self._apply(link, frame, checked, sync=True)
+            self._apply(link, frame, checked, now, sync=True)
             if frame.done:
-                self.seed.merge_online_set(link.key, feed.sync_online)
+                self.seed.merge_online_set(link.key, feed.sync_online, now.wall)
                 feed.sync_online = {}
                 feed.synced = True
                 self._advance(link, frame.rev)
         else:
-            self._apply(link, frame, checked, sync=False)
+            self._apply(link, frame, checked, now, sync=False)
             if feed.synced:
                 self._advance(link, frame.rev)
 
     def _gossip_arrived(
-        self, link: LinkSide, frame: Gossip, incoming: Incoming, checked: Checked | None
+        self, link: LinkSide, frame: Gossip, incoming: Incoming, checked: Checked | None, now: Now
     ) -> None:
         """Apply a gossip in its turn. An item whose id was seen since it arrived (it came on
         another link meanwhile) is a duplicate too; a tree link that brought one is pruned."""
@@ -504,7 +509,7 @@ class Replication:
         self._tally(link.key).duplicates += duplicates
         link.feed.inflight.subtract(incoming.ids.values())
         link.feed.inflight += Counter()  # drops the ids that reached zero
-        self._apply_frame(link, frame, checked)
+        self._apply_frame(link, frame, checked, now)
         self._send(self.tree.received(link.key, duplicates))
 
     def _advance(self, link: LinkSide, rev: tuple[str, int]) -> None:
@@ -515,7 +520,7 @@ class Replication:
         self.seed.save_sync_point(link.key, rev[0], rev[1])
 
     def _apply(
-        self, link: LinkSide, frame: Sync | Gossip, checked: Checked | None, sync: bool
+        self, link: LinkSide, frame: Sync | Gossip, checked: Checked | None, now: Now, sync: bool
     ) -> None:
         """Hand what a peer sent to the seed, with the signatures already checked; count refusals."""
         verified: list[Record] = []
@@ -537,16 +542,16 @@ class Replication:
             # the peer's own online set is replaced as a whole at done: true
             mine = [p for p in presence if p.online and p.seed_key == link.key]
             presence = [p for p in presence if not (p.online and p.seed_key == link.key)]
-        presence = self._wait_for_records(link, presence, verified)
+        presence = self._wait_for_records(link, presence, verified, now.mono)
         merged = self.seed.merge(
-            link.key, verified, presence, frame.mail, frame.taken, True, auths_ok
+            link.key, now.wall, verified, presence, frame.mail, frame.taken, True, auths_ok
         )
         for name, exc in merged.refused:
             self._refused(link, name, exc)
         if merged.records:
-            self._records_came()
+            self._records_came(now.wall)
         for item in mine:
-            problem = self.seed.check_online(item, link.key, auths_ok.get(id(item)))
+            problem = self.seed.check_online(item, link.key, now.wall, auths_ok.get(id(item)))
             if problem is not None:
                 self._refused(link, item.name, problem)
                 continue
@@ -557,7 +562,7 @@ class Replication:
             self.reach(item.seed_key)
 
     def _wait_for_records(
-        self, link: LinkSide, presence: list[PresenceItem], records: list[Record]
+        self, link: LinkSide, presence: list[PresenceItem], records: list[Record], now: float
     ) -> list[PresenceItem]:
         """Presence goes one hop from its home, a new name's record along the tree: on a tree
         link, the home's own item whose record is not held yet waits for it (up to
@@ -565,7 +570,6 @@ class Replication:
         if not presence or not link.tree:
             return presence
         coming = {fold_name(r.name) for r in records}
-        now = asyncio.get_running_loop().time()
         self._expire_waiting(link, now)
         held = sum(len(v) for v in link.feed.waiting.values())
         ready = []
@@ -593,13 +597,13 @@ class Replication:
             else:
                 del link.feed.waiting[folded]
 
-    def _records_came(self) -> None:
+    def _records_came(self, now: int) -> None:
         """Records were applied: presence that waited for them is applied now, as from the link
         it came on (its session auth is checked then)."""
         for link in list(self.links.values()):
             for folded in [f for f in link.feed.waiting if self.seed.key_of(f) is not None]:
                 items = [item for item, _ in link.feed.waiting.pop(folded)]
-                merged = self.seed.merge(link.key, [], items, [], [])
+                merged = self.seed.merge(link.key, now, [], items, [], [])
                 for name, exc in merged.refused:
                     self._refused(link, name, exc)
 
