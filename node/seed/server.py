@@ -66,6 +66,7 @@ from ..wire.sockets import (
     pong,
     shut,
 )
+from .admission import BEFORE_SYNC, Admission, Refused, Stage
 from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
 from .directory import Directory, Outcome
 from .fleet import Fleet
@@ -83,10 +84,6 @@ from .watchers import Watchers
 log = quiet_logger("p2p.seed")
 
 LISTENING = "seed %s listening on %s (key %s, %d records)"
-BEFORE_SYNC = (
-    "this seed has not synced with the mesh yet and cannot check that name; "
-    "try again shortly or at another seed"
-)
 
 
 # frames a socket may have waiting behind registers being checked before it is read no further
@@ -156,15 +153,20 @@ class Seed(Service):
             max_items_per_seed=config.max_presence_per_peer,
             session_max_age_ms=int(config.session_max_age * 1000),
         )
-        # r3: a seed with peers configured takes no name it cannot check before a first sync
-        self.synced_once = not config.peers
         self.sessions: set[Session] = set()
         self.bound: dict[str, Session] = {}  # folded name -> the socket that proved it holds it
         self.watchers: Watchers[Session] = Watchers(config.max_watch)
         self.unsynced: dict[str, asyncio.Future[None]] = {}
-        self.new_names: dict[str, RateLimit] = {}  # address group -> new names it may still add
         self.gate = AddressGate(config.max_connections_per_address)
         self.started = time.monotonic()
+        # r3: a seed with peers configured takes no name it cannot check before a first sync
+        self.admission = Admission(
+            self.directory,
+            config.new_names_per_minute,
+            config.first_sync_wait,
+            self.started,  # the loop's clock is time.monotonic()
+            synced=not config.peers,
+        )
         self.frames = FrameCounts()
         self.tasks = Tasks(log)
         self.quiet = LogLimiter()
@@ -279,9 +281,7 @@ class Seed(Service):
             self.mailbox.expire(now.wall)
             self.presence_changed(self.directory.expire_sessions(now.wall, self.key), now.wall)
             self.links.forget_idle(now.mono)
-            for group, bucket in list(self.new_names.items()):
-                if bucket.allows(now.mono, 0) and bucket.tokens >= bucket.burst:
-                    del self.new_names[group]
+            self.admission.forget_idle(now.mono)
 
     async def stop(self) -> None:
         """Close every socket with 1001, stop dialling, and flush the store."""
@@ -510,32 +510,11 @@ class Seed(Service):
 
     # ------------------------------------------------------------------ register
 
-    def _new_name_allowed(self, session: Session, record: Record, now: float) -> bool:
-        """Sybil brake: a name new to this seed costs its address one of a few per minute."""
-        if record.name in self.directory:
-            return True
-        group = address_group(session.host)
-        rate = self.config.new_names_per_minute
-        bucket = self.new_names.get(group)
-        if bucket is None:
-            bucket = self.new_names[group] = RateLimit(rate / 60.0, max(1.0, rate), now)
-        return bucket.allows(now)
-
-    def _unchecked(self, record: Record, now: float) -> bool:
-        """True when this seed cannot check a name it does not hold (r3): it has peers configured,
-        no sync with one has completed, and it has waited less than `first_sync_wait` or a peer's
-        sync is running. A name taken now could be the mesh's already."""
-        if self.synced_once or record.name in self.directory:
-            return False
-        waited = now - self.started  # the loop's clock is time.monotonic()
-        return waited < self.config.first_sync_wait or self.mesh.syncing(now)
-
-    def _claimed(self, record: Record, outcome: Outcome) -> None:
-        """A name new here, taken before any sync: it yields to the mesh's record when one comes."""
-        if outcome is Outcome.NEW and not self.synced_once:
-            folded = fold_name(record.name)
-            if self.directory.entries[folded].rev == 0:
-                self.directory.provisional.add(folded)
+    @property
+    def synced_once(self) -> bool:
+        """A sync with a peer reached its end (or no peers are configured): new names are
+        checked against what the mesh holds."""
+        return self.admission.synced_once
 
     def _auth_problem(
         self,
@@ -635,30 +614,16 @@ class Seed(Service):
             self.count("bad_session_auth")
             session.out.push(error_frame(ErrorCode.BAD_SIGNATURE, problem, frame.id))
             return
-        if not self._new_name_allowed(session, record, now.mono):
-            self.count("new_names_rate_limited")
-            session.out.push(
-                error_frame(
-                    ErrorCode.RATE_LIMITED,
-                    "too many new names from your address; try later",
-                    frame.id,
-                )
-            )
+        verified = signed is not None and signed.record is True
+        group = address_group(session.host)
+        taken = self.admission.admit(record, group, now, self.mesh.syncing(now.mono), verified)
+        if isinstance(taken, Refused):
+            if taken.stage is not Stage.DIRECTORY:
+                self.count(taken.stage.value)
+            session.out.push(error_frame(taken.code, taken.message, frame.id))
             return
-        if self._unchecked(record, now.mono):
-            self.count("names_before_sync")
-            session.out.push(error_frame(ErrorCode.OFFLINE, BEFORE_SYNC, frame.id))
-            return
-        try:
-            outcome, loser = self.directory.accept(
-                record, now.wall, verified=signed is not None and signed.record is True
-            )
-        except ProtocolError as exc:
-            session.out.push(error_frame(exc.code, exc.message, frame.id))
-            return
-        if outcome is not Outcome.SAME:
-            self._claimed(record, outcome)
-            self.record_changed(record, now.wall, loser)
+        if taken.changed:
+            self.record_changed(record, now.wall, taken.loser)
         first = session.auth is None
         if first:
             session.mail_backlog = []
@@ -745,6 +710,8 @@ class Seed(Service):
             return
         accepted = 0
         unchecked = 0
+        group = address_group(session.host)
+        syncing = self.mesh.syncing(now.mono)
         for record in frame.records:
             entry = self.directory.entries.get(fold_name(record.name))
             if entry is not None and entry.same_as(record):
@@ -753,22 +720,17 @@ class Seed(Service):
             if entry is not None and b64(entry.key) == record.key and record.seq <= entry.seq:
                 self.count("published_refused")  # stale: refused before its signature is checked
                 continue
-            if not self._new_name_allowed(session, record, now.mono):
-                self.count("new_names_rate_limited")
-                continue
-            if self._unchecked(record, now.mono):
-                self.count("names_before_sync")
-                unchecked += 1
+            taken = self.admission.admit(record, group, now, syncing)
+            if isinstance(taken, Refused) and taken.stage is not Stage.DIRECTORY:
+                self.count(taken.stage.value)  # refused before its signature is checked
+                unchecked += taken.stage is Stage.BEFORE_SYNC
                 continue
             self.publish_verified += 1
-            try:
-                outcome, loser = self.directory.accept(record, now.wall)
-            except ProtocolError:
+            if isinstance(taken, Refused):
                 self.count("published_refused")
                 continue
-            if outcome is not Outcome.SAME:
-                self._claimed(record, outcome)
-                self.record_changed(record, now.wall, loser)
+            if taken.changed:
+                self.record_changed(record, now.wall, taken.loser)
             accepted += 1
         if unchecked:
             # the records it holds were taken; the rest are worth handing over again shortly
@@ -922,9 +884,7 @@ class Seed(Service):
         """A peer's sync reached done: its online set replaces what it said before, and this
         seed can check names against the mesh from now on (the names it took before are its own
         where no peer's record contradicted them)."""
-        if not self.synced_once:
-            self.synced_once = True
-            self.directory.provisional.clear()
+        self.admission.synced()
         self.presence_changed(self.directory.replace_seed_online_set(seed_key, online), now)
 
     def record(self, name: str) -> Record | None:
