@@ -7,7 +7,7 @@ import os
 
 from node.crypto.keys import Identity
 from node.seed.broadcast import PROTOCOL, item_id
-from node.seed.mesh import MAX_WAITING
+from node.seed.replication import MAX_WAITING
 from node.wire.protocol import Record, dump
 from node.wire.protocol import frame_text as frame
 
@@ -57,7 +57,9 @@ async def test_a_pruned_link_gets_ids_and_a_graft_is_answered_once_for_items_hel
     seed = await seeds("a")
     fake = await tree_link(seed)
     await fake.client.send_raw(frame({"type": "prune"}))
-    await eventually(lambda: seed.mesh.tree.mode(fake.key) == "lazy", what="the link pruned")
+    await eventually(
+        lambda: seed.mesh.replication.tree.mode(fake.key) == "lazy", what="the link pruned"
+    )
     user = await RawClient.open(seed.url)
     rec = record(Identity.generate(), "Sally")
     assert (await user.request({"type": "publish", "records": [rec]}))["accepted"] == 1
@@ -67,7 +69,7 @@ async def test_a_pruned_link_gets_ids_and_a_graft_is_answered_once_for_items_hel
     await fake.client.send_raw(frame({"type": "graft", "ids": [ident, "unknown0"]}))
     answer = await next_of(fake.client, "gossip")
     assert [r["name"] for r in answer["records"]] == ["Sally"]
-    assert seed.mesh.tree.mode(fake.key) == "eager"
+    assert seed.mesh.replication.tree.mode(fake.key) == "eager"
     # a second graft of the same id gets nothing: the lookup's answer comes first
     await fake.client.send_raw(frame({"type": "graft", "ids": [ident]}))
     reply = await fake.client.request({"type": "lookup", "name": "sally", "hops": 0})
@@ -87,7 +89,7 @@ async def test_a_strangers_ids_spend_its_budget(seeds):
         lambda: seed.health()["link_budgets"][fake.key]["over_budget"].get("ids", 0) > 0,
         what="ids over the stranger's budget",
     )
-    waited = len(seed.mesh.tree.missing)
+    waited = len(seed.mesh.replication.tree.missing)
     print(f"{frames * 256} ids announced by a stranger; {waited} waited for")
     assert waited < frames * 256
     assert fake.key in seed.mesh.links
@@ -102,7 +104,7 @@ async def test_presence_waiting_for_its_record_is_bounded_per_link(seeds):
     # frames on one link are handled in order: the lookup's answer comes after the gossip
     await fake.client.request({"type": "lookup", "name": "ghost1", "hops": 0})
     link = seed.mesh.links[fake.key]
-    waiting = sum(len(v) for v in link.waiting.values())
+    waiting = sum(len(v) for v in link.feed.waiting.values())
     assert waiting == MAX_WAITING
     assert seed.mesh.dropped.get("not_found", 0) >= 300 - waiting
     assert seed.directory.online_count() == 0

@@ -16,7 +16,7 @@ PER_SEED = 6
 
 def linked_to(seed, count: int) -> bool:
     links = seed.mesh.links.values()
-    return len(seed.mesh.links) == count and all(link.synced for link in links)
+    return len(seed.mesh.links) == count and all(link.feed.synced for link in links)
 
 
 async def complete_mesh(seeds, size: int, prefix: str = "s", **kw) -> list:

@@ -203,19 +203,19 @@ async def test_a_lookup_waits_for_a_record_a_peer_sent_that_is_still_being_check
     `not_found` (which failed the user's first message to a friend who had just come online)."""
     import threading
 
-    import node.seed.mesh as mesh_module
+    import node.seed.replication as replication_module
 
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])
     await eventually(lambda: linked(a, "b") and linked(b, "a"), what="the link")
     release = threading.Event()
-    check = mesh_module.check_signatures
+    check = replication_module.check_signatures
 
     def slow_check(records, auths):
         release.wait(10)  # a worker thread: the event loops go on
         return check(records, auths)
 
-    monkeypatch.setattr(mesh_module, "check_signatures", slow_check)
+    monkeypatch.setattr(replication_module, "check_signatures", slow_check)
     bob = await RawClient.open(b.url)
     reply = await bob.request({"type": "register", "record": record(Identity.generate(), "Bob")})
     assert reply["type"] == "registered"
@@ -235,7 +235,7 @@ async def test_a_bad_record_kept_in_flight_does_not_hold_back_the_answer(seeds, 
     ends (a stranger must not be able to slow every lookup of a name to the timeout)."""
     import threading
 
-    import node.seed.mesh as mesh_module
+    import node.seed.replication as replication_module
 
     a = await seeds("a", lookup_timeout=30)  # far beyond the client's 5 s: a wait shows as failure
     b = await seeds("b", peers=[a.url])
@@ -245,7 +245,7 @@ async def test_a_bad_record_kept_in_flight_does_not_hold_back_the_answer(seeds, 
     await stranger.sync_done()
     forged_key = Identity.generate().key
     hold_forged, hold_real = threading.Event(), threading.Event()
-    check = mesh_module.check_signatures
+    check = replication_module.check_signatures
 
     def slow_check(records, auths):
         if any(r.key == forged_key for r in records):
@@ -254,7 +254,7 @@ async def test_a_bad_record_kept_in_flight_does_not_hold_back_the_answer(seeds, 
             hold_real.wait(30)
         return check(records, auths)
 
-    monkeypatch.setattr(mesh_module, "check_signatures", slow_check)
+    monkeypatch.setattr(replication_module, "check_signatures", slow_check)
     try:
         await stranger.gossip(records=[{**record(Identity.generate(), "Bob"), "key": forged_key}])
         await eventually(lambda: a.mesh.arriving("bob"), what="the forged record in flight")
@@ -264,7 +264,7 @@ async def test_a_bad_record_kept_in_flight_does_not_hold_back_the_answer(seeds, 
             "type"
         ] == "registered"
         await eventually(
-            lambda: a.mesh.links[b.key].arriving["bob"] > 0, what="the real record in flight"
+            lambda: a.mesh.links[b.key].feed.arriving["bob"] > 0, what="the real record in flight"
         )
         asker = await RawClient.open(a.url)
         before = a.frames.received

@@ -336,7 +336,7 @@ async def test_a_peer_that_withholds_its_sync_cannot_hold_every_miss(seeds):
     while a genuine peer synced at once) should no longer hold misses."""
     a = await seeds("a", lookup_timeout=0.3)
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].synced, what="b synced")
+    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].feed.synced, what="b synced")
     m = FakeSeed()
     await m.connect(a.url)  # links, then never sends its sync and never answers
     user = await RawClient.open(a.url)
@@ -387,7 +387,8 @@ async def test_a_flood_of_seed_urls_is_capped_and_the_seed_keeps_linking(seeds, 
         )
         b = await seeds("b", peers=[a.url])
         await eventually(lambda: linked(a, b.key) and linked(b, a.key), what="b welcomed by a")
-        assert len(b.mesh._passed_on()) <= 256 and len(a.mesh._passed_on()) <= 256
+        now = now_ms()
+        assert len(b.mesh._passed_on(now)) <= 256 and len(a.mesh._passed_on(now)) <= 256
         _, reply = await register(b.url, Identity.generate(), "Sally")
         assert reply["type"] == "registered"
         await eventually(lambda: "sally" in a.directory.entries, what="Sally replicated to a")
@@ -617,12 +618,14 @@ async def test_a_restarted_seed_catches_up_on_the_changes_only(seeds):
     and presents `since`: it gets every new name, and a sends it only those."""
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].synced, what="linked")
+    await eventually(lambda: linked(a, b.key) and a.mesh.links[b.key].feed.synced, what="linked")
     loader = FakeSeed()
     await loader.connect(a.url, "loader")
     await _gossip_records(loader, _fat_records(300, "u"))
     await eventually(lambda: len(b.directory) == 300, what="b has everything")
-    await eventually(lambda: b.mesh.sync_points.get(a.key, ("", 0))[1] > 0, what="b's sync point")
+    await eventually(
+        lambda: b.mesh.replication.sync_points.get(a.key, ("", 0))[1] > 0, what="b's sync point"
+    )
     b_port = b.port
     await b.stop()
     await _gossip_records(loader, _fat_records(20, "late"))

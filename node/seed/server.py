@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import __version__
-from ..clock import now_ms
+from ..clock import Now, now_ms
 from ..config import SeedConfig
 from ..crypto.keys import Identity, b64
 from ..errors import ErrorCode, ProtocolError
@@ -66,14 +66,16 @@ from ..wire.sockets import (
     pong,
     shut,
 )
+from .admission import BEFORE_SYNC, Admission, Refused, Stage
 from .budgets import DAY_MS, Budget, FirstSeen, LinkAccounts
 from .directory import Directory, Outcome
 from .fleet import Fleet
 from .handshake import challenge_frame, new_nonce, session_auth_problem, session_claims_problem
 from .mailbox import Mailbox, MailLimits
-from .mesh import Link, Merged, Mesh
+from .mesh import Link, Mesh
 from .post import Post
 from .presence import PresenceCore, Said, Told
+from .replication import Merged
 from .revs import Revs
 from .store import SeedStore, SeedUrl
 from .verifier import Signatures, Verifier
@@ -82,10 +84,6 @@ from .watchers import Watchers
 log = quiet_logger("p2p.seed")
 
 LISTENING = "seed %s listening on %s (key %s, %d records)"
-BEFORE_SYNC = (
-    "this seed has not synced with the mesh yet and cannot check that name; "
-    "try again shortly or at another seed"
-)
 
 
 # frames a socket may have waiting behind registers being checked before it is read no further
@@ -155,15 +153,20 @@ class Seed(Service):
             max_items_per_seed=config.max_presence_per_peer,
             session_max_age_ms=int(config.session_max_age * 1000),
         )
-        # r3: a seed with peers configured takes no name it cannot check before a first sync
-        self.synced_once = not config.peers
         self.sessions: set[Session] = set()
         self.bound: dict[str, Session] = {}  # folded name -> the socket that proved it holds it
         self.watchers: Watchers[Session] = Watchers(config.max_watch)
         self.unsynced: dict[str, asyncio.Future[None]] = {}
-        self.new_names: dict[str, RateLimit] = {}  # address group -> new names it may still add
         self.gate = AddressGate(config.max_connections_per_address)
         self.started = time.monotonic()
+        # r3: a seed with peers configured takes no name it cannot check before a first sync
+        self.admission = Admission(
+            self.directory,
+            config.new_names_per_minute,
+            config.first_sync_wait,
+            self.started,  # the loop's clock is time.monotonic()
+            synced=not config.peers,
+        )
         self.frames = FrameCounts()
         self.tasks = Tasks(log)
         self.quiet = LogLimiter()
@@ -236,7 +239,8 @@ class Seed(Service):
         self.mailbox.load()
         self.store.start()
         self.mesh = Mesh(self)
-        self.verifier = Verifier(self.mesh.pool)  # registrations' signatures, off the loop
+        # registrations' signatures, off the loop, on the pool that checks what peers send
+        self.verifier = Verifier(self.mesh.replication.pool)
         self.post = Post(self)
         if cfg.storage != "sqlite":
             self.fleet = await Fleet.join(self, cfg.storage, limits)
@@ -273,13 +277,11 @@ class Seed(Service):
         """Once a minute: expire mail and takes, forget idle per-address buckets."""
         while True:
             await asyncio.sleep(60)
-            self.mailbox.expire(now_ms())
-            self.presence_changed(self.directory.expire_sessions(now_ms(), self.key))
-            now = asyncio.get_running_loop().time()
-            self.links.forget_idle(now)
-            for group, bucket in list(self.new_names.items()):
-                if bucket.allows(now, 0) and bucket.tokens >= bucket.burst:
-                    del self.new_names[group]
+            now = Now.read()
+            self.mailbox.expire(now.wall)
+            self.presence_changed(self.directory.expire_sessions(now.wall, self.key), now.wall)
+            self.links.forget_idle(now.mono)
+            self.admission.forget_idle(now.mono)
 
     async def stop(self) -> None:
         """Close every socket with 1001, stop dialling, and flush the store."""
@@ -311,13 +313,15 @@ class Seed(Service):
         """Count something refused or dropped (shown in /health)."""
         self.refused[what] = self.refused.get(what, 0) + 1
 
-    def trusted(self, key: str) -> bool:
+    def trusted(self, key: str, now: int | None = None) -> bool:
         """Whether a linked seed gets a configured peer's budgets (else a stranger's): its key
         was proven at a URL in `peers`, and it is the first key proven there or was first
-        proven more than `stranger_days` ago. This seed itself is trusted."""
+        proven more than `stranger_days` ago (at `now`, default the clock's). This seed itself
+        is trusted."""
         if key == self.key:
             return True
-        return self.first_seen.trusted(key, self.mesh.configured_keys(), now_ms())
+        at = now_ms() if now is None else now
+        return self.first_seen.trusted(key, self.mesh.configured_keys(), at)
 
     def first_proven(self, key: str, url: str, at: int | None = None) -> None:
         """A dial of configured `url` proved `key` (at `at`, default now): note when, the first
@@ -403,7 +407,8 @@ class Seed(Service):
         try:
             async for raw in frames(ws):
                 self.frames.received += 1
-                verdict = session.limit.check(loop.time())
+                now = Now.read()  # the one reading of the clocks this frame is handled at
+                verdict = session.limit.check(now.mono)
                 if verdict is not Verdict.ALLOW:
                     if verdict is Verdict.CUT:
                         log.warning(
@@ -439,7 +444,7 @@ class Seed(Service):
                     self._drop(session)
                     await self.mesh.accept(ws, frame, session.nonce, session.out)
                     return
-                self._in_order(session, frame)
+                self._in_order(session, frame, now)
                 await self._settled(session, IN_FLIGHT)
         except ConnectionClosed:
             pass
@@ -451,6 +456,7 @@ class Seed(Service):
         self,
         session: Session,
         frame: Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take,
+        now: Now,
     ) -> None:
         if self.fleet is not None:
             # a fleet's records are read fresh from its bucket before the frame is handled
@@ -464,28 +470,30 @@ class Seed(Service):
                 Seeds: lambda f: [],
                 Watch: lambda f: [],
             }[type(frame)](frame)
-            self.fleet.then(names, lambda: self._handle_frame(session, frame), session)
+            # handled when they are read: the time is read again then
+            self.fleet.then(names, lambda: self._handle_frame(session, frame, Now.read()), session)
             return
-        self._handle_frame(session, frame)
+        self._handle_frame(session, frame, now)
 
     def _handle_frame(
         self,
         session: Session,
         frame: Register | Lookup | Seeds | Watch | Publish | Relay | Deposit | Take,
+        now: Now,
     ) -> None:
         match frame:
             case Register():
-                self._register(session, frame)
+                self._register(session, frame, now)
             case Lookup():
-                self._lookup(session, frame)
+                self._lookup(session, frame, now)
             case Seeds():
                 session.out.push(
                     dump(SeedList(type="seed_list", id=frame.id, seeds=self.mesh.seed_infos()))
                 )
             case Watch():
-                self._watch(session, frame)
+                self._watch(session, frame, now)
             case Publish():
-                self._publish(session, frame)
+                self._publish(session, frame, now)
             case Relay():
                 self.post.relay(session, frame)
             case Deposit():
@@ -502,58 +510,39 @@ class Seed(Service):
 
     # ------------------------------------------------------------------ register
 
-    def _new_name_allowed(self, session: Session, record: Record) -> bool:
-        """Sybil brake: a name new to this seed costs its address one of a few per minute."""
-        if record.name in self.directory:
-            return True
-        now = asyncio.get_running_loop().time()
-        group = address_group(session.host)
-        rate = self.config.new_names_per_minute
-        bucket = self.new_names.get(group)
-        if bucket is None:
-            bucket = self.new_names[group] = RateLimit(rate / 60.0, max(1.0, rate), now)
-        return bucket.allows(now)
-
-    def _unchecked(self, record: Record) -> bool:
-        """True when this seed cannot check a name it does not hold (r3): it has peers configured,
-        no sync with one has completed, and it has waited less than `first_sync_wait` or a peer's
-        sync is running. A name taken now could be the mesh's already."""
-        if self.synced_once or record.name in self.directory:
-            return False
-        waited = time.monotonic() - self.started
-        return waited < self.config.first_sync_wait or self.mesh.syncing()
-
-    def _claimed(self, record: Record, outcome: Outcome) -> None:
-        """A name new here, taken before any sync: it yields to the mesh's record when one comes."""
-        if outcome is Outcome.NEW and not self.synced_once:
-            folded = fold_name(record.name)
-            if self.directory.entries[folded].rev == 0:
-                self.directory.provisional.add(folded)
+    @property
+    def synced_once(self) -> bool:
+        """A sync with a peer reached its end (or no peers are configured): new names are
+        checked against what the mesh holds."""
+        return self.admission.synced_once
 
     def _auth_problem(
-        self, session: Session, record: Record, auth: SessionAuth, signed: bool | None = None
+        self,
+        session: Session,
+        record: Record,
+        auth: SessionAuth,
+        now: int,
+        signed: bool | None = None,
     ) -> str | None:
         """Why the session auth does not prove this socket holds the record's key, or None
         (`signed`: its signature was checked already, off the loop)."""
         last_at = session.auth.at if session.auth is not None else None
-        return session_auth_problem(
-            auth, record, self.key, session.nonce, last_at, now_ms(), signed
-        )
+        return session_auth_problem(auth, record, self.key, session.nonce, last_at, now, signed)
 
     def _auth_claims_problem(
-        self, session: Session, record: Record, auth: SessionAuth
+        self, session: Session, record: Record, auth: SessionAuth, now: int
     ) -> str | None:
         """Why the session auth's claims (name, seed, challenge, time) do not fit, or None."""
         last_at = session.auth.at if session.auth is not None else None
-        return session_claims_problem(auth, record, self.key, session.nonce, last_at, now_ms())
+        return session_claims_problem(auth, record, self.key, session.nonce, last_at, now)
 
-    def _in_order(self, session: Session, frame: Frame) -> None:
+    def _in_order(self, session: Session, frame: Frame, now: Now) -> None:
         """Handle a frame now, or after the registers before it on this socket: a register's
         signatures are checked on a worker thread while the socket's next frames are read."""
-        fut = self._signatures(session, frame) if isinstance(frame, Register) else None
+        fut = self._signatures(session, frame, now) if isinstance(frame, Register) else None
         if session.in_order is None:
             if fut is None:
-                self._dispatch(session, frame)
+                self._dispatch(session, frame, now)
                 return
             session.in_order = deque()
         session.in_order.append((fut, frame))
@@ -562,8 +551,9 @@ class Seed(Service):
 
     def _run_in_order(self, session: Session) -> None:
         """Handle the frames waiting on this socket up to the first whose signatures are not
-        checked yet (a closed socket's are dropped)."""
+        checked yet (a closed socket's are dropped), at the time they are handled."""
         waiting = session.in_order
+        now = Now.read()
         while waiting:
             fut, frame = waiting[0]
             if fut is not None and not fut.done():
@@ -573,9 +563,9 @@ class Seed(Service):
                 continue
             if isinstance(frame, Register):
                 signed = None if fut is None or fut.cancelled() else fut.result()
-                self._register(session, frame, signed)
+                self._register(session, frame, now, signed)
             else:
-                self._dispatch(session, frame)
+                self._dispatch(session, frame, now)
         if session.in_order is waiting:
             session.in_order = None
 
@@ -588,7 +578,7 @@ class Seed(Service):
             self._run_in_order(session)
 
     def _signatures(
-        self, session: Session, frame: Register
+        self, session: Session, frame: Register, now: Now
     ) -> asyncio.Future[Signatures | None] | None:
         """A register's signatures, being checked on a worker thread (None: checked inline, as a
         register that fails on a cheaper rule never costs a signature check)."""
@@ -597,12 +587,12 @@ class Seed(Service):
             session.folded != fold_name(record.name) or session.key != record.key
         ):
             return None
-        if self._auth_claims_problem(session, record, auth) is not None:
+        if self._auth_claims_problem(session, record, auth, now.wall) is not None:
             return None
         return self.verifier.check(None if self.holds(record) else record, auth, record.key)
 
     def _register(
-        self, session: Session, frame: Register, signed: Signatures | None = None
+        self, session: Session, frame: Register, now: Now, signed: Signatures | None = None
     ) -> None:
         record, auth = frame.record, frame.auth
         folded = fold_name(record.name)
@@ -618,41 +608,26 @@ class Seed(Service):
             )
             return
         problem = self._auth_problem(
-            session, record, auth, None if signed is None else signed.session
+            session, record, auth, now.wall, None if signed is None else signed.session
         )
         if problem is not None:
             self.count("bad_session_auth")
             session.out.push(error_frame(ErrorCode.BAD_SIGNATURE, problem, frame.id))
             return
-        if not self._new_name_allowed(session, record):
-            self.count("new_names_rate_limited")
-            session.out.push(
-                error_frame(
-                    ErrorCode.RATE_LIMITED,
-                    "too many new names from your address; try later",
-                    frame.id,
-                )
-            )
+        verified = signed is not None and signed.record is True
+        group = address_group(session.host)
+        taken = self.admission.admit(record, group, now, self.mesh.syncing(now.mono), verified)
+        if isinstance(taken, Refused):
+            if taken.stage is not Stage.DIRECTORY:
+                self.count(taken.stage.value)
+            session.out.push(error_frame(taken.code, taken.message, frame.id))
             return
-        if self._unchecked(record):
-            self.count("names_before_sync")
-            session.out.push(error_frame(ErrorCode.OFFLINE, BEFORE_SYNC, frame.id))
-            return
-        now = now_ms()
-        try:
-            outcome, loser = self.directory.accept(
-                record, now, verified=signed is not None and signed.record is True
-            )
-        except ProtocolError as exc:
-            session.out.push(error_frame(exc.code, exc.message, frame.id))
-            return
-        if outcome is not Outcome.SAME:
-            self._claimed(record, outcome)
-            self.record_changed(record, now, loser)
+        if taken.changed:
+            self.record_changed(record, now.wall, taken.loser)
         first = session.auth is None
         if first:
             session.mail_backlog = []
-        self._bind(session, folded, record.key, auth)
+        self._bind(session, folded, record.key, auth, now.wall)
         reply = dump(Registered(type="registered", id=frame.id, seed=self.name))
         pending = self.unsynced.get(folded)
         if pending is None:
@@ -681,9 +656,9 @@ class Seed(Service):
         if first and session.folded is not None and session in self.sessions:
             self.tasks.spawn(self.post.hand_over_mail(session), f"mail for {session.folded}")
 
-    def _bind(self, session: Session, folded: str, key: str, auth: SessionAuth) -> None:
+    def _bind(self, session: Session, folded: str, key: str, auth: SessionAuth, now: int) -> None:
         """This socket proved it holds the name: bind it, replacing an older session here."""
-        self._spread(self.presence.bind(session, folded, key, auth, now_ms()))
+        self._spread(self.presence.bind(session, folded, key, auth, now))
 
     def record_changed(
         self, record: Record, now: int, loser: str | None, source: str | None = None
@@ -696,7 +671,7 @@ class Seed(Service):
         self.persist(record, folded, entry.renewed, entry.claimed, rev)
         self.mesh.gossip("records", dump(record), rev, source)
         if loser is not None:
-            self._spread(self.presence.lost(folded, loser, now_ms()))
+            self._spread(self.presence.lost(folded, loser, now))
 
     def persist(self, record: Record, folded: str, renewed: int, claimed: int, rev: int) -> None:
         """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
@@ -714,12 +689,11 @@ class Seed(Service):
 
         fut.add_done_callback(done)
 
-    def _publish(self, session: Session, frame: Publish) -> None:
+    def _publish(self, session: Session, frame: Publish, now: Now) -> None:
         """Records a socket holds (a user's contacts' last records): the record rules, not the
         session's. Each record spends the socket's publish budget; one held already (the same
         bytes) or older than the one held costs no signature check."""
-        now = now_ms()
-        loop_now = asyncio.get_running_loop().time()
+        loop_now = now.mono
         if session.publish_budget is None:
             cfg = self.config
             session.publish_budget = RateLimit(cfg.publish_rate, cfg.publish_burst, loop_now)
@@ -736,6 +710,8 @@ class Seed(Service):
             return
         accepted = 0
         unchecked = 0
+        group = address_group(session.host)
+        syncing = self.mesh.syncing(now.mono)
         for record in frame.records:
             entry = self.directory.entries.get(fold_name(record.name))
             if entry is not None and entry.same_as(record):
@@ -744,22 +720,17 @@ class Seed(Service):
             if entry is not None and b64(entry.key) == record.key and record.seq <= entry.seq:
                 self.count("published_refused")  # stale: refused before its signature is checked
                 continue
-            if not self._new_name_allowed(session, record):
-                self.count("new_names_rate_limited")
-                continue
-            if self._unchecked(record):
-                self.count("names_before_sync")
-                unchecked += 1
+            taken = self.admission.admit(record, group, now, syncing)
+            if isinstance(taken, Refused) and taken.stage is not Stage.DIRECTORY:
+                self.count(taken.stage.value)  # refused before its signature is checked
+                unchecked += taken.stage is Stage.BEFORE_SYNC
                 continue
             self.publish_verified += 1
-            try:
-                outcome, loser = self.directory.accept(record, now)
-            except ProtocolError:
+            if isinstance(taken, Refused):
                 self.count("published_refused")
                 continue
-            if outcome is not Outcome.SAME:
-                self._claimed(record, outcome)
-                self.record_changed(record, now, loser)
+            if taken.changed:
+                self.record_changed(record, now.wall, taken.loser)
             accepted += 1
         if unchecked:
             # the records it holds were taken; the rest are worth handing over again shortly
@@ -786,9 +757,10 @@ class Seed(Service):
         sessions = ((folded, session.auth) for folded, session in self.bound.items())
         return self.presence.online(sessions, now_ms())
 
-    def presence_changed(self, names: Iterable[str]) -> None:
-        """Push the effective presence of each watched name whose state changed."""
-        self._tell(self.presence.changed(names, now_ms()))
+    def presence_changed(self, names: Iterable[str], now: int | None = None) -> None:
+        """Push the effective presence of each watched name whose state changed (as of `now`,
+        default the clock's)."""
+        self._tell(self.presence.changed(names, now_ms() if now is None else now))
 
     def _tell(self, told: Told[Session]) -> None:
         for session, text in told.frames:
@@ -804,9 +776,9 @@ class Seed(Service):
             return self.fleet.storage.presence.name_of(key)
         return self.mesh.name_of(key)
 
-    def _watch(self, session: Session, frame: Watch) -> None:
+    def _watch(self, session: Session, frame: Watch, now: Now) -> None:
         spellings = {fold_name(n): n for n in frame.names}
-        told = self.presence.watch(session, spellings, now_ms())
+        told = self.presence.watch(session, spellings, now.wall)
         if told is None:
             session.out.push(
                 error_frame(
@@ -820,20 +792,20 @@ class Seed(Service):
         session.out.push(dump(Watching(type="watching", id=frame.id)))
         self._tell(told)
 
-    def newer_session_elsewhere(self, folded: str, auth_at: int) -> None:
+    def newer_session_elsewhere(self, folded: str, auth_at: int, now: int) -> None:
         """A peer holds a newer session of a name bound here: this one is stale, tell it and let go."""
-        self._spread(self.presence.newer_elsewhere(folded, auth_at, now_ms()))
+        self._spread(self.presence.newer_elsewhere(folded, auth_at, now))
 
     # ------------------------------------------------------------------ lookup
 
-    def _lookup(self, session: Session, frame: Lookup) -> None:
+    def _lookup(self, session: Session, frame: Lookup, now: Now) -> None:
         record = self.directory.get(frame.name)
         if record is None and (
-            self.mesh.arriving(frame.name) or (frame.hops >= 1 and self.mesh.syncing())
+            self.mesh.arriving(frame.name) or (frame.hops >= 1 and self.mesh.syncing(now.mono))
         ):
             self.tasks.spawn(self._lookup_later(session, frame), f"lookup {frame.name}")
             return
-        session.out.push(self._lookup_answer(frame, record))
+        session.out.push(self._lookup_answer(frame, record, now.wall))
 
     async def _lookup_later(self, session: Session, frame: Lookup) -> None:
         """A miss that may not be one: wait for a peer's record of the name being checked, then,
@@ -844,17 +816,17 @@ class Seed(Service):
         if record is None and frame.hops >= 1 and self.mesh.syncing():
             record = await self.mesh.ask_peers(frame.name)
         if session in self.sessions:
-            session.out.push(self._lookup_answer(frame, record))
+            session.out.push(self._lookup_answer(frame, record, now_ms()))
 
-    def _lookup_answer(self, frame: Lookup, record: Record | None) -> str:
+    def _lookup_answer(self, frame: Lookup, record: Record | None, now: int) -> str:
         if record is not None:
-            return self.found_frame(frame.id, record)
+            return self.found_frame(frame.id, record, now)
         return error_frame(
             ErrorCode.NOT_FOUND, f"no user named {frame.name!r} is registered", frame.id
         )
 
-    def found_frame(self, frame_id: str, record: Record) -> str:
-        eff = self.directory.effective(fold_name(record.name), now_ms())
+    def found_frame(self, frame_id: str, record: Record, now: int) -> str:
+        eff = self.directory.effective(fold_name(record.name), now)
         return dump(
             Found(
                 type="found",
@@ -871,6 +843,7 @@ class Seed(Service):
     def merge(
         self,
         link_key: str,
+        now: int,
         records: list[Record],
         presence: list[PresenceItem],
         mail: list[MailItem],
@@ -878,7 +851,6 @@ class Seed(Service):
         verified: bool = False,
         auths_checked: dict[int, str] | None = None,
     ) -> Merged:
-        now = now_ms()
         merged = Merged()
         checked = auths_checked or {}
         for record in records:
@@ -908,14 +880,12 @@ class Seed(Service):
                 merged.refused.append((take.to, exc))
         return merged
 
-    def merge_online_set(self, seed_key: str, online: dict[str, tuple[int, int]]) -> None:
+    def merge_online_set(self, seed_key: str, online: dict[str, tuple[int, int]], now: int) -> None:
         """A peer's sync reached done: its online set replaces what it said before, and this
         seed can check names against the mesh from now on (the names it took before are its own
         where no peer's record contradicted them)."""
-        if not self.synced_once:
-            self.synced_once = True
-            self.directory.provisional.clear()
-        self.presence_changed(self.directory.replace_seed_online_set(seed_key, online))
+        self.admission.synced()
+        self.presence_changed(self.directory.replace_seed_online_set(seed_key, online), now)
 
     def record(self, name: str) -> Record | None:
         return self.directory.get(name)
@@ -928,14 +898,14 @@ class Seed(Service):
         return entry is not None and entry.same_as(record)
 
     def check_online(
-        self, item: PresenceItem, link_key: str, verified_with: str | None = None
+        self, item: PresenceItem, link_key: str, now: int, verified_with: str | None = None
     ) -> ProtocolError | None:
         try:
-            self.directory.check_presence(item, link_key, now_ms(), verified_with)
+            self.directory.check_presence(item, link_key, now, verified_with)
         except ProtocolError as exc:
             return exc
         if item.auth is not None:
-            self.newer_session_elsewhere(fold_name(item.name), item.auth.at)
+            self.newer_session_elsewhere(fold_name(item.name), item.auth.at, now)
         return None
 
     def current_rev(self) -> tuple[str, int]:
@@ -954,10 +924,10 @@ class Seed(Service):
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
         self.post.peer_relay(frame, link_key)
 
-    def link_allows(self, link_key: str, kind: str, cost: float = 1.0) -> bool:
+    def link_allows(self, link_key: str, kind: str, now: Now, cost: float = 1.0) -> bool:
         """Spend `cost` of what the link with `link_key` may bring of `kind` (see budgets)."""
-        now = asyncio.get_running_loop().time()
-        return self.links.allows(link_key, kind, self.trusted(link_key), now, cost)
+        trusted = self.trusted(link_key, now.wall)
+        return self.links.allows(link_key, kind, trusted, now.mono, cost)
 
     def save_url(self, seed: SeedUrl) -> None:
         self.store.save_seed_url(seed)
@@ -968,11 +938,12 @@ class Seed(Service):
     def save_sync_point(self, key: str, epoch: str, since: int) -> None:
         self.store.save_sync_point(key, epoch, since)
 
-    def lookup_reply(self, frame: Lookup) -> str:
-        return self._lookup_answer(frame, self.directory.get(frame.name))
+    def lookup_reply(self, frame: Lookup, now: int) -> str:
+        return self._lookup_answer(frame, self.directory.get(frame.name), now)
 
     def home_lost(self, seed_key: str) -> None:
-        self.presence_changed(self.directory.seed_lost(seed_key, now_ms()))
+        now = now_ms()
+        self.presence_changed(self.directory.seed_lost(seed_key, now), now)
 
     def home_back(self, seed_key: str) -> None:
         self.presence_changed(self.directory.seed_back(seed_key))

@@ -14,6 +14,7 @@ import typing
 
 from pydantic import BaseModel
 
+from node.clock import now_ms
 from node.config import SeedConfig
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_take
@@ -99,8 +100,6 @@ def a_mesh() -> Mesh:
 
 def full_mesh(count: int) -> Mesh:
     """`count` seeds proven a moment ago, each at a URL and under a name at their worst."""
-    from node.clock import now_ms
-
     mesh = a_mesh()
     now = now_ms()
     for i in range(1, count + 1):
@@ -121,7 +120,7 @@ def test_seed_list_at_its_worst_fits_and_is_bounded():
 
 def test_hello_and_welcome_at_their_worst_fit():
     mesh = full_mesh(500)
-    seeds = mesh._passed_on()
+    seeds = mesh._passed_on(now_ms())
     auth = {
         "at": BIG,
         "dialler": KEY,
