@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,17 +24,17 @@ ALLOWED = {
 TOP = {"", "errors", "clock", "runtime", "config", "__main__"}  # "": the node package itself
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def imports(path: Path, typing: bool = False) -> set[str]:
+def imports(path: Path, typing: bool = False, root: Path = ROOT) -> set[str]:
     """The project modules `path` imports (absolute names), at any depth of the file; with
     `typing`, those imported only under `if TYPE_CHECKING:` too."""
-    name = module_name(path)
+    name = module_name(path, root)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found: set[str] = set()
     tree = ast.parse(path.read_text())
@@ -63,13 +64,13 @@ def _type_checking(test: ast.expr) -> bool:
     return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
 
 
-def graph(typing: bool = False) -> dict[str, set[str]]:
-    files = [*ROOT.joinpath("node").rglob("*.py"), *ROOT.joinpath("tui").rglob("*.py")]
-    modules = {module_name(f): f for f in files}
+def graph(typing: bool = False, root: Path = ROOT) -> dict[str, set[str]]:
+    files = [*root.joinpath("node").rglob("*.py"), *root.joinpath("tui").rglob("*.py")]
+    modules = {module_name(f, root): f for f in files}
     edges: dict[str, set[str]] = {}
     for name, path in modules.items():
         # an import of a name inside a module counts as an import of that module
-        found = imports(path, typing)
+        found = imports(path, typing, root)
         edges[name] = {m if m in modules else m.rsplit(".", 1)[0] for m in found}
         edges[name] = {m for m in edges[name] if m in modules and m != name}
     return edges
@@ -125,20 +126,25 @@ def test_no_import_circles_even_for_type_checking():
     assert not circles, "\n".join(" -> ".join(c) for c in circles)
 
 
-def test_the_checker_sees_a_circle_closed_for_type_checking():
-    probes = [ROOT / "node" / "seed" / f"_layering_probe_{n}.py" for n in ("a", "b")]
+def copy_of_the_tree(tmp_path: Path) -> Path:
+    """node/ and tui/ copied, so a probe module is added to the copy, never to the tree that
+    the other tests (on other workers) are reading at the same time."""
+    for top in ("node", "tui"):
+        shutil.copytree(ROOT / top, tmp_path / top, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_the_checker_sees_a_circle_closed_for_type_checking(tmp_path):
+    root = copy_of_the_tree(tmp_path)
+    probes = [root / "node" / "seed" / f"_layering_probe_{n}.py" for n in ("a", "b")]
     probes[0].write_text("from . import _layering_probe_b\n")
     probes[1].write_text(
         "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
         "    from ._layering_probe_a import x\n"
     )
-    try:
-        assert not circles_in(graph())
-        circle = [f"node.seed._layering_probe_{n}" for n in ("a", "b", "a")]
-        assert circle in circles_in(graph(typing=True))
-    finally:
-        for probe in probes:
-            probe.unlink()
+    assert not circles_in(graph(root=root))
+    circle = [f"node.seed._layering_probe_{n}" for n in ("a", "b", "a")]
+    assert circle in circles_in(graph(typing=True, root=root))
 
 
 def test_node_imports_no_textual():
@@ -157,13 +163,10 @@ def test_node_imports_no_textual():
 
 def test_the_checker_sees_a_forbidden_import(tmp_path):
     """The rules above can fail: a seed module importing the user side is caught."""
-    fake = ROOT / "node" / "seed" / "_layering_probe.py"
-    fake.write_text("from ..user import node\n")
-    try:
-        edges = graph()
-        assert "node.user.node" in edges["node.seed._layering_probe"]
-    finally:
-        fake.unlink()
+    root = copy_of_the_tree(tmp_path)
+    (root / "node" / "seed" / "_layering_probe.py").write_text("from ..user import node\n")
+    edges = graph(root=root)
+    assert "node.user.node" in edges["node.seed._layering_probe"]
 
 
 # what tui/ may import from node/: the UserNode API, its events and the row types it returns,
@@ -206,10 +209,11 @@ def tui_imports(path: Path) -> list[tuple[str, set[str]]]:
     return found
 
 
-def test_the_terminal_client_reaches_the_node_only_through_its_api():
+def tui_reaches(root: Path = ROOT) -> list[str]:
+    """Each import of node/ by tui/ that is not through the node's API."""
     wrong = []
-    for path in ROOT.joinpath("tui").rglob("*.py"):
-        module = module_name(path)
+    for path in root.joinpath("tui").rglob("*.py"):
+        module = module_name(path, root)
         for target, names in tui_imports(path):
             if target in TUI_ALLOWED or module in TUI_ONLY_IN.get(target, set()):
                 continue
@@ -217,19 +221,19 @@ def test_the_terminal_client_reaches_the_node_only_through_its_api():
             if rows is not None and names and names <= rows:
                 continue
             wrong.append(f"{module} imports {', '.join(sorted(names)) or '*'} from {target}")
+    return wrong
+
+
+def test_the_terminal_client_reaches_the_node_only_through_its_api():
+    wrong = tui_reaches()
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_tui_rule_catches_a_reach_into_the_seed_link():
-    probe = ROOT / "tui" / "_layering_probe.py"
+def test_the_tui_rule_catches_a_reach_into_the_seed_link(tmp_path):
+    root = copy_of_the_tree(tmp_path)
+    probe = root / "tui" / "_layering_probe.py"
     probe.write_text("from node.user.seed_client import first_answering\n")
-    try:
-        assert tui_imports(probe) == [("node.user.seed_client", {"first_answering"})]
-        try:
-            test_the_terminal_client_reaches_the_node_only_through_its_api()
-        except AssertionError as exc:
-            assert "tui._layering_probe imports first_answering" in str(exc)
-        else:
-            raise AssertionError("the rule let tui/ import the seed link")
-    finally:
-        probe.unlink()
+    assert tui_imports(probe) == [("node.user.seed_client", {"first_answering"})]
+    assert "tui._layering_probe imports first_answering from node.user.seed_client" in tui_reaches(
+        root
+    )
