@@ -984,14 +984,14 @@ def table(rows: list[Row]) -> str:
     head = f"{'scenario':<22} {'figure':<62} {'value':>12} {'baseline':>12} {'ratio':>7} {'target':>9}  met"
     lines = [head, "-" * len(head)]
     for r in rows:
+        if r.skipped:  # the reason in full: it says what to install
+            lines.append(f"{r.scenario:<22} {r.figure}")
+            continue
         fmt = (
             (lambda v: f"{v:,.0f}")
             if r.unit in ("msg/s", "reg/s", "lookup/s", "B", "µs")
             else (lambda v: f"{v:,.3f}")
         )
-        if r.skipped:  # the reason in full: it says what to install
-            lines.append(f"{r.scenario:<22} {r.figure}")
-            continue
         base = fmt(r.baseline) if r.baseline else ""
         ratio = f"{r.ratio:.2f}x" if r.ratio else ""
         met = "" if r.met is None else ("yes" if r.met else "NO")
