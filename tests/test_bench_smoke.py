@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from node.bench import runner
 from node.bench.runner import SCENARIOS
 
 PARTS = 3  # a quick run mostly waits on process starts: the parts run on separate test workers
@@ -28,4 +29,14 @@ def test_bench_quick_runs_every_scenario(tmp_path, part):
     rows = json.loads(out.read_text())
     numbers = {SCENARIOS.index(n) + 1 for n in names}
     assert {int(r["scenario"].split(" ", 1)[0]) for r in rows} == numbers
-    assert all(r["value"] > 0 for r in rows if "frames" not in r["unit"])
+    assert all(r["value"] > 0 for r in rows if "frames" not in r["unit"] and not r["skipped"])
+
+
+async def test_bench_fleet_says_why_it_skipped_without_nats_server(monkeypatch, tmp_path):
+    """Where no nats-server is installed, the fleet scenario prints one row saying so and why."""
+    monkeypatch.setattr(runner, "nats_server_binary", lambda: None)
+    bench = runner.Bench(quick=True, seed_url=None, progress=print)
+    await bench.fleet(runner.Procs(tmp_path))
+    [row] = bench.rows
+    assert row.skipped and "no nats-server" in row.figure
+    assert "no nats-server" in runner.table(bench.rows)

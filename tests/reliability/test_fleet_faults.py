@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from node.bench.runner import Bench, Procs, table
 from node.clock import now_ms
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_mail
@@ -98,64 +99,18 @@ async def test_fleet_loses_no_acknowledged_write_when_leaders_die(seeds, tmp_pat
         cluster.stop()
 
 
-async def test_fleet_figures(seeds, nats_cluster, full):
+async def test_fleet_figures(full, tmp_path):
     """Registrations/s and lookups/s through 1 and 3 fleet seeds on one 3-node NATS cluster,
-    and through one SQLite seed, in the same run (a measured scenario: `pytest --full`)."""
+    and through one SQLite seed, in the same run: `p2p-node bench fleet`'s scenario (a measured
+    scenario: `pytest --full`)."""
     if not full:
         pytest.skip("a measured scenario: run it with pytest --full")
-    users, clients_per_seed = 600, 20
-
-    async def measure(label: str, targets: list) -> tuple[float, float]:
-        clients = [
-            await RawClient.open(targets[i % len(targets)].url)
-            for i in range(clients_per_seed * len(targets))
-        ]
-        names = [f"{label}{i}" for i in range(users)]
-
-        async def work(i: int, make) -> None:
-            for n in range(i, users, len(clients)):
-                reply = await clients[i].request(make(n), 30)
-                assert reply["type"] in ("registered", "found"), reply
-
-        loop = asyncio.get_running_loop()
-        # a socket registers one name only: each registration gets a socket of its own
-        t0 = loop.time()
-
-        async def register(n: int) -> None:
-            c = await RawClient.open(targets[n % len(targets)].url)
-            reply = await c.request(
-                {"type": "register", "record": record(Identity.generate(), names[n])}, 30
-            )
-            assert reply["type"] == "registered", reply
-            await c.close()
-
-        for start in range(0, users, 50):
-            await asyncio.gather(*(register(n) for n in range(start, min(users, start + 50))))
-        regs = users / (loop.time() - t0)
-        t0 = loop.time()
-        await asyncio.gather(
-            *(work(i, lambda n: {"type": "lookup", "name": names[n]}) for i in range(len(clients)))
-        )
-        lookups = users / (loop.time() - t0)
-        for c in clients:
-            await c.close()
-        return regs, lookups
-
-    sqlite = await measure("s", [await seeds("solo")])
-    url = _fleet_url(nats_cluster)
-    one = await measure("o", [await seeds("f1", storage=url)])
-    three = await measure(
-        "t",
-        [
-            one_seed := await seeds("f2", storage=url),
-            await seeds("f3", storage=url),
-            seeds.started[1],
-        ],
-    )
-    assert one_seed.fleet is not None
-    for label, (regs, lookups) in (
-        ("1 SQLite seed", sqlite),
-        ("1 fleet seed", one),
-        ("3 fleet seeds", three),
-    ):
-        print(f"\n{label}: {regs:.0f} registrations/s, {lookups:.0f} lookups/s")
+    bench = Bench(quick=False, seed_url=None, progress=print)
+    procs = Procs(tmp_path)
+    try:
+        await bench.fleet(procs)
+    finally:
+        await procs.stop_all()
+    if bench.rows[0].skipped:
+        pytest.skip(bench.rows[0].figure)
+    print("\n" + table(bench.rows))
