@@ -146,3 +146,29 @@ def _key(name: str) -> str:
     from node.seed.storage.nats import token
 
     return token(name)
+
+
+async def test_renewals_in_flight_at_once_are_all_acknowledged(seeds, nats_cluster):
+    """A user that renews its record several times without waiting for the answers: the
+    renewals reach the bucket in any order, and one its owner's later record superseded on the
+    way is no failure (it was answered `internal` before)."""
+    url = _fleet_url(nats_cluster)
+    a, b = [await seeds(n, storage=url) for n in ("ra", "rb")]
+    alice, identity = await _user(a, "alice")
+    auth = alice.auth(identity, "alice")
+    base = now_ms() + 1_000
+    renewals = [
+        {"type": "register", "record": record(identity, "alice", seq=base + n), "auth": auth}
+        for n in range(1, 17)
+    ]
+    replies = await asyncio.gather(*(alice.request(r, 15) for r in renewals))
+    assert [r["type"] for r in replies] == ["registered"] * len(renewals), replies
+    lookup = await RawClient.open(b.url)
+
+    async def latest() -> bool:
+        found = await lookup.request({"type": "lookup", "name": "alice"}, 15)
+        return found["record"]["seq"] == base + len(renewals)
+
+    await eventually(latest, timeout=15, what="the last renewal at b")
+    for client in (alice, lookup):
+        await client.close()

@@ -638,6 +638,10 @@ class Seed(Service):
             """Answer once the record is on disk (an identical resend waits for the first copy's commit)."""
             if fut.cancelled() or fut.exception() is not None:
                 session.mail_backlog = None
+                exc = None if fut.cancelled() else fut.exception()
+                if isinstance(exc, ProtocolError):  # a fleet's bucket held a newer record
+                    session.out.push(error_frame(exc.code, exc.message, frame.id))
+                    return
                 session.out.push(
                     error_frame(
                         ErrorCode.INTERNAL,

@@ -167,9 +167,12 @@ async def apply_record(
 ) -> Stored | None:
     """Apply the rule against the shared store with compare-and-set, reading again after each
     lost race (another writer's record may make this one stale); what was written, or None for
-    an identical resend."""
-    for _ in range(tries):
+    an identical resend or a record its owner's later one superseded while this one was being
+    written (two renewals in flight: the later landed first, and it is what the owner wants)."""
+    for attempt in range(tries):
         stored = await records.get(folded)
+        if attempt and stored is not None and _superseded(stored.record, record):
+            return None
         if not wins(stored, record, now, lease_ms):
             return None
         renewed = min(record.seq, now)
@@ -182,6 +185,10 @@ async def apply_record(
             continue
         return Stored(record, renewed, claimed, revision)
     raise StoreError(f"the record of {folded!r} kept changing under {tries} writes")
+
+
+def _superseded(held: Record, record: Record) -> bool:
+    return held.key == record.key and held.seq > record.seq
 
 
 def converge(history: list[Stored], lease_ms: int) -> Stored | None:
