@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -18,14 +21,23 @@ PARTS = 3  # a quick run mostly waits on process starts: the parts run on separa
 def test_bench_quick_runs_every_scenario(tmp_path, part):
     names = SCENARIOS[part::PARTS]
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
+    # its own process group: a bench stopped by a timeout takes the seeds and nodes it started
+    # with it, instead of leaving them running
+    proc = subprocess.Popen(
         [sys.executable, "-m", "node", "bench", "--quick", "--json", str(out), *names],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
+        start_new_session=True,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "baseline" in proc.stdout and f"[{len(names)}/{len(names)}]" in proc.stderr
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "baseline" in stdout and f"[{len(names)}/{len(names)}]" in stderr
     rows = json.loads(out.read_text())
     numbers = {SCENARIOS.index(n) + 1 for n in names}
     assert {int(r["scenario"].split(" ", 1)[0]) for r in rows} == numbers
