@@ -34,11 +34,11 @@ from ..errors import (
     StoreError,
 )
 from ..runtime import Tasks, quiet_logger
+from ..wire.fastcodec import ack_text, parse_direct
 from ..wire.fit import ENVELOPE, batches
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
-    DIRECT,
     MAX_CARRIED,
     MAX_TAKE_IDS,
     Ack,
@@ -55,7 +55,6 @@ from ..wire.protocol import (
     Taken,
     TakenId,
     error_frame,
-    parse,
     readable_id,
 )
 from ..wire.sender import Sender
@@ -71,11 +70,6 @@ log = quiet_logger("p2p.user.inbox")
 
 DAY_MS = 86_400_000
 REFRESH_EVERY = 10.0  # seconds between fresh lookups of a contact whose box did not open
-
-
-def ack_text(msg_id: str, proof: str) -> str:
-    """An `ack` frame for our own, already valid fields (built directly: this is the hot path)."""
-    return '{"type":"ack","id":%s,"proof":"%s"}' % (json.dumps(msg_id), proof)
 
 
 AckBack = Callable[[str, str], None]  # sends an ack (id, proof) back the way the chat came
@@ -155,7 +149,7 @@ class Inbox:
                     out.push(error_frame(ErrorCode.RATE_LIMITED, "too many frames; slow down"))
                     continue
                 try:
-                    frame = parse(DIRECT, raw)
+                    frame = parse_direct(raw)
                     if not isinstance(frame, Chat):
                         raise ProtocolError(
                             ErrorCode.BAD_REQUEST,
