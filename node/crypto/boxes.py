@@ -15,9 +15,9 @@ from nacl.signing import VerifyKey
 from pydantic import ValidationError
 
 from ..errors import ErrorCode, ProtocolError
-from ..wire.fastcodec import chat_text, parse_plain, plain_bytes
+from ..wire.fastcodec import chat_text, plain_bytes
 from ..wire.names import fold_name
-from ..wire.protocol import Chat, ChatPlain
+from ..wire.protocol import CHAT_PLAIN, Chat, ChatPlain
 from .keys import Identity, b64, unb64
 from .signing import ACK_PREFIX, ack_bytes
 
@@ -63,7 +63,7 @@ class Boxes:
                 ErrorCode.BAD_BOX, "the box does not open with the sender's key", chat.id
             ) from None
         try:
-            inner = parse_plain(plain)
+            inner = CHAT_PLAIN.validate_json(plain)
         except ValidationError:
             raise ProtocolError(
                 ErrorCode.BAD_BOX, "the box holds no valid message", chat.id

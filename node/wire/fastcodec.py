@@ -1,13 +1,13 @@
 """A msgspec codec for the direct-delivery hot path: `chat` and `ack` frames and a chat's plaintext.
 
-The pydantic models in protocol.py stay the definition. A frame is taken here only when msgspec
+The pydantic models in protocol.py stay the definition. A frame is read here only when msgspec
 decodes it under the same rules AND encoding what it decoded gives back exactly the input bytes:
 msgspec, like any fast JSON reader, takes duplicate keys, escapes, spaces and other spellings
 that the strict path refuses or reads differently, and none of those survive the re-encode.
-Everything else goes to the strict path (`parse`, `CHAT_PLAIN`), so its answers and errors are
-unchanged. What comes out is the same pydantic model, built without validating a second time.
-The encoders write the bytes the strict path's encoders wrote (compact JSON, keys in contract
-order); where msgspec would spell something differently they hand over to `json.dumps`.
+Everything else goes to the strict path (`parse`), so its answers and errors are unchanged.
+What comes out is the same pydantic model, built without validating a second time. The encoders
+(chat frame, plaintext, ack) write the bytes `json.dumps` wrote before (compact JSON, keys in
+contract order); where msgspec would spell something differently they hand over to it.
 """
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ import msgspec
 from pydantic import BaseModel
 
 from .protocol import (
-    CHAT_PLAIN,
     DIRECT,
     MAX_BOX,
-    MAX_INT,
-    MAX_TEXT,
     Ack,
     Chat,
-    ChatPlain,
     parse,
 )
 
@@ -39,7 +35,6 @@ _FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 _Nonce = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9+/]{32}\Z")]
 _Box = Annotated[str, msgspec.Meta(max_length=MAX_BOX)]  # canonical base64: checked after
 _Proof = Annotated[str, msgspec.Meta(max_length=1024)]  # the same
-_Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
 
 
 class FastChat(msgspec.Struct, tag_field="type", tag="chat"):
@@ -55,21 +50,20 @@ class FastAck(msgspec.Struct, tag_field="type", tag="ack"):
     proof: _Proof
 
 
-class FastPlain(msgspec.Struct, omit_defaults=True):
-    """ChatPlain: the fields it has by default are left out, as the sender leaves them out."""
+class FastPlain(msgspec.Struct):
+    """A chat's plaintext as a sender writes it (ChatPlain without its r3 fields): only encoded.
 
-    id: _FrameId
-    from_: _Name = msgspec.field(name="from")
-    to: _Name
-    ts: _Millis
-    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
-    kind: Annotated[str, msgspec.Meta(max_length=32)] = "chat"
-    group: dict[str, Any] | None = None
-    act: dict[str, Any] | None = None
+    Not decoded here: pydantic reads a plaintext (no duplicate-key pass there) in about the time
+    msgspec takes to decode, re-encode and build the model, so that path stays strict."""
+
+    id: str
+    from_: str = msgspec.field(name="from")
+    to: str
+    ts: int
+    text: str
 
 
 _DIRECT = msgspec.json.Decoder(FastChat | FastAck)
-_PLAIN = msgspec.json.Decoder(FastPlain)
 _ENCODER = msgspec.json.Encoder()
 _encode = _ENCODER.encode
 # what a decode may raise: not JSON, not these rules, or text no codec can write (lone surrogates)
@@ -78,13 +72,13 @@ _FAST_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeError)
 M = TypeVar("M", bound=BaseModel)
 
 
-def _model(cls: type[M], values: dict[str, Any], given: set[str] | None = None) -> M:
+def _model(cls: type[M], values: dict[str, Any]) -> M:
     """The model `cls` holding `values`, every one already checked against its rules: what
-    `model_construct` builds (the fields `given` set, by default all; no extras, no private
-    state), for a third of its cost."""
+    `model_construct` builds (every field set, no extras, no private state), for a third of
+    its cost."""
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(values) if given is None else given)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model
@@ -137,37 +131,6 @@ def parse_direct(raw: str | bytes) -> Any:
     return parse(DIRECT, raw)
 
 
-def parse_plain(raw: bytes) -> ChatPlain:
-    """`CHAT_PLAIN.validate_json(raw)`: the same ChatPlain, or its ValidationError."""
-    try:
-        plain = _PLAIN.decode(raw)
-    except _FAST_ERRORS:
-        return CHAT_PLAIN.validate_json(raw)
-    if _encode(plain) != raw:
-        return CHAT_PLAIN.validate_json(raw)
-    given = {"id", "from_", "to", "ts", "text"}  # and those the input held (not left out)
-    if plain.kind != "chat":
-        given.add("kind")
-    if plain.group is not None:
-        given.add("group")
-    if plain.act is not None:
-        given.add("act")
-    return _model(
-        ChatPlain,
-        {
-            "id": plain.id,
-            "from_": plain.from_,
-            "to": plain.to,
-            "ts": plain.ts,
-            "text": plain.text,
-            "kind": plain.kind,
-            "group": plain.group,
-            "act": plain.act,
-        },
-        given,
-    )
-
-
 def plain_bytes(
     msg_id: str, sender: str, recipient: str, ts: int, text: str, extra: dict[str, Any] | None
 ) -> bytes:
@@ -182,10 +145,16 @@ def plain_bytes(
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _escapes_alike(text: str) -> bool:
+    """True when msgspec writes `text` as `json.dumps` does by default: ASCII but DEL, which
+    json.dumps escapes and msgspec does not."""
+    return text.isascii() and "\x7f" not in text
+
+
 def chat_text(msg_id: str, sender: str, recipient: str, nonce: str, box: str) -> str:
     """A `chat` frame for our own, already valid fields, compact, non-ASCII escaped (as
     `json.dumps` writes it; only the id can hold any)."""
-    if msg_id.isascii():
+    if _escapes_alike(msg_id):
         return _encode(FastChat(msg_id, sender, recipient, nonce, box)).decode()
     return json.dumps(
         {"type": "chat", "id": msg_id, "from": sender, "to": recipient, "nonce": nonce, "box": box},
@@ -195,6 +164,6 @@ def chat_text(msg_id: str, sender: str, recipient: str, nonce: str, box: str) ->
 
 def ack_text(msg_id: str, proof: str) -> str:
     """An `ack` frame for our own proof (canonical base64) and a chat's id, as `chat_text`."""
-    if msg_id.isascii():
+    if _escapes_alike(msg_id):
         return _encode(FastAck(msg_id, proof)).decode()
     return '{"type":"ack","id":%s,"proof":"%s"}' % (json.dumps(msg_id), proof)

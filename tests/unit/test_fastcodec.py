@@ -1,9 +1,9 @@
 """The msgspec hot-path codec against the strict pydantic path it stands in for.
 
-Every decoder must take the same frames and give the same model (or the same error), whatever
-the spelling: generated valid frames and plaintexts, and the same with duplicate keys, keys out of
-order, spaces, escapes, non-canonical base64, names with a trailing newline, numbers spelled as
-floats. Every encoder must write the bytes the strict path's encoders wrote.
+The decoder must take the same frames and give the same model (or the same error), whatever
+the spelling: generated valid chats and acks, and the same with duplicate keys, keys out of
+order, spaces, escapes, non-canonical base64, names with a trailing newline, extra fields. Every
+encoder must write the bytes `json.dumps` wrote before.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from node.errors import ProtocolError
 from node.wire import fastcodec
-from node.wire.fastcodec import ack_text, chat_text, parse_direct, parse_plain, plain_bytes
+from node.wire.fastcodec import ack_text, chat_text, parse_direct, plain_bytes
 from node.wire.names import NAME_RE
-from node.wire.protocol import CHAT_PLAIN, DIRECT, MAX_INT, MAX_TEXT, parse
+from node.wire.protocol import DIRECT, MAX_INT, MAX_TEXT, parse
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -28,10 +28,6 @@ names = st.from_regex(NAME_RE, fullmatch=True)
 ids = st.one_of(
     st.uuids().map(lambda u: u.hex), st.text(max_size=66), st.text(alphabet='ab\n"\\é', max_size=4)
 )
-texts = st.one_of(
-    st.text(max_size=40), st.integers(MAX_TEXT - 2, MAX_TEXT + 2).map(lambda n: "é" * n)
-)
-stamps = st.one_of(st.integers(0, 2**40), st.sampled_from([-1, 0, MAX_INT, MAX_INT + 1]))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
     lambda inner: (
@@ -73,7 +69,6 @@ def mutated(draw: st.DrawFn, pairs: list[tuple[str, Any]]) -> str:
                 "name",
                 "extra",
                 "alias",
-                "number",
                 "drop",
             ]
         )
@@ -132,17 +127,6 @@ def mutated(draw: st.DrawFn, pairs: list[tuple[str, Any]]) -> str:
         )
     elif how == "alias":
         pairs = [("from_" if k == "from" else k, v) for k, v in pairs]
-    elif how == "number":
-        slots = [j for j, (_, v) in enumerate(pairs) if isinstance(v, int)]
-        if slots:
-            text = spell(pairs, False)
-            k, v = pairs[slots[0]]
-            number = draw(
-                st.sampled_from(
-                    [f"{v}.0", f"{v}e0", f"-{v}" if v == 0 else f"0{v}", "true", f'"{v}"']
-                )
-            )
-            return text.replace(f'"{k}":{v}', f'"{k}":{number}', 1)
     elif how == "drop":
         del pairs[i]
     return spell(pairs, ascii_only, seps)
@@ -174,8 +158,6 @@ def outcome(fn: Any, raw: Any) -> Any:
         model = fn(raw)
     except ProtocolError as exc:
         return ("error", exc.code, exc.message, exc.frame_id)
-    except ValidationError as exc:
-        return ("invalid", exc.errors(include_url=False))
     assert isinstance(model, BaseModel)
     return (type(model), model.model_dump(), model.model_fields_set, model)
 
@@ -193,43 +175,6 @@ CHAT = '{"type":"chat","id":"m","from":"%s","to":"%s","nonce":"%s","box":"%s"}'
 @example(CHAT % ("Sally", "bob", NONCE, "AA==\\n"))
 def test_direct_frames_parse_as_the_strict_path_parses_them(raw):
     assert outcome(parse_direct, raw) == outcome(lambda r: parse(DIRECT, r), raw)
-
-
-def plain_pairs(msg_id: str, sender: str, to: str, ts: int, text: str, extra: list) -> list:
-    return [("id", msg_id), ("from", sender), ("to", to), ("ts", ts), ("text", text), *extra]
-
-
-extras = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("kind"), st.one_of(st.just("group"), st.just("chat"), st.text(max_size=34))
-        ),
-        st.tuples(
-            st.sampled_from(["group", "act"]),
-            st.one_of(
-                st.none(),
-                st.dictionaries(st.text(max_size=4), json_values, max_size=3),
-                json_values,
-            ),
-        ),
-    ),
-    max_size=3,
-)
-plains = st.builds(plain_pairs, ids, names, names, stamps, texts, extras)
-
-
-@SETTINGS
-@given(plains.flatmap(mutated), st.data())
-def test_plaintexts_parse_as_the_strict_path_parses_them(text, data):
-    raw = text.encode("utf-8", "surrogatepass")
-    if data.draw(st.booleans()) and raw:  # a box that opened to something not UTF-8
-        at = data.draw(st.integers(0, len(raw) - 1))
-        raw = (
-            raw[:at]
-            + data.draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"]))
-            + raw[at + 1 :]
-        )
-    assert outcome(parse_plain, raw) == outcome(CHAT_PLAIN.validate_json, raw)
 
 
 # ------------------------------------------------------------------ the encoders
@@ -256,7 +201,10 @@ act_extra = st.fixed_dictionaries(
 
 @SETTINGS
 @given(
-    st.text(min_size=1, max_size=64),
+    st.one_of(
+        st.text(st.characters(max_codepoint=127), min_size=1, max_size=64),
+        st.text(min_size=1, max_size=64),
+    ),
     names,
     names,
     st.integers(0, MAX_INT),
@@ -268,10 +216,10 @@ act_extra = st.fixed_dictionaries(
         group_extra.flatmap(lambda g: act_extra.map(lambda a: {**g, **a})),
     ),
 )
+@example("m\x7f", "Sally", "bob", 0, "", None)  # json.dumps escapes DEL, msgspec does not
 def test_encoders_write_the_strict_paths_bytes(msg_id, sender, to, ts, text, extra):
     plain = plain_bytes(msg_id, sender, to, ts, text, extra)
     assert plain == old_plain(msg_id, sender, to, ts, text, extra)
-    assert parse_plain(plain) == CHAT_PLAIN.validate_json(plain)
     nonce, box = b64(bytes(24)), b64(plain)
     frame = {"type": "chat", "id": msg_id, "from": sender, "to": to, "nonce": nonce, "box": box}
     assert chat_text(msg_id, sender, to, nonce, box) == json.dumps(frame, separators=(",", ":"))
@@ -287,15 +235,10 @@ def test_what_our_encoders_write_takes_the_fast_path(monkeypatch):
     nonce, box = b64(bytes(range(24))), b64(b"\x00" * 300)
     chat = chat_text("f3" * 16, "Sally", "bob.x-1", nonce, box)
     ack = ack_text("f3" * 16, b64(b"\xfe" * 90))
-    plain = plain_bytes("f3" * 16, "Sally", "bob", 1_700_000_000_000, 'hi "✓"\n\x01', None)
-    grouped = plain_bytes("m", "Sally", "bob", 5, "x", {"kind": "group", "group": {"g": [1, "a"]}})
 
     def strict(*args: object) -> None:
         raise AssertionError("the strict path was taken")
 
     monkeypatch.setattr(fastcodec, "parse", strict)
-    monkeypatch.setattr(fastcodec, "CHAT_PLAIN", None)
     assert parse_direct(chat).box == box
     assert parse_direct(ack).id == "f3" * 16
-    assert parse_plain(plain).text == 'hi "✓"\n\x01'
-    assert parse_plain(grouped).group == {"g": [1, "a"]}
