@@ -6,7 +6,7 @@ msgspec, like any fast JSON reader, takes duplicate keys, escapes, spaces and ot
 that the strict path refuses or reads differently, and none of those survive the re-encode.
 Everything else goes to the strict path (`parse`), so its answers and errors are unchanged.
 What comes out is the same pydantic model, built without validating a second time. The encoders
-(chat frame, plaintext, ack) write the bytes `json.dumps` wrote before (compact JSON, keys in
+(chat frame, plaintext) write the bytes `json.dumps` wrote before (compact JSON, keys in
 contract order); where msgspec would spell something differently they hand over to it.
 """
 
@@ -145,25 +145,12 @@ def plain_bytes(
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _escapes_alike(text: str) -> bool:
-    """True when msgspec writes `text` as `json.dumps` does by default: ASCII but DEL, which
-    json.dumps escapes and msgspec does not."""
-    return text.isascii() and "\x7f" not in text
-
-
 def chat_text(msg_id: str, sender: str, recipient: str, nonce: str, box: str) -> str:
     """A `chat` frame for our own, already valid fields, compact, non-ASCII escaped (as
     `json.dumps` writes it; only the id can hold any)."""
-    if _escapes_alike(msg_id):
+    if msg_id.isascii() and "\x7f" not in msg_id:  # json.dumps escapes DEL, msgspec does not
         return _encode(FastChat(msg_id, sender, recipient, nonce, box)).decode()
     return json.dumps(
         {"type": "chat", "id": msg_id, "from": sender, "to": recipient, "nonce": nonce, "box": box},
         separators=(",", ":"),
     )
-
-
-def ack_text(msg_id: str, proof: str) -> str:
-    """An `ack` frame for our own proof (canonical base64) and a chat's id, as `chat_text`."""
-    if _escapes_alike(msg_id):
-        return _encode(FastAck(msg_id, proof)).decode()
-    return '{"type":"ack","id":%s,"proof":"%s"}' % (json.dumps(msg_id), proof)
