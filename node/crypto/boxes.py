@@ -15,6 +15,7 @@ from nacl.signing import VerifyKey
 from pydantic import ValidationError
 
 from ..errors import ErrorCode, ProtocolError
+from ..wire.fastcodec import chat_text, plain_bytes
 from ..wire.names import fold_name
 from ..wire.protocol import CHAT_PLAIN, Chat, ChatPlain
 from .keys import Identity, b64, unb64
@@ -48,24 +49,10 @@ class Boxes:
         """A `chat` frame for our own, already valid fields (built directly: this is the hot path).
 
         `extra`: more plaintext fields (r3: a group frame's `kind` and `group`)."""
-        fields: dict[str, Any] = {"id": msg_id, "from": sender, "to": recipient, "ts": ts}
-        fields["text"] = text
-        if extra:
-            fields.update(extra)
-        plain = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+        plain = plain_bytes(msg_id, sender, recipient, ts, text, extra or None)
         nonce = os.urandom(Box.NONCE_SIZE)
         sealed = self.box(peer_key).encrypt(plain, nonce).ciphertext
-        return json.dumps(
-            {
-                "type": "chat",
-                "id": msg_id,
-                "from": sender,
-                "to": recipient,
-                "nonce": b64(nonce),
-                "box": b64(sealed),
-            },
-            separators=(",", ":"),
-        )
+        return chat_text(msg_id, sender, recipient, b64(nonce), b64(sealed))
 
     def open(self, peer_key: str, chat: Chat) -> ChatPlain:
         """Decrypt and check the inner fields against the frame; ProtocolError bad_box otherwise."""

@@ -35,8 +35,9 @@ from ..errors import (
 )
 from ..runtime import Tasks, quiet_logger
 from ..wire.correlator import Correlator
+from ..wire.fastcodec import parse_direct
 from ..wire.names import fold_name
-from ..wire.protocol import CARRIED, DIRECT, RELAY_ENDPOINT, Ack, Deposit, Error, Found, parse
+from ..wire.protocol import CARRIED, RELAY_ENDPOINT, Ack, Deposit, Error, Found
 from ..wire.sender import Sender
 from ..wire.sockets import DIAL_FAILED, dial, frames
 from .contacts import KeyPins, RecordBook
@@ -70,7 +71,7 @@ class PeerLink:
         try:
             async for raw in frames(self.ws):
                 try:
-                    frame = parse(DIRECT, raw)
+                    frame = parse_direct(raw)
                 except ProtocolError:
                     continue
                 if isinstance(frame, Ack | Error):

@@ -34,11 +34,11 @@ from ..errors import (
     StoreError,
 )
 from ..runtime import Tasks, quiet_logger
+from ..wire.fastcodec import parse_direct
 from ..wire.fit import ENVELOPE, batches
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
-    DIRECT,
     MAX_CARRIED,
     MAX_TAKE_IDS,
     Ack,
@@ -55,7 +55,6 @@ from ..wire.protocol import (
     Taken,
     TakenId,
     error_frame,
-    parse,
     readable_id,
 )
 from ..wire.sender import Sender
@@ -155,7 +154,7 @@ class Inbox:
                     out.push(error_frame(ErrorCode.RATE_LIMITED, "too many frames; slow down"))
                     continue
                 try:
-                    frame = parse(DIRECT, raw)
+                    frame = parse_direct(raw)
                     if not isinstance(frame, Chat):
                         raise ProtocolError(
                             ErrorCode.BAD_REQUEST,

@@ -1,0 +1,156 @@
+"""A msgspec codec for the direct-delivery hot path: `chat` and `ack` frames and a chat's plaintext.
+
+The pydantic models in protocol.py stay the definition. A frame is read here only when msgspec
+decodes it under the same rules AND encoding what it decoded gives back exactly the input bytes:
+msgspec, like any fast JSON reader, takes duplicate keys, escapes, spaces and other spellings
+that the strict path refuses or reads differently, and none of those survive the re-encode.
+Everything else goes to the strict path (`parse`), so its answers and errors are unchanged.
+What comes out is the same pydantic model, built without validating a second time. The encoders
+(chat frame, plaintext) write the bytes `json.dumps` wrote before (compact JSON, keys in
+contract order); where msgspec would spell something differently they hand over to it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from pydantic import BaseModel
+
+from .protocol import (
+    DIRECT,
+    MAX_BOX,
+    Ack,
+    Chat,
+    parse,
+)
+
+# The rules of protocol.py's types, as msgspec constraints. msgspec matches a pattern with
+# `re.search`, so each is anchored with \A and \Z (`$` would let a trailing newline through).
+_Name = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")]
+_FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# 24 bytes are exactly 32 base64 characters with no padding: every such string is canonical
+_Nonce = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9+/]{32}\Z")]
+_Box = Annotated[str, msgspec.Meta(max_length=MAX_BOX)]  # canonical base64: checked after
+_Proof = Annotated[str, msgspec.Meta(max_length=1024)]  # the same
+
+
+class FastChat(msgspec.Struct, tag_field="type", tag="chat"):
+    id: _FrameId
+    from_: _Name = msgspec.field(name="from")
+    to: _Name
+    nonce: _Nonce
+    box: _Box
+
+
+class FastAck(msgspec.Struct, tag_field="type", tag="ack"):
+    id: _FrameId
+    proof: _Proof
+
+
+class FastPlain(msgspec.Struct):
+    """A chat's plaintext as a sender writes it (ChatPlain without its r3 fields): only encoded.
+
+    Not decoded here: pydantic reads a plaintext (no duplicate-key pass there) in about the time
+    msgspec takes to decode, re-encode and build the model, so that path stays strict."""
+
+    id: str
+    from_: str = msgspec.field(name="from")
+    to: str
+    ts: int
+    text: str
+
+
+_DIRECT = msgspec.json.Decoder(FastChat | FastAck)
+_ENCODER = msgspec.json.Encoder()
+_encode = _ENCODER.encode
+# what a decode may raise: not JSON, not these rules, or text no codec can write (lone surrogates)
+_FAST_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeError)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model(cls: type[M], values: dict[str, Any]) -> M:
+    """The model `cls` holding `values`, every one already checked against its rules: what
+    `model_construct` builds (every field set, no extras, no private state), for a third of
+    its cost."""
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", values)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
+
+
+def _canonical_b64(value: str) -> bool:
+    """True when `value` is the standard padded base64 of some bytes (any length): exactly what
+    protocol.py's check accepts. A string that decodes, however leniently, and encodes back to
+    itself is canonical; nothing else is."""
+    try:
+        raw = binascii.a2b_base64(value)
+    except (binascii.Error, ValueError):
+        return False
+    return binascii.b2a_base64(raw, newline=False) == value.encode()
+
+
+def _fast_direct(raw: str) -> Chat | Ack | None:
+    try:
+        frame = _DIRECT.decode(raw)
+        if _encode(frame) != raw.encode():
+            return None
+    except _FAST_ERRORS:
+        return None
+    if isinstance(frame, FastChat):
+        if not _canonical_b64(frame.box):
+            return None
+        return _model(
+            Chat,
+            {
+                "type": "chat",
+                "id": frame.id,
+                "from_": frame.from_,
+                "to": frame.to,
+                "nonce": frame.nonce,
+                "box": frame.box,
+            },
+        )
+    if not _canonical_b64(frame.proof):
+        return None
+    return _model(Ack, {"type": "ack", "id": frame.id, "proof": frame.proof})
+
+
+def parse_direct(raw: str | bytes) -> Any:
+    """`parse(DIRECT, raw)`, the same model or the same ProtocolError, at a fraction of the cost
+    for the chats and acks that senders write (compact, keys in contract order)."""
+    if isinstance(raw, str):
+        fast = _fast_direct(raw)
+        if fast is not None:
+            return fast
+    return parse(DIRECT, raw)
+
+
+def plain_bytes(
+    msg_id: str, sender: str, recipient: str, ts: int, text: str, extra: dict[str, Any] | None
+) -> bytes:
+    """A chat's plaintext: `{"id","from","to","ts","text"}` and then `extra`'s fields, compact,
+    UTF-8 kept (as `json.dumps(..., ensure_ascii=False)` writes it)."""
+    if extra is None:
+        return _encode(FastPlain(msg_id, sender, recipient, ts, text))
+    # r3 extras (a group's or an act's objects) may hold what msgspec spells differently (floats)
+    fields: dict[str, Any] = {"id": msg_id, "from": sender, "to": recipient, "ts": ts}
+    fields["text"] = text
+    fields.update(extra)
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def chat_text(msg_id: str, sender: str, recipient: str, nonce: str, box: str) -> str:
+    """A `chat` frame for our own, already valid fields, compact, non-ASCII escaped (as
+    `json.dumps` writes it; only the id can hold any)."""
+    if msg_id.isascii() and "\x7f" not in msg_id:  # json.dumps escapes DEL, msgspec does not
+        return _encode(FastChat(msg_id, sender, recipient, nonce, box)).decode()
+    return json.dumps(
+        {"type": "chat", "id": msg_id, "from": sender, "to": recipient, "nonce": nonce, "box": box},
+        separators=(",", ":"),
+    )

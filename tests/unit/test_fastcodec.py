@@ -1,0 +1,240 @@
+"""The msgspec hot-path codec against the strict pydantic path it stands in for.
+
+The decoder must take the same frames and give the same model (or the same error), whatever
+the spelling: generated valid chats and acks, and the same with duplicate keys, keys out of
+order, spaces, escapes, non-canonical base64, names with a trailing newline, extra fields. Every
+encoder must write the bytes `json.dumps` wrote before.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from node.errors import ProtocolError
+from node.user.inbox import ack_text
+from node.wire import fastcodec
+from node.wire.fastcodec import chat_text, parse_direct, plain_bytes
+from node.wire.names import NAME_RE
+from node.wire.protocol import DIRECT, MAX_INT, MAX_TEXT, parse
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+names = st.from_regex(NAME_RE, fullmatch=True)
+ids = st.one_of(
+    st.uuids().map(lambda u: u.hex), st.text(max_size=66), st.text(alphabet='ab\n"\\é', max_size=4)
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def spell(
+    pairs: list[tuple[str, Any]], ascii_only: bool, seps: tuple[str, str] = (",", ":")
+) -> str:
+    """JSON text of an object given as key/value pairs (so a key may come twice)."""
+    items = (json.dumps(k) + seps[1] + json.dumps(v, ensure_ascii=ascii_only) for k, v in pairs)
+    return "{" + seps[0].join(items) + "}"
+
+
+@st.composite
+def mutated(draw: st.DrawFn, pairs: list[tuple[str, Any]]) -> str:
+    """The object in contract order and compact, or spelled in one of the ways the strict path
+    reads differently from a lenient one (or refuses)."""
+    pairs = list(pairs)
+    how = draw(
+        st.sampled_from(
+            [
+                "as is",
+                "dup",
+                "reorder",
+                "space",
+                "ascii",
+                "escape",
+                "b64",
+                "b64",
+                "name",
+                "name",
+                "extra",
+                "alias",
+                "drop",
+            ]
+        )
+    )
+    seps = (",", ":")
+    ascii_only = draw(st.booleans()) if how == "as is" else how == "ascii"
+    i = draw(st.integers(0, len(pairs) - 1))
+    key, value = pairs[i]
+    if how == "dup":
+        again = draw(st.one_of(st.just(value), st.text(max_size=3), st.integers(-1, 3)))
+        pairs.insert(draw(st.integers(0, len(pairs))), (key, again))
+    elif how == "reorder":
+        pairs = draw(st.permutations(pairs))
+    elif how == "space":
+        seps = draw(st.sampled_from([(", ", ":"), (",", ": "), (",", ":")]))
+        pad = draw(st.sampled_from(["", " ", "\n", "\t"]))
+        return pad + spell(pairs, False, seps) + draw(st.sampled_from(["", " ", "\n"]))
+    elif how == "escape" and isinstance(value, str) and value:
+        text = spell(pairs, False)
+        original = json.dumps(value, ensure_ascii=False)
+        escaped = '"\\u%04x' % ord(value[0]) + original[2:]
+        return text.replace(original, escaped, 1)
+    elif how == "b64":
+        slots = [j for j, (k, _) in enumerate(pairs) if k in ("nonce", "box", "proof")]
+        if slots:
+            j = draw(st.sampled_from(slots))
+            k, v = pairs[j]
+            bad = draw(
+                st.sampled_from(
+                    [
+                        v.rstrip("="),
+                        v + "=",
+                        v + "\n",
+                        " " + v,
+                        v[:-1] + ("B" if v[-1:] == "A" else "A") if v else "A",
+                        v[:-2] + "B="
+                        if v.endswith("A=")
+                        else v[:-3] + "B=="
+                        if v.endswith("A==")
+                        else v + "AAAA",
+                        v.replace("+", "-").replace("/", "_"),
+                    ]
+                )
+            )
+            pairs[j] = (k, bad)
+    elif how == "name":
+        slots = [j for j, (k, _) in enumerate(pairs) if k in ("from", "to")]
+        if slots:
+            j = draw(st.sampled_from(slots))
+            k, v = pairs[j]
+            tail = draw(st.sampled_from(["\n", "\n", "\n", " ", "\r\n", "é", "x" * 32, "\x00"]))
+            pairs[j] = (k, draw(st.sampled_from([v + tail, v + tail, tail + v, ""])))
+    elif how == "extra":
+        pairs.insert(
+            draw(st.integers(0, len(pairs))), (draw(st.text(max_size=5)), draw(json_values))
+        )
+    elif how == "alias":
+        pairs = [("from_" if k == "from" else k, v) for k, v in pairs]
+    elif how == "drop":
+        del pairs[i]
+    return spell(pairs, ascii_only, seps)
+
+
+def chat_pairs(
+    msg_id: str, sender: str, to: str, nonce: bytes, box: bytes
+) -> list[tuple[str, Any]]:
+    return [
+        ("type", "chat"),
+        ("id", msg_id),
+        ("from", sender),
+        ("to", to),
+        ("nonce", b64(nonce)),
+        ("box", b64(box)),
+    ]
+
+
+nonces = st.one_of(st.binary(min_size=24, max_size=24), st.binary(min_size=23, max_size=25))
+chats = st.builds(chat_pairs, ids, names, names, nonces, st.binary(max_size=80))
+acks = st.builds(
+    lambda i, p: [("type", "ack"), ("id", i), ("proof", b64(p))], ids, st.binary(max_size=100)
+)
+
+
+def outcome(fn: Any, raw: Any) -> Any:
+    """What a parser makes of `raw`: the model's class, fields and set fields, or its error."""
+    try:
+        model = fn(raw)
+    except ProtocolError as exc:
+        return ("error", exc.code, exc.message, exc.frame_id)
+    assert isinstance(model, BaseModel)
+    return (type(model), model.model_dump(), model.model_fields_set, model)
+
+
+NONCE = "A" * 32
+CHAT = '{"type":"chat","id":"m","from":"%s","to":"%s","nonce":"%s","box":"%s"}'
+
+
+@SETTINGS
+@given(st.one_of(chats, acks).flatmap(mutated))
+@example(CHAT % ("Sally\\n", "bob", NONCE, ""))
+@example(CHAT % ("Sally", "bob\\n", NONCE, ""))
+@example(CHAT % ("Sally", "bob", NONCE[:-1] + "=", ""))
+@example(CHAT % ("Sally", "bob", NONCE, "AB=="))
+@example(CHAT % ("Sally", "bob", NONCE, "AA==\\n"))
+def test_direct_frames_parse_as_the_strict_path_parses_them(raw):
+    assert outcome(parse_direct, raw) == outcome(lambda r: parse(DIRECT, r), raw)
+
+
+# ------------------------------------------------------------------ the encoders
+
+
+def old_plain(msg_id, sender, to, ts, text, extra):
+    fields: dict[str, Any] = {"id": msg_id, "from": sender, "to": to, "ts": ts}
+    fields["text"] = text
+    if extra:
+        fields.update(extra)
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+group_extra = st.fixed_dictionaries(
+    {
+        "kind": st.just("group"),
+        "group": st.dictionaries(st.text(max_size=4), json_values, max_size=3),
+    }
+)
+act_extra = st.fixed_dictionaries(
+    {"act": st.dictionaries(st.text(max_size=4), json_values, max_size=3)}
+)
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        st.text(st.characters(max_codepoint=127), min_size=1, max_size=64),
+        st.text(min_size=1, max_size=64),
+    ),
+    names,
+    names,
+    st.integers(0, MAX_INT),
+    st.text(max_size=MAX_TEXT),
+    st.one_of(
+        st.none(),
+        group_extra,
+        act_extra,
+        group_extra.flatmap(lambda g: act_extra.map(lambda a: {**g, **a})),
+    ),
+)
+@example("m\x7f", "Sally", "bob", 0, "", None)  # json.dumps escapes DEL, msgspec does not
+def test_encoders_write_the_strict_paths_bytes(msg_id, sender, to, ts, text, extra):
+    plain = plain_bytes(msg_id, sender, to, ts, text, extra)
+    assert plain == old_plain(msg_id, sender, to, ts, text, extra)
+    nonce, box = b64(bytes(24)), b64(plain)
+    frame = {"type": "chat", "id": msg_id, "from": sender, "to": to, "nonce": nonce, "box": box}
+    assert chat_text(msg_id, sender, to, nonce, box) == json.dumps(frame, separators=(",", ":"))
+
+
+def test_what_our_encoders_write_takes_the_fast_path(monkeypatch):
+    """The codec is worth having only if our chats and acks pass its re-encode check."""
+    nonce, box = b64(bytes(range(24))), b64(b"\x00" * 300)
+    chat = chat_text("f3" * 16, "Sally", "bob.x-1", nonce, box)
+    ack = ack_text("f3" * 16, b64(b"\xfe" * 90))
+
+    def strict(*args: object) -> None:
+        raise AssertionError("the strict path was taken")
+
+    monkeypatch.setattr(fastcodec, "parse", strict)
+    assert parse_direct(chat).box == box
+    assert parse_direct(ack).id == "f3" * 16
