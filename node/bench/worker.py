@@ -334,12 +334,14 @@ async def paced(url: str, name: str, interval_ms: int, clients: int = 1) -> None
         # independent users are not in step: spread the clients over the interval, or each lookup
         # would measure the queue behind the 19 sent in the same instant
         await asyncio.sleep(k * interval_ms / 1000 / clients)
-        while not stdin_closed.done():
+        while True:  # one lookup at least: a process that started late still measures
             t0 = time.perf_counter()
             await ws.send('{"type":"lookup","id":"p","name":"%s"}' % name)
             if json.loads(await ws.recv())["type"] != "found":
                 failures += 1
             samples.append((time.perf_counter() - t0) * 1000)
+            if stdin_closed.done():
+                break
             await asyncio.sleep(interval_ms / 1000)
         await ws.close()
 
