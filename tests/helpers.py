@@ -473,5 +473,9 @@ async def linked_seeds(seeds):
     """Seeds a and b, linked both ways."""
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: "a" in b.mesh.peer_names() and "b" in a.mesh.peer_names(), what="mesh")
+    # and b's first sync done: until then it refuses a new name it cannot check
+    await eventually(
+        lambda: "a" in b.mesh.peer_names() and "b" in a.mesh.peer_names() and b.synced_once,
+        what="mesh",
+    )
     return a, b

@@ -240,8 +240,12 @@ async def test_a_seed_is_its_key_a_namesake_or_a_bad_proof_displaces_nothing(see
     key without holding it, is closed with 1008."""
     a = await seeds("a")
     b = await seeds("b", peers=[a.url])
-    await eventually(lambda: linked(a, b.key) and linked(b, a.key), what="a and b linked")
-    sally, _ = await register(b.url, Identity.generate(), "Sally")
+    # b takes a new name only once its first sync is done
+    await eventually(
+        lambda: linked(a, b.key) and linked(b, a.key) and b.synced_once, what="a and b linked"
+    )
+    sally, reply = await register(b.url, Identity.generate(), "Sally")
+    assert reply["type"] == "registered", reply
     await eventually(lambda: a.directory.is_online("sally"), what="Sally online at a")
 
     namesake = FakeSeed()
@@ -386,7 +390,10 @@ async def test_a_flood_of_seed_urls_is_capped_and_the_seed_keeps_linking(seeds, 
             f"\nunverified URLs kept: {len(_unverified(a))} (cap {cap}); dials so far {counter.count}"
         )
         b = await seeds("b", peers=[a.url])
-        await eventually(lambda: linked(a, b.key) and linked(b, a.key), what="b welcomed by a")
+        await eventually(
+            lambda: linked(a, b.key) and linked(b, a.key) and b.synced_once,
+            what="b welcomed by a",
+        )
         now = now_ms()
         assert len(b.mesh._passed_on(now)) <= 256 and len(a.mesh._passed_on(now)) <= 256
         _, reply = await register(b.url, Identity.generate(), "Sally")
