@@ -62,6 +62,8 @@ class RelayText:
 def canonical_b64(value: str) -> bool:
     """True when `value` is standard padded base64 in canonical form (as `protocol._b64` checks:
     the encoding of its decoded bytes), without re-encoding the whole of it."""
+    if len(value) % 4:
+        return False
     try:
         binascii.a2b_base64(value, strict_mode=True)  # alphabet, padding, nothing after it
         tail = value[-4:]  # only the last quantum can hold bits that encode otherwise
