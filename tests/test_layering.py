@@ -20,15 +20,8 @@ ALLOWED = {
     "cli": {"wire", "crypto", "storage", "seed", "user", "bench"},
     "bench": {"wire", "crypto", "storage", "seed", "user"},
 }
-TOP = {
-    "",
-    "errors",
-    "clock",
-    "runtime",
-    "config",
-    "loops",
-    "__main__",
-}  # "": the node package itself
+# "": the node package itself
+TOP = {"", "errors", "clock", "runtime", "config", "loops", "__main__"}
 
 
 def module_name(path: Path) -> str:
