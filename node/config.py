@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from .errors import ConfigError
+from .loops import LoopChoice
 from .wire.protocol import MAX_FRAME, SeedUrlText, Url
 
 TABLES = ("seed", "user")
@@ -40,6 +41,7 @@ class SeedConfig(BaseModel):
     # JetStream cluster, "nats://H1:P1,H2:P2,H3:P3" (optionally "/FLEET" after the hosts)
     storage: Annotated[str, AfterValidator(_storage)] = "sqlite"
     log_level: LogLevel = "info"
+    loop: LoopChoice | None = None  # the event loop (node/loops.py); unset: P2P_LOOP, else asyncio
     max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)
     max_connections: int = Field(10_000, ge=1)
     max_connections_per_address: int = Field(64, ge=1)
@@ -195,6 +197,7 @@ class UserConfig(BaseModel):
     relay_only: bool = False
     data_dir: DataDir | None = None
     log_level: LogLevel = "warning"
+    loop: LoopChoice | None = None  # as the seed's
     expire_after: float = Field(21 * 86_400.0, gt=0)
     ack_timeout: float = Field(10.0, gt=0)
     retry_max: float = Field(30.0, gt=0)

@@ -6,7 +6,24 @@ import time
 import pytest
 
 from node.config import SeedConfig
+from node.loops import NOT_INSTALLED, env_choice, loop_factory
 from node.seed.server import Seed
+
+
+class UvloopTests:
+    """Under P2P_LOOP=uvloop (or auto) the tests' own loop is uvloop, as are the nodes they
+    start (each reads P2P_LOOP): CI runs a second, smaller pass so."""
+
+    def pytest_asyncio_loop_factories(self, config, item):
+        factory = loop_factory(env_choice(), lambda message: None)
+        if factory is None:
+            raise pytest.UsageError(f"P2P_LOOP={os.environ['P2P_LOOP']}: {NOT_INSTALLED}")
+        return {"uvloop": factory}
+
+
+def pytest_configure(config):
+    if env_choice() in ("uvloop", "auto"):
+        config.pluginmanager.register(UvloopTests(), "p2p-uvloop")
 
 
 def pytest_addoption(parser):

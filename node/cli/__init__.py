@@ -7,7 +7,9 @@ import asyncio
 import sys
 
 from ..errors import P2PError
+from ..loops import loop_factory
 from .bench import bench_parser
+from .common import chosen_loop
 from .lookup import lookup_parser
 from .seed import seed_parser
 from .user import send_parser, user_parser
@@ -22,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         add(sub)
     args = parser.parse_args(argv)
     try:
-        code: int = asyncio.run(args.run(args))
+        factory = loop_factory(chosen_loop(args), warn)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            code: int = runner.run(args.run(args))
         return code
     except P2PError as exc:
         print(f"p2p-node: {exc}", file=sys.stderr)
@@ -32,3 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def warn(message: str) -> None:
+    print(f"p2p-node: warning: {message}", file=sys.stderr)

@@ -12,7 +12,9 @@ import signal
 import sys
 from pathlib import Path
 
-from ..config import UserConfig, build
+from ..config import UserConfig, build, read_table
+from ..errors import P2PError
+from ..loops import LOOPS, env_choice
 from ..runtime import configure_logging
 
 USER_OPTION_KEYS = (
@@ -24,6 +26,7 @@ USER_OPTION_KEYS = (
     "relay_only",
     "data_dir",
     "log_level",
+    "loop",
 )
 
 
@@ -73,3 +76,29 @@ def user_config(args: argparse.Namespace) -> UserConfig:
     overrides = {k: v for k in USER_OPTION_KEYS if (v := getattr(args, k, None)) is not None}
     config: UserConfig = build(UserConfig, args.config, "user", overrides)
     return config
+
+
+def add_loop_option(p: argparse.ArgumentParser, table: str) -> None:
+    """`--loop`, read before the loop starts (with the `loop` key of --config's `table`)."""
+    p.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="event loop: asyncio (the standard one), uvloop (the fast extra), or auto (uvloop "
+        "when installed); default: the config's loop, else $P2P_LOOP, else asyncio",
+    )
+    p.set_defaults(loop_table=table)
+
+
+def chosen_loop(args: argparse.Namespace) -> str | None:
+    """The loop to run on: --loop, else the config file's `loop`, else P2P_LOOP (None: asyncio)."""
+    if getattr(args, "loop", None):
+        return str(args.loop)
+    table, path = getattr(args, "loop_table", None), getattr(args, "config", None)
+    if table and path:
+        try:
+            value = read_table(path, table).get("loop")
+        except P2PError:
+            value = None  # the command reports the file's error, with its line
+        if value is not None:
+            return value if value in LOOPS else None  # a wrong value: the same
+    return env_choice()

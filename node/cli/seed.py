@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
-from .common import setup_logging, wait_for_signal
+from ..loops import loop_name
+from .common import add_loop_option, setup_logging, wait_for_signal
 
-SEED_OPTION_KEYS = ("host", "port", "name", "url", "peers", "data_dir", "storage", "log_level")
+SEED_OPTION_KEYS = (
+    "host",
+    "port",
+    "name",
+    "url",
+    "peers",
+    "data_dir",
+    "storage",
+    "log_level",
+    "loop",
+)
 
 
 def seed_parser(sub: Any) -> None:
@@ -39,6 +51,7 @@ def seed_parser(sub: Any) -> None:
     )
     p.add_argument("--config", type=Path, help="TOML file whose [seed] table sets defaults")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    add_loop_option(p, "seed")
     p.set_defaults(run=run_seed)
 
 
@@ -50,6 +63,7 @@ async def run_seed(args: argparse.Namespace) -> int:
     overrides = {k: v for k in SEED_OPTION_KEYS if (v := getattr(args, k, None)) is not None}
     config = build(SeedConfig, args.config, "seed", overrides)
     setup_logging(config.log_level)
+    logging.getLogger("p2p.seed").debug("running on the %s event loop", loop_name())
     async with Seed(config):
         await wait_for_signal()
     return 0

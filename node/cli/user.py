@@ -24,7 +24,7 @@ from ..user.events import (
 )
 from ..user.node import UserNode
 from ..wire.names import fold_name, require_name
-from .common import add_user_options, setup_logging, user_config, wait_for_signal
+from .common import add_loop_option, add_user_options, setup_logging, user_config, wait_for_signal
 from .group_cmd import handle_group_line, is_group_line
 from .handover import report, say, send_through
 from .lines import open_lines
@@ -72,6 +72,7 @@ def user_parser(sub: Any) -> None:
         action="store_true",
         help="stop at end of stdin, once the queue is delivered or held by the mesh as mail",
     )
+    add_loop_option(p, "user")
     p.set_defaults(run=run_user)
 
 

@@ -17,21 +17,22 @@ from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
 from ..wire.protocol import (
+    CARRIED,
     MAX_FRAME,
+    Carried,
     CarriedChat,
     Deposit,
     Deposited,
     MailItem,
     PeerRelay,
     Relay,
-    Relayed,
-    RelayOk,
     Take,
     Taken,
     Took,
     dump,
     error_frame,
 )
+from ..wire.relay_text import RelayText, json_text
 from ..wire.sockets import address_group
 from . import chunks
 from .mailbox import MINUTE_MS, ident_of
@@ -56,21 +57,37 @@ class Post:
     # ------------------------------------------------------------------ relay
 
     def relay(self, session: SessionSide, frame: Relay) -> None:
+        carried = frame.frame
+        chat_from = carried.from_ if isinstance(carried, CarriedChat) else None
+        self._relay(session, frame.id, frame.to, chat_from, carried)
+
+    def relay_text(self, session: SessionSide, frame: RelayText) -> None:
+        """A relay on the fast path: the carried frame is forwarded as the text it came in."""
+        self._relay(session, frame.id, frame.to, frame.chat_from, frame.frame)
+
+    def _relay(
+        self,
+        session: SessionSide,
+        frame_id: str,
+        to_name: str,
+        chat_from: str | None,
+        carried: Any,
+    ) -> None:
+        """Hand `carried` (a model, or the frame's text on the fast path) to `to_name`'s homes."""
         seed = self.seed
         if session.folded is None:
             return self._fail(
-                session, ErrorCode.NOT_REGISTERED, "relay needs a registered socket", frame.id
+                session, ErrorCode.NOT_REGISTERED, "relay needs a registered socket", frame_id
             )
         sender = seed.directory.display_name(session.folded) or session.folded
-        carried = frame.frame
-        if isinstance(carried, CarriedChat) and fold_name(carried.from_) != session.folded:
+        if chat_from is not None and fold_name(chat_from) != session.folded:
             return self._fail(
                 session,
                 ErrorCode.BAD_REQUEST,
                 "a relayed chat must be from this socket's name",
-                frame.id,
+                frame_id,
             )
-        size = len(dump(carried))
+        size = len(carried if isinstance(carried, str) else dump(carried))
         loop_now = asyncio.get_running_loop().time()
         if session.relay_budget is None:
             session.relay_budget = RateLimit(
@@ -79,33 +96,39 @@ class Post:
         if not session.relay_budget.allows(loop_now, size):
             seed.count("relay_rate_limited")
             return self._fail(
-                session, ErrorCode.RATE_LIMITED, "relay budget spent; slow down", frame.id
+                session, ErrorCode.RATE_LIMITED, "relay budget spent; slow down", frame_id
             )
-        to = fold_name(frame.to)
+        to = fold_name(to_name)
         if to not in seed.directory.entries:
             return self._fail(
-                session, ErrorCode.NOT_FOUND, f"no user named {frame.to!r} is registered", frame.id
+                session, ErrorCode.NOT_FOUND, f"no user named {to_name!r} is registered", frame_id
             )
         handed = 0
+        model: Carried | None = None if isinstance(carried, str) else carried
         for home in seed.directory.homes(to)[:MAX_HOMES]:
             if home == seed.key:
                 handed += self.hand_relayed(sender, to, carried)
-            elif seed.fleet is not None and home in seed.fleet.members:
-                handed += seed.fleet.relay(home, sender, to, carried)
+                continue
+            if model is None:  # a peer's link and the fleet's bus take the model
+                model = CARRIED.validate_json(carried)
+            if seed.fleet is not None and home in seed.fleet.members:
+                handed += seed.fleet.relay(home, sender, to, model)
             else:
                 handed += seed.mesh.relay(
-                    home, PeerRelay(type="relay", from_=sender, to=frame.to, frame=carried)
+                    home, PeerRelay(type="relay", from_=sender, to=to_name, frame=model)
                 )
         if not handed:
-            return self._fail(session, ErrorCode.OFFLINE, f"{frame.to} is online nowhere", frame.id)
-        session.out.push(dump(RelayOk(type="relay_ok", id=frame.id)))
+            return self._fail(session, ErrorCode.OFFLINE, f"{to_name} is online nowhere", frame_id)
+        session.out.push(f'{{"type":"relay_ok","id":{json_text(frame_id)}}}')
 
     def hand_relayed(self, sender: str, to: str, carried: Any) -> int:
-        """Push a relayed frame to the recipient's socket here; 1 when it had one."""
+        """Push a relayed frame (a model, or its text as it came) to the recipient's socket here;
+        1 when it had one. Built as `dump(Relayed(...))` would write it, in one string operation."""
         target = self.seed.bound.get(fold_name(to))
         if target is None:
             return 0
-        target.out.push(dump(Relayed(type="relayed", from_=sender, frame=carried)))
+        text = carried if isinstance(carried, str) else dump(carried)
+        target.out.push(f'{{"type":"relayed","from":{json_text(sender)},"frame":{text}}}')
         return 1
 
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None:

@@ -53,6 +53,7 @@ from ..wire.protocol import (
     parse,
     readable_id,
 )
+from ..wire.relay_text import relay_text
 from ..wire.sender import FrameCounts, Sender
 from ..wire.sockets import (
     SERVER_OPTIONS,
@@ -425,6 +426,11 @@ class Seed(Service):
                         )
                     )
                     continue
+                if session.in_order is None and self.fleet is None:
+                    fast = relay_text(raw)  # a relay forwarded as it came, when it is exact
+                    if fast is not None:
+                        self.post.relay_text(session, fast)
+                        continue
                 try:
                     frame = parse(TO_SEED, raw)
                 except ProtocolError as exc:

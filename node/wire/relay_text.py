@@ -1,0 +1,108 @@
+"""A seed's fast path for `relay` frames: the envelope checked, the carried frame kept as text.
+
+A seed never opens or alters a relayed frame (docs/PROTOCOL.md, Relay), so parsing it into a
+pydantic model and dumping it again is work spent on bytes that are forwarded as they came. A
+frame takes this path only when it is exactly the msgspec encoding of what it decodes to (no
+spaces, no escapes that encode otherwise, no unknown or repeated keys, fields in the model's
+order); its fields pass the same rules as the models in `protocol.py`. Anything else (and every
+frame that would get an error) returns None here and goes through `protocol.parse`, which says
+what is wrong.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
+
+from .names import is_valid_name
+from .protocol import MAX_BOX
+
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class _Chat(msgspec.Struct, tag_field="type", tag="chat", forbid_unknown_fields=True):
+    id: _Id
+    from_: str = msgspec.field(name="from")
+    to: str
+    nonce: Annotated[str, msgspec.Meta(min_length=32, max_length=32)]  # 24 bytes, no padding
+    box: Annotated[str, msgspec.Meta(max_length=MAX_BOX)]
+
+
+class _Ack(msgspec.Struct, tag_field="type", tag="ack", forbid_unknown_fields=True):
+    id: _Id
+    proof: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class _Relay(msgspec.Struct, tag_field="type", tag="relay"):
+    id: _Id
+    to: str
+    frame: _Chat | _Ack
+
+
+_DECODER = msgspec.json.Decoder(_Relay)
+_ENCODER = msgspec.json.Encoder()
+_PREFIX = '{"type":"relay","id":'
+_FRAME_KEY = ',"frame":'
+
+
+@dataclass(frozen=True, slots=True)
+class RelayText:
+    """A `relay` frame whose carried frame is kept as the text it came in."""
+
+    id: str
+    to: str
+    chat_from: str | None  # the carried chat's `from`; None for an ack
+    frame: str  # the carried frame, exactly as received
+
+
+def canonical_b64(value: str) -> bool:
+    """True when `value` is standard padded base64 in canonical form (as `protocol._b64` checks:
+    the encoding of its decoded bytes), without re-encoding the whole of it."""
+    if len(value) % 4:
+        return False
+    try:
+        binascii.a2b_base64(value, strict_mode=True)  # alphabet, padding, nothing after it
+        tail = value[-4:]  # only the last quantum can hold bits that encode otherwise
+        return binascii.b2a_base64(binascii.a2b_base64(tail), newline=False).decode() == tail
+    except (binascii.Error, ValueError):
+        return False
+
+
+def relay_text(raw: str | bytes) -> RelayText | None:
+    """The relay in `raw` when it may take the fast path, else None (then parse it as usual)."""
+    if not isinstance(raw, str) or not raw.startswith(_PREFIX):
+        return None
+    try:
+        relay = _DECODER.decode(raw)
+        exact = _ENCODER.encode(relay) == raw.encode()
+    except (msgspec.MsgspecError, ValueError):
+        return None
+    if not exact or not is_valid_name(relay.to):
+        return None
+    carried = relay.frame
+    if isinstance(carried, _Chat):
+        if not (
+            is_valid_name(carried.from_)
+            and is_valid_name(carried.to)
+            and not carried.nonce.endswith("=")  # 32 characters: 24 bytes, unpadded
+            and canonical_b64(carried.nonce)
+            and canonical_b64(carried.box)
+        ):
+            return None
+        chat_from: str | None = carried.from_
+    else:
+        if not canonical_b64(carried.proof):
+            return None
+        chat_from = None
+    # the first `,"frame":` outside a string is the envelope's (inside one a quote is escaped)
+    start = raw.index(_FRAME_KEY) + len(_FRAME_KEY)
+    return RelayText(relay.id, relay.to, chat_from, raw[start:-1])
+
+
+def json_text(value: str) -> str:
+    """A string as JSON text, as `protocol.dump` writes it (UTF-8 kept, not escaped)."""
+    return json.dumps(value, ensure_ascii=False)
