@@ -28,13 +28,29 @@ async def send_all(node, to: str, count: int) -> list[str]:
     return list(await asyncio.gather(*(node.send(to, f"m{i}") for i in range(count))))
 
 
-async def test_a_batching_link_delivers_every_message_once_in_order_in_chats_frames(seeds, users):
+async def alice_and_bob(seeds, users, **bob_config):
+    """Two nodes on one seed, alice a contact of bob's (no stranger's allowance in the way)."""
     a = await seeds("a")
     alice, alice_ev = await users("alice", [a.url])
-    bob, bob_ev = await users("bob", [a.url])
+    bob, bob_ev = await users("bob", [a.url], **bob_config)
     await next_event(alice_ev, registered)
     await next_event(bob_ev, registered)
-    bob.add_contact("alice")  # a contact: no stranger's allowance in the way
+    bob.add_contact("alice")
+    return alice, alice_ev, bob
+
+
+def chat_from(sender: Identity, bob, msg_id: str) -> dict:
+    """A genuine chat from "indie" to bob, as a raw client builds it."""
+    plain = {"id": msg_id, "from": "indie", "to": "bob", "ts": now_ms(), "text": msg_id}
+    nonce, box = seal(sender, bob.identity.key, plain)
+    return {"type": "chat", "id": msg_id, "from": "indie", "to": "bob"} | {
+        "nonce": nonce,
+        "box": box,
+    }
+
+
+async def test_a_batching_link_delivers_every_message_once_in_order_in_chats_frames(seeds, users):
+    alice, alice_ev, bob = await alice_and_bob(seeds, users)
     ids = await send_all(alice, "bob", N)
     await all_delivered(alice_ev, ids)
     assert alice.delivery.links["bob"].ws.subprotocol == BATCH_SUBPROTOCOL
@@ -49,12 +65,7 @@ async def test_a_batching_link_delivers_every_message_once_in_order_in_chats_fra
 async def test_an_endpoint_without_batching_gets_single_chats(seeds, users):
     """A node with batching off is an r2 endpoint: it selects p2pchat.v1, the sender sends
     single `chat` frames, and everything is delivered."""
-    a = await seeds("a")
-    alice, alice_ev = await users("alice", [a.url])
-    bob, bob_ev = await users("bob", [a.url], batch_chats=False)
-    await next_event(alice_ev, registered)
-    await next_event(bob_ev, registered)
-    bob.add_contact("alice")
+    alice, alice_ev, bob = await alice_and_bob(seeds, users, batch_chats=False)
     ids = await send_all(alice, "bob", 40)
     await all_delivered(alice_ev, ids)
     assert alice.delivery.links["bob"].ws.subprotocol == SUBPROTOCOL
@@ -103,16 +114,7 @@ async def test_malformed_chats_frames_get_errors_and_the_good_chats_acks(seeds, 
     session = await indie_register(a.url, "indie", indie, "ws://127.0.0.1:9")
 
     def chat(msg_id: str) -> dict:
-        plain = {"id": msg_id, "from": "indie", "to": "bob", "ts": now_ms(), "text": msg_id}
-        nonce, box = seal(indie, bob.identity.key, plain)
-        return {
-            "type": "chat",
-            "id": msg_id,
-            "from": "indie",
-            "to": "bob",
-            "nonce": nonce,
-            "box": box,
-        }
+        return chat_from(indie, bob, msg_id)
 
     plain_ws = await dial(bob.endpoint)  # offers p2pchat.v1 only
     assert plain_ws.subprotocol == SUBPROTOCOL
@@ -163,14 +165,7 @@ async def test_the_rate_limit_counts_each_chat_of_a_batch(seeds, users):
     await next_event(bob_ev, registered)
     indie = Identity.generate()
     session = await indie_register(a.url, "indie", indie, "ws://127.0.0.1:9")
-    chats = []
-    for i in range(10):
-        plain = {"id": f"m-{i}", "from": "indie", "to": "bob", "ts": now_ms(), "text": "x"}
-        nonce, box = seal(indie, bob.identity.key, plain)
-        chats.append(
-            {"type": "chat", "id": f"m-{i}", "from": "indie", "to": "bob", "nonce": nonce}
-            | {"box": box}
-        )
+    chats = [chat_from(indie, bob, f"m-{i}") for i in range(10)]
     ws = await dial(bob.endpoint, subprotocols=[BATCH_SUBPROTOCOL, SUBPROTOCOL])
     await ws.send(json.dumps({"type": "chats", "chats": chats}))
     got = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(6)]
