@@ -202,6 +202,7 @@ class UserConfig(BaseModel):
     ack_timeout: float = Field(10.0, gt=0)
     retry_max: float = Field(30.0, gt=0)
     direct_timeout: float = Field(2.0, gt=0)
+    batch_chats: bool = True  # r3: offer and accept `chats` frames on direct links
     relay_memory: float = Field(600.0, ge=0)
     relay_ack_timeout: float = Field(30.0, gt=0)
     max_frame: int = Field(MAX_FRAME, ge=MAX_FRAME, le=16 * 1024 * 1024)

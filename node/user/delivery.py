@@ -37,9 +37,10 @@ from ..runtime import Tasks, quiet_logger
 from ..wire.correlator import Correlator
 from ..wire.fastcodec import parse_direct
 from ..wire.names import fold_name
-from ..wire.protocol import CARRIED, RELAY_ENDPOINT, Ack, Deposit, Error, Found
+from ..wire.protocol import CARRIED, RELAY_ENDPOINT, Ack, Acks, Deposit, Error, Found
 from ..wire.sender import Sender
 from ..wire.sockets import DIAL_FAILED, dial, frames
+from .batching import OFFER, acks_of, chat_frames, negotiated
 from .contacts import KeyPins, RecordBook
 from .events import Event, MessageState, MsgPath, MsgState
 from .outbox import CANCELLED, Outbox, key_changed, unknown_name
@@ -65,6 +66,7 @@ class PeerLink:
         self.key = key
         self.out = Sender(ws)
         self.acks: Correlator[Ack | Error] = Correlator()
+        self.batched = negotiated(ws.subprotocol)  # r3: the endpoint takes `chats` frames
         self.reader = tasks.spawn(self._read(), f"peer link {ws.remote_address}")
 
     async def _read(self) -> None:
@@ -76,6 +78,9 @@ class PeerLink:
                     continue
                 if isinstance(frame, Ack | Error):
                     self.acks.resolve(frame.id, frame)
+                elif isinstance(frame, Acks):
+                    for ack in acks_of(frame):
+                        self.acks.resolve(ack.id, ack)
         except ConnectionClosed:
             pass
         finally:
@@ -320,7 +325,10 @@ class Delivery:
         if link is None or not link.alive or link.key != key:
             try:
                 ws = await dial(
-                    found.record.endpoint, self.config.max_frame, timeout=self.config.direct_timeout
+                    found.record.endpoint,
+                    self.config.max_frame,
+                    timeout=self.config.direct_timeout,
+                    **({"subprotocols": OFFER} if self.config.batch_chats else {}),
                 )
             except DIAL_FAILED as exc:
                 log.debug("%s's endpoint does not answer (%s): relaying", name, exc)
@@ -401,11 +409,14 @@ class Delivery:
 
         try:
             while self.outbox.has(peer) and not trouble:
+                sealed = []
                 for msg in self.outbox.next_batch(peer):
                     fut = link.acks.expect(msg.id)
                     fut.add_done_callback(partial(answered, msg))
-                    link.out.push(self._seal(msg, found))
+                    sealed.append(self._seal(msg, found))
                     self._sent(msg, "direct")
+                for text in chat_frames(sealed) if link.batched else sealed:
+                    link.out.push(text)
                 if not self.outbox.in_flight(peer):
                     break
                 wake.clear()

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from websockets.asyncio.server import ServerConnection
@@ -46,6 +46,7 @@ from ..wire.protocol import (
     CarriedChat,
     Chat,
     ChatPlain,
+    Chats,
     Deposit,
     Found,
     MailItem,
@@ -61,6 +62,7 @@ from ..wire.sender import Sender
 from ..wire.sockets import close_now, frames
 from .act_node import ActNode
 from .acts import dump, parse_act
+from .batching import AckBatch, entries, negotiated
 from .contacts import KeyPins, RecordBook
 from .events import Event, MessageReceived
 from .senders import Allowance, StrangerGate
@@ -133,6 +135,7 @@ class Inbox:
         self.strangers = StrangerGate(name, allowance, store.incoming_totals)
         self.on_group: GroupHook | None = None  # r3 groups, set by the group node
         self.acts = ActNode(store, emit)  # r3 replies, reactions, edits, deletes
+        self.chats_frames = 0  # r3 `chats` frames received on batching links
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
@@ -140,10 +143,12 @@ class Inbox:
     # ------------------------------------------------------------------ the direct endpoint
 
     async def serve(self, ws: ServerConnection) -> None:
-        """One peer's socket to our endpoint: it may only send `chat`; every frame gets an answer."""
+        """One peer's socket to our endpoint: it may only send `chat` (and `chats` where batching
+        was negotiated); every frame gets an answer."""
         out = Sender(ws)
         loop = asyncio.get_running_loop()
         limit = RateLimit(self.config.peer_rate, self.config.peer_burst, loop.time())
+        batched = negotiated(ws.subprotocol)
         try:
             async for raw in frames(ws):
                 verdict = limit.check(loop.time())
@@ -154,7 +159,19 @@ class Inbox:
                     out.push(error_frame(ErrorCode.RATE_LIMITED, "too many frames; slow down"))
                     continue
                 try:
-                    frame = parse_direct(raw)
+                    batch: Sequence[Chat | ProtocolError] | None = None
+                    try:
+                        frame = parse_direct(raw)
+                    except ProtocolError:  # r3: a `chats` frame with bad chats: the others go on
+                        if not batched or (batch := entries(raw)) is None:
+                            raise
+                    else:
+                        if batched and isinstance(frame, Chats):
+                            batch = frame.chats
+                    if batch is not None:
+                        if not await self._receive_chats(ws, out, limit, batch):
+                            return
+                        continue
                     if not isinstance(frame, Chat):
                         raise ProtocolError(
                             ErrorCode.BAD_REQUEST,
@@ -165,14 +182,7 @@ class Inbox:
                 except ProtocolError as exc:
                     out.push(error_frame(exc.code, exc.message, exc.frame_id))
                 except StoreError as exc:  # ours, not the peer's: it may send the chat again
-                    log.error("could not store a chat: %s", exc)
-                    out.push(
-                        error_frame(
-                            ErrorCode.INTERNAL,
-                            "the chat could not be stored; retry",
-                            readable_id(raw),
-                        )
-                    )
+                    self._store_failed(out, exc, readable_id(raw))
                 except ConnectionClosed:
                     raise
                 except Exception:  # the endpoint's boundary: a bug must not end the peer's socket
@@ -182,6 +192,56 @@ class Inbox:
                     )
         except ConnectionClosed:
             pass
+
+    def _store_failed(self, out: Sender, exc: StoreError, chat_id: str | None) -> None:
+        log.error("could not store a chat: %s", exc)
+        out.push(error_frame(ErrorCode.INTERNAL, "the chat could not be stored; retry", chat_id))
+
+    async def _receive_chats(
+        self,
+        ws: ServerConnection,
+        out: Sender,
+        limit: RateLimit,
+        chats: Sequence[Chat | ProtocolError],
+    ) -> bool:
+        """r3: the chats of one `chats` frame, each handled as a single `chat` (the rate counted
+        per chat, a refusal answered with its id); the stored ones acked in `acks` frames. False
+        when the socket was cut for its rate."""
+        self.chats_frames += 1
+        loop = asyncio.get_running_loop()
+        acks = AckBatch(out)
+        try:
+            for n, chat in enumerate(chats):
+                chat_id = chat.frame_id if isinstance(chat, ProtocolError) else chat.id
+                if n:  # the frame's own check counted the first
+                    verdict = limit.check(loop.time())
+                    if verdict is Verdict.CUT:
+                        await close_now(ws, 1008, "rate limit exceeded repeatedly")
+                        return False
+                    if verdict is Verdict.REFUSE:
+                        out.push(
+                            error_frame(
+                                ErrorCode.RATE_LIMITED, "too many chats; slow down", chat_id
+                            )
+                        )
+                        continue
+                if isinstance(chat, ProtocolError):  # a bad chat of the frame: its own refusal
+                    out.push(error_frame(chat.code, chat.message, chat_id))
+                    continue
+                try:
+                    acks.expect(await self.receive(chat, acks.add))
+                except ProtocolError as exc:
+                    out.push(error_frame(exc.code, exc.message, exc.frame_id))
+                except StoreError as exc:
+                    self._store_failed(out, exc, chat.id)
+                except ConnectionClosed:
+                    raise
+                except Exception:  # as in serve: a bug costs one chat, not the socket
+                    log.exception("receiving a chat failed on a bug")
+                    out.push(error_frame(ErrorCode.INTERNAL, "internal error; retry", chat.id))
+        finally:
+            acks.seal()
+        return True
 
     # ------------------------------------------------------------------ by any path
 

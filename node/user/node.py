@@ -33,6 +33,7 @@ from ..wire.protocol import MAX_TEXT, RELAY_ENDPOINT, Found, Presence, Record, S
 from ..wire.sockets import SERVER_OPTIONS, AddressGate, gated, listen, listen_url, shut
 from .act_node import ActNode, Target
 from .acts import Act, ActType, dump, fallback, load, make, shown_text
+from .batching import OFFER
 from .contacts import KeyPins, RecordBook
 from .control import ControlSocket
 from .delivery import Delivery
@@ -188,13 +189,15 @@ class UserNode(Service):
             return RELAY_ENDPOINT
         host = cfg.host or ("0.0.0.0" if cfg.advertise else "127.0.0.1")
         gate = AddressGate(cfg.max_peer_connections_per_address, cfg.max_peer_connections)
+        # r3: an endpoint that batches selects it for a sender offering it, p2pchat.v1 otherwise
+        batch_option = {"subprotocols": OFFER} if cfg.batch_chats else {}
         self.server = await listen(
             self.inbox.serve,
             host,
             cfg.port,
             max_size=cfg.max_frame,
             open_timeout=5,
-            **{**SERVER_OPTIONS, "create_connection": gated(gate)},
+            **{**SERVER_OPTIONS, "create_connection": gated(gate), **batch_option},
         )
         return cfg.advertise or listen_url(self.server, host)[1]
 

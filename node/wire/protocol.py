@@ -31,6 +31,10 @@ from ..errors import ErrorCode, ProtocolError
 from .names import NAME_RULE, is_valid_name
 
 SUBPROTOCOL = "p2pchat.v1"
+# r3: offered at a direct dial besides SUBPROTOCOL; an endpoint that selects it takes `chats`
+# frames and answers them with `acks` (docs/PROTOCOL.md, Batched chats on a direct link)
+BATCH_SUBPROTOCOL = "p2pchat-batch-1"
+MAX_BATCH = 32  # chats in one `chats` frame, acks in one `acks` frame
 MAX_FRAME = 64 * 1024
 REVISION = 3  # the protocol revision this code speaks, announced in seed_hello and seed_welcome
 MAX_CARRIED = 48 * 1024  # a relayed frame, a record, a mail item: always fits once wrapped
@@ -197,6 +201,27 @@ class Ack(Frame):
     type: Literal["ack"]
     id: FrameId
     proof: Proof
+
+
+class Chats(Frame):
+    """r3, on a direct link that negotiated BATCH_SUBPROTOCOL: several chats, each as sent alone."""
+
+    type: Literal["chats"]
+    chats: Annotated[list[Chat], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class AckItem(Exact):
+    """One chat's ack inside an `acks` frame: the id and proof of a single `ack`."""
+
+    id: FrameId
+    proof: Proof
+
+
+class Acks(Frame):
+    """r3: the acks of the chats of one `chats` frame that were stored."""
+
+    type: Literal["acks"]
+    acks: Annotated[list[AckItem], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class CarriedChat(Chat):
@@ -559,8 +584,8 @@ SeedLink = Annotated[
 ]
 """What travels on an established seed-to-seed link, in either direction."""
 
-Direct = Annotated[Union[Chat, Ack, Error], Field(discriminator="type")]
-"""What travels between two users' direct endpoints."""
+Direct = Annotated[Union[Chat, Ack, Error, Chats, Acks], Field(discriminator="type")]
+"""What travels between two users' direct endpoints (`chats` and `acks`: r3, negotiated)."""
 
 TO_SEED: TypeAdapter[Any] = TypeAdapter(ToSeed)
 FROM_SEED: TypeAdapter[Any] = TypeAdapter(FromSeed)
@@ -568,6 +593,7 @@ SEED_LINK: TypeAdapter[Any] = TypeAdapter(SeedLink)
 DIRECT: TypeAdapter[Any] = TypeAdapter(Direct)
 CHAT_PLAIN: TypeAdapter[ChatPlain] = TypeAdapter(ChatPlain)
 CARRIED: TypeAdapter[Any] = TypeAdapter(Carried)
+CHAT: TypeAdapter[Chat] = TypeAdapter(Chat)
 
 
 class _DuplicateKey(ValueError):

@@ -193,9 +193,8 @@ async def dial(
 ) -> ClientConnection:
     """Open a client socket speaking p2pchat.v1 (no proxy: peers are addressed directly)."""
     kw.setdefault("create_connection", FairClientConnection)
-    return await connect(
-        url, max_size=max_frame, open_timeout=timeout, proxy=None, **SOCKET_OPTIONS, **kw
-    )
+    options = {**SOCKET_OPTIONS, **kw}  # a caller may offer other subprotocols too
+    return await connect(url, max_size=max_frame, open_timeout=timeout, proxy=None, **options)
 
 
 async def pong(ws: Any) -> float | None:

@@ -214,7 +214,30 @@ def test_ihave_and_graft_at_their_worst_fit():
     assert size(ihave) <= MAX_FRAME and size(graft) <= MAX_FRAME
 
 
+def test_chats_and_acks_frames_at_their_worst_fit():
+    """r3 batching: 32 chats with the largest box, or 32 acks with the worst ids and proofs."""
+    from node.user.batching import ack_frames, chat_frames
+
+    box = base64.b64encode(bytes(protocol.MAX_BOX // 4 * 3)).decode()
+    nonce = base64.b64encode(bytes(24)).decode()
+    chat = protocol.Chat.model_construct(
+        type="chat", id=WORST_ID, from_=WORST_NAME, to=WORST_NAME, nonce=nonce, box=box
+    )
+    texts = [dump(chat)] * protocol.MAX_BATCH
+    frames = chat_frames(texts)
+    assert len(frames) == len(texts)  # each alone: two do not fit one frame
+    small = [dump(chat.model_copy(update={"box": box[:2000]}))] * 100
+    assert all(len(f.encode()) <= MAX_FRAME for f in chat_frames(texts + small))
+    proof = base64.b64encode(bytes(1024 // 4 * 3)).decode()
+    acks = ack_frames([(WORST_ID, proof)] * 100)
+    assert all(len(f.encode()) <= MAX_FRAME for f in acks)
+    parsed = [protocol.parse(protocol.DIRECT, f) for f in acks]
+    assert sum(len(f.acks) for f in parsed) == 100
+
+
 COVERED = {
+    "Chats": test_chats_and_acks_frames_at_their_worst_fit,
+    "Acks": test_chats_and_acks_frames_at_their_worst_fit,
     "SeedList": test_seed_list_at_its_worst_fits_and_is_bounded,
     "SeedHello": test_hello_and_welcome_at_their_worst_fit,
     "SeedWelcome": test_hello_and_welcome_at_their_worst_fit,
