@@ -20,11 +20,11 @@ from ..crypto.keys import b64
 from ..errors import ErrorCode, P2PError, ProtocolError, StoreError
 from ..runtime import quiet_logger
 from ..wire.names import fold_name
-from ..wire.protocol import CARRIED, Deposited, MailItem, Record, Taken, Took, dump, error_frame
+from ..wire.protocol import CARRIED, Deposited, MailItem, Taken, Took, dump, error_frame
 from . import chunks
 from .mailbox import MailLimits
 from .sides import FleetSeed, SessionSide
-from .storage.base import HEARTBEAT_MS, Seen, Stored, apply_record, wins
+from .storage.base import HEARTBEAT_MS, Seen, Stored, wins
 from .storage.nats import NatsStorage, token
 
 log = quiet_logger("p2p.seed.fleet")
@@ -209,14 +209,6 @@ class Fleet:
                 del self.queued[session]
 
         task.add_done_callback(done)
-
-    def save_record(self, record: Record, folded: str) -> asyncio.Future[Any]:
-        """Write an accepted record to the bucket with compare-and-set; resolves once durable
-        there (a registration is acknowledged only then)."""
-        lease_ms = self.seed.directory.lease_ms
-        return asyncio.ensure_future(
-            apply_record(self.storage.records, folded, record, now_ms(), lease_ms)
-        )
 
     # ------------------------------------------------------------------ bus
 

@@ -9,9 +9,10 @@ state of their own) implement it; one contract suite checks both.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...errors import ErrorCode, ProtocolError, StoreError
 from ...wire.protocol import MailItem, Record, Taken
@@ -76,6 +77,21 @@ class RecordStore(Protocol):
         """The latest record of each name written after revision `since`, oldest first."""
         ...
 
+    def save(
+        self,
+        folded: str,
+        record: Record,
+        renewed: int,
+        claimed: int,
+        rev: int,
+        now: int,
+        lease_ms: int,
+    ) -> asyncio.Future[Any]:
+        """Keep a record the seed's directory accepted at `now` (`rev`: its change number
+        there); resolves once durable. A store this seed alone writes keeps it as it is; a store
+        shared by many writers applies the rule again with compare-and-set (`apply_record`)."""
+        ...
+
 
 class PresenceStore(Protocol):
     async def put(self, seen: Seen) -> bool:
@@ -132,9 +148,14 @@ class MailStore(Protocol):
 
 
 class SeedStorage(Protocol):
-    records: RecordStore
-    presence: PresenceStore
-    mail: MailStore
+    @property
+    def records(self) -> RecordStore: ...
+
+    @property
+    def presence(self) -> PresenceStore: ...
+
+    @property
+    def mail(self) -> MailStore: ...
 
     async def close(self) -> None: ...
 

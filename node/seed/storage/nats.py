@@ -36,7 +36,17 @@ from ...runtime import quiet_logger
 from ...wire.names import fold_name
 from ...wire.protocol import MailItem, Record, Taken
 from ..mailbox import MINUTE_MS, MailLimits, ident_of
-from .base import DUPLICATE, HELD, SILENT_MS, Conflict, Deposited, Seen, Stored, converge
+from .base import (
+    DUPLICATE,
+    HELD,
+    SILENT_MS,
+    Conflict,
+    Deposited,
+    Seen,
+    Stored,
+    apply_record,
+    converge,
+)
 
 log = quiet_logger("p2p.seed.nats")
 
@@ -123,6 +133,21 @@ class NatsRecords:
             return await self.kv.update(token(folded), value, last=expected)
         except (KeyWrongLastSequenceError, KeyNotFoundError):  # (see _RACE)
             raise Conflict(f"the record of {folded!r} changed since revision {expected}") from None
+
+    def save(
+        self,
+        folded: str,
+        record: Record,
+        renewed: int,
+        claimed: int,
+        rev: int,
+        now: int,
+        lease_ms: int,
+    ) -> asyncio.Future[Any]:
+        """The fleet's seeds all write the bucket: the rule is applied again against it with
+        compare-and-set (`renewed`, `claimed` and `rev` are the caller's cache's, not the
+        bucket's)."""
+        return asyncio.ensure_future(apply_record(self, folded, record, now, lease_ms))
 
     async def watch(self, since: int = 0) -> AsyncIterator[tuple[str, Stored]]:
         """(folded name's token, record) of every write after revision `since`, then each new one."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from ...wire.names import fold_name
 from ...wire.protocol import MailItem, Record, Taken
@@ -51,6 +52,20 @@ class SqliteRecords:
             (since, limit),
         )
         return [_stored(row) for row in rows]
+
+    def save(
+        self,
+        folded: str,
+        record: Record,
+        renewed: int,
+        claimed: int,
+        rev: int,
+        now: int,
+        lease_ms: int,
+    ) -> asyncio.Future[Any]:
+        """This seed's directory is the only writer: the record goes to the next group commit
+        as it was accepted (no read, no compare-and-set)."""
+        return self.store.save_record(record, folded, renewed, claimed, rev)
 
 
 def _stored(row: tuple[str, str, str, int, str, int, int, int]) -> Stored:
