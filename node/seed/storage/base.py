@@ -10,12 +10,15 @@ state of their own) implement it; one contract suite checks both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ...errors import ErrorCode, ProtocolError, StoreError
 from ...wire.protocol import MailItem, Record, Taken
+
+Known = Literal["held", "taken", "absent"]
+T = TypeVar("T")
 
 HEARTBEAT_MS = 10_000  # how often a seed of a fleet says it is alive
 SILENT_MS = 30_000  # a home seed silent this long counts offline (the contract's rule)
@@ -52,15 +55,86 @@ class Seen:
 @dataclass(frozen=True, slots=True)
 class Deposited:
     """What a deposit did: `held` (new here), `duplicate` (held or taken already: a success
-    that changed nothing) or refused with `refusal` the reason."""
+    that changed nothing) or refused with `refusal` the reason. `revision` is the seed's change
+    number the held item is stored under (0: the backend keeps none of the seed's)."""
 
     held: bool = False
     duplicate: bool = False
     refusal: str | None = None
+    revision: int = 0
 
 
 HELD = Deposited(held=True)
 DUPLICATE = Deposited(duplicate=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a take did: `count` items held were deleted (0: it deletes nothing, and is not
+    kept), or it is refused with `refusal` the reason; `revision` as for `Deposited`."""
+
+    count: int = 0
+    refusal: str | None = None
+    revision: int = 0
+
+
+class Underway(Generic[T]):
+    """A write under way. `decided` is its outcome when the backend knew it at once (the
+    embedded store decides in memory and commits later, so the seed passes a change on in the
+    order it made it); None when the outcome is known only once durable (a shared store).
+    `durable` resolves to the outcome once it is durable; awaiting the write awaits that."""
+
+    __slots__ = ("decided", "durable")
+
+    def __init__(self, decided: T | None, durable: asyncio.Future[T]) -> None:
+        self.decided = decided
+        self.durable = durable
+
+    @classmethod
+    def settled(cls, outcome: T) -> Underway[T]:
+        """A write that changes nothing: decided and durable at once."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        fut.set_result(outcome)
+        return cls(outcome, fut)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self.durable.__await__()
+
+    def follow(self, decided: Callable[[T], None], durable: Callable[[T | None], None]) -> None:
+        """Call `decided` with the outcome as soon as it is known (now, when it is), then
+        `durable` with it once durable (None: the write failed; the store logged why). Nothing
+        waits on the loop when the write is settled already."""
+        if self.decided is not None:
+            decided(self.decided)
+
+        def done(fut: asyncio.Future[T]) -> None:
+            outcome = None if fut.cancelled() or fut.exception() is not None else fut.result()
+            if self.decided is None and outcome is not None:
+                decided(outcome)
+            durable(outcome)
+
+        if self.durable.done():
+            done(self.durable)
+        else:
+            self.durable.add_done_callback(done)
+
+
+def chained(fut: asyncio.Future[Any], outcome: Callable[[Any], T]) -> asyncio.Future[T]:
+    """A future resolving to `outcome(result)` once `fut` resolves (failing as it fails)."""
+    out: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if out.done():
+            return
+        if f.cancelled():
+            out.cancel()
+        elif (exc := f.exception()) is not None:
+            out.set_exception(exc)
+        else:
+            out.set_result(outcome(f.result()))
+
+    fut.add_done_callback(done)
+    return out
 
 
 class RecordStore(Protocol):
@@ -121,23 +195,33 @@ class PresenceStore(Protocol):
 
 
 class MailStore(Protocol):
-    async def deposit(
+    def known(self, to: str, ident: tuple[str, str, str]) -> Known | None:
+        """Whether the item `ident` (folded sender, type, id) for `to` is held, taken or
+        absent, when that is known without a round trip (a cheap early answer, before a
+        signature is checked); None when only a round trip would tell."""
+        ...
+
+    def deposit(
         self,
         item: MailItem,
         text: str,
         now: int,
         source: str = "",
         sender_age_ms: int | None = None,
-    ) -> Deposited:
-        """Hold a checked item (signature and parties are the caller's) within the quotas."""
+        source_cap: int | None = None,
+    ) -> Underway[Deposited]:
+        """Hold a checked item (signature and parties are the caller's) within the quotas: a
+        sender name `sender_age_ms` old has its age's quota (None: the full one), and `source`
+        may hold `source_cap` bytes of the seed's mail where the backend keeps such shares."""
         ...
 
     async def pending(self, recipient: str) -> list[str]:
-        """The JSON of every item held for `recipient`, oldest first."""
+        """The JSON of every item held for `recipient`, oldest first (StoreError when it
+        cannot be read)."""
         ...
 
-    async def take(self, taken: Taken) -> int:
-        """Delete the items a (verified) take names; how many were held."""
+    def take(self, taken: Taken) -> Underway[Deleted]:
+        """Delete the items a (verified) take names, and remember them taken."""
         ...
 
     async def expire(self, now: int) -> None:
