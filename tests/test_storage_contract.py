@@ -238,10 +238,11 @@ async def test_duplicate_deposit_and_take(storage):
     assert again.duplicate and not again.held
     assert await storage.mail.pending("Bob") == [_text(i) for i in items]
     ids = [(i.from_, i.frame.type, i.frame.id) for i in items[:2]]
-    assert (await storage.mail.take(sign_take(bob, "bob", ids, now))).count == 2
+    take = sign_take(bob, "bob", ids, now)
+    assert (await storage.mail.take(take, _text(take))).count == 2
     assert await storage.mail.pending("bob") == [_text(items[2])]
     assert await storage.mail.held_for("bob") == 1
-    assert (await storage.mail.take(sign_take(bob, "bob", ids, now))).count == 0
+    assert (await storage.mail.take(take, _text(take))).count == 0
     taken_again = await storage.mail.deposit(items[0], _text(items[0]), now)
     assert taken_again.duplicate and await storage.mail.held_for("bob") == 1
 
@@ -280,13 +281,13 @@ async def test_an_early_answer_is_the_durable_one(storage):
     assert held.held and holding.decided in (None, held)
     assert storage.mail.known("Bob", ident) in ("held", None)
     take = sign_take(bob, "bob", [(item.from_, item.frame.type, item.frame.id)], now)
-    deleting = storage.mail.take(take)
+    deleting = storage.mail.take(take, _text(take))
     if deleting.decided is not None:
         assert deleting.decided.count == 1 and deleting.decided.revision > held.revision
     deleted = await deleting
     assert deleted.count == 1 and deleting.decided in (None, deleted)
     assert storage.mail.known("bob", ident) in ("taken", None)
-    nothing = storage.mail.take(take)
+    nothing = storage.mail.take(take, _text(take))
     if nothing.decided is not None:
         assert nothing.decided.count == 0 and nothing.durable.done()
     assert (await nothing).count == 0

@@ -323,7 +323,7 @@ class Post:
             )
         return None
 
-    def _passed_on(self, taken: Taken, source: str | None) -> Callable[[Deleted], None]:
+    def _passed_on(self, text: str, source: str | None) -> Callable[[Deleted], None]:
         """What follows a take once decided: one that deletes something goes to the mesh, under
         the change number it is stored with (one that deletes nothing is neither kept nor passed
         on)."""
@@ -331,7 +331,7 @@ class Post:
 
         def decided(outcome: Deleted) -> None:
             if outcome.count:
-                seed.mesh.gossip("taken", dump(taken), outcome.revision or seed.next_rev(), source)
+                seed.mesh.gossip("taken", text, outcome.revision or seed.next_rev(), source)
 
         return decided
 
@@ -363,7 +363,8 @@ class Post:
                     seed.count("take_deletes_nothing")
                 session.out.push(dump(Took(type="took", id=frame.id)))
 
-        seed.storage.mail.take(taken).follow(self._passed_on(taken, None), answer)
+        text = dump(taken)
+        seed.storage.mail.take(taken, text).follow(self._passed_on(text, None), answer)
 
     def accept_take_replica(self, taken: Taken, now: int, source: str) -> int:
         """A take from a peer: 1 when it took something held here, 0 when it deletes nothing
@@ -384,8 +385,9 @@ class Post:
         problem = self._take_problem(taken, now)
         if problem is not None:
             raise problem
-        deleting = mail.take(taken)
-        deleting.follow(self._passed_on(taken, source), lambda _: None)
+        text = dump(taken)
+        deleting = mail.take(taken, text)
+        deleting.follow(self._passed_on(text, source), lambda _: None)
         decided = deleting.decided
         if decided is None:  # decided in a fleet's stream, once
             return 1

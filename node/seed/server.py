@@ -77,7 +77,7 @@ from .post import Post
 from .presence import PresenceCore, Said, Told
 from .replication import Merged
 from .revs import Revs
-from .storage.base import SeedStorage
+from .storage.base import SeedStorage, Stored
 from .storage.sqlite import SqliteStorage
 from .store import SeedStore, SeedUrl
 from .verifier import Signatures, Verifier
@@ -683,8 +683,8 @@ class Seed(Service):
         self, record: Record, folded: str, renewed: int, claimed: int, rev: int, now: int
     ) -> None:
         """Hand a record to the storage; replies for it wait on `unsynced` until it is durable."""
-        lease_ms = self.directory.lease_ms
-        fut = self.storage.records.save(folded, record, renewed, claimed, rev, now, lease_ms)
+        accepted = Stored(record, renewed, claimed, rev)
+        fut = self.storage.records.save(folded, accepted, now, self.directory.lease_ms)
         self.unsynced[folded] = fut
 
         def done(f: asyncio.Future[None]) -> None:

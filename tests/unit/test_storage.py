@@ -11,7 +11,7 @@ from node.crypto.keys import Identity
 from node.crypto.signing import sign_record
 from node.errors import InternalError, StoreError
 from node.seed.revs import Revs
-from node.seed.storage.base import Underway, chained
+from node.seed.storage.base import Underway
 from node.seed.store import STEPS as SEED_STEPS
 from node.seed.store import SeedStore
 from node.storage.committer import GroupCommitter
@@ -322,7 +322,7 @@ async def test_a_write_under_way_is_followed_once_decided_then_once_durable():
 
     seen.clear()
     failed: asyncio.Future[str] = loop.create_future()
-    Underway(None, chained(failed, str.upper)).follow(decided, durable)
+    Underway(None, failed, str.upper).follow(decided, durable)
     failed.set_exception(StoreError("commit failed"))
     for _ in range(3):
         await asyncio.sleep(0)

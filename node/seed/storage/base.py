@@ -82,13 +82,21 @@ class Underway(Generic[T]):
     """A write under way. `decided` is its outcome when the backend knew it at once (the
     embedded store decides in memory and commits later, so the seed passes a change on in the
     order it made it); None when the outcome is known only once durable (a shared store).
-    `durable` resolves to the outcome once it is durable; awaiting the write awaits that."""
+    `durable` resolves once it is durable, to the outcome or to what `outcome` makes of its
+    result (no second future: a commit's waiters are told in the loop turn it lands); awaiting
+    the write awaits that."""
 
-    __slots__ = ("decided", "durable")
+    __slots__ = ("decided", "durable", "outcome")
 
-    def __init__(self, decided: T | None, durable: asyncio.Future[T]) -> None:
+    def __init__(
+        self,
+        decided: T | None,
+        durable: asyncio.Future[Any],
+        outcome: Callable[[Any], T] | None = None,
+    ) -> None:
         self.decided = decided
         self.durable = durable
+        self.outcome = outcome
 
     @classmethod
     def settled(cls, outcome: T) -> Underway[T]:
@@ -98,7 +106,8 @@ class Underway(Generic[T]):
         return cls(outcome, fut)
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self.durable.__await__()
+        result = yield from self.durable.__await__()
+        return result if self.outcome is None else self.outcome(result)
 
     def follow(self, decided: Callable[[T], None], durable: Callable[[T | None], None]) -> None:
         """Call `decided` with the outcome as soon as it is known (now, when it is), then
@@ -107,8 +116,10 @@ class Underway(Generic[T]):
         if self.decided is not None:
             decided(self.decided)
 
-        def done(fut: asyncio.Future[T]) -> None:
-            outcome = None if fut.cancelled() or fut.exception() is not None else fut.result()
+        def done(fut: asyncio.Future[Any]) -> None:
+            outcome: T | None = None
+            if not fut.cancelled() and fut.exception() is None:
+                outcome = fut.result() if self.outcome is None else self.outcome(fut.result())
             if self.decided is None and outcome is not None:
                 decided(outcome)
             durable(outcome)
@@ -117,24 +128,6 @@ class Underway(Generic[T]):
             done(self.durable)
         else:
             self.durable.add_done_callback(done)
-
-
-def chained(fut: asyncio.Future[Any], outcome: Callable[[Any], T]) -> asyncio.Future[T]:
-    """A future resolving to `outcome(result)` once `fut` resolves (failing as it fails)."""
-    out: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-    def done(f: asyncio.Future[Any]) -> None:
-        if out.done():
-            return
-        if f.cancelled():
-            out.cancel()
-        elif (exc := f.exception()) is not None:
-            out.set_exception(exc)
-        else:
-            out.set_result(outcome(f.result()))
-
-    fut.add_done_callback(done)
-    return out
 
 
 class RecordStore(Protocol):
@@ -151,19 +144,10 @@ class RecordStore(Protocol):
         """The latest record of each name written after revision `since`, oldest first."""
         ...
 
-    def save(
-        self,
-        folded: str,
-        record: Record,
-        renewed: int,
-        claimed: int,
-        rev: int,
-        now: int,
-        lease_ms: int,
-    ) -> asyncio.Future[Any]:
-        """Keep a record the seed's directory accepted at `now` (`rev`: its change number
-        there); resolves once durable. A store this seed alone writes keeps it as it is; a store
-        shared by many writers applies the rule again with compare-and-set (`apply_record`)."""
+    def save(self, folded: str, accepted: Stored, now: int, lease_ms: int) -> asyncio.Future[Any]:
+        """Keep a record the seed's directory accepted at `now` (its `revision`: the change
+        number there); resolves once durable. A store this seed alone writes keeps it as it is;
+        a store shared by many writers applies the rule again with compare-and-set."""
         ...
 
 
@@ -220,8 +204,9 @@ class MailStore(Protocol):
         cannot be read)."""
         ...
 
-    def take(self, taken: Taken) -> Underway[Deleted]:
-        """Delete the items a (verified) take names, and remember them taken."""
+    def take(self, taken: Taken, text: str) -> Underway[Deleted]:
+        """Delete the items a (verified) take names (`text` its JSON), and remember them
+        taken."""
         ...
 
     async def expire(self, now: int) -> None:

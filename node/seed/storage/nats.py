@@ -138,20 +138,10 @@ class NatsRecords:
         except (KeyWrongLastSequenceError, KeyNotFoundError):  # (see _RACE)
             raise Conflict(f"the record of {folded!r} changed since revision {expected}") from None
 
-    def save(
-        self,
-        folded: str,
-        record: Record,
-        renewed: int,
-        claimed: int,
-        rev: int,
-        now: int,
-        lease_ms: int,
-    ) -> asyncio.Future[Any]:
+    def save(self, folded: str, accepted: Stored, now: int, lease_ms: int) -> asyncio.Future[Any]:
         """The fleet's seeds all write the bucket: the rule is applied again against it with
-        compare-and-set (`renewed`, `claimed` and `rev` are the caller's cache's, not the
-        bucket's)."""
-        return asyncio.ensure_future(apply_record(self, folded, record, now, lease_ms))
+        compare-and-set (only the record counts: the rest is the caller's cache's)."""
+        return asyncio.ensure_future(apply_record(self, folded, accepted.record, now, lease_ms))
 
     async def watch(self, since: int = 0) -> AsyncIterator[tuple[str, Stored]]:
         """(folded name's token, record) of every write after revision `since`, then each new one."""
@@ -484,7 +474,7 @@ class NatsMail:
         await self.index.delete(mid)
         await self._release(meta["to"], meta["from"], meta["size"])
 
-    def take(self, taken: Taken) -> Underway[Deleted]:
+    def take(self, taken: Taken, text: str = "") -> Underway[Deleted]:
         what = f"cannot take for {taken.to}"
         return Underway(None, asyncio.ensure_future(_logged(what, self._take(taken))))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import InternalError
 from ...wire.names import fold_name
-from ...wire.protocol import MailItem, Record, Taken, dump
+from ...wire.protocol import MailItem, Record, Taken
 from ..mailbox import Ident, Mailbox, MailLimits, ident_of
 from ..revs import Revs
 from ..store import SeedStore
@@ -29,7 +29,6 @@ from .base import (
     Seen,
     Stored,
     Underway,
-    chained,
 )
 
 WATCH_QUEUE = 4096  # changes a watcher may fall behind by before it replays from its last one
@@ -65,19 +64,11 @@ class SqliteRecords:
         )
         return [_stored(row) for row in rows]
 
-    def save(
-        self,
-        folded: str,
-        record: Record,
-        renewed: int,
-        claimed: int,
-        rev: int,
-        now: int,
-        lease_ms: int,
-    ) -> asyncio.Future[Any]:
+    def save(self, folded: str, accepted: Stored, now: int, lease_ms: int) -> asyncio.Future[Any]:
         """This seed's directory is the only writer: the record goes to the next group commit
         as it was accepted (no read, no compare-and-set)."""
-        return self.store.save_record(record, folded, renewed, claimed, rev)
+        a = accepted
+        return self.store.save_record(a.record, folded, a.renewed, a.claimed, a.revision)
 
 
 def _stored(row: tuple[str, str, str, int, str, int, int, int]) -> Stored:
@@ -181,24 +172,24 @@ class SqliteMail:
         held = Deposited(held=True, revision=rev)
         # not taken at the commit: held already (then a success that changed nothing)
         fut = self.mailbox.add(item, text, rev, source)
-        return Underway(held, chained(fut, lambda took: held if took else DUPLICATE))
+        return Underway(held, fut, lambda took: held if took else DUPLICATE)
 
     async def pending(self, recipient: str) -> list[str]:
         return await self.mailbox.items_for(recipient)
 
-    def take(self, taken: Taken) -> Underway[Deleted]:
+    def take(self, taken: Taken, text: str) -> Underway[Deleted]:
         held = self.mailbox.held_of(taken)
         if not held:  # nothing here to delete: neither kept nor passed on
             return Underway.settled(Deleted())
-        refusal = self.mailbox.take_refusal(taken, dump(taken), held)
+        refusal = self.mailbox.take_refusal(taken, text, held)
         if refusal is not None:
             return Underway.settled(Deleted(refusal=refusal))
         rev = self.next_rev()
         deleted = Deleted(len(held), revision=rev)
-        fut = self.mailbox.take(taken, rev, held)
+        fut = self.mailbox.take(taken, rev, held, text)
         if fut is None:  # never: held is not empty
             raise InternalError("a take that deletes something was not kept")
-        return Underway(deleted, chained(fut, lambda _: deleted))
+        return Underway(deleted, fut, lambda _: deleted)
 
     async def expire(self, now: int) -> None:
         self.mailbox.expire(now)
