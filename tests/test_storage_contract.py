@@ -280,6 +280,9 @@ async def test_an_early_answer_is_the_durable_one(storage):
     held = await holding
     assert held.held and holding.decided in (None, held)
     assert storage.mail.known("Bob", ident) in ("held", None)
+    # a store that numbers its changes gives them to a sync; one that does not, none
+    numbered = [(held.revision, _text(item))] if held.revision else []
+    assert await storage.mail.changes("mail", 0, 10) == numbered
     take = sign_take(bob, "bob", [(item.from_, item.frame.type, item.frame.id)], now)
     deleting = storage.mail.take(take, _text(take))
     if deleting.decided is not None:
@@ -287,6 +290,9 @@ async def test_an_early_answer_is_the_durable_one(storage):
     deleted = await deleting
     assert deleted.count == 1 and deleting.decided in (None, deleted)
     assert storage.mail.known("bob", ident) in ("taken", None)
+    numbered = [(deleted.revision, _text(take))] if deleted.revision else []
+    assert await storage.mail.changes("taken", 0, 10) == numbered
+    assert await storage.mail.changes("mail", 0, 10) == []  # the item is gone
     nothing = storage.mail.take(take, _text(take))
     if nothing.decided is not None:
         assert nothing.decided.count == 0 and nothing.durable.done()

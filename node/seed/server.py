@@ -925,7 +925,7 @@ class Seed(Service):
                 yield n, dump(entry.record())
 
     async def mail_page(self, kind: str, rev: int, limit: int) -> list[tuple[int, str]]:
-        return await self.mailbox.changed_page(kind, rev, limit)
+        return await self.storage.mail.changes(kind, rev, limit)
 
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
         self.post.peer_relay(frame, link_key)

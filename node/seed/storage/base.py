@@ -204,6 +204,12 @@ class MailStore(Protocol):
         cannot be read)."""
         ...
 
+    async def changes(self, kind: str, since: int, limit: int) -> list[tuple[int, str]]:
+        """(change number, JSON) of at most `limit` mail items (`kind` "mail") or takes
+        ("taken") written after `since`, oldest first: what a sync streams, a page at a time.
+        A store that keeps none of the seed's change numbers has none to give."""
+        ...
+
     def take(self, taken: Taken, text: str) -> Underway[Deleted]:
         """Delete the items a (verified) take names (`text` its JSON), and remember them
         taken."""

@@ -474,6 +474,11 @@ class NatsMail:
         await self.index.delete(mid)
         await self._release(meta["to"], meta["from"], meta["size"])
 
+    async def changes(self, kind: str, since: int, limit: int) -> list[tuple[int, str]]:
+        """None: the stream's sequence is not a seed's change number. An outside link gets the
+        fleet's mail as it is held (gossip), not by sync."""
+        return []
+
     def take(self, taken: Taken, text: str = "") -> Underway[Deleted]:
         what = f"cannot take for {taken.to}"
         return Underway(None, asyncio.ensure_future(_logged(what, self._take(taken))))

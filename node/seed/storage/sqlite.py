@@ -177,6 +177,9 @@ class SqliteMail:
     async def pending(self, recipient: str) -> list[str]:
         return await self.mailbox.items_for(recipient)
 
+    async def changes(self, kind: str, since: int, limit: int) -> list[tuple[int, str]]:
+        return await self.mailbox.changed_page(kind, since, limit)
+
     def take(self, taken: Taken, text: str) -> Underway[Deleted]:
         held = self.mailbox.held_of(taken)
         if not held:  # nothing here to delete: neither kept nor passed on
