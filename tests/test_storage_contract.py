@@ -238,10 +238,11 @@ async def test_duplicate_deposit_and_take(storage):
     assert again.duplicate and not again.held
     assert await storage.mail.pending("Bob") == [_text(i) for i in items]
     ids = [(i.from_, i.frame.type, i.frame.id) for i in items[:2]]
-    assert await storage.mail.take(sign_take(bob, "bob", ids, now)) == 2
+    take = sign_take(bob, "bob", ids, now)
+    assert (await storage.mail.take(take, _text(take))).count == 2
     assert await storage.mail.pending("bob") == [_text(items[2])]
     assert await storage.mail.held_for("bob") == 1
-    assert await storage.mail.take(sign_take(bob, "bob", ids, now)) == 0
+    assert (await storage.mail.take(take, _text(take))).count == 0
     taken_again = await storage.mail.deposit(items[0], _text(items[0]), now)
     assert taken_again.duplicate and await storage.mail.held_for("bob") == 1
 
@@ -260,3 +261,39 @@ async def test_expiry(storage):
     await storage.mail.expire(now + LIMITS.keep_ms + 1)
     assert await storage.mail.pending("bob") == []
     assert await storage.mail.held_for("bob") == 0
+
+
+async def test_an_early_answer_is_the_durable_one(storage):
+    """What a backend decides at once (the embedded store: in memory, before its commit) is what
+    the write turns out to be once durable, and a held item's change number is known then, so
+    the seed passes its changes on in the order it made them. `known` answers without a round
+    trip or says it cannot (None), never wrongly; a take of nothing held writes nothing."""
+    alice, bob = Identity.generate(), Identity.generate()
+    now = now_ms()
+    item = _item(alice, "alice", "bob")
+    ident = ("alice", item.frame.type, item.frame.id)
+    assert storage.mail.known("bob", ident) in ("absent", None)
+    holding = storage.mail.deposit(item, _text(item), now)
+    if holding.decided is not None:
+        assert holding.decided.held and holding.decided.revision > 0
+        assert not holding.durable.done()  # decided before it is on disk
+    held = await holding
+    assert held.held and holding.decided in (None, held)
+    assert storage.mail.known("Bob", ident) in ("held", None)
+    # a store that numbers its changes gives them to a sync; one that does not, none
+    numbered = [(held.revision, _text(item))] if held.revision else []
+    assert await storage.mail.changes("mail", 0, 10) == numbered
+    take = sign_take(bob, "bob", [(item.from_, item.frame.type, item.frame.id)], now)
+    deleting = storage.mail.take(take, _text(take))
+    if deleting.decided is not None:
+        assert deleting.decided.count == 1 and deleting.decided.revision > held.revision
+    deleted = await deleting
+    assert deleted.count == 1 and deleting.decided in (None, deleted)
+    assert storage.mail.known("bob", ident) in ("taken", None)
+    numbered = [(deleted.revision, _text(take))] if deleted.revision else []
+    assert await storage.mail.changes("taken", 0, 10) == numbered
+    assert await storage.mail.changes("mail", 0, 10) == []  # the item is gone
+    nothing = storage.mail.take(take, _text(take))
+    if nothing.decided is not None:
+        assert nothing.decided.count == 0 and nothing.durable.done()
+    assert (await nothing).count == 0

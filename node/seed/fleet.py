@@ -17,14 +17,13 @@ from typing import Any
 
 from ..clock import now_ms
 from ..crypto.keys import b64
-from ..errors import ErrorCode, P2PError, ProtocolError, StoreError
+from ..errors import P2PError, ProtocolError
 from ..runtime import quiet_logger
 from ..wire.names import fold_name
-from ..wire.protocol import CARRIED, Deposited, MailItem, Record, Taken, Took, dump, error_frame
-from . import chunks
+from ..wire.protocol import CARRIED, dump
 from .mailbox import MailLimits
 from .sides import FleetSeed, SessionSide
-from .storage.base import HEARTBEAT_MS, Seen, Stored, apply_record, wins
+from .storage.base import HEARTBEAT_MS, Seen, Stored, wins
 from .storage.nats import NatsStorage, token
 
 log = quiet_logger("p2p.seed.fleet")
@@ -210,14 +209,6 @@ class Fleet:
 
         task.add_done_callback(done)
 
-    def save_record(self, record: Record, folded: str) -> asyncio.Future[Any]:
-        """Write an accepted record to the bucket with compare-and-set; resolves once durable
-        there (a registration is acknowledged only then)."""
-        lease_ms = self.seed.directory.lease_ms
-        return asyncio.ensure_future(
-            apply_record(self.storage.records, folded, record, now_ms(), lease_ms)
-        )
-
     # ------------------------------------------------------------------ bus
 
     def send(self, seed_key: str, message: dict[str, Any]) -> int:
@@ -239,7 +230,7 @@ class Fleet:
                 carried = CARRIED.validate_python(message["frame"])
                 self.seed.post.hand_relayed(message["from"], message["to"], carried)
             elif kind == "mail":
-                self.hand_mail(message["to"], message["text"])
+                self.seed.post.hand_mail(message["to"], message["text"])
         except (ValueError, KeyError, TypeError) as exc:
             log.debug("a bad bus message: %s", exc)
 
@@ -248,86 +239,10 @@ class Fleet:
             home, {"kind": "relay", "from": sender, "to": to, "frame": json.loads(dump(carried))}
         )
 
-    def hand_mail(self, to: str, text: str) -> None:
-        target = self.seed.bound.get(fold_name(to))
-        if target is None:
-            return
-        if target.mail_backlog is None:
-            target.out.push(chunks.mail_frame([text]))
-        elif len(target.mail_backlog) < 2_000:
-            target.mail_backlog.append(text)
-
-    # ------------------------------------------------------------------ mail
-
-    async def deposit(
-        self, session: SessionSide, frame_id: str, item: MailItem, text: str, source: str, age: int
-    ) -> None:
-        now = now_ms()
-        try:
-            result = await self.storage.mail.deposit(item, text, now, source, age)
-        except Exception as exc:  # noqa: BLE001 - not held: the sender keeps it and retries
-            log.warning("cannot deposit for %s: %s", item.to, exc)
-            session.out.push(
-                error_frame(ErrorCode.INTERNAL, "the item could not be stored", frame_id)
-            )
-            return
-        if result.refusal is not None:
-            self.seed.count("mail_quota")
-            session.out.push(error_frame(ErrorCode.QUOTA, result.refusal, frame_id))
-            return
-        session.out.push(dump(Deposited(type="deposited", id=frame_id)))
-        if result.held:
-            self.seed.mesh.gossip("mail", text, self.seed.next_rev())  # this seed's outside links
-            folded = fold_name(item.to)
-            for home in self.seed.directory.homes(folded):
-                if home == self.seed.key:
-                    self.hand_mail(folded, text)
-                else:
-                    self.send(home, {"kind": "mail", "to": folded, "text": text})
-
-    def hold_replica(self, item: MailItem, text: str, source: str) -> None:
-        """An item an outside seed sent: into the stream once (a second fleet seed linked to the
-        same outside seed finds it held)."""
-
-        async def hold() -> None:
-            try:
-                result = await self.storage.mail.deposit(item, text, now_ms(), source)
-            except Exception as exc:  # noqa: BLE001 - the outside seed's next sync brings it again
-                log.warning("cannot hold a replica for %s: %s", item.to, exc)
-                return
-            if result.held:
-                for home in self.seed.directory.homes(fold_name(item.to)):
-                    if home == self.seed.key:
-                        self.hand_mail(item.to, text)
-                    else:
-                        self.send(home, {"kind": "mail", "to": fold_name(item.to), "text": text})
-
-        self.seed.tasks.spawn(hold(), "fleet replica")
-
-    def take_replica(self, taken: Taken) -> None:
-        async def take() -> None:
-            try:
-                await self.storage.mail.take(taken)
-            except Exception as exc:  # noqa: BLE001 - the outside seed's next sync brings it again
-                log.warning("cannot apply a take for %s: %s", taken.to, exc)
-
-        self.seed.tasks.spawn(take(), "fleet take replica")
-
-    async def pending(self, folded: str) -> list[str]:
-        try:
-            return await self.storage.mail.pending(folded)
-        except Exception as exc:  # noqa: BLE001 - a NATS error: the mail stays for next time
-            raise StoreError(f"cannot read the fleet's mail stream: {exc}") from None
-
-    async def take(self, session: SessionSide, frame_id: str, taken: Taken) -> None:
-        try:
-            took = await self.storage.mail.take(taken)
-        except Exception as exc:  # noqa: BLE001 - the recipient takes again
-            log.warning("cannot take for %s: %s", taken.to, exc)
-            session.out.push(
-                error_frame(ErrorCode.INTERNAL, "the take could not be stored; retry", frame_id)
-            )
-            return
-        if took:
-            self.seed.mesh.gossip("taken", dump(taken), self.seed.next_rev())
-        session.out.push(dump(Took(type="took", id=frame_id)))
+    def forward_mail(self, to: str, text: str) -> None:
+        """An item just held in the stream, over the bus to the fleet's other seeds where its
+        recipient is (each hands it to the socket there)."""
+        folded = fold_name(to)
+        for home in self.seed.directory.homes(folded):
+            if home != self.seed.key:
+                self.send(home, {"kind": "mail", "to": folded, "text": text})

@@ -267,7 +267,11 @@ class Mailbox:
         return None
 
     def take(
-        self, taken: Taken, rev: int, held: dict[Ident, tuple[int, str]] | None = None
+        self,
+        taken: Taken,
+        rev: int,
+        held: dict[Ident, tuple[int, str]] | None = None,
+        text: str | None = None,
     ) -> asyncio.Future[Any] | None:
         """Delete the items a recipient took and remember their ids; resolves once on disk.
         Only the ids held here are remembered; a take that deletes nothing is not kept (None)."""
@@ -279,7 +283,7 @@ class Mailbox:
         for ident, (size, source) in held.items():
             self.quotas.remove(to, ident[0], size, source)
             self.untaken.add((to, ident))
-        text = dump(taken)
+        text = dump(taken) if text is None else text  # the take's JSON
         self.quotas.add_take(to, len(text))
         until = taken.at + self.limits.keep_ms + MINUTE_MS
         idents = list(held)

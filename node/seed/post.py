@@ -8,11 +8,12 @@ it proves its session, and deleted only by the recipient's signed take.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ..clock import now_ms
 from ..crypto.signing import verify_mail, verify_take
-from ..errors import ErrorCode, InternalError, ProtocolError, StoreError
+from ..errors import ErrorCode, ProtocolError, StoreError
 from ..runtime import quiet_logger
 from ..wire.limits import RateLimit
 from ..wire.names import fold_name
@@ -37,6 +38,8 @@ from ..wire.sockets import address_group
 from . import chunks
 from .mailbox import MINUTE_MS, ident_of
 from .sides import PostSeed, SessionSide
+from .storage.base import Deleted, Underway
+from .storage.base import Deposited as Holding
 
 log = quiet_logger("p2p.seed.post")
 
@@ -191,41 +194,50 @@ class Post:
             )
         return None
 
-    def _refusal(
-        self, item: MailItem, text: str, now: int, source: str, cap: int, by_age: bool = True
-    ) -> str | None:
-        """Why the item may not be held under its quotas: those of its sender name's age here
-        (when the name got its first record here; with `by_age` off, the full quota), and
-        `source`'s share of the seed's mail."""
-        age: int | None = None
-        if by_age:
-            entry = self.seed.directory.entries.get(fold_name(item.from_))
-            age = now - entry.claimed if entry is not None else 0
-        return self.seed.mailbox.refusal(item, len(text), now, age, source, cap)
+    def _age(self, item: MailItem, now: int) -> int:
+        """How old the item's sender name is here (since its first record here; 0 for a name
+        unknown): its quota grows with that age."""
+        entry = self.seed.directory.entries.get(fold_name(item.from_))
+        return now - entry.claimed if entry is not None else 0
+
+    def hand_mail(self, to: str, text: str) -> None:
+        """Push an item just held to its recipient's socket here (after what was held before it,
+        while that is being handed over)."""
+        target = self.seed.bound.get(fold_name(to))
+        if target is None:
+            return
+        if target.mail_backlog is None:
+            target.out.push(chunks.mail_frame([text]))
+        elif len(target.mail_backlog) < MAX_BACKLOG:  # beyond: handed over next session
+            target.mail_backlog.append(text)
 
     def _hold(
-        self, item: MailItem, text: str, source: str | None, held_as: str = ""
-    ) -> asyncio.Future[Any]:
-        """Hold a checked item (`text` its JSON, `held_as` the source its share is counted to):
-        disk, gossip, and the recipient's socket here once committed."""
+        self,
+        holding: Underway[Holding],
+        item: MailItem,
+        text: str,
+        source: str | None,
+        answer: Callable[[Holding | None], None] | None = None,
+    ) -> None:
+        """Follow a deposit (`text` the item's JSON, `source` the link it came on): a held item
+        goes to the mesh as soon as it is decided, under the change number it is stored with, and
+        once durable to its recipient, here or at its home seeds of a fleet. `answer` gets the
+        durable outcome (None: not stored)."""
         seed = self.seed
-        rev = seed.next_rev()
-        fut = seed.mailbox.add(item, text, rev, held_as)
-        seed.mesh.gossip("mail", text, rev, source)
 
-        def committed(f: asyncio.Future[Any]) -> None:
-            if f.cancelled() or f.exception() is not None or not f.result():
-                return
-            target = seed.bound.get(fold_name(item.to))
-            if target is None:
-                return
-            if target.mail_backlog is None:
-                target.out.push(chunks.mail_frame([text]))
-            elif len(target.mail_backlog) < MAX_BACKLOG:  # beyond: handed over next session
-                target.mail_backlog.append(text)
+        def decided(outcome: Holding) -> None:
+            if outcome.held:
+                seed.mesh.gossip("mail", text, outcome.revision or seed.next_rev(), source)
 
-        fut.add_done_callback(committed)
-        return fut
+        def durable(outcome: Holding | None) -> None:
+            if outcome is not None and outcome.held:
+                self.hand_mail(item.to, text)
+                if seed.fleet is not None:  # and over the bus to the fleet's seeds it is at
+                    seed.fleet.forward_mail(item.to, text)
+            if answer is not None:
+                answer(outcome)
+
+        holding.follow(decided, durable)
 
     def deposit(self, session: SessionSide, frame: Deposit) -> None:
         seed, item = self.seed, frame.item
@@ -244,57 +256,32 @@ class Post:
         problem = self._item_problem(item, now, fresh=True)
         if problem is not None:
             return self._fail(session, problem.code, problem.message, frame.id)
-        if seed.fleet is not None:  # held in the fleet's stream, within its quotas
-            entry = seed.directory.entries.get(session.folded)
-            age = now - entry.claimed if entry is not None else 0
-            source = f"addr {address_group(session.host)}"
-            seed.tasks.spawn(
-                seed.fleet.deposit(session, frame.id, item, dump(item), source, age), "deposit"
-            )
-            return
-        ident = ident_of(item)
-        reply = dump(Deposited(type="deposited", id=frame.id))
-        if seed.mailbox.holds(item.to, ident) or seed.mailbox.was_taken(item.to, ident):
-            session.out.push(reply)  # a second deposit of an item is a success
-            return
         text = dump(item)
         source = f"addr {address_group(session.host)}"
-        refusal = self._refusal(item, text, now, source, seed.config.mail_per_address_bytes)
-        if refusal is not None:
-            seed.count("mail_quota")
-            return self._fail(session, ErrorCode.QUOTA, refusal, frame.id)
-        fut = self._hold(item, text, None, source)
+        cap = seed.config.mail_per_address_bytes
+        holding = seed.storage.mail.deposit(item, text, now, source, self._age(item, now), cap)
 
-        def answer(f: asyncio.Future[Any]) -> None:
-            if f.cancelled() or f.exception() is not None:
-                session.out.push(
-                    error_frame(ErrorCode.INTERNAL, "the item could not be stored", frame.id)
-                )
+        def answer(outcome: Holding | None) -> None:
+            """`deposited` once the item is durable (a second deposit of an item is a success)."""
+            if outcome is None:
+                self._fail(session, ErrorCode.INTERNAL, "the item could not be stored", frame.id)
+            elif outcome.refusal is not None:
+                seed.count("mail_quota")
+                self._fail(session, ErrorCode.QUOTA, outcome.refusal, frame.id)
             else:
-                session.out.push(reply)
+                session.out.push(dump(Deposited(type="deposited", id=frame.id)))
 
-        fut.add_done_callback(answer)
+        self._hold(holding, item, text, None, answer)
 
     def accept_replica(self, item: MailItem, now: int, source: str) -> int:
         """An item from a peer, under the same checks; 1 when it is new here, 0 when held already.
         Its bytes spend the link's mail budget (before its signature is checked) and count to the
         link's share of the seed's mail."""
         seed = self.seed
-        ident = ident_of(item)
-        if seed.mailbox.holds(item.to, ident):
+        known = seed.storage.mail.known(item.to, ident_of(item))
+        if known == "held":
             return 0  # held already: dropped before its signature is checked
-        if seed.fleet is not None:  # the fleet's stream holds it (once), under the same checks
-            text = dump(item)
-            if not seed.links.allows(
-                source, "mail", seed.trusted(source), asyncio.get_running_loop().time(), len(text)
-            ):
-                raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's mail budget")
-            problem = self._item_problem(item, now, fresh=False)
-            if problem is not None:
-                raise problem
-            seed.fleet.hold_replica(item, text, f"link {source}")
-            return 1
-        if seed.mailbox.was_taken(item.to, ident):
+        if known == "taken":
             raise ProtocolError(ErrorCode.BAD_REQUEST, "the item was taken already")
         text = dump(item)
         trusted = seed.trusted(source)
@@ -308,11 +295,15 @@ class Post:
         cap = cfg.mail_per_peer_link_bytes if trusted else cfg.mail_per_stranger_link_bytes
         # a configured peer weighed the sender's age where the item was deposited; here every
         # name it brings is young (a seed that just synced would refuse its whole mesh's mail)
-        refusal = self._refusal(item, text, now, f"link {source}", cap, by_age=not trusted)
-        if refusal is not None:
-            raise ProtocolError(ErrorCode.QUOTA, refusal)
-        self._hold(item, text, source, f"link {source}")
-        return 1
+        age = None if trusted else self._age(item, now)
+        holding = seed.storage.mail.deposit(item, text, now, f"link {source}", age, cap)
+        self._hold(holding, item, text, source)
+        decided = holding.decided
+        if decided is None:  # decided in a fleet's stream, once (another seed may hold it)
+            return 1
+        if decided.refusal is not None:
+            raise ProtocolError(ErrorCode.QUOTA, decided.refusal)
+        return 1 if decided.held else 0
 
     async def hand_over_mail(self, session: SessionSide) -> None:
         """Everything held for a user whose session just proved itself, oldest first, in frames that fit."""
@@ -320,10 +311,7 @@ class Post:
             session.mail_backlog = None
             return
         try:
-            if self.seed.fleet is not None:
-                texts = await self.seed.fleet.pending(session.folded)
-            else:
-                texts = await self.seed.mailbox.items_for(session.folded)
+            texts = await self.seed.storage.mail.pending(session.folded)
         except StoreError as exc:  # the held mail stays on disk for the next session
             log.warning("cannot read the mail held for %s: %s", session.folded, exc)
             texts = []
@@ -358,6 +346,18 @@ class Post:
             )
         return None
 
+    def _passed_on(self, text: str, source: str | None) -> Callable[[Deleted], None]:
+        """What follows a take once decided: one that deletes something goes to the mesh, under
+        the change number it is stored with (one that deletes nothing is neither kept nor passed
+        on)."""
+        seed = self.seed
+
+        def decided(outcome: Deleted) -> None:
+            if outcome.count:
+                seed.mesh.gossip("taken", text, outcome.revision or seed.next_rev(), source)
+
+        return decided
+
     def take(self, session: SessionSide, frame: Take) -> None:
         seed, taken = self.seed, frame.taken
         if session.folded is None:
@@ -371,36 +371,23 @@ class Post:
         problem = self._take_problem(taken, now_ms())
         if problem is not None:
             return self._fail(session, problem.code, problem.message, frame.id)
-        if seed.fleet is not None:
-            seed.tasks.spawn(seed.fleet.take(session, frame.id, taken), "take")
-            return
-        reply = dump(Took(type="took", id=frame.id))
-        text = dump(taken)
-        held = seed.mailbox.held_of(taken)
-        if not held:  # nothing here to delete: neither kept nor forwarded, and a success
-            seed.count("take_deletes_nothing")
-            session.out.push(reply)
-            return
-        refusal = seed.mailbox.take_refusal(taken, text, held)
-        if refusal is not None:
-            seed.count("take_quota")
-            return self._fail(session, ErrorCode.QUOTA, refusal, frame.id)
-        rev = seed.next_rev()
-        fut = seed.mailbox.take(taken, rev, held)
-        if fut is None:  # never: held is not empty
-            raise InternalError("a take that deletes something was not kept")
-        seed.mesh.gossip("taken", text, rev, None)
 
-        def answer(f: asyncio.Future[Any]) -> None:
-            """`took` only once the take is on disk; a failed commit is answered, so it comes again."""
-            if f.cancelled() or f.exception() is not None:
+        def answer(outcome: Deleted | None) -> None:
+            """`took` only once the take is durable; a failed write is answered, so it comes again."""
+            if outcome is None:
                 self._fail(
                     session, ErrorCode.INTERNAL, "the take could not be stored; retry", frame.id
                 )
+            elif outcome.refusal is not None:
+                seed.count("take_quota")
+                self._fail(session, ErrorCode.QUOTA, outcome.refusal, frame.id)
             else:
-                session.out.push(reply)
+                if not outcome.count:  # nothing here to delete: a success
+                    seed.count("take_deletes_nothing")
+                session.out.push(dump(Took(type="took", id=frame.id)))
 
-        fut.add_done_callback(answer)
+        text = dump(taken)
+        seed.storage.mail.take(taken, text).follow(self._passed_on(text, None), answer)
 
     def accept_take_replica(self, taken: Taken, now: int, source: str) -> int:
         """A take from a peer: 1 when it took something held here, 0 when it deletes nothing
@@ -414,23 +401,19 @@ class Post:
         loop_now = asyncio.get_running_loop().time()
         if not seed.links.allows(source, "takes", seed.trusted(source), loop_now):
             raise ProtocolError(ErrorCode.RATE_LIMITED, "over the link's take budget")
-        if seed.fleet is not None:  # the fleet's stream deletes what it names, once
-            problem = self._take_problem(taken, now)
-            if problem is not None:
-                raise problem
-            seed.fleet.take_replica(taken)
-            return 1
-        held = seed.mailbox.held_of(taken)  # up to take_max_ids reads: after the budget
-        if not held:
-            return 0
+        mail = seed.storage.mail
+        idents = ((fold_name(sender), mtype, mid) for sender, mtype, mid in taken.ids)
+        if not any(mail.known(taken.to, ident) in ("held", None) for ident in idents):
+            return 0  # deletes nothing held here: dropped before its signature is checked
         problem = self._take_problem(taken, now)
         if problem is not None:
             raise problem
         text = dump(taken)
-        refusal = seed.mailbox.take_refusal(taken, text, held)
-        if refusal is not None:
-            raise ProtocolError(ErrorCode.QUOTA, refusal)
-        rev = seed.next_rev()
-        seed.mailbox.take(taken, rev, held)
-        seed.mesh.gossip("taken", text, rev, source)
-        return 1
+        deleting = mail.take(taken, text)
+        deleting.follow(self._passed_on(text, source), lambda _: None)
+        decided = deleting.decided
+        if decided is None:  # decided in a fleet's stream, once
+            return 1
+        if decided.refusal is not None:
+            raise ProtocolError(ErrorCode.QUOTA, decided.refusal)
+        return 1 if decided.count else 0

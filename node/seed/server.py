@@ -78,6 +78,8 @@ from .post import Post
 from .presence import PresenceCore, Said, Told
 from .replication import Merged
 from .revs import Revs
+from .storage.base import SeedStorage, Stored
+from .storage.sqlite import SqliteStorage
 from .store import SeedStore, SeedUrl
 from .verifier import Signatures, Verifier
 from .watchers import Watchers
@@ -181,6 +183,8 @@ class Seed(Service):
         self.active = 0
         self.server: Server | None = None
         self.fleet: Fleet | None = None  # set when the state lives in a fleet's NATS cluster
+        # where records and mail live: this seed's SQLite database, or the fleet's cluster
+        self.storage: SeedStorage
         self.name = ""
         self.url = ""
         self.port = 0
@@ -239,12 +243,14 @@ class Seed(Service):
         self.mailbox = Mailbox(self.store, limits)
         self.mailbox.load()
         self.store.start()
+        self.storage = SqliteStorage(self.store, self.mailbox, self.next_rev)
         self.mesh = Mesh(self)
         # registrations' signatures, off the loop, on the pool that checks what peers send
         self.verifier = Verifier(self.mesh.replication.pool)
         self.post = Post(self)
         if cfg.storage != "sqlite":
             self.fleet = await Fleet.join(self, cfg.storage, limits)
+            self.storage = self.fleet.storage
             await self.fleet.start()
         self.mesh.start(cfg.peers, self.store.load_seed_urls(), self.store.load_sync_points())
         for url in self.mesh.urls.configured:  # keys proven at configured URLs before first-seen
@@ -678,17 +684,17 @@ class Seed(Service):
         rev = self.next_rev()
         self.directory.stamp(folded, rev)
         entry = self.directory.entries[folded]
-        self.persist(record, folded, entry.renewed, entry.claimed, rev)
+        self.persist(record, folded, entry.renewed, entry.claimed, rev, now)
         self.mesh.gossip("records", dump(record), rev, source)
         if loser is not None:
             self._spread(self.presence.lost(folded, loser, now))
 
-    def persist(self, record: Record, folded: str, renewed: int, claimed: int, rev: int) -> None:
-        """Queue a record for the disk; replies for it wait on `unsynced` until it is committed."""
-        if self.fleet is not None:  # the fleet's bucket, not this seed's disk
-            fut = self.fleet.save_record(record, folded)
-        else:
-            fut = self.store.save_record(record, folded, renewed, claimed, rev)
+    def persist(
+        self, record: Record, folded: str, renewed: int, claimed: int, rev: int, now: int
+    ) -> None:
+        """Hand a record to the storage; replies for it wait on `unsynced` until it is durable."""
+        accepted = Stored(record, renewed, claimed, rev)
+        fut = self.storage.records.save(folded, accepted, now, self.directory.lease_ms)
         self.unsynced[folded] = fut
 
         def done(f: asyncio.Future[None]) -> None:
@@ -929,7 +935,7 @@ class Seed(Service):
                 yield n, dump(entry.record())
 
     async def mail_page(self, kind: str, rev: int, limit: int) -> list[tuple[int, str]]:
-        return await self.mailbox.changed_page(kind, rev, limit)
+        return await self.storage.mail.changes(kind, rev, limit)
 
     def peer_relay(self, frame: PeerRelay, link_key: str) -> None:
         self.post.peer_relay(frame, link_key)

@@ -14,12 +14,13 @@ from typing import Any, Protocol
 from ..config import SeedConfig
 from ..runtime import Tasks
 from ..wire.limits import RateLimit
-from ..wire.protocol import MailItem, PeerRelay, Taken
+from ..wire.protocol import PeerRelay
 from ..wire.sender import Sender
 from .budgets import LinkAccounts
 from .directory import Directory
 from .mailbox import Mailbox
 from .revs import Revs
+from .storage.base import SeedStorage
 
 
 class SessionSide(Protocol):
@@ -53,29 +54,15 @@ class FleetPost(Protocol):
 
     def relay(self, home: str, sender: str, to: str, carried: Any) -> int: ...
 
-    async def deposit(
-        self,
-        session: SessionSide,
-        frame_id: str,
-        item: MailItem,
-        text: str,
-        source: str,
-        age: int,
-    ) -> None: ...
-
-    def hold_replica(self, item: MailItem, text: str, source: str) -> None: ...
-
-    def take_replica(self, taken: Taken) -> None: ...
-
-    async def pending(self, folded: str) -> list[str]: ...
-
-    async def take(self, session: SessionSide, frame_id: str, taken: Taken) -> None: ...
+    def forward_mail(self, to: str, text: str) -> None: ...
 
 
 class Relays(Protocol):
     """The post, as the fleet's bus uses it."""
 
     def hand_relayed(self, sender: str, to: str, carried: Any) -> int: ...
+
+    def hand_mail(self, to: str, text: str) -> None: ...
 
 
 class SeedCore(Protocol):
@@ -105,6 +92,9 @@ class PostSeed(SeedCore, Protocol):
 
     mailbox: Mailbox
     links: LinkAccounts
+
+    @property
+    def storage(self) -> SeedStorage: ...
 
     @property
     def fleet(self) -> FleetPost | None: ...

@@ -11,6 +11,7 @@ from node.crypto.keys import Identity
 from node.crypto.signing import sign_record
 from node.errors import InternalError, StoreError
 from node.seed.revs import Revs
+from node.seed.storage.base import Underway
 from node.seed.store import STEPS as SEED_STEPS
 from node.seed.store import SeedStore
 from node.storage.committer import GroupCommitter
@@ -287,3 +288,42 @@ async def test_a_take_before_the_item_reaches_the_disk_frees_its_quota_once(tmp_
     on_disk = store.read("SELECT COUNT(*) FROM mail WHERE recipient = 'bob'")[0][0]
     assert on_disk == 1 and box.held_for("bob") == 1 and box.held_count() == 1
     await store.close()
+
+
+async def test_a_write_under_way_is_followed_once_decided_then_once_durable():
+    """A write decided at once is followed at once, then when durable; one decided only when
+    durable is followed then, in that order; a failed one gives None to `durable` only."""
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[str, object]] = []
+
+    def decided(outcome: object) -> None:
+        seen.append(("decided", outcome))
+
+    def durable(outcome: object) -> None:
+        seen.append(("durable", outcome))
+
+    early: asyncio.Future[str] = loop.create_future()
+    Underway("held", early).follow(decided, durable)
+    assert seen == [("decided", "held")]
+    early.set_result("held")
+    await asyncio.sleep(0)
+    assert seen == [("decided", "held"), ("durable", "held")]
+
+    seen.clear()
+    Underway.settled("duplicate").follow(decided, durable)
+    assert seen == [("decided", "duplicate"), ("durable", "duplicate")]  # nothing waits
+
+    seen.clear()
+    late: asyncio.Future[str] = loop.create_future()
+    Underway(None, late).follow(decided, durable)
+    late.set_result("held")
+    await asyncio.sleep(0)
+    assert seen == [("decided", "held"), ("durable", "held")]
+
+    seen.clear()
+    failed: asyncio.Future[str] = loop.create_future()
+    Underway(None, failed, str.upper).follow(decided, durable)
+    failed.set_exception(StoreError("commit failed"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert seen == [("durable", None)]

@@ -9,12 +9,16 @@ state of their own) implement it; one contract suite checks both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ...errors import ErrorCode, ProtocolError, StoreError
 from ...wire.protocol import MailItem, Record, Taken
+
+Known = Literal["held", "taken", "absent"]
+T = TypeVar("T")
 
 HEARTBEAT_MS = 10_000  # how often a seed of a fleet says it is alive
 SILENT_MS = 30_000  # a home seed silent this long counts offline (the contract's rule)
@@ -51,15 +55,79 @@ class Seen:
 @dataclass(frozen=True, slots=True)
 class Deposited:
     """What a deposit did: `held` (new here), `duplicate` (held or taken already: a success
-    that changed nothing) or refused with `refusal` the reason."""
+    that changed nothing) or refused with `refusal` the reason. `revision` is the seed's change
+    number the held item is stored under (0: the backend keeps none of the seed's)."""
 
     held: bool = False
     duplicate: bool = False
     refusal: str | None = None
+    revision: int = 0
 
 
 HELD = Deposited(held=True)
 DUPLICATE = Deposited(duplicate=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a take did: `count` items held were deleted (0: it deletes nothing, and is not
+    kept), or it is refused with `refusal` the reason; `revision` as for `Deposited`."""
+
+    count: int = 0
+    refusal: str | None = None
+    revision: int = 0
+
+
+class Underway(Generic[T]):
+    """A write under way. `decided` is its outcome when the backend knew it at once (the
+    embedded store decides in memory and commits later, so the seed passes a change on in the
+    order it made it); None when the outcome is known only once durable (a shared store).
+    `durable` resolves once it is durable, to the outcome or to what `outcome` makes of its
+    result (no second future: a commit's waiters are told in the loop turn it lands); awaiting
+    the write awaits that."""
+
+    __slots__ = ("decided", "durable", "outcome")
+
+    def __init__(
+        self,
+        decided: T | None,
+        durable: asyncio.Future[Any],
+        outcome: Callable[[Any], T] | None = None,
+    ) -> None:
+        self.decided = decided
+        self.durable = durable
+        self.outcome = outcome
+
+    @classmethod
+    def settled(cls, outcome: T) -> Underway[T]:
+        """A write that changes nothing: decided and durable at once."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        fut.set_result(outcome)
+        return cls(outcome, fut)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        result = yield from self.durable.__await__()
+        return result if self.outcome is None else self.outcome(result)
+
+    def follow(self, decided: Callable[[T], None], durable: Callable[[T | None], None]) -> None:
+        """Call `decided` with the outcome as soon as it is known (now, when it is), then
+        `durable` with it once durable (None: the write failed; the store logged why). Nothing
+        waits on the loop when the write is settled already."""
+        if self.decided is not None:
+            decided(self.decided)
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            outcome: T | None = None
+            if not fut.cancelled() and fut.exception() is None:
+                outcome = fut.result() if self.outcome is None else self.outcome(fut.result())
+            if self.decided is None and outcome is not None:
+                decided(outcome)
+            durable(outcome)
+
+        if self.durable.done():
+            done(self.durable)
+        else:
+            self.durable.add_done_callback(done)
 
 
 class RecordStore(Protocol):
@@ -74,6 +142,12 @@ class RecordStore(Protocol):
 
     async def changes(self, since: int, limit: int) -> list[Stored]:
         """The latest record of each name written after revision `since`, oldest first."""
+        ...
+
+    def save(self, folded: str, accepted: Stored, now: int, lease_ms: int) -> asyncio.Future[Any]:
+        """Keep a record the seed's directory accepted at `now` (its `revision`: the change
+        number there); resolves once durable. A store this seed alone writes keeps it as it is;
+        a store shared by many writers applies the rule again with compare-and-set."""
         ...
 
 
@@ -105,23 +179,40 @@ class PresenceStore(Protocol):
 
 
 class MailStore(Protocol):
-    async def deposit(
+    def known(self, to: str, ident: tuple[str, str, str]) -> Known | None:
+        """Whether the item `ident` (folded sender, type, id) for `to` is held, taken or
+        absent, when that is known without a round trip (a cheap early answer, before a
+        signature is checked); None when only a round trip would tell."""
+        ...
+
+    def deposit(
         self,
         item: MailItem,
         text: str,
         now: int,
         source: str = "",
         sender_age_ms: int | None = None,
-    ) -> Deposited:
-        """Hold a checked item (signature and parties are the caller's) within the quotas."""
+        source_cap: int | None = None,
+    ) -> Underway[Deposited]:
+        """Hold a checked item (signature and parties are the caller's) within the quotas: a
+        sender name `sender_age_ms` old has its age's quota (None: the full one), and `source`
+        may hold `source_cap` bytes of the seed's mail where the backend keeps such shares."""
         ...
 
     async def pending(self, recipient: str) -> list[str]:
-        """The JSON of every item held for `recipient`, oldest first."""
+        """The JSON of every item held for `recipient`, oldest first (StoreError when it
+        cannot be read)."""
         ...
 
-    async def take(self, taken: Taken) -> int:
-        """Delete the items a (verified) take names; how many were held."""
+    async def changes(self, kind: str, since: int, limit: int) -> list[tuple[int, str]]:
+        """(change number, JSON) of at most `limit` mail items (`kind` "mail") or takes
+        ("taken") written after `since`, oldest first: what a sync streams, a page at a time.
+        A store that keeps none of the seed's change numbers has none to give."""
+        ...
+
+    def take(self, taken: Taken, text: str) -> Underway[Deleted]:
+        """Delete the items a (verified) take names (`text` its JSON), and remember them
+        taken."""
         ...
 
     async def expire(self, now: int) -> None:
@@ -132,9 +223,14 @@ class MailStore(Protocol):
 
 
 class SeedStorage(Protocol):
-    records: RecordStore
-    presence: PresenceStore
-    mail: MailStore
+    @property
+    def records(self) -> RecordStore: ...
+
+    @property
+    def presence(self) -> PresenceStore: ...
+
+    @property
+    def mail(self) -> MailStore: ...
 
     async def close(self) -> None: ...
 

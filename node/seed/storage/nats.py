@@ -16,8 +16,8 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -36,9 +36,23 @@ from ...runtime import quiet_logger
 from ...wire.names import fold_name
 from ...wire.protocol import MailItem, Record, Taken
 from ..mailbox import MINUTE_MS, MailLimits, ident_of
-from .base import DUPLICATE, HELD, SILENT_MS, Conflict, Deposited, Seen, Stored, converge
+from .base import (
+    DUPLICATE,
+    HELD,
+    SILENT_MS,
+    Conflict,
+    Deleted,
+    Deposited,
+    Known,
+    Seen,
+    Stored,
+    Underway,
+    apply_record,
+    converge,
+)
 
 log = quiet_logger("p2p.seed.nats")
+T = TypeVar("T")
 
 # sync_interval (fsync of every write) arrived after 2.9, with the fix of the 2023
 # compare-and-set race (2.9.10 lost most "successful" concurrent updates of one key)
@@ -124,6 +138,11 @@ class NatsRecords:
         except (KeyWrongLastSequenceError, KeyNotFoundError):  # (see _RACE)
             raise Conflict(f"the record of {folded!r} changed since revision {expected}") from None
 
+    def save(self, folded: str, accepted: Stored, now: int, lease_ms: int) -> asyncio.Future[Any]:
+        """The fleet's seeds all write the bucket: the rule is applied again against it with
+        compare-and-set (only the record counts: the rest is the caller's cache's)."""
+        return asyncio.ensure_future(apply_record(self, folded, accepted.record, now, lease_ms))
+
     async def watch(self, since: int = 0) -> AsyncIterator[tuple[str, Stored]]:
         """(folded name's token, record) of every write after revision `since`, then each new one."""
         queue: asyncio.Queue[tuple[str, int, bytes]] = asyncio.Queue()
@@ -178,6 +197,15 @@ class NatsRecords:
             if latest.revision == msg.seq:  # else a later write of the name comes later
                 out.append(_stored(msg.data, msg.seq or 0))
         return out
+
+
+async def _logged(what: str, write: Awaitable[T]) -> T:
+    """A write whose failure its waiter sees as a failure only: the reason goes to the log."""
+    try:
+        return await write
+    except Exception as exc:
+        log.warning("%s: %s", what, exc)
+        raise
 
 
 def _stored(value: bytes | None, revision: int) -> Stored:
@@ -348,13 +376,26 @@ class NatsMail:
                 continue
         return False
 
-    async def deposit(
+    def known(self, to: str, ident: tuple[str, str, str]) -> Known | None:
+        return None  # only the cluster knows, a round trip away
+
+    def deposit(
         self,
         item: MailItem,
         text: str,
         now: int,
         source: str = "",
         sender_age_ms: int | None = None,
+        source_cap: int | None = None,
+    ) -> Underway[Deposited]:
+        """Decided once durable in the stream. The fleet keeps quotas per recipient and sender,
+        not shares per source: `source` and `source_cap` are not counted here."""
+        what = f"cannot deposit for {item.to}"
+        deposit = self._deposit(item, text, now, sender_age_ms)
+        return Underway(None, asyncio.ensure_future(_logged(what, deposit)))
+
+    async def _deposit(
+        self, item: MailItem, text: str, now: int, sender_age_ms: int | None
     ) -> Deposited:
         lim = self.limits
         if item.at < now - lim.keep_ms:
@@ -418,6 +459,8 @@ class NatsMail:
                 msg = await self.js.get_msg(self.stream, seq=seq, subject=subject, next=True)
             except NotFoundError:
                 break
+            except Exception as exc:  # noqa: BLE001 - a NATS error: the mail stays for next time
+                raise StoreError(f"cannot read the fleet's mail stream: {exc}") from None
             seq = (msg.seq or seq) + 1
             if msg.data:
                 out.append(msg.data.decode())
@@ -431,7 +474,16 @@ class NatsMail:
         await self.index.delete(mid)
         await self._release(meta["to"], meta["from"], meta["size"])
 
-    async def take(self, taken: Taken) -> int:
+    async def changes(self, kind: str, since: int, limit: int) -> list[tuple[int, str]]:
+        """None: the stream's sequence is not a seed's change number. An outside link gets the
+        fleet's mail as it is held (gossip), not by sync."""
+        return []
+
+    def take(self, taken: Taken, text: str = "") -> Underway[Deleted]:
+        what = f"cannot take for {taken.to}"
+        return Underway(None, asyncio.ensure_future(_logged(what, self._take(taken))))
+
+    async def _take(self, taken: Taken) -> Deleted:
         to = fold_name(taken.to)
         ttl_until = taken.at + self.limits.keep_ms + MINUTE_MS
         count = 0
@@ -444,7 +496,7 @@ class NatsMail:
             await self.taken.put(mid, _json({"until": ttl_until}))
             await self._drop(mid, json.loads(entry.value or b"{}"))
             count += 1
-        return count
+        return Deleted(count)
 
     async def expire(self, now: int) -> None:
         """Drop what is past its lifetime. The stream is read through its leader first: a key

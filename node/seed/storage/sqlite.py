@@ -11,13 +11,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+from ...errors import InternalError
 from ...wire.names import fold_name
 from ...wire.protocol import MailItem, Record, Taken
-from ..mailbox import Mailbox, MailLimits, ident_of
+from ..mailbox import Ident, Mailbox, MailLimits, ident_of
 from ..revs import Revs
 from ..store import SeedStore
-from .base import DUPLICATE, HELD, SILENT_MS, Conflict, Deposited, Seen, Stored
+from .base import (
+    DUPLICATE,
+    SILENT_MS,
+    Conflict,
+    Deleted,
+    Deposited,
+    Known,
+    Seen,
+    Stored,
+    Underway,
+)
 
 WATCH_QUEUE = 4096  # changes a watcher may fall behind by before it replays from its last one
 
@@ -51,6 +63,12 @@ class SqliteRecords:
             (since, limit),
         )
         return [_stored(row) for row in rows]
+
+    def save(self, folded: str, accepted: Stored, now: int, lease_ms: int) -> asyncio.Future[Any]:
+        """This seed's directory is the only writer: the record goes to the next group commit
+        as it was accepted (no read, no compare-and-set)."""
+        a = accepted
+        return self.store.save_record(a.record, folded, a.renewed, a.claimed, a.revision)
 
 
 def _stored(row: tuple[str, str, str, int, str, int, int, int]) -> Stored:
@@ -123,37 +141,58 @@ def _overflow(queue: asyncio.Queue[tuple[int, Seen] | None]) -> None:
 
 
 class SqliteMail:
+    """Mail in the seed's own database: decided in memory at once (quotas, dedup, the change
+    number), durable at the next group commit."""
+
     def __init__(self, store: SeedStore, mailbox: Mailbox, next_rev: Callable[[], int]) -> None:
         self.store = store
         self.mailbox = mailbox
         self.next_rev = next_rev
 
-    async def deposit(
+    def known(self, to: str, ident: Ident) -> Known | None:
+        if self.mailbox.holds(to, ident):
+            return "held"
+        return "taken" if self.mailbox.was_taken(to, ident) else "absent"
+
+    def deposit(
         self,
         item: MailItem,
         text: str,
         now: int,
         source: str = "",
         sender_age_ms: int | None = None,
-    ) -> Deposited:
-        ident = ident_of(item)
-        if self.mailbox.holds(item.to, ident) or self.mailbox.was_taken(item.to, ident):
-            return DUPLICATE
-        refusal = self.mailbox.refusal(item, len(text), now, sender_age_ms, source)
+        source_cap: int | None = None,
+    ) -> Underway[Deposited]:
+        if self.known(item.to, ident_of(item)) != "absent":
+            return Underway.settled(DUPLICATE)
+        refusal = self.mailbox.refusal(item, len(text), now, sender_age_ms, source, source_cap)
         if refusal is not None:
-            return Deposited(refusal=refusal)
-        took = await self.mailbox.add(item, text, self.next_rev(), source)
-        return HELD if took else DUPLICATE
+            return Underway.settled(Deposited(refusal=refusal))
+        rev = self.next_rev()
+        held = Deposited(held=True, revision=rev)
+        # not taken at the commit: held already (then a success that changed nothing)
+        fut = self.mailbox.add(item, text, rev, source)
+        return Underway(held, fut, lambda took: held if took else DUPLICATE)
 
     async def pending(self, recipient: str) -> list[str]:
         return await self.mailbox.items_for(recipient)
 
-    async def take(self, taken: Taken) -> int:
+    async def changes(self, kind: str, since: int, limit: int) -> list[tuple[int, str]]:
+        return await self.mailbox.changed_page(kind, since, limit)
+
+    def take(self, taken: Taken, text: str) -> Underway[Deleted]:
         held = self.mailbox.held_of(taken)
-        fut = self.mailbox.take(taken, self.next_rev(), held)
-        if fut is not None:
-            await fut
-        return len(held)
+        if not held:  # nothing here to delete: neither kept nor passed on
+            return Underway.settled(Deleted())
+        refusal = self.mailbox.take_refusal(taken, text, held)
+        if refusal is not None:
+            return Underway.settled(Deleted(refusal=refusal))
+        rev = self.next_rev()
+        deleted = Deleted(len(held), revision=rev)
+        fut = self.mailbox.take(taken, rev, held, text)
+        if fut is None:  # never: held is not empty
+            raise InternalError("a take that deletes something was not kept")
+        return Underway(deleted, fut, lambda _: deleted)
 
     async def expire(self, now: int) -> None:
         self.mailbox.expire(now)
