@@ -102,3 +102,27 @@ async def test_a_stranger_flooding_the_endpoint_is_refused_beyond_its_rate(seeds
     assert counts == {"ack": 10, "rate_limited": 30}
     assert len(victim.history("mallory")) == 10
     await client.close()
+
+
+async def test_a_sender_asked_to_slow_down_waits_before_it_sends_again(seeds, users):
+    """A recipient's stranger rate refuses most of a window with `rate_limited`: the sender
+    takes the acks of what was accepted, then backs off before the next try, and everything
+    arrives. It used to give up on the window at the first refusal (dropping the acks that come
+    after the commit), and those late answers woke it at once: it sent the whole window again
+    in a tight loop, thousands of sends a second, and nothing was ever delivered."""
+    a = await seeds("a")
+    alice, events = await users("alice", [a.url], retry_max=1.0)
+    await users("bob", [a.url], stranger_burst=5.0, stranger_rate=20.0)
+    await next_event(events, lambda e: isinstance(e, NameRegistered), what="alice registered")
+    count = 20
+    ids = set(await asyncio.gather(*(alice.send("bob", f"m{i}") for i in range(count))))
+    sends = 0
+    while ids:
+        event = await next_event(
+            events, lambda e: isinstance(e, MessageState), timeout=30, what="delivery"
+        )
+        sends += event.state == "sent"
+        if event.state == "delivered":
+            ids.discard(event.id)
+    # each try sends what is left; a try waits its backoff, so a few tries suffice
+    assert sends < 10 * count, f"{sends} sends for {count} messages"

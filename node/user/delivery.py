@@ -381,9 +381,11 @@ class Delivery:
         self.outbox.rewind(peer)
         trouble: list[str] = []
         folded = fold_name(found.record.name)
+        live = True  # answers wake the worker only while this pump waits for them
 
         def answered(msg: StoredMessage, fut: asyncio.Future[Ack | Error]) -> None:
-            wake.set()
+            if live:
+                wake.set()
             if fut.cancelled():
                 return
             if fut.exception() is not None:
@@ -408,15 +410,19 @@ class Delivery:
                 self.finish(msg, "failed", f"refused by the recipient: {reply.message}", reply.code)
 
         try:
-            while self.outbox.has(peer) and not trouble:
-                sealed = []
-                for msg in self.outbox.next_batch(peer):
-                    fut = link.acks.expect(msg.id)
-                    fut.add_done_callback(partial(answered, msg))
-                    sealed.append(self._seal(msg, found))
-                    self._sent(msg, "direct")
-                for text in chat_frames(sealed) if link.batched else sealed:
-                    link.out.push(text)
+            while self.outbox.has(peer):
+                if not trouble:
+                    sealed = []
+                    for msg in self.outbox.next_batch(peer):
+                        fut = link.acks.expect(msg.id)
+                        fut.add_done_callback(partial(answered, msg))
+                        sealed.append(self._seal(msg, found))
+                        self._sent(msg, "direct")
+                    for text in chat_frames(sealed) if link.batched else sealed:
+                        link.out.push(text)
+                # after a refusal nothing more is sent, but what is in flight is waited for: a
+                # refusal comes at once, the acks of the chats taken before it only after their
+                # commit, and dropping them would send those chats again (to be refused again)
                 if not self.outbox.in_flight(peer):
                     break
                 wake.clear()
@@ -428,9 +434,13 @@ class Delivery:
                     await link.ws.close()
                     return "no acknowledgement from the recipient"
         finally:
+            live = False
             for msg_id in self.outbox.in_flight_ids(peer):
                 link.acks.forget(msg_id)
         if trouble:
+            # the answers that brought the trouble woke the worker: it must wait its backoff, or
+            # a recipient asking it to slow down gets the whole window again at once
+            wake.clear()
             self.book.forget(found.record.name)
             if trouble[0] == NOT_THE_RECIPIENT:
                 return None  # try again at once, through the seeds
@@ -446,6 +456,7 @@ class Delivery:
         self.outbox.rewind(peer)
         trouble: list[str] = []
         to = found.record.name
+        live = True  # as in the direct pump: late answers must not cut the backoff short
 
         async def relay_one(msg: StoredMessage) -> None:
             fid = uuid.uuid4().hex
@@ -467,7 +478,8 @@ class Delivery:
                     self.outbox.relayed(peer, msg.id, time.monotonic())
                     self._sent(msg, "relay")
             finally:
-                wake.set()
+                if live:
+                    wake.set()
 
         while self.outbox.has(peer) and not trouble:
             batch = self.outbox.next_batch(peer)
@@ -487,6 +499,9 @@ class Delivery:
             if late:
                 await self._deposit(peer, found, late)
                 return "no acknowledgement yet; held by the mesh"
+        live = False
+        if trouble:
+            wake.clear()
         return trouble[0] if trouble else None
 
     # ------------------------------------------------------------------ mail
