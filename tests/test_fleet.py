@@ -172,3 +172,15 @@ async def test_renewals_in_flight_at_once_are_all_acknowledged(seeds, nats_clust
     await eventually(latest, timeout=15, what="the last renewal at b")
     for client in (alice, lookup):
         await client.close()
+
+
+async def test_one_seed_of_the_fleet_expires_its_mail(seeds, nats_cluster):
+    """The fleet's mail is expired by one seed, the one of smallest key heard from (a scan of
+    the stream a minute per fleet, not per seed), and by another when that one falls silent."""
+    a = await seeds("ea", storage=_fleet_url(nats_cluster))
+    assert a.fleet.sweeps()  # alone
+    smaller = "!" * len(a.key)  # below every base64 character
+    a.fleet.members.add(smaller)  # a seed of smaller key heard from
+    assert not a.fleet.sweeps()
+    a.fleet.members.discard(smaller)  # its heartbeats stopped
+    assert a.fleet.sweeps()

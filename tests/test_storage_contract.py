@@ -297,3 +297,23 @@ async def test_an_early_answer_is_the_durable_one(storage):
     if nothing.decided is not None:
         assert nothing.decided.count == 0 and nothing.durable.done()
     assert (await nothing).count == 0
+
+
+async def test_a_take_and_an_expiry_racing_for_one_item_release_it_once(storage):
+    """Two seeds of a fleet may take and expire the same item at once: its quota is given back
+    once, or the recipient's count would go below what is held (and let more in)."""
+    bob = Identity.generate()
+    alice = Identity.generate()
+    now = now_ms()
+    item = _item(alice, "alice", "bob", now)
+    assert (await storage.mail.deposit(item, _text(item), now)).held
+    take = sign_take(bob, "bob", [("alice", item.frame.type, item.frame.id)], now)
+    later = now + LIMITS.keep_ms + 1
+    await asyncio.gather(
+        *(storage.mail.take(take, _text(take)) for _ in range(2)),
+        *(storage.mail.expire(later) for _ in range(3)),
+    )
+    assert await storage.mail.held_for("bob") == 0
+    again = _item(alice, "alice", "bob", now)
+    assert (await storage.mail.deposit(again, _text(again), now)).held
+    assert await storage.mail.held_for("bob") == 1

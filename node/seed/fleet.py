@@ -65,6 +65,12 @@ class Fleet:
 
     # ------------------------------------------------------------------ members and presence
 
+    def sweeps(self) -> bool:
+        """Whether this seed expires the fleet's mail: the one of smallest key among the seeds
+        heard from (a whole scan of the stream a minute is once per fleet, not once per seed;
+        two seeds that briefly both think so drop each item once, see `NatsMail._drop`)."""
+        return self.seed.key <= min(self.members, default=self.seed.key)
+
     async def _beat(self) -> None:
         now = now_ms()
         await self.storage.presence.heartbeat(self.seed.key, now, self.seed.name)

@@ -20,7 +20,7 @@ from .. import __version__
 from ..clock import Now, now_ms
 from ..config import SeedConfig
 from ..crypto.keys import Identity, b64
-from ..errors import ErrorCode, ProtocolError
+from ..errors import ErrorCode, ProtocolError, StoreError
 from ..runtime import LogLimiter, Service, Tasks, quiet_logger, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
 from ..wire.limits import RateLimit, Verdict
@@ -285,10 +285,14 @@ class Seed(Service):
         while True:
             await asyncio.sleep(60)
             now = Now.read()
-            self.mailbox.expire(now.wall)
             self.presence_changed(self.directory.expire_sessions(now.wall, self.key), now.wall)
             self.links.forget_idle(now.mono)
             self.admission.forget_idle(now.mono)
+            if self.fleet is None or self.fleet.sweeps():
+                try:
+                    await self.storage.mail.expire(now.wall)
+                except StoreError as exc:
+                    log.warning("mail expiry: %s", exc)
 
     async def stop(self) -> None:
         """Close every socket with 1001, stop dialling, and flush the store."""

@@ -63,6 +63,9 @@ MAX_SEEDS_PER_NAME = 16  # home seeds' words kept per name (the oldest goes)
 CAS_TRIES = 256
 CONNECT_WAIT_S = 15.0
 PER_SUBJECT_FULL = 10077
+# a write that names a revision no longer the latest (10071 for a stream's sequence, 10164 for a
+# subject's, as a key-value delete names it)
+WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 # _RACE: a create that loses to a write still in flight at the leader is refused, and nats-py's
 # create then reads the key to tell "deleted" from "held": before the winner is applied it finds
 # nothing. Either way the create lost; it is a conflict like any other.  # JetStream: maximum messages per subject exceeded
@@ -466,13 +469,21 @@ class NatsMail:
                 out.append(msg.data.decode())
         return out
 
-    async def _drop(self, mid: str, meta: dict[str, Any]) -> None:
+    async def _drop(self, mid: str, revision: int, meta: dict[str, Any]) -> bool:
+        """Forget a held item once: its index entry is deleted only at the revision read, so
+        of a take and an expiry (or two seeds) that race for it, one releases its quota."""
+        try:
+            await self.index.delete(mid, last=revision)
+        except APIError as exc:
+            if exc.err_code in WRONG_LAST_SEQUENCE:
+                return False  # dropped (or written again) by someone else meanwhile
+            raise
         try:
             await self.js.delete_msg(self.stream, meta["seq"])
         except NotFoundError:
             pass  # aged out by the server already
-        await self.index.delete(mid)
         await self._release(meta["to"], meta["from"], meta["size"])
+        return True
 
     async def changes(self, kind: str, since: int, limit: int) -> list[tuple[int, str]]:
         """None: the stream's sequence is not a seed's change number. An outside link gets the
@@ -494,12 +505,22 @@ class NatsMail:
             except KeyNotFoundError:
                 continue
             await self.taken.put(mid, _json({"until": ttl_until}))
-            await self._drop(mid, json.loads(entry.value or b"{}"))
-            count += 1
+            count += int(
+                await self._drop(mid, entry.revision or 0, json.loads(entry.value or b"{}"))
+            )
         return Deleted(count)
 
     async def expire(self, now: int) -> None:
-        """Drop what is past its lifetime. The stream is read through its leader first: a key
+        """Drop what is past its lifetime (one seed of the fleet does it: see `Fleet.sweeps`)."""
+        try:
+            await self._expire(now)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a NATS error: the next sweep tries again
+            raise StoreError(f"cannot expire the fleet's mail: {exc}") from None
+
+    async def _expire(self, now: int) -> None:
+        """The stream is read through its leader first: a key
         listing comes from a consumer that may sit on a replica a moment behind, and would miss
         an item just held; then the index's keys, for items the server aged out itself."""
         before = now - self.limits.keep_ms
@@ -522,11 +543,12 @@ class NatsMail:
             pass
         for mid in dict.fromkeys(mids):
             try:
-                meta = json.loads((await self.index.get(mid)).value or b"{}")
+                entry = await self.index.get(mid)
             except KeyNotFoundError:
                 continue
+            meta = json.loads(entry.value or b"{}")
             if meta.get("at", now) < before:
-                await self._drop(mid, meta)
+                await self._drop(mid, entry.revision or 0, meta)
 
     async def held_for(self, recipient: str) -> int:
         items, _, _ = await self._counted(f"to.{token(fold_name(recipient))}")
