@@ -1,4 +1,5 @@
-"""A msgspec codec for the direct-delivery hot path: `chat` and `ack` frames and a chat's plaintext.
+"""A msgspec codec for the direct-delivery hot path: `chat` and `ack` frames (and r3's `chats`
+and `acks` batches of them) and a chat's plaintext.
 
 The pydantic models in protocol.py stay the definition. A frame is read here only when msgspec
 decodes it under the same rules AND encoding what it decoded gives back exactly the input bytes:
@@ -21,9 +22,13 @@ from pydantic import BaseModel
 
 from .protocol import (
     DIRECT,
+    MAX_BATCH,
     MAX_BOX,
     Ack,
+    AckItem,
+    Acks,
     Chat,
+    Chats,
     parse,
 )
 
@@ -50,6 +55,21 @@ class FastAck(msgspec.Struct, tag_field="type", tag="ack"):
     proof: _Proof
 
 
+class FastChats(msgspec.Struct, tag_field="type", tag="chats"):
+    """r3: a batch of chats on a link that negotiated it (each chat exactly a `chat` frame)."""
+
+    chats: Annotated[list[FastChat], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class FastAckItem(msgspec.Struct):
+    id: _FrameId
+    proof: _Proof
+
+
+class FastAcks(msgspec.Struct, tag_field="type", tag="acks"):
+    acks: Annotated[list[FastAckItem], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
 class FastPlain(msgspec.Struct):
     """A chat's plaintext as a sender writes it (ChatPlain without its r3 fields): only encoded.
 
@@ -63,7 +83,7 @@ class FastPlain(msgspec.Struct):
     text: str
 
 
-_DIRECT = msgspec.json.Decoder(FastChat | FastAck)
+_DIRECT = msgspec.json.Decoder(FastChat | FastAck | FastChats | FastAcks)
 _ENCODER = msgspec.json.Encoder()
 _encode = _ENCODER.encode
 # what a decode may raise: not JSON, not these rules, or text no codec can write (lone surrogates)
@@ -95,7 +115,23 @@ def _canonical_b64(value: str) -> bool:
     return binascii.b2a_base64(raw, newline=False) == value.encode()
 
 
-def _fast_direct(raw: str) -> Chat | Ack | None:
+def _chat(frame: FastChat) -> Chat | None:
+    if not _canonical_b64(frame.box):
+        return None
+    return _model(
+        Chat,
+        {
+            "type": "chat",
+            "id": frame.id,
+            "from_": frame.from_,
+            "to": frame.to,
+            "nonce": frame.nonce,
+            "box": frame.box,
+        },
+    )
+
+
+def _fast_direct(raw: str) -> Chat | Ack | Chats | Acks | None:
     try:
         frame = _DIRECT.decode(raw)
         if _encode(frame) != raw.encode():
@@ -103,22 +139,20 @@ def _fast_direct(raw: str) -> Chat | Ack | None:
     except _FAST_ERRORS:
         return None
     if isinstance(frame, FastChat):
-        if not _canonical_b64(frame.box):
+        return _chat(frame)
+    if isinstance(frame, FastAck):
+        if not _canonical_b64(frame.proof):
             return None
-        return _model(
-            Chat,
-            {
-                "type": "chat",
-                "id": frame.id,
-                "from_": frame.from_,
-                "to": frame.to,
-                "nonce": frame.nonce,
-                "box": frame.box,
-            },
-        )
-    if not _canonical_b64(frame.proof):
+        return _model(Ack, {"type": "ack", "id": frame.id, "proof": frame.proof})
+    if isinstance(frame, FastChats):
+        chats = [_chat(c) for c in frame.chats]
+        if any(c is None for c in chats):
+            return None  # the strict path says which chat is wrong
+        return _model(Chats, {"type": "chats", "chats": chats})
+    if not all(_canonical_b64(a.proof) for a in frame.acks):
         return None
-    return _model(Ack, {"type": "ack", "id": frame.id, "proof": frame.proof})
+    items = [_model(AckItem, {"id": a.id, "proof": a.proof}) for a in frame.acks]
+    return _model(Acks, {"type": "acks", "acks": items})
 
 
 def parse_direct(raw: str | bytes) -> Any:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from node.errors import ProtocolError
+from node.user.batching import ack_frames, chat_frames
 from node.user.inbox import ack_text
 from node.wire import fastcodec
 from node.wire.fastcodec import chat_text, parse_direct, plain_bytes
@@ -238,3 +239,54 @@ def test_what_our_encoders_write_takes_the_fast_path(monkeypatch):
     monkeypatch.setattr(fastcodec, "parse", strict)
     assert parse_direct(chat).box == box
     assert parse_direct(ack).id == "f3" * 16
+
+
+# ------------------------------------------------------------------ r3 batches
+
+BATCH_SHAPES = [
+    '{"type":"chats","chats":[%s]}',
+    '{"chats":[%s],"type":"chats"}',
+    '{"type":"chats","chats":[%s],"type":"chats"}',
+    '{"type": "chats", "chats": [%s]}',
+]
+ACKS_SHAPES = [s.replace("chats", "acks") for s in BATCH_SHAPES]
+VALID_CHAT = CHAT % ("Sally", "bob", NONCE, "AA==")
+ack_items = st.builds(lambda i, p: [("id", i), ("proof", b64(p))], ids, st.binary(max_size=100))
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        st.tuples(
+            st.lists(chats.flatmap(mutated), min_size=0, max_size=34), st.sampled_from(BATCH_SHAPES)
+        ),
+        st.tuples(
+            st.lists(ack_items.flatmap(mutated), min_size=0, max_size=34),
+            st.sampled_from(ACKS_SHAPES),
+        ),
+    )
+)
+@example(([VALID_CHAT] * 33, BATCH_SHAPES[0]))  # one more than a batch holds
+@example(([VALID_CHAT] * 32, BATCH_SHAPES[0]))
+@example(([VALID_CHAT, CHAT % ("Sally", "bob", NONCE, "AB==")], BATCH_SHAPES[0]))
+@example((['{"id":"m","proof":"AA=="}'] * 33, ACKS_SHAPES[0]))
+@example((['{"id":"m","proof":"AB=="}'], ACKS_SHAPES[0]))
+def test_batches_parse_as_the_strict_path_parses_them(batch):
+    items, shape = batch
+    raw = shape % ",".join(items)
+    assert outcome(parse_direct, raw) == outcome(lambda r: parse(DIRECT, r), raw)
+
+
+def test_the_batches_we_write_take_the_fast_path(monkeypatch):
+    nonce, box = b64(bytes(range(24))), b64(b"\x00" * 300)
+    texts = [chat_text(f"id{n}", "Sally", "bob", nonce, box) for n in range(32)]
+    [chats_frame] = chat_frames(texts)
+    [acks_frame] = ack_frames([(f"id{n}", b64(b"\xfe" * 90)) for n in range(32)])
+
+    def strict(*args: object) -> None:
+        raise AssertionError("the strict path was taken")
+
+    monkeypatch.setattr(fastcodec, "parse", strict)
+    parsed = parse_direct(chats_frame)
+    assert [c.id for c in parsed.chats] == [f"id{n}" for n in range(32)]
+    assert [a.id for a in parse_direct(acks_frame).acks] == [f"id{n}" for n in range(32)]
