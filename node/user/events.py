@@ -7,7 +7,7 @@ from the node by other means while it runs.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Literal, Self
 
 ConnState = Literal["connecting", "connected", "failing_over", "offline"]
@@ -16,11 +16,32 @@ MsgState = Literal["queued", "sent", "stored", "delivered", "failed"]
 MsgPath = Literal["direct", "relay", "mail"]
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """`value` as `asdict` would give it: nested dataclasses as dicts, containers copied."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     def to_json(self) -> dict[str, Any]:
         """The headless client's line: the event name plus the fields, `from_` spelled `from`."""
-        body = asdict(self)
+        names = _FIELDS.get(type(self))
+        if names is None:
+            names = _FIELDS[type(self)] = tuple(f.name for f in fields(self))
+        # what `asdict` gives, without its deep copy of every plain value (a received message's
+        # line is printed for each message: asdict was most of its cost)
+        body = {name: _plain(getattr(self, name)) for name in names}
         if "from_" in body:
             body["from"] = body.pop("from_")
         if "group" in body and body["group"] is None:
