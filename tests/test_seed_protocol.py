@@ -43,6 +43,8 @@ async def test_handshake_without_subprotocol_is_refused_with_400(seeds):
         ('{"type": "lookup", "id": "' + "x" * 65 + '", "name": "bob"}', "id"),
         ('{"type": "watch", "id": "x1", "names": "bob"}', "names"),
         ('{"type": "register", "id": "x1", "record": {"name": "bob"}}', "record"),
+        # a lone surrogate: the id cannot be echoed (no UTF-8 spells it), the error says null
+        ('{"type": "lookup", "id": "\\ud800", "name": "bob"}', "JSON"),
     ],
 )
 async def test_malformed_frames_get_bad_request_and_the_connection_lives(seeds, raw, why):
