@@ -175,3 +175,40 @@ async def test_the_rate_limit_counts_each_chat_of_a_batch(seeds, users):
     assert acked == [f"m-{i}" for i in range(5)]
     await ws.close()
     await session.close()
+
+
+async def test_frames_refused_for_their_form_get_one_error_and_the_socket_lives(seeds, users):
+    """A `chats` frame with a key twice in a chat is refused whole (as the strict parse refuses
+    it), not read chat by chat; an id that is a lone surrogate (no UTF-8 spells it) is answered
+    with a null id, in a `chats` frame or a single `chat`, and the socket stays open."""
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    indie = Identity.generate()
+    session = await indie_register(a.url, "indie", indie, "ws://127.0.0.1:9")
+    ws = await dial(bob.endpoint, subprotocols=[BATCH_SUBPROTOCOL, SUBPROTOCOL])
+
+    async def answer() -> dict:
+        return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+    twice = json.dumps(chat_from(indie, bob, "m-1"))[:-1] + ', "id": "m-9"}'
+    await ws.send('{"type": "chats", "chats": [%s, "x"]}' % twice)
+    reply = await answer()
+    assert (reply["type"], reply["code"], reply["id"]) == ("error", "bad_request", None)
+    assert "twice" in reply["message"]
+    lone = json.dumps(chat_from(indie, bob, "m-2")).replace('"id": "m-2"', '"id": "\\ud800"')
+    await ws.send(
+        '{"type": "chats", "chats": [%s, %s]}' % (json.dumps(chat_from(indie, bob, "m-3")), lone)
+    )
+    got = [await answer(), await answer()]
+    errors = [f for f in got if f["type"] == "error"]
+    assert [(e["code"], e["id"]) for e in errors] == [("bad_request", None)]
+    assert [x["id"] for f in got if f["type"] == "acks" for x in f["acks"]] == ["m-3"]
+    await ws.send(lone)
+    reply = await answer()
+    assert (reply["type"], reply["code"], reply["id"]) == ("error", "bad_request", None)
+    await ws.send(json.dumps(chat_from(indie, bob, "m-4")))
+    assert (await answer())["id"] == "m-4"
+    assert [m.text for m in bob.history("indie")] == ["m-3", "m-4"]
+    await ws.close()
+    await session.close()

@@ -43,6 +43,14 @@ async def test_handshake_without_subprotocol_is_refused_with_400(seeds):
         ('{"type": "lookup", "id": "' + "x" * 65 + '", "name": "bob"}', "id"),
         ('{"type": "watch", "id": "x1", "names": "bob"}', "names"),
         ('{"type": "register", "id": "x1", "record": {"name": "bob"}}', "record"),
+        # a lone surrogate: the id cannot be echoed (no UTF-8 spells it), the error says null
+        ('{"type": "lookup", "id": "\\ud800", "name": "bob"}', "JSON"),
+        # the relay fast path's prefix, deep nesting in a field it skips: the strict path answers
+        pytest.param(
+            '{"type":"relay","id":"x1","z":' + "[" * 2000 + "]" * 2000 + "}",
+            "deep",
+            id="relay-prefix-deep-nesting",
+        ),
     ],
 )
 async def test_malformed_frames_get_bad_request_and_the_connection_lives(seeds, raw, why):

@@ -126,3 +126,45 @@ async def test_a_sender_asked_to_slow_down_waits_before_it_sends_again(seeds, us
             ids.discard(event.id)
     # each try sends what is left; a try waits its backoff, so a few tries suffice
     assert sends < 10 * count, f"{sends} sends for {count} messages"
+
+
+async def test_an_endpoint_that_never_answers_is_dialled_again_only_after_a_backoff(seeds, users):
+    """An endpoint that takes chats and never answers: after the ack timeout the sender closes
+    the link and waits at least its first backoff before it dials again. Closing the link failed
+    the chats in flight, and those answers woke the worker at once: it dialled again within
+    milliseconds, sending its window every ack timeout, forever."""
+    from websockets.asyncio.server import serve
+
+    from node.user.node import RETRY_FIRST
+    from node.wire.protocol import SUBPROTOCOL
+
+    from .test_user_node import indie_register
+
+    a = await seeds("a")
+    alice, events = await users("alice", [a.url], ack_timeout=0.3)
+    await next_event(events, registered, what="alice registered")
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[str, float]] = []
+    second = asyncio.Event()
+
+    async def black_hole(ws) -> None:
+        seen.append(("open", loop.time()))
+        if len(seen) > 1:
+            second.set()
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            seen.append(("close", loop.time()))
+
+    async with serve(black_hole, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as server:
+        port = server.sockets[0].getsockname()[1]
+        indie = Identity.generate()
+        session = await indie_register(a.url, "indie", indie, f"ws://127.0.0.1:{port}")
+        await alice.send("indie", "hello")
+        await asyncio.wait_for(second.wait(), 30)
+    await session.close()
+    (first_open, _), (closed, at_close), (again, at_open) = seen[:3]
+    assert (first_open, closed, again) == ("open", "close", "open")
+    # a lower bound only: a loaded machine makes the gap longer, never shorter
+    assert at_open - at_close >= RETRY_FIRST * 0.9, f"dialled again {at_open - at_close:.3f}s later"

@@ -299,6 +299,22 @@ async def test_an_early_answer_is_the_durable_one(storage):
     assert (await nothing).count == 0
 
 
+async def test_a_copy_deposited_before_the_first_is_durable_is_answered_with_it(storage):
+    """A second deposit of an item still on its way to disk is a success only once the first
+    copy is durable (answered at once, it would say `deposited` for an item a failed commit
+    may yet lose)."""
+    alice = Identity.generate()
+    now = now_ms()
+    item = _item(alice, "alice", "bob")
+    first = storage.mail.deposit(item, _text(item), now)
+    copy = storage.mail.deposit(item, _text(item), now)
+    if first.decided is not None:  # decided in memory, durable at the commit
+        assert not first.durable.done() and not copy.durable.done()
+    held, again = await first, await copy
+    assert held.held and again.duplicate and not again.held
+    assert await storage.mail.held_for("bob") == 1
+
+
 async def test_a_take_and_an_expiry_racing_for_one_item_release_it_once(storage):
     """Two seeds of a fleet may take and expire the same item at once: its quota is given back
     once, or the recipient's count would go below what is held (and let more in)."""

@@ -27,6 +27,8 @@ from ..wire.protocol import (
     Acks,
     Chat,
     describe,
+    echoable_id,
+    loads_unique,
 )
 from ..wire.sender import Sender
 
@@ -77,9 +79,12 @@ def acks_of(frame: Acks) -> list[Ack]:
 def entries(raw: str | bytes) -> list[Chat | ProtocolError] | None:
     """The chats of a `chats` frame that failed validation as a whole, each validated alone (a
     bad one becomes its refusal, with its id where one can be read); None when the frame itself
-    is malformed (not a `chats` object, `chats` not a list of 1 to MAX_BATCH)."""
+    is malformed (not a `chats` object, `chats` not a list of 1 to MAX_BATCH) or refused whole
+    by the strict parse for its form (binary, a key twice anywhere)."""
+    if not isinstance(raw, str):
+        return None
     try:
-        obj = json.loads(raw)
+        obj = loads_unique(raw)
     except (ValueError, TypeError, RecursionError):
         return None
     if not isinstance(obj, dict) or obj.get("type") != "chats":
@@ -93,9 +98,8 @@ def entries(raw: str | bytes) -> list[Chat | ProtocolError] | None:
             out.append(CHAT.validate_python(item))
         except ValidationError as exc:
             code, message = describe(exc)
-            fid = item.get("id") if isinstance(item, dict) else None
-            ok = isinstance(fid, str) and 1 <= len(fid) <= 64
-            out.append(ProtocolError(code, f"chats: {message}", fid if ok else None))
+            fid = echoable_id(item.get("id")) if isinstance(item, dict) else None
+            out.append(ProtocolError(code, f"chats: {message}", fid))
     return out
 
 

@@ -430,6 +430,9 @@ class Delivery:
                     async with asyncio.timeout(self.config.ack_timeout):
                         await wake.wait()
                 except TimeoutError:
+                    # closing fails what is in flight: those answers must not wake the worker
+                    # either, or an endpoint that never answers is dialled again at once, forever
+                    live = False
                     self.book.forget(found.record.name)
                     await link.ws.close()
                     return "no acknowledgement from the recipient"
@@ -497,6 +500,7 @@ class Delivery:
                 pass
             late = self.outbox.overdue(peer, time.monotonic(), self.config.relay_ack_timeout)
             if late:
+                live = False  # relays still in flight must not cut this backoff short either
                 await self._deposit(peer, found, late)
                 return "no acknowledgement yet; held by the mesh"
         live = False

@@ -86,8 +86,9 @@ class FastPlain(msgspec.Struct):
 _DIRECT = msgspec.json.Decoder(FastChat | FastAck | FastChats | FastAcks)
 _ENCODER = msgspec.json.Encoder()
 _encode = _ENCODER.encode
-# what a decode may raise: not JSON, not these rules, or text no codec can write (lone surrogates)
-_FAST_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeError)
+# what a decode may raise: not JSON, not these rules, text no codec can write (lone surrogates),
+# or nesting deeper than msgspec recurses (in a field it skips); the strict path then says why
+_FAST_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError)
 
 M = TypeVar("M", bound=BaseModel)
 

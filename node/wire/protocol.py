@@ -607,17 +607,31 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def loads_unique(raw: str) -> Any:
+    """JSON text as `json.loads` reads it, but ValueError for an object with a key twice (as
+    `parse` refuses it): for a frame read by hand after the models refused it."""
+    return json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+
+
+def echoable_id(fid: Any) -> str | None:
+    """`fid` when an error may echo it as an id: a string of 1-64 characters that UTF-8 can
+    spell (json.loads reads a lone surrogate escape, which no answer could then be written with)."""
+    if not isinstance(fid, str) or not 1 <= len(fid) <= 64:
+        return None
+    try:
+        fid.encode()
+    except UnicodeEncodeError:
+        return None
+    return fid
+
+
 def readable_id(raw: str | bytes) -> str | None:
     """The `id` of a frame that failed validation, when one can be read (for the error reply)."""
     try:
         obj = json.loads(raw)
     except (ValueError, TypeError, RecursionError):
         return None
-    if isinstance(obj, dict):
-        fid = obj.get("id")
-        if isinstance(fid, str) and 1 <= len(fid) <= 64:
-            return fid
-    return None
+    return echoable_id(obj.get("id")) if isinstance(obj, dict) else None
 
 
 def describe(exc: ValidationError) -> tuple[ErrorCode, str]:

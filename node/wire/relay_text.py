@@ -79,7 +79,7 @@ def relay_text(raw: str | bytes) -> RelayText | None:
     try:
         relay = _DECODER.decode(raw)
         exact = _ENCODER.encode(relay) == raw.encode()
-    except (msgspec.MsgspecError, ValueError):
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # nesting msgspec will not follow
         return None
     if not exact or not is_valid_name(relay.to):
         return None

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from node.errors import ProtocolError
 from node.user.batching import ack_frames, chat_frames, entries
-from node.wire.protocol import DIRECT, MAX_BATCH, MAX_FRAME, Acks, Chats, parse
+from node.wire.protocol import DIRECT, MAX_BATCH, MAX_FRAME, Acks, Chats, parse, readable_id
 
 
 def chat(i: int, box_len: int = 64) -> str:
@@ -53,3 +56,20 @@ def test_a_bad_chat_among_good_ones_is_refused_alone():
     assert [type(e).__name__ for e in got] == ["Chat", "ProtocolError", "ProtocolError"]
     assert entries(json.dumps({"type": "chats", "chats": [json.loads(chat(0))] * 33})) is None
     assert entries(json.dumps({"type": "chats", "chats": {}})) is None
+
+
+def test_a_frame_the_strict_parse_refuses_whole_is_not_read_chat_by_chat():
+    """The per-chat reading takes no frame the models refuse for its form (a key twice in a chat,
+    a binary frame), and never echoes an id no answer can carry (a lone surrogate)."""
+    good, other = chat(0), chat(1)
+    twice = other[:-1] + ',"id":"m-9"}'
+    raw = '{"type":"chats","chats":[%s,%s,"x"]}' % (good, twice)
+    with pytest.raises(ProtocolError):
+        parse(DIRECT, raw)
+    assert entries(raw) is None
+    assert entries(('{"type":"chats","chats":[%s,"x"]}' % good).encode()) is None
+    lone = good.replace('"id":"m-0"', '"id":"\\ud800"')
+    got = entries('{"type":"chats","chats":[%s,%s]}' % (other, lone))
+    assert got is not None and isinstance(got[1], ProtocolError)
+    assert got[1].frame_id is None
+    assert readable_id(lone) is None

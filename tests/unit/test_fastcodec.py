@@ -12,6 +12,7 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -290,3 +291,16 @@ def test_the_batches_we_write_take_the_fast_path(monkeypatch):
     parsed = parse_direct(chats_frame)
     assert [c.id for c in parsed.chats] == [f"id{n}" for n in range(32)]
     assert [a.id for a in parse_direct(acks_frame).acks] == [f"id{n}" for n in range(32)]
+
+
+def test_nesting_deeper_than_msgspec_follows_gets_the_strict_paths_refusal():
+    """Deep nesting in a field the fast decoder skips raised RecursionError out of parse_direct
+    (an endpoint answered `internal` and logged a bug; a sender's link reader died): it now takes
+    the strict path, which refuses it as too deep."""
+    deep = "[" * 2000 + "]" * 2000
+    for raw in ('{"type":"chat","x":%s}' % deep, '{"x":%s,"type":"ack"}' % deep):
+        with pytest.raises(ProtocolError) as strict:
+            parse(DIRECT, raw)
+        with pytest.raises(ProtocolError) as fast:
+            parse_direct(raw)
+        assert fast.value.message == strict.value.message == "frame nests too deeply"

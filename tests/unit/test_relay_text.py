@@ -134,3 +134,14 @@ def test_a_frame_on_the_fast_path_is_one_the_models_accept_alike(frame, ascii_on
 def test_json_text_writes_a_string_as_dump_does():
     for value in ["r1", "é\u2028", 'q"\\', "\x00\x1f\x7f"]:
         assert json_text(value) == dump(Relay.model_construct(id=value)).split('"id":')[1][:-1]
+
+
+def test_nesting_deeper_than_msgspec_follows_takes_the_models_path():
+    """A relay with deep nesting in a field msgspec skips raised RecursionError out of the fast
+    path, outside the seed's error handling (its socket handler ended with a traceback): it now
+    goes to `parse`, which refuses it as too deep."""
+    deep = "[" * 2000 + "]" * 2000
+    raw = '{"type":"relay","id":"r1","z":%s,"to":"bob"}' % deep
+    assert relay_text(raw) is None
+    with pytest.raises(ProtocolError, match="nests too deeply"):
+        parse(TO_SEED, raw)

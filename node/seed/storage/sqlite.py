@@ -148,6 +148,8 @@ class SqliteMail:
         self.store = store
         self.mailbox = mailbox
         self.next_rev = next_rev
+        # items accepted and not yet on disk: a copy deposited meanwhile is answered with them
+        self.committing: dict[tuple[str, Ident], asyncio.Future[Any]] = {}
 
     def known(self, to: str, ident: Ident) -> Known | None:
         if self.mailbox.holds(to, ident):
@@ -163,7 +165,11 @@ class SqliteMail:
         sender_age_ms: int | None = None,
         source_cap: int | None = None,
     ) -> Underway[Deposited]:
-        if self.known(item.to, ident_of(item)) != "absent":
+        key = (fold_name(item.to), ident_of(item))
+        if self.known(item.to, key[1]) != "absent":
+            first = self.committing.get(key)
+            if first is not None:  # a success only once the first copy is durable
+                return Underway(DUPLICATE, first, lambda _: DUPLICATE)
             return Underway.settled(DUPLICATE)
         refusal = self.mailbox.refusal(item, len(text), now, sender_age_ms, source, source_cap)
         if refusal is not None:
@@ -172,6 +178,8 @@ class SqliteMail:
         held = Deposited(held=True, revision=rev)
         # not taken at the commit: held already (then a success that changed nothing)
         fut = self.mailbox.add(item, text, rev, source)
+        self.committing[key] = fut
+        fut.add_done_callback(lambda _: self.committing.pop(key, None))
         return Underway(held, fut, lambda took: held if took else DUPLICATE)
 
     async def pending(self, recipient: str) -> list[str]:
