@@ -14,7 +14,7 @@ import pytest
 from node.bench import runner
 from node.bench.runner import SCENARIOS
 
-PARTS = 3  # a quick run mostly waits on process starts: the parts run on separate test workers
+PARTS = 4  # a quick run mostly waits on process starts: the parts run on separate test workers
 
 
 @pytest.mark.parametrize("part", range(PARTS))

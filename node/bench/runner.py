@@ -723,7 +723,7 @@ class Bench:
         """Items each seed receives per change on a complete mesh of 8, flooding (every seed
         with the broadcast tree off) and then the tree, in the same run; changes are records
         published at every seed in turn, after one change that lets the tree form."""
-        size, count = 8, self.n(400, 80)
+        size, count = self.n(8, 4), self.n(400, 80)  # a smoke run: a mesh of 4
         flood = procs.workdir / "bench-seed-flood.toml"
         flood.write_text(
             procs.config.read_text().replace("[seed]\n", "[seed]\nbroadcast_tree = false\n")

@@ -25,7 +25,7 @@ from node.wire.fastcodec import chat_text, parse_direct, plain_bytes
 from node.wire.names import NAME_RE
 from node.wire.protocol import DIRECT, MAX_INT, MAX_TEXT, parse
 
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 names = st.from_regex(NAME_RE, fullmatch=True)
 ids = st.one_of(
