@@ -623,8 +623,8 @@ class Bench:
         )
 
     async def registrations(self, procs: Procs) -> None:
-        count = self.n(9_600, 1_600)
-        verify = await procs.work("verify", self.n(20_000, 3_000))
+        count = self.n(9_600, 800)
+        verify = await procs.work("verify", self.n(20_000, 1_500))
         seed = await self.own_seed(procs, "reg-seed")
         got = await procs.work("renew", seed, count, 32)
         ceiling = verify["per_s"] / 2  # two signatures each: the record's and the session's
@@ -642,7 +642,7 @@ class Bench:
         )
 
     async def lookups(self, procs: Procs) -> None:
-        count, clients = self.n(30_000, 4_000), 32
+        count, clients = self.n(30_000, 2_000), 32
         echo, info = await procs.server("echo-server")
         raw = await procs.work("raw-requests", info["url"], count, clients)
         await procs.stop(echo)
