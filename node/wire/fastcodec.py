@@ -13,7 +13,6 @@ contract order); where msgspec would spell something differently they hand over 
 
 from __future__ import annotations
 
-import binascii
 import json
 from typing import Annotated, Any, TypeVar
 
@@ -29,6 +28,7 @@ from .protocol import (
     Acks,
     Chat,
     Chats,
+    canonical_b64,
     parse,
 )
 
@@ -105,19 +105,8 @@ def _model(cls: type[M], values: dict[str, Any]) -> M:
     return model
 
 
-def _canonical_b64(value: str) -> bool:
-    """True when `value` is the standard padded base64 of some bytes (any length): exactly what
-    protocol.py's check accepts. A string that decodes, however leniently, and encodes back to
-    itself is canonical; nothing else is."""
-    try:
-        raw = binascii.a2b_base64(value)
-    except (binascii.Error, ValueError):
-        return False
-    return binascii.b2a_base64(raw, newline=False) == value.encode()
-
-
 def _chat(frame: FastChat) -> Chat | None:
-    if not _canonical_b64(frame.box):
+    if not canonical_b64(frame.box):
         return None
     return _model(
         Chat,
@@ -142,7 +131,7 @@ def _fast_direct(raw: str) -> Chat | Ack | Chats | Acks | None:
     if isinstance(frame, FastChat):
         return _chat(frame)
     if isinstance(frame, FastAck):
-        if not _canonical_b64(frame.proof):
+        if not canonical_b64(frame.proof):
             return None
         return _model(Ack, {"type": "ack", "id": frame.id, "proof": frame.proof})
     if isinstance(frame, FastChats):
@@ -150,7 +139,7 @@ def _fast_direct(raw: str) -> Chat | Ack | Chats | Acks | None:
         if any(c is None for c in chats):
             return None  # the strict path says which chat is wrong
         return _model(Chats, {"type": "chats", "chats": chats})
-    if not all(_canonical_b64(a.proof) for a in frame.acks):
+    if not all(canonical_b64(a.proof) for a in frame.acks):
         return None
     items = [_model(AckItem, {"id": a.id, "proof": a.proof}) for a in frame.acks]
     return _model(Acks, {"type": "acks", "acks": items})

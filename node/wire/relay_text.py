@@ -11,7 +11,6 @@ what is wrong.
 
 from __future__ import annotations
 
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Annotated
@@ -19,7 +18,7 @@ from typing import Annotated
 import msgspec
 
 from .names import is_valid_name
-from .protocol import MAX_BOX
+from .protocol import MAX_BOX, canonical_b64
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -57,19 +56,6 @@ class RelayText:
     to: str
     chat_from: str | None  # the carried chat's `from`; None for an ack
     frame: str  # the carried frame, exactly as received
-
-
-def canonical_b64(value: str) -> bool:
-    """True when `value` is standard padded base64 in canonical form (as `protocol._b64` checks:
-    the encoding of its decoded bytes), without re-encoding the whole of it."""
-    if len(value) % 4:
-        return False
-    try:
-        binascii.a2b_base64(value, strict_mode=True)  # alphabet, padding, nothing after it
-        tail = value[-4:]  # only the last quantum can hold bits that encode otherwise
-        return binascii.b2a_base64(binascii.a2b_base64(tail), newline=False).decode() == tail
-    except (binascii.Error, ValueError):
-        return False
 
 
 def relay_text(raw: str | bytes) -> RelayText | None:

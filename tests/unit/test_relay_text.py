@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from node.crypto.boxes import Boxes
 from node.crypto.keys import Identity
 from node.errors import ProtocolError
-from node.wire.protocol import TO_SEED, CarriedAck, Relay, dump, frame_text, parse
-from node.wire.relay_text import canonical_b64, json_text, relay_text
+from node.wire.protocol import TO_SEED, CarriedAck, Relay, canonical_b64, dump, frame_text, parse
+from node.wire.relay_text import json_text, relay_text
 
 # fixed bytes: the parametrized cases below must be the same in every test worker
 NONCE = base64.b64encode(bytes(range(24))).decode()
