@@ -34,8 +34,8 @@ from .protocol import (
 
 # The rules of protocol.py's types, as msgspec constraints. msgspec matches a pattern with
 # `re.search`, so each is anchored with \A and \Z (`$` would let a trailing newline through).
-_Name = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")]
-_FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+NameText = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")]
+FrameIdText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 # 24 bytes are exactly 32 base64 characters with no padding: every such string is canonical
 _Nonce = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9+/]{32}\Z")]
 _Box = Annotated[str, msgspec.Meta(max_length=MAX_BOX)]  # canonical base64: checked after
@@ -43,15 +43,15 @@ _Proof = Annotated[str, msgspec.Meta(max_length=1024)]  # the same
 
 
 class FastChat(msgspec.Struct, tag_field="type", tag="chat"):
-    id: _FrameId
-    from_: _Name = msgspec.field(name="from")
-    to: _Name
+    id: FrameIdText
+    from_: NameText = msgspec.field(name="from")
+    to: NameText
     nonce: _Nonce
     box: _Box
 
 
 class FastAck(msgspec.Struct, tag_field="type", tag="ack"):
-    id: _FrameId
+    id: FrameIdText
     proof: _Proof
 
 
@@ -62,7 +62,7 @@ class FastChats(msgspec.Struct, tag_field="type", tag="chats"):
 
 
 class FastAckItem(msgspec.Struct):
-    id: _FrameId
+    id: FrameIdText
     proof: _Proof
 
 

@@ -13,33 +13,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated
 
 import msgspec
 
-from .names import is_valid_name
-from .protocol import MAX_BOX, canonical_b64
-
-_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class _Chat(msgspec.Struct, tag_field="type", tag="chat", forbid_unknown_fields=True):
-    id: _Id
-    from_: str = msgspec.field(name="from")
-    to: str
-    nonce: Annotated[str, msgspec.Meta(min_length=32, max_length=32)]  # 24 bytes, no padding
-    box: Annotated[str, msgspec.Meta(max_length=MAX_BOX)]
-
-
-class _Ack(msgspec.Struct, tag_field="type", tag="ack", forbid_unknown_fields=True):
-    id: _Id
-    proof: Annotated[str, msgspec.Meta(max_length=1024)]
+from .fastcodec import FastAck, FastChat, FrameIdText, NameText
+from .protocol import canonical_b64
 
 
 class _Relay(msgspec.Struct, tag_field="type", tag="relay"):
-    id: _Id
-    to: str
-    frame: _Chat | _Ack
+    """The envelope; the carried chat or ack under the direct path's rules (fastcodec.py)."""
+
+    id: FrameIdText
+    to: NameText
+    frame: FastChat | FastAck
 
 
 _DECODER = msgspec.json.Decoder(_Relay)
@@ -67,17 +53,12 @@ def relay_text(raw: str | bytes) -> RelayText | None:
         exact = _ENCODER.encode(relay) == raw.encode()
     except (msgspec.MsgspecError, ValueError, RecursionError):  # nesting msgspec will not follow
         return None
-    if not exact or not is_valid_name(relay.to):
+    if not exact:
         return None
     carried = relay.frame
-    if isinstance(carried, _Chat):
-        if not (
-            is_valid_name(carried.from_)
-            and is_valid_name(carried.to)
-            and not carried.nonce.endswith("=")  # 32 characters: 24 bytes, unpadded
-            and canonical_b64(carried.nonce)
-            and canonical_b64(carried.box)
-        ):
+    # names, ids and the nonce are checked by their types; base64 bodies must be canonical too
+    if isinstance(carried, FastChat):
+        if not canonical_b64(carried.box):
             return None
         chat_from: str | None = carried.from_
     else:
