@@ -327,3 +327,21 @@ async def test_a_write_under_way_is_followed_once_decided_then_once_durable():
     for _ in range(3):
         await asyncio.sleep(0)
     assert seen == [("durable", None)]
+
+
+async def test_a_row_queued_after_close_is_refused_not_left_waiting(tmp_path):
+    db = open_db(tmp_path / "t.sqlite3")
+    db.execute("CREATE TABLE t (n INTEGER)")
+
+    def write(conn: sqlite3.Connection, rows: list[int]) -> list[int]:
+        conn.executemany("INSERT INTO t VALUES (?)", [(r,) for r in rows])
+        return rows
+
+    committer = GroupCommitter(db, write)
+    before = committer.submit(1)
+    await committer.close()
+    assert await before == 1  # queued before close: committed by it
+    late = committer.submit(2)
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(late, 5)
+    assert [n for (n,) in db.execute("SELECT n FROM t")] == [1]
