@@ -24,6 +24,9 @@ from .group_schema import GROUP_STEP, write_group_row
 
 T = TypeVar("T")
 
+# seconds the `shown` mark may wait for another write to ride with (a lone mark is its own commit)
+MARK_DELAY = 1.0
+
 # numbered migrations (storage/migrations.py): step N takes a database from version N-1 to N
 STEPS = [
     # 1: meta, contacts, messages (a database from before versioning already has these)
@@ -252,12 +255,15 @@ class UserStore:
         rows = self._read("SELECT v FROM meta WHERE k = 'seq'")
         self._seq: int = rows[0][0] if rows else 0
         self.unsaved: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self._mark: int | None = None  # a `shown` mark not queued yet
+        self._mark_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         self.committer = GroupCommitter(self.db, _write)
 
     async def close(self) -> None:
         if self.committer is not None:
+            self._write_mark()
             await self.committer.close()
         self.reader.close()
         self.db.close()
@@ -268,12 +274,23 @@ class UserStore:
     def _submit(self, *row: Any) -> asyncio.Future[Any]:
         if self.committer is None:
             raise InternalError("the store is not started")
+        self._write_mark()
         return self.committer.submit(row)
 
     def _queue(self, *row: Any) -> None:
         if self.committer is None:
             raise InternalError("the store is not started")
+        self._write_mark()
         self.committer.submit_quietly(row)
+
+    def _write_mark(self) -> None:
+        """Queue the `shown` mark that is waiting, if any (with the write that called this)."""
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
+        if self._mark is not None and self.committer is not None:
+            mark, self._mark = self._mark, None
+            self.committer.submit_quietly(("meta", "shown", mark))
 
     # ------------------------------------------------------------------ identity
 
@@ -514,8 +531,12 @@ class UserStore:
         return [StoredMessage.from_row(r) for r in rows]
 
     def mark_shown(self, n: int) -> None:
-        """Move the `shown` mark to message `n` (written with the next batch)."""
-        self._queue("meta", "shown", n)
+        """Move the `shown` mark to message `n`: written with the next write, or alone within
+        MARK_DELAY s, so a message received costs one commit, not two. A run killed before the mark
+        is written shows the messages after the last written one again, marked replayed."""
+        self._mark = n
+        if self._mark_timer is None:
+            self._mark_timer = asyncio.get_running_loop().call_later(MARK_DELAY, self._write_mark)
 
     def pending(self) -> list[StoredMessage]:
         """The outbox: outgoing messages not yet delivered nor failed, oldest first."""

@@ -345,3 +345,26 @@ async def test_a_row_queued_after_close_is_refused_not_left_waiting(tmp_path):
     with pytest.raises(StoreError):
         await asyncio.wait_for(late, 5)
     assert [n for (n,) in db.execute("SELECT n FROM t")] == [1]
+
+
+async def test_the_shown_mark_rides_with_the_next_write_and_close_keeps_it(tmp_path):
+    """A received message is one commit, not two: the headless client's `shown` mark waits for
+    the next write (or its delay) instead of committing alone; closing writes a waiting one."""
+    path = tmp_path / "user.sqlite3"
+    store = UserStore(path)
+    store.start()
+    assert store.unshown() == []  # starts the mark at 0
+    for i in (1, 2):
+        await store.add_message(StoredMessage.new_incoming(f"m{i}", "bob", "me", i, "hi"))
+    store.mark_shown(1)
+    assert store.committer is not None and store.committer._pending == []
+    third = store.add_message(StoredMessage.new_incoming("m3", "bob", "me", 3, "hi"))
+    assert [row[:2] for row, _ in store.committer._pending] == [("meta", "shown"), ("add", "bob")]
+    await third
+    assert store._read("SELECT v FROM meta WHERE k = 'shown'") == [(1,)]
+    store.mark_shown(2)
+    await store.close()
+    again = UserStore(path)
+    again.start()
+    assert [m.id for m in again.unshown()] == ["m3"]
+    await again.close()
