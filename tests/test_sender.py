@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -94,3 +96,44 @@ async def test_frames_queued_in_one_turn_go_out_in_one_write_each_its_own_messag
             await asyncio.wait_for(done.wait(), 5)
     assert got == [f"frame {i}" for i in range(10)]
     assert flushed == [1]
+
+
+async def test_an_idle_socket_writes_without_a_task_and_a_full_one_waits_in_order():
+    """A frame to a socket that takes it is written at the end of the turn by a callback (a task
+    per frame cost as much as framing it); once the peer stops reading and flow control pauses
+    the socket, frames wait in the draining task, and all arrive in order when it reads again."""
+    tasks: list[bool] = []
+    paused = asyncio.Event()
+    done = asyncio.Event()
+    big = base64.b64encode(os.urandom(150_000)).decode()  # incompressible, though it is off
+
+    async def handler(ws: ServerConnection) -> None:
+        out = Sender(ws, max_bytes=64 * 1024 * 1024, max_frames=10_000)
+        out.push("first")
+        tasks.append(out.task is not None)
+        await out.flush(5)
+        while not ws.paused:  # the peer reads nothing: its buffers fill, then the transport's
+            out.push(big)
+            await asyncio.sleep(0)
+        out.push("last")
+        await asyncio.sleep(0)
+        tasks.append(out.task is not None)
+        paused.set()
+        await out.flush(30)
+        tasks.append(out.queue is None)
+        done.set()
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", max_size=None, compression=None) as ws:
+            assert await asyncio.wait_for(ws.recv(), 5) == "first"
+            ws.transport.pause_reading()
+            await asyncio.wait_for(paused.wait(), 20)
+            ws.transport.resume_reading()
+            got = []
+            while not got or got[-1] != "last":
+                got.append(await asyncio.wait_for(ws.recv(), 10))
+            await asyncio.wait_for(done.wait(), 10)
+    assert set(got[:-1]) == {big}
+    assert tasks == [False, True, True]

@@ -1,8 +1,10 @@
 """An ordered, bounded outgoing queue per socket, so code that is not the socket's reader can push frames.
 
-Replies, presence pushes and gossip for one socket go out in the order they were queued; a task
-runs only while there is something to write, and writes what was queued in one turn of the
-event loop in one socket write (each frame is still its own WebSocket message). The queue is bounded in bytes as well as frames: a
+Replies, presence pushes and gossip for one socket go out in the order they were queued; what
+was queued in one turn of the event loop goes out in one socket write (each frame is still its
+own WebSocket message), written by a callback at the end of the turn while the socket takes it,
+and by a task, with websockets' flow control, only when it does not (a task per frame cost as
+much as framing it). The queue is bounded in bytes as well as frames: a
 peer too slow to read is disconnected (close code 1013) instead of holding the seed's memory,
 and a producer with much to say (a sync, a mail handover) waits for `room()` between frames.
 """
@@ -15,6 +17,7 @@ from collections import deque
 
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from .sockets import FAIR_SHARE, close_now
 
@@ -62,6 +65,7 @@ class Sender:
         "counts",
         "closing",
         "wake",
+        "soon",
     )
 
     def __init__(
@@ -83,6 +87,7 @@ class Sender:
         self.peak = 0
         self.closing: asyncio.Future[None] | None = None
         self.wake: asyncio.Future[None] | None = None  # a producer waiting for room
+        self.soon = False  # a write is scheduled for the end of this turn
 
     def bound(self, max_bytes: int, max_frames: int) -> None:
         """Change the bounds (a socket that became a seed link)."""
@@ -109,8 +114,36 @@ class Sender:
             self.peak = self.bytes
         if self.counts is not None:
             self.counts.sent += 1
-        if self.task is None:
+        if self.task is None and not self.soon:
+            self.soon = True
+            asyncio.get_running_loop().call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        """This turn's frames in one write, without a task, when the socket takes them at once
+        (open, not paused by flow control, no more than a fair share); else the draining task."""
+        self.soon = False
+        queue = self.queue
+        if self.task is not None or not queue:
+            return
+        ws = self.ws
+        if (
+            len(queue) > FAIR_SHARE
+            or self.bytes > BATCH_BYTES
+            or ws.protocol.state is not State.OPEN
+            or ws.paused
+            or ws.transport.is_closing()
+        ):
             self.task = asyncio.ensure_future(self._drain())
+            return
+        self.queue, self.bytes = None, 0
+        try:
+            for data in queue:
+                ws.protocol.send_text(data)
+            ws.transport.write(b"".join(ws.protocol.data_to_send()))
+        except Exception as exc:  # noqa: BLE001 - as websockets' own send: the connection is lost
+            log.debug("writing to %s failed: %r", ws.remote_address, exc)
+            ws.transport.abort()
+        self._wake()
 
     def overflow(self) -> None:
         """The peer does not read what it is sent: drop the queue and close (abort after a grace)."""
@@ -153,6 +186,8 @@ class Sender:
 
     async def flush(self, timeout: float) -> None:
         """Wait (at most `timeout` s) until everything queued has been written to the socket."""
+        if self.soon:
+            self._write_now()
         try:
             async with asyncio.timeout(timeout):
                 while self.task is not None:
