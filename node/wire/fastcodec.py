@@ -33,9 +33,11 @@ from .protocol import (
     Chats,
     Record,
     Register,
+    Registered,
     SessionAuth,
     canonical_b64,
     canonical_b64_of,
+    dump,
     parse,
     ws_url_problem,
 )
@@ -104,6 +106,11 @@ class FastRegister(msgspec.Struct, tag_field="type", tag="register"):
     id: FrameIdText
     record: FastRecord
     auth: FastSessionAuth
+
+
+class FastRegistered(msgspec.Struct, tag_field="type", tag="registered"):
+    id: str
+    seed: str
 
 
 class FastPlain(msgspec.Struct):
@@ -243,6 +250,14 @@ def parse_to_seed(raw: str | bytes) -> Any:
         if fast is not None:
             return fast
     return parse(TO_SEED, raw)
+
+
+def registered_text(fid: str, seed: str) -> str:
+    """A seed's `registered` answer: the bytes `dump(Registered(...))` writes (printable ASCII is
+    spelled alike by both writers; anything else goes to pydantic)."""
+    if fid.isascii() and fid.isprintable() and seed.isascii() and seed.isprintable():
+        return _encode(FastRegistered(fid, seed)).decode()
+    return dump(Registered(type="registered", id=fid, seed=seed))
 
 
 def plain_bytes(

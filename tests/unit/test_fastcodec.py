@@ -21,7 +21,13 @@ from node.errors import ProtocolError
 from node.user.batching import ack_frames, chat_frames
 from node.user.inbox import ack_text
 from node.wire import fastcodec
-from node.wire.fastcodec import chat_text, parse_direct, parse_to_seed, plain_bytes
+from node.wire.fastcodec import (
+    chat_text,
+    parse_direct,
+    parse_to_seed,
+    plain_bytes,
+    registered_text,
+)
 from node.wire.names import NAME_RE
 from node.wire.protocol import DIRECT, MAX_INT, MAX_TEXT, TO_SEED, parse
 
@@ -424,3 +430,19 @@ def test_the_registers_users_write_take_the_fast_path(monkeypatch):
         assert parsed == strict and parsed.record == record and parsed.auth == auth
     lookup = '{"type":"lookup","id":"l","name":"Sally"}'
     assert parse_to_seed(lookup) == parse(TO_SEED, lookup)
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        ids.filter(lambda i: 1 <= len(i) <= 64),  # a register's id (FrameId)
+        st.text(st.characters(max_codepoint=127), min_size=1, max_size=64),
+    ),
+    st.one_of(st.text(min_size=1, max_size=64), st.sampled_from(["seed-1", "s\x7f", 'a"b\\'])),
+)
+@example("r\x7f", "seed")  # DEL: printable to neither writer
+@example('a"b\\c', "seed")
+def test_registered_answers_are_the_bytes_pydantic_writes(fid, seed):
+    from node.wire.protocol import Registered, dump
+
+    assert registered_text(fid, seed) == dump(Registered(type="registered", id=fid, seed=seed))
