@@ -154,13 +154,19 @@ class Broadcast:
         duplicate, and its id is not waited for."""
         self._see(ident)
 
-    def spread(self, items: list[tuple[str, str, int, str | None]], now: float) -> Out:
+    def spread(
+        self,
+        items: list[tuple[str, str, int, str | None]],
+        now: float,
+        idents: list[str] | None = None,
+    ) -> Out:
         """Changes this seed accepted ((list name, JSON text, change number, source link key or
         None for its own)): each goes whole to the eager links and the flooded ones but its
-        source, its id to the first lazy links of the ring; presence goes whole to every link."""
+        source, its id to the first lazy links of the ring; presence goes whole to every link.
+        `idents`: each item's `item_id`, when the caller worked them out already."""
         out = Out()
-        for kind, text, rev, source in items:
-            ident = item_id(kind, text)
+        for n, (kind, text, rev, source) in enumerate(items):
+            ident = item_id(kind, text) if idents is None else idents[n]
             self._see(ident)
             if kind in TREE_KINDS:
                 self._hold(ident, (kind, text, rev))

@@ -228,6 +228,7 @@ class Replication:
         self.reach = reach
         self.sync_points: dict[str, tuple[str, int]] = {}
         self.outgoing: list[tuple[str, str, int, str | None]] = []
+        self.outgoing_ids: list[str] = []  # the id of each, worked out once
         self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
         self.flush_scheduled = False
         self.applied = asyncio.Event()  # set (and replaced) each time a link applies records
@@ -619,8 +620,10 @@ class Replication:
         """Queue a change for every peer but its source (whole on tree links that are eager, as
         an id on a few lazy ones); a loop turn's changes go out together. It is seen here from
         now: another copy arriving counts as a duplicate."""
-        self.tree.see(broadcast.item_id(kind, text))
+        ident = broadcast.item_id(kind, text)
+        self.tree.see(ident)
         self.outgoing.append((kind, text, rev, source))
+        self.outgoing_ids.append(ident)
         if not self.flush_scheduled:
             self.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -628,7 +631,8 @@ class Replication:
     def _flush(self) -> None:
         self.flush_scheduled = False
         batch, self.outgoing = self.outgoing, []
-        self._send(self.tree.spread(batch, asyncio.get_running_loop().time()))
+        idents, self.outgoing_ids = self.outgoing_ids, []
+        self._send(self.tree.spread(batch, asyncio.get_running_loop().time(), idents))
 
     def _push_items(self, link: LinkSide, items: list[broadcast.Item]) -> None:
         """Gossip frames to one link; on a tree link that was sent ids instead of some changes,

@@ -23,11 +23,11 @@ from ..crypto.keys import Identity, b64
 from ..errors import ErrorCode, ProtocolError, StoreError
 from ..runtime import LogLimiter, Service, Tasks, quiet_logger, quiet_loop_errors, raise_file_limit
 from ..storage.files import default_data_dir, secure_dir
+from ..wire.fastcodec import parse_to_seed, registered_text
 from ..wire.limits import RateLimit, Verdict
 from ..wire.names import fold_name
 from ..wire.protocol import (
     REVISION,
-    TO_SEED,
     Deposit,
     Found,
     Lookup,
@@ -38,7 +38,6 @@ from ..wire.protocol import (
     Published,
     Record,
     Register,
-    Registered,
     Relay,
     SeedHello,
     SeedList,
@@ -50,7 +49,6 @@ from ..wire.protocol import (
     Watching,
     dump,
     error_frame,
-    parse,
     readable_id,
 )
 from ..wire.relay_text import relay_text
@@ -442,7 +440,7 @@ class Seed(Service):
                         self.post.relay_text(session, fast)
                         continue
                 try:
-                    frame = parse(TO_SEED, raw)
+                    frame = parse_to_seed(raw)
                 except ProtocolError as exc:
                     session.out.push(error_frame(exc.code, exc.message, exc.frame_id))
                     continue
@@ -644,7 +642,7 @@ class Seed(Service):
         if first:
             session.mail_backlog = []
         self._bind(session, folded, record.key, auth, now.wall)
-        reply = dump(Registered(type="registered", id=frame.id, seed=self.name))
+        reply = registered_text(frame.id, self.name)
         pending = self.unsynced.get(folded)
         if pending is None:
             self._registered(session, reply, first)

@@ -72,6 +72,16 @@ def canonical_b64(value: str) -> bool:
         return False
 
 
+def canonical_b64_of(value: str, size: int) -> bool:
+    """True when `value` is the canonical base64 of exactly `size` bytes, as `_b64(size, ...)`
+    below checks it (a key, a signature, a nonce): what the fast paths ask of those."""
+    try:
+        raw = binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == size and binascii.b2a_base64(raw, newline=False) == value.encode()
+
+
 def _b64(size: int | None, what: str) -> AfterValidator:
     def check(value: str) -> str:
         try:

@@ -230,6 +230,24 @@ def test_presence_goes_whole_to_every_link_and_is_never_announced():
     assert a.grafted("b", [item_id("presence", "{}")]) == []  # not held for grafts
 
 
+def test_ids_worked_out_by_the_caller_are_the_ones_seen_announced_and_held():
+    """The seed hashes each change once, when it is gossiped: `spread` takes those ids as given."""
+    items = [("records", "r1", 1, None), ("presence", "{}", 2, None)]
+    plain, given = Broadcast("a"), Broadcast("a")
+    for node in (plain, given):
+        node.link_up("b", True)
+        node.link_up("c", True)
+        node.pruned("b")
+    idents = [item_id(kind, text) for kind, text, _, _ in items]
+    assert given.spread(items, 0.0, idents) == plain.spread(items, 0.0)
+    assert given.tick(IHAVE_DELAY) == plain.tick(IHAVE_DELAY)
+    assert given.grafted("b", idents[:1]) == plain.grafted("b", idents[:1]) == [items[0][:3]]
+    other = Broadcast("a")
+    other.link_up("b", True)
+    other.spread(items[:1], 0.0, ["given"])
+    assert other.has("given") and not other.has(idents[0])
+
+
 def test_what_is_held_and_waited_for_is_bounded():
     a = Broadcast("a")
     a.link_up("b", True)

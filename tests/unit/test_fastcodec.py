@@ -21,9 +21,15 @@ from node.errors import ProtocolError
 from node.user.batching import ack_frames, chat_frames
 from node.user.inbox import ack_text
 from node.wire import fastcodec
-from node.wire.fastcodec import chat_text, parse_direct, plain_bytes
+from node.wire.fastcodec import (
+    chat_text,
+    parse_direct,
+    parse_to_seed,
+    plain_bytes,
+    registered_text,
+)
 from node.wire.names import NAME_RE
-from node.wire.protocol import DIRECT, MAX_INT, MAX_TEXT, parse
+from node.wire.protocol import DIRECT, MAX_INT, MAX_TEXT, TO_SEED, parse
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -44,12 +50,25 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+class Spelled(str):
+    """JSON text of a value, written as it is inside an object (a nested object spelled apart)."""
+
+
 def spell(
     pairs: list[tuple[str, Any]], ascii_only: bool, seps: tuple[str, str] = (",", ":")
 ) -> str:
     """JSON text of an object given as key/value pairs (so a key may come twice)."""
-    items = (json.dumps(k) + seps[1] + json.dumps(v, ensure_ascii=ascii_only) for k, v in pairs)
+    items = (
+        json.dumps(k)
+        + seps[1]
+        + (v if isinstance(v, Spelled) else json.dumps(v, ensure_ascii=ascii_only))
+        for k, v in pairs
+    )
     return "{" + seps[0].join(items) + "}"
+
+
+# the fields holding base64 (a chat's and an ack's, a register's record's and session auth's)
+B64_KEYS = ("nonce", "box", "proof", "key", "sig", "seed_key")
 
 
 @st.composite
@@ -95,7 +114,7 @@ def mutated(draw: st.DrawFn, pairs: list[tuple[str, Any]]) -> str:
         escaped = '"\\u%04x' % ord(value[0]) + original[2:]
         return text.replace(original, escaped, 1)
     elif how == "b64":
-        slots = [j for j, (k, _) in enumerate(pairs) if k in ("nonce", "box", "proof")]
+        slots = [j for j, (k, v) in enumerate(pairs) if k in B64_KEYS and isinstance(v, str)]
         if slots:
             j = draw(st.sampled_from(slots))
             k, v = pairs[j]
@@ -118,7 +137,7 @@ def mutated(draw: st.DrawFn, pairs: list[tuple[str, Any]]) -> str:
             )
             pairs[j] = (k, bad)
     elif how == "name":
-        slots = [j for j, (k, _) in enumerate(pairs) if k in ("from", "to")]
+        slots = [j for j, (k, _) in enumerate(pairs) if k in ("from", "to", "name")]
         if slots:
             j = draw(st.sampled_from(slots))
             k, v = pairs[j]
@@ -304,3 +323,126 @@ def test_nesting_deeper_than_msgspec_follows_gets_the_strict_paths_refusal():
         with pytest.raises(ProtocolError) as fast:
             parse_direct(raw)
         assert fast.value.message == strict.value.message == "frame nests too deeply"
+
+
+# ------------------------------------------------------------------ a seed's register frames
+
+sized = st.sampled_from([32] * 8 + [30, 31, 33, 34])  # bytes of a key, nonce (and half a sig)
+endpoints = st.one_of(
+    st.sampled_from(["relay:", "ws://127.0.0.1:9", "wss://seed.example:443/x"]),
+    st.sampled_from(
+        [
+            "relay:",
+            "ws://127.0.0.1:9",
+            "wss://seed.example:443/x",
+            "ws://[::1]:7000",
+            "ws://h:0",
+            "ws://h:99999",
+            "ws://",
+            "http://h:1",
+            "relay:x",
+            "ws://h/" + "x" * 2042,  # 2049 characters: one past the bound
+            "ws://h/" + "x" * 2041,
+            "ws://hé:1",
+        ]
+    ),
+    st.text(max_size=12),
+)
+counts = st.one_of(
+    st.integers(1, MAX_INT), st.sampled_from([-1, 0, 1, MAX_INT, MAX_INT + 1]), st.integers()
+)
+
+
+@st.composite
+def registers(draw: st.DrawFn) -> str:
+    """A register frame, as users write it or mutated at one of its three objects."""
+    key, sig = draw(sized), draw(sized.map(lambda n: n * 2))
+    record = [
+        ("name", draw(names)),
+        ("key", b64(draw(st.binary(min_size=key, max_size=key)))),
+        ("endpoint", draw(endpoints)),
+        ("seq", draw(counts)),
+        ("sig", b64(draw(st.binary(min_size=sig, max_size=sig)))),
+    ]
+    nonce = draw(sized)
+    auth = [
+        ("name", draw(st.one_of(st.just(record[0][1]), names))),
+        ("seed_key", b64(draw(st.binary(min_size=32, max_size=32)))),
+        ("nonce", b64(draw(st.binary(min_size=nonce, max_size=nonce)))),
+        ("at", draw(counts)),
+        ("sig", b64(draw(st.binary(min_size=64, max_size=64)))),
+    ]
+    where = draw(st.sampled_from(["none", "none", "top", "record", "auth"]))
+    inner = {"record": record, "auth": auth}
+    texts = {
+        k: Spelled(draw(mutated(v)) if where == k else spell(v, False)) for k, v in inner.items()
+    }
+    top = [("type", "register"), ("id", draw(ids)), ("record", texts["record"])]
+    top.append(("auth", texts["auth"]))
+    return draw(mutated(top)) if where == "top" else spell(top, False)
+
+
+KEY, SIG = b64(bytes(32)), b64(bytes(64))
+REC = '{"name":"Sally","key":"%s","endpoint":"%s","seq":%s,"sig":"%s"}'
+AUTH = '{"name":"Sally","seed_key":"%s","nonce":"%s","at":%s,"sig":"%s"}' % (KEY, KEY, 5, SIG)
+REG = '{"type":"register","id":"r","record":%s,"auth":%s}'
+
+
+@SETTINGS
+@given(registers())
+@example(REG % (REC % (KEY, "relay:", 1, SIG), AUTH))
+@example(REG % (REC % (KEY, "relay:", 0, SIG), AUTH))
+@example(REG % (REC % (KEY, "relay:", MAX_INT + 1, SIG), AUTH))
+@example(REG % (REC % (KEY, "relay:", "1.0", SIG), AUTH))
+@example(REG % (REC % (KEY, "relay:", "true", SIG), AUTH))
+@example(REG % (REC % (KEY, "ws://h:0", 1, SIG), AUTH))
+@example(REG % (REC % (KEY[:-2] + "B=", "relay:", 1, SIG), AUTH))  # not canonical
+@example(REG % (REC % (KEY[:-1] + "A", "relay:", 1, SIG), AUTH))  # 33 bytes, 44 characters
+@example(REG % (REC % (KEY, "relay:", 1, SIG[:-2] + "AA"), AUTH))  # 66 bytes, 88 characters
+@example(REG % (REC % (KEY, "relay:", 1, SIG), AUTH.replace('"at":5', '"at":-1')))
+@example(REG % (REC % (KEY, "relay:", 1, SIG), AUTH[:-1] + ',"x":1}'))  # an extra field
+@example((REG % (REC % (KEY, "relay:", 1, SIG), AUTH))[:-1] + ',"x":1}')  # ignored at the top
+def test_registers_parse_as_the_strict_path_parses_them(raw):
+    assert outcome(parse_to_seed, raw) == outcome(lambda r: parse(TO_SEED, r), raw)
+
+
+def test_the_registers_users_write_take_the_fast_path(monkeypatch):
+    """What a user's seed link sends (`dump(Register(...))`) passes the re-encode check; the
+    other frames a seed reads still take the strict path."""
+    from node.crypto.keys import Identity
+    from node.crypto.signing import sign_record, sign_session
+    from node.wire.protocol import Register, dump
+
+    user, seed = Identity.generate(), Identity.generate()
+    record = sign_record(user, "Sally", "ws://127.0.0.1:9000", 7)
+    auth = sign_session(user, "Sally", seed.key, b64(bytes(range(32))), 1_700_000_000_000)
+    for endpoint in ("ws://127.0.0.1:9000", "relay:"):
+        record = sign_record(user, "Sally", endpoint, 7)
+        text = dump(Register(type="register", id="f3" * 16, record=record, auth=auth))
+        strict = parse(TO_SEED, text)
+
+        def refuse(*args: object) -> None:
+            raise AssertionError("the strict path was taken")
+
+        monkeypatch.setattr(fastcodec, "parse", refuse)
+        parsed = parse_to_seed(text)
+        monkeypatch.undo()
+        assert parsed == strict and parsed.record == record and parsed.auth == auth
+    lookup = '{"type":"lookup","id":"l","name":"Sally"}'
+    assert parse_to_seed(lookup) == parse(TO_SEED, lookup)
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        ids.filter(lambda i: 1 <= len(i) <= 64),  # a register's id (FrameId)
+        st.text(st.characters(max_codepoint=127), min_size=1, max_size=64),
+    ),
+    st.one_of(st.text(min_size=1, max_size=64), st.sampled_from(["seed-1", "s\x7f", 'a"b\\'])),
+)
+@example("r\x7f", "seed")  # DEL: printable to neither writer
+@example('a"b\\c', "seed")
+def test_registered_answers_are_the_bytes_pydantic_writes(fid, seed):
+    from node.wire.protocol import Registered, dump
+
+    assert registered_text(fid, seed) == dump(Registered(type="registered", id=fid, seed=seed))
