@@ -212,3 +212,61 @@ async def test_frames_refused_for_their_form_get_one_error_and_the_socket_lives(
     assert [m.text for m in bob.history("indie")] == ["m-3", "m-4"]
     await ws.close()
     await session.close()
+
+
+async def test_a_batch_is_opened_in_one_job_and_refused_chat_by_chat_as_before(seeds, users):
+    """A batch from a contact with a pinned key is opened on the opens thread in one job (a lone
+    chat, or a batch too small to pay for the hand-off, inline); the acks carry proofs that open.
+    A batch boxed with another key under the contact's name, or from a sender since blocked, is
+    still refused chat by chat, each with its own error, and stores nothing."""
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url])
+    await next_event(bob_ev, registered)
+    indie, eve = Identity.generate(), Identity.generate()
+    session = await indie_register(a.url, "indie", indie, "ws://127.0.0.1:9")
+    bob.add_contact("indie")
+    ws = await dial(bob.endpoint, subprotocols=[BATCH_SUBPROTOCOL, SUBPROTOCOL])
+
+    async def answers(count: int) -> list[dict]:
+        return [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(count)]
+
+    async def batch(sender: Identity, ids: list[str]) -> None:
+        chats = [chat_from(sender, bob, i) for i in ids]
+        await ws.send(json.dumps({"type": "chats", "chats": chats}))
+
+    await ws.send(json.dumps(chat_from(indie, bob, "m-0")))  # the first pins indie's key
+    assert [(f["type"], f["id"]) for f in await answers(1)] == [("ack", "m-0")]
+    await batch(indie, ["s-1", "s-2"])  # too few for a job
+    assert [x["id"] for x in (await answers(1))[0]["acks"]] == ["s-1", "s-2"]
+    assert bob.inbox.opener.jobs == 0
+
+    ids = [f"m-{i:02}" for i in range(1, 11)]
+    await batch(indie, ids)
+    (acks,) = await answers(1)
+    assert [x["id"] for x in acks["acks"]] == ids
+    for x in acks["acks"]:
+        assert opens_to(x["proof"], indie, bob.identity.key, "indie", x["id"], "bob")
+    assert bob.inbox.opener.jobs == 1
+    stored = ["m-0", "s-1", "s-2", *ids]
+    assert [m.text for m in bob.history("indie")] == stored
+
+    forged = [f"f-{i}" for i in range(10)]
+    await batch(eve, forged)  # not indie's key: the job's opens fail, the lookup says so too
+    got = await answers(10)
+    assert [(f["type"], f["code"], f["id"]) for f in got] == [
+        ("error", "bad_box", i) for i in forged
+    ]
+    assert bob.inbox.opener.jobs == 2
+
+    assert bob.block("indie")
+    later = [f"b-{i}" for i in range(10)]
+    await batch(indie, later)
+    got = await answers(10)
+    assert [(f["type"], f["code"], f["id"]) for f in got] == [
+        ("error", "bad_box", i) for i in later
+    ]
+    assert all("does not accept messages from you" in f["message"] for f in got)
+    assert bob.inbox.opener.jobs == 2  # nothing of a blocked sender's is opened
+    assert [m.text for m in bob.history("indie")] == stored
+    await ws.close()
+    await session.close()

@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from websockets.asyncio.server import ServerConnection
@@ -65,6 +66,7 @@ from .acts import dump, parse_act
 from .batching import AckBatch, entries, negotiated
 from .contacts import KeyPins, RecordBook
 from .events import Event, MessageReceived
+from .opener import Opened, Opener
 from .senders import Allowance, StrangerGate
 from .store import StoredMessage, UserStore
 
@@ -72,6 +74,9 @@ log = quiet_logger("p2p.user.inbox")
 
 DAY_MS = 86_400_000
 REFRESH_EVERY = 10.0  # seconds between fresh lookups of a contact whose box did not open
+# a batch's boxes go to the opens thread when at least this many open with a pinned key (handing a
+# job over costs about as much as opening and proving five chats inline)
+AHEAD_MIN = 8
 
 
 def ack_text(msg_id: str, proof: str) -> str:
@@ -136,9 +141,13 @@ class Inbox:
         self.on_group: GroupHook | None = None  # r3 groups, set by the group node
         self.acts = ActNode(store, emit)  # r3 replies, reactions, edits, deletes
         self.chats_frames = 0  # r3 `chats` frames received on batching links
+        # r3 batches' boxes are opened (and their acks proven) here, one job a batch
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opens")
+        self.opener = Opener(boxes, self.pool)
 
     async def stop(self) -> None:
         await self.tasks.cancel_all()
+        self.pool.shutdown(wait=False)
 
     # ------------------------------------------------------------------ the direct endpoint
 
@@ -209,6 +218,7 @@ class Inbox:
         when the socket was cut for its rate."""
         self.chats_frames += 1
         loop = asyncio.get_running_loop()
+        ahead = await self._open_ahead(chats)
         acks = AckBatch(out)
         try:
             for n, chat in enumerate(chats):
@@ -229,7 +239,7 @@ class Inbox:
                     out.push(error_frame(chat.code, chat.message, chat_id))
                     continue
                 try:
-                    acks.expect(await self.receive(chat, acks.add))
+                    acks.expect(await self.receive(chat, acks.add, ahead[n]))
                 except ProtocolError as exc:
                     out.push(error_frame(exc.code, exc.message, exc.frame_id))
                 except StoreError as exc:
@@ -242,6 +252,28 @@ class Inbox:
         finally:
             acks.seal()
         return True
+
+    async def _open_ahead(self, chats: Sequence[Chat | ProtocolError]) -> list[Opened | None]:
+        """r3: the boxes of a batch from contacts with a pinned key, opened with that key (and
+        their ack proofs sealed) on the opens thread as one job, in order; None for a chat left to
+        `receive` (every check is still made there, in the same order, on the chat itself)."""
+        ahead: list[Opened | None] = [None] * len(chats)
+        slots: list[int] = []
+        jobs: list[tuple[str, Chat]] = []
+        for n, chat in enumerate(chats):
+            if isinstance(chat, ProtocolError) or self.store.is_blocked(chat.from_):
+                continue
+            contact = self.store.contact(chat.from_)
+            if contact is not None and contact.key is not None:
+                slots.append(n)
+                jobs.append((contact.key, chat))
+        if len(jobs) < AHEAD_MIN:
+            return ahead
+        found = await self.opener.open_batch(jobs)
+        if found is not None:
+            for n, opened in zip(slots, found, strict=True):
+                ahead[n] = opened
+        return ahead
 
     # ------------------------------------------------------------------ by any path
 
@@ -261,15 +293,20 @@ class Inbox:
             )
             raise ProtocolError(ErrorCode.INTERNAL, why, chat_id) from None
 
-    async def _open(self, chat: Chat) -> tuple[str, str, ChatPlain]:
+    async def _open(self, chat: Chat, ahead: Opened | None = None) -> tuple[str, str, ChatPlain]:
         """(sender's name, its key, the plaintext). A contact's pinned key is tried first: a box
-        from a contact opens with no lookup at all, and junk in a contact's name costs none."""
+        from a contact opens with no lookup at all, and junk in a contact's name costs none.
+        `ahead`: what the opens thread found with the key pinned then (used while it still is)."""
         contact = self.store.contact(chat.from_)
         if contact is not None and contact.key is not None:
-            try:
-                return contact.name, contact.key, self.boxes.open(contact.key, chat)
-            except ProtocolError:
-                pass  # a new key, perhaps: the seed's record says (and the pin holds it back)
+            if ahead is not None and ahead.key == contact.key:
+                if ahead.inner is not None:
+                    return contact.name, contact.key, ahead.inner
+            else:
+                try:
+                    return contact.name, contact.key, self.boxes.open(contact.key, chat)
+                except ProtocolError:
+                    pass  # a new key, perhaps: the seed's record says (and the pin holds it back)
         found = await self._sender(chat.from_, chat.id)
         if contact is not None and found.record.key == contact.key:
             # the pinned key is what the seed said too, a while ago: ask it again, at most once in
@@ -287,7 +324,9 @@ class Inbox:
             found = await self._sender(chat.from_, chat.id)
         return found.record.name, found.record.key, self.boxes.open(found.record.key, chat)
 
-    async def receive(self, chat: Chat, ack_back: AckBack) -> asyncio.Future[int]:
+    async def receive(
+        self, chat: Chat, ack_back: AckBack, ahead: Opened | None = None
+    ) -> asyncio.Future[int]:
         """Check, open and store a chat, then acknowledge it with `ack_back` once it is on disk.
 
         The store's future is returned (the endpoint does not wait for it: the next frame is read
@@ -302,7 +341,7 @@ class Inbox:
             raise ProtocolError(
                 ErrorCode.BAD_BOX, f"this endpoint is {self.name}, not {chat.to}", chat.id
             )
-        sender, key, inner = await self._open(chat)
+        sender, key, inner = await self._open(chat, ahead)
         if inner.ts < now_ms() - self.oldest_ms:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, "the message is older than anything still delivered", chat.id
@@ -336,7 +375,10 @@ class Inbox:
             stored.add_done_callback(
                 lambda fut: self.acts.stored("p", msg.peer, fut, sender, inner.ts, inner.id)(act)
             )
-        proof = self.boxes.ack_proof(key, chat.from_, chat.id, chat.to)
+        if ahead is not None and ahead.proof is not None and ahead.key == key:
+            proof = ahead.proof  # sealed on the opens thread for this very chat and key
+        else:
+            proof = self.boxes.ack_proof(key, chat.from_, chat.id, chat.to)
 
         def ack(fut: asyncio.Future[int]) -> None:
             """Acknowledge once stored (copies too); only a message stored for the first time is shown."""
