@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -65,8 +64,6 @@ class SeedConfig(BaseModel):
     link_queue_bytes: int = Field(8 * 1024 * 1024, ge=2 * MAX_FRAME)
     relay_rate: int = Field(64 * 1024, ge=1)
     relay_burst: int = Field(1024 * 1024, ge=64 * 1024)
-    # worker processes that check registrations' signatures in turns of many (0: threads only)
-    verify_processes: int = Field(max((os.cpu_count() or 1) - 1, 0), ge=0, le=64)
     mail_days: float = Field(21.0, gt=0)
     mail_per_recipient: int = Field(1000, ge=1)
     mail_per_recipient_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)

@@ -104,13 +104,8 @@ def sign_session(identity: Identity, name: str, seed_key: str, nonce: str, at: i
     )
 
 
-def session_bytes(auth: SessionAuth) -> bytes:
-    """The exact bytes a session auth's signature covers."""
-    return signed_bytes(SESSION_PREFIX, dump_obj(auth))
-
-
 def verify_session(auth: SessionAuth, user_key: str) -> bool:
-    return verify(user_key, session_bytes(auth), auth.sig)
+    return verify(user_key, signed_bytes(SESSION_PREFIX, dump_obj(auth)), auth.sig)
 
 
 # ---------------------------------------------------------------- seed links

@@ -79,7 +79,7 @@ from .revs import Revs
 from .storage.base import SeedStorage, Stored
 from .storage.sqlite import SqliteStorage
 from .store import SeedStore, SeedUrl
-from .verifier import Processes, Signatures, Verifier
+from .verifier import Signatures, Verifier
 from .watchers import Watchers
 
 log = quiet_logger("p2p.seed")
@@ -243,9 +243,8 @@ class Seed(Service):
         self.store.start()
         self.storage = SqliteStorage(self.store, self.mailbox, self.next_rev)
         self.mesh = Mesh(self)
-        # registrations' signatures, off the loop, on the pool that checks what peers send, or
-        # in worker processes when many come at once
-        self.verifier = Verifier(self.mesh.replication.pool, Processes(cfg.verify_processes))
+        # registrations' signatures, off the loop, on the pool that checks what peers send
+        self.verifier = Verifier(self.mesh.replication.pool)
         self.post = Post(self)
         if cfg.storage != "sqlite":
             self.fleet = await Fleet.join(self, cfg.storage, limits)
@@ -299,8 +298,6 @@ class Seed(Service):
         if self.fleet is not None:
             await self.fleet.stop()
         await self.mesh.stop()
-        if self.verifier.processes is not None:
-            self.verifier.processes.close()
         if self.server is not None:
             await shut(self.server, 1001, "seed shutting down")
         await self.store.close()
