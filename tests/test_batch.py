@@ -270,3 +270,29 @@ async def test_a_batch_is_opened_in_one_job_and_refused_chat_by_chat_as_before(s
     assert [m.text for m in bob.history("indie")] == stored
     await ws.close()
     await session.close()
+
+
+async def test_the_chats_a_batch_opens_ahead_are_only_those_its_rate_still_admits(seeds, users):
+    """The opens thread opens (and proves) no more chats of a batch than the sender's rate still
+    admits: a contact at its limit that sends full batches buys an open per admitted chat, not one
+    per chat of the frame. With 11 chats left in its bucket, a batch of 20 gets 11 acks, 9
+    `rate_limited` errors, and 11 boxes opened."""
+    a = await seeds("a")
+    bob, bob_ev = await users("bob", [a.url], peer_rate=0.001, peer_burst=12.0)
+    await next_event(bob_ev, registered)
+    indie = Identity.generate()
+    session = await indie_register(a.url, "indie", indie, "ws://127.0.0.1:9")
+    bob.add_contact("indie")
+    ws = await dial(bob.endpoint, subprotocols=[BATCH_SUBPROTOCOL, SUBPROTOCOL])
+    await ws.send(json.dumps(chat_from(indie, bob, "m-first")))  # pins indie's key: 11 left
+    assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "ack"
+    ids = [f"m-{i:02}" for i in range(20)]
+    await ws.send(json.dumps({"type": "chats", "chats": [chat_from(indie, bob, i) for i in ids]}))
+    got = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(10)]
+    refused = [f["id"] for f in got if f["type"] == "error" and f["code"] == "rate_limited"]
+    acked = [x["id"] for f in got if f["type"] == "acks" for x in f["acks"]]
+    assert acked == ids[:11] and refused == ids[11:]
+    assert bob.inbox.opener.jobs == 1
+    assert bob.inbox.opener.opened == 11
+    await ws.close()
+    await session.close()

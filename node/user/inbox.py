@@ -218,7 +218,8 @@ class Inbox:
         when the socket was cut for its rate."""
         self.chats_frames += 1
         loop = asyncio.get_running_loop()
-        ahead = await self._open_ahead(chats)
+        # the first chat was counted with the frame's check; the rest as far as the bucket admits
+        ahead = await self._open_ahead(chats, 1 + limit.available(loop.time()))
         acks = AckBatch(out)
         try:
             for n, chat in enumerate(chats):
@@ -253,14 +254,18 @@ class Inbox:
             acks.seal()
         return True
 
-    async def _open_ahead(self, chats: Sequence[Chat | ProtocolError]) -> list[Opened | None]:
+    async def _open_ahead(
+        self, chats: Sequence[Chat | ProtocolError], admitted: int
+    ) -> list[Opened | None]:
         """r3: the boxes of a batch from contacts with a pinned key, opened with that key (and
         their ack proofs sealed) on the opens thread as one job, in order; None for a chat left to
-        `receive` (every check is still made there, in the same order, on the chat itself)."""
+        `receive` (every check is still made there, in the same order, on the chat itself).
+        Only the first `admitted` are tried: those the sender's rate still admits (a chat refused
+        for the rate costs no open)."""
         ahead: list[Opened | None] = [None] * len(chats)
         slots: list[int] = []
         jobs: list[tuple[str, Chat]] = []
-        for n, chat in enumerate(chats):
+        for n, chat in enumerate(chats[:admitted]):
             if isinstance(chat, ProtocolError) or self.store.is_blocked(chat.from_):
                 continue
             contact = self.store.contact(chat.from_)

@@ -52,6 +52,7 @@ class Opener:
         self.boxes = boxes
         self.pool = pool
         self.jobs = 0  # jobs handed to the pool
+        self.opened = 0  # boxes handed to the pool in them
 
     async def open_batch(self, jobs: Sequence[tuple[str, Chat]]) -> list[Opened] | None:
         """What the job found for each (key, chat), in order; None when the pool could not take
@@ -65,6 +66,7 @@ class Opener:
         except RuntimeError:  # the pool is shut down (the node is stopping)
             return None
         self.jobs += 1
+        self.opened += len(jobs)
         try:
             return await future
         except Exception:  # a bug: the inbox opens the batch inline, as it would a lone chat

@@ -48,6 +48,11 @@ class RateLimit:
         self.refused += 1
         return Verdict.CUT if self.refused > self.burst else Verdict.REFUSE
 
+    def available(self, now: float) -> int:
+        """How many frames of cost 1 the bucket would admit now (nothing is taken)."""
+        self._refill(now)
+        return int(self.tokens)
+
     def allows(self, now: float, cost: float = 1.0) -> bool:
         """Take `cost` tokens if there are enough; a refusal here is not counted towards a cut."""
         self._refill(now)
