@@ -84,3 +84,12 @@ async def test_correlator_wait_forgets_the_id_on_timeout():
     with pytest.raises(TimeoutError):
         await c.wait("x", fut, timeout=0.01)
     assert len(c) == 0 and not c.resolve("x", "late")
+
+
+def test_available_counts_what_the_bucket_admits_and_takes_nothing():
+    limit = RateLimit(rate=1.0, burst=3.0, now=0.0)
+    assert limit.available(0.0) == limit.available(0.0) == 3
+    assert limit.check(0.0) is Verdict.ALLOW
+    assert limit.available(0.0) == 2
+    assert limit.available(0.5) == 2  # 2.5 tokens: two whole frames
+    assert limit.available(10.0) == 3  # never past the burst
