@@ -132,7 +132,18 @@ _ENCODER = msgspec.json.Encoder()
 _encode = _ENCODER.encode
 # what a decode may raise: not JSON, not these rules, text no codec can write (lone surrogates),
 # or nesting deeper than msgspec recurses (in a field it skips); the strict path then says why
-_FAST_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError)
+_FAST_ERRORS = (msgspec.MsgspecError, ValueError, RecursionError)
+
+
+def exact(decoder: msgspec.json.Decoder[Any], raw: str) -> Any:
+    """The frame `decoder` reads in `raw` when it re-encodes to exactly `raw`'s bytes (no
+    duplicate key, space, escape or other order passes), else None: the fast paths' one rule."""
+    try:
+        frame = decoder.decode(raw)
+        return frame if _encode(frame) == raw.encode() else None
+    except _FAST_ERRORS:
+        return None
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -166,11 +177,8 @@ def _chat(frame: FastChat) -> Chat | None:
 
 
 def _fast_direct(raw: str) -> Chat | Ack | Chats | Acks | None:
-    try:
-        frame = _DIRECT.decode(raw)
-        if _encode(frame) != raw.encode():
-            return None
-    except _FAST_ERRORS:
+    frame = exact(_DIRECT, raw)
+    if frame is None:
         return None
     if isinstance(frame, FastChat):
         return _chat(frame)
@@ -200,11 +208,8 @@ def parse_direct(raw: str | bytes) -> Any:
 
 
 def _fast_register(raw: str) -> Register | None:
-    try:
-        frame = _REGISTER.decode(raw)
-        if _encode(frame) != raw.encode():
-            return None
-    except _FAST_ERRORS:
+    frame = exact(_REGISTER, raw)
+    if frame is None:
         return None
     record, auth = frame.record, frame.auth
     if not (

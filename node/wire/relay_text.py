@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .fastcodec import FastAck, FastChat, FrameIdText, NameText
+from .fastcodec import FastAck, FastChat, FrameIdText, NameText, exact
 from .protocol import canonical_b64
 
 
@@ -29,7 +29,6 @@ class _Relay(msgspec.Struct, tag_field="type", tag="relay"):
 
 
 _DECODER = msgspec.json.Decoder(_Relay)
-_ENCODER = msgspec.json.Encoder()
 _PREFIX = '{"type":"relay","id":'
 _FRAME_KEY = ',"frame":'
 
@@ -48,12 +47,8 @@ def relay_text(raw: str | bytes) -> RelayText | None:
     """The relay in `raw` when it may take the fast path, else None (then parse it as usual)."""
     if not isinstance(raw, str) or not raw.startswith(_PREFIX):
         return None
-    try:
-        relay = _DECODER.decode(raw)
-        exact = _ENCODER.encode(relay) == raw.encode()
-    except (msgspec.MsgspecError, ValueError, RecursionError):  # nesting msgspec will not follow
-        return None
-    if not exact:
+    relay = exact(_DECODER, raw)
+    if relay is None:
         return None
     carried = relay.frame
     # names, ids and the nonce are checked by their types; base64 bodies must be canonical too
