@@ -240,6 +240,8 @@ class Seed(Service):
         self.first_seen = FirstSeen(self.store.load_first_seen(), int(cfg.stranger_days * DAY_MS))
         self.mailbox = Mailbox(self.store, limits)
         self.mailbox.load()
+        # read before the commit thread starts: it shares this connection (a fleet's start awaits)
+        seed_urls, sync_points = self.store.load_seed_urls(), self.store.load_sync_points()
         self.store.start()
         self.storage = SqliteStorage(self.store, self.mailbox, self.next_rev)
         self.mesh = Mesh(self)
@@ -250,7 +252,7 @@ class Seed(Service):
             self.fleet = await Fleet.join(self, cfg.storage, limits)
             self.storage = self.fleet.storage
             await self.fleet.start()
-        self.mesh.start(cfg.peers, self.store.load_seed_urls(), self.store.load_sync_points())
+        self.mesh.start(cfg.peers, seed_urls, sync_points)
         for url in self.mesh.urls.configured:  # keys proven at configured URLs before first-seen
             known = self.mesh.urls.known.get(url)  # was kept (a store from before revision 3)
             if known is not None and known.key and known.verified:

@@ -134,8 +134,15 @@ class SeedStore:
 
     # ------------------------------------------------------------------ at start (before commits)
 
+    def _at_start(self) -> None:
+        """These read and write the writing connection on the loop: only before the commit thread
+        shares it."""
+        if self.committer is not None:
+            raise InternalError("a start-up read or write after the store started")
+
     def load_records(self) -> Iterator[tuple[Record, int, int, int]]:
         """Every stored record, with when it was renewed and claimed here, and its change number."""
+        self._at_start()
         rows = self.db.execute(
             "SELECT name, key, endpoint, seq, sig, renewed, claimed, rev FROM records"
         )
@@ -145,6 +152,7 @@ class SeedStore:
 
     def epoch_and_reserved(self) -> tuple[str, int]:
         """This directory's epoch (drawn when it is first opened) and the saved counter ceiling."""
+        self._at_start()
         rows = dict(self.db.execute("SELECT k, v FROM meta").fetchall())
         epoch = rows.get("epoch")
         if epoch is None:
@@ -154,18 +162,22 @@ class SeedStore:
 
     def save_reserved_now(self, ceiling: int) -> None:
         """Save the counter ceiling before serving (the one synchronous write at start)."""
+        self._at_start()
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('reserved', ?)", (ceiling,))
 
     def load_seed_urls(self) -> list[SeedUrl]:
+        self._at_start()
         rows = self.db.execute("SELECT url, key, learned, verified FROM seeds")
         return [SeedUrl(*row) for row in rows]
 
     def load_first_seen(self) -> list[tuple[str, str, int]]:
         """(key, configured URL, when first proven there) of every key proven at a configured URL."""
+        self._at_start()
         return [tuple(row) for row in self.db.execute("SELECT key, url, first_seen FROM seed_keys")]
 
     def load_sync_points(self) -> dict[str, tuple[str, int]]:
         """Per peer key: the epoch and highest change number of it applied in full here."""
+        self._at_start()
         rows = self.db.execute("SELECT key, epoch, since FROM peers")
         return {key: (epoch, since) for key, epoch, since in rows}
 

@@ -368,3 +368,19 @@ async def test_the_shown_mark_rides_with_the_next_write_and_close_keeps_it(tmp_p
     again.start()
     assert [m.id for m in again.unshown()] == ["m3"]
     await again.close()
+
+
+async def test_a_seed_stores_start_up_reads_are_refused_once_the_commit_thread_shares_the_connection(
+    tmp_path,
+):
+    """The start-up reads use the writing connection on the loop: after `start()` the commit
+    thread may be inside a transaction on it, so they must come before (a fleet seed awaits the
+    cluster between the two)."""
+    store = SeedStore(tmp_path / "seed.sqlite3")
+    assert store.load_seed_urls() == [] and store.load_sync_points() == {}
+    store.start()
+    with pytest.raises(InternalError):
+        store.load_seed_urls()
+    with pytest.raises(InternalError):
+        store.load_sync_points()
+    await store.close()
