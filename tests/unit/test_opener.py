@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from node.crypto.boxes import Boxes
 from node.crypto.keys import Identity
 from node.user.opener import Opener
 from node.wire.protocol import DIRECT, parse
 
-
-class CountingPool(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-        self.jobs = 0
-
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
-        self.jobs += 1
-        return super().submit(fn, *args, **kwargs)
+from .pools import CountingPool
 
 
 async def test_a_batch_is_one_job_and_each_chat_gets_its_plaintext_and_proof():

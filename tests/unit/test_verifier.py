@@ -10,17 +10,9 @@ from node.crypto.keys import Identity
 from node.crypto.signing import sign_record, sign_session
 from node.seed.verifier import BATCH, Signatures, Verifier
 
+from .pools import CountingPool
+
 NONCE = base64.b64encode(bytes(32)).decode()
-
-
-class CountingPool(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(max_workers=2)
-        self.jobs = 0
-
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
-        self.jobs += 1
-        return super().submit(fn, *args, **kwargs)
 
 
 async def test_checks_asked_in_one_turn_are_one_job_and_each_gets_its_answer():
@@ -28,7 +20,7 @@ async def test_checks_asked_in_one_turn_are_one_job_and_each_gets_its_answer():
     good = sign_record(me, "erin", "ws://127.0.0.1:9", 5)
     forged = good.model_copy(update={"endpoint": "ws://127.0.0.1:10"})
     auth = sign_session(me, "erin", other.key, NONCE, 1)
-    pool = CountingPool()
+    pool = CountingPool(2)
     verifier = Verifier(pool)
     futures = [
         verifier.check(good, auth, me.key),
