@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import sqlite3
 
+from node.clock import now_ms
 from node.crypto.keys import Identity
 from node.crypto.signing import sign_mail, sign_take
 from node.user.events import MessageState
-from node.wire.protocol import CARRIED
+from node.wire.protocol import CARRIED, Relayed
 
 from .helpers import (
     RawClient,
@@ -49,6 +51,37 @@ async def test_relay_only_users_chat_both_ways_through_one_seed(seeds, users):
     await next_event(bob_ev, in_state(back, "delivered"))
     assert (await next_event(alice_ev, received)).text == "and back"
     assert alice.path_to("bob") == "relay only"
+
+
+async def test_relayed_chats_from_one_sender_are_received_in_the_order_they_came(seeds, users):
+    """A relayed chat whose sender needs a lookup is not overtaken by the next one from the same
+    sender (each relayed chat is received by a task of its own): stored and shown in order."""
+    a = await seeds("a")
+    alice, alice_ev = await users("alice", [a.url], **RELAY_ONLY)
+    bob, bob_ev = await users("bob", [a.url], **RELAY_ONLY)
+    for ev in (alice_ev, bob_ev):
+        await next_event(ev, registered)
+    found = await bob.inbox._sender("alice", "warm")
+    gate = asyncio.Event()
+    first = True
+
+    async def slow_first(name: str, chat_id: str):  # the first lookup waits, the others do not
+        nonlocal first
+        if first:
+            first = False
+            await gate.wait()
+        return found
+
+    bob.inbox._sender = slow_first  # type: ignore[method-assign]
+    now = now_ms()
+    for i in range(3):
+        text = alice.boxes.seal(bob.identity.key, f"m{i}", "alice", "bob", now + i, f"r{i}")
+        frame = Relayed(type="relayed", from_="alice", frame=CARRIED.validate_json(text))
+        bob.inbox.on_relayed(frame)
+    for _ in range(10):  # turns enough for the later two to pass the first if they could
+        await asyncio.sleep(0)
+    gate.set()
+    assert await texts(bob_ev, 3) == ["r0", "r1", "r2"]
 
 
 async def test_relay_only_users_chat_across_two_seeds(seeds, users):

@@ -131,6 +131,8 @@ class Inbox:
         self.to_take: list[TakenId] = []
         self.refreshed: dict[str, float] = {}  # folded name -> when its record was last re-asked
         self.take_soon: asyncio.Handle | None = None
+        # per sender (folded): the last relayed chat being received, which the next one waits for
+        self.relay_tails: dict[str, asyncio.Task[None]] = {}
         allowance = Allowance(
             config.stranger_rate,
             config.stranger_burst,
@@ -457,9 +459,29 @@ class Inbox:
         if isinstance(carried, CarriedAck):
             self.on_ack(carried)
             return
-        self.tasks.spawn(
-            self._receive_quietly(carried, self._ack_through_seeds(carried.from_)), "relayed chat"
+        folded = fold_name(carried.from_)
+        before = self.relay_tails.get(folded)
+        task = self.tasks.spawn(
+            self._receive_in_turn(before, carried, self._ack_through_seeds(carried.from_)),
+            "relayed chat",
         )
+        self.relay_tails[folded] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self.relay_tails.get(folded) is finished:
+                del self.relay_tails[folded]
+
+        task.add_done_callback(done)
+
+    async def _receive_in_turn(
+        self, before: asyncio.Task[None] | None, chat: CarriedChat, ack_back: AckBack
+    ) -> None:
+        """One sender's relayed chats are received in the order they came: a chat whose sender
+        needs a lookup must not be overtaken by the next, or they are stored and shown out of
+        order."""
+        if before is not None:
+            await asyncio.wait({before})
+        await self._receive_quietly(chat, ack_back)
 
     async def _receive_quietly(self, chat: CarriedChat, ack_back: AckBack) -> None:
         """Receive a chat that has no socket to answer on: a refusal cannot travel back; it is logged."""
