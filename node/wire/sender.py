@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Iterable
 
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
@@ -137,9 +138,7 @@ class Sender:
             return
         self.queue, self.bytes = None, 0
         try:
-            for data in queue:
-                ws.protocol.send_text(data)
-            ws.transport.write(b"".join(ws.protocol.data_to_send()))
+            write_texts(ws, queue)
         except Exception as exc:  # noqa: BLE001 - as websockets' own send: the connection is lost
             log.debug("writing to %s failed: %r", ws.remote_address, exc)
             ws.transport.abort()
@@ -231,6 +230,11 @@ async def send_texts(ws: Connection, texts: list[bytes]) -> None:
         await ws.send(texts[0], text=True)
         return
     async with ws.send_context():
-        for data in texts:
-            ws.protocol.send_text(data)
-        ws.transport.write(b"".join(ws.protocol.data_to_send()))
+        write_texts(ws, texts)
+
+
+def write_texts(ws: Connection, texts: Iterable[bytes]) -> None:
+    """Frame each text (its own WebSocket message) and write them all in one socket write."""
+    for data in texts:
+        ws.protocol.send_text(data)
+    ws.transport.write(b"".join(ws.protocol.data_to_send()))
